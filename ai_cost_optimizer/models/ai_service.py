@@ -1,0 +1,300 @@
+import logging
+
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+
+from ..core import clients, pricing
+from ..core.clients import ProviderError
+from ..core.messages import prompt_hash, validate_messages
+from ..core.tokens import count_message_tokens
+from ..exceptions import AiProviderError
+from .ai_token_usage import QUALITY_LEVELS
+
+_logger = logging.getLogger(__name__)
+
+MODES = ("passthrough", "smart_router")
+
+
+class AiService(models.AbstractModel):
+    """The gateway every LLM call of Odoo goes through.
+
+    `send_message` runs a pipeline of small overridable steps, each taking and enriching
+    one `call` dict, so other modules can hook in with `super()`.
+    """
+
+    _name = "ai.service"
+    _description = "AI Gateway"
+
+    @api.model
+    def send_message(
+        self,
+        messages,
+        provider=None,
+        task_type="chat",
+        quality_required="medium",
+        mode=None,
+        max_tokens=1024,
+        temperature=None,
+        operation=None,
+        res_model=None,
+        res_id=None,
+        session_id=None,
+        max_budget_usd=None,
+        use_cache=True,
+    ):
+        """Send `messages` to an LLM provider, tracking tokens, cost, budget and waste.
+
+        Returns a dict: content, provider_id, provider_name, model, usage, cost_usd, latency_ms,
+        cache_hit, usage_id, recommendation, switched_from, budget, waste_report.
+        Raises UserError (AiProviderError, AiBudgetExceeded) with a clear message; every
+        call, failed or refused ones included, leaves a usage row.
+        """
+        call = {
+            "messages": messages,
+            "provider": provider,
+            "task_type": task_type,
+            "quality_required": quality_required,
+            "mode": mode,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "operation": operation,
+            "res_model": res_model,
+            "res_id": res_id,
+            "session_id": session_id,
+            "max_budget_usd": max_budget_usd,
+            "use_cache": use_cache,
+        }
+        try:
+            self._validate_request(call)
+            self._resolve_provider(call)
+        except UserError as error:
+            self._record_usage(call, status="error", error=str(error))
+            raise
+        self._estimate_tokens(call)
+        cached = self._lookup_response_cache(call)
+        if cached:
+            return self._build_result(call, cached)
+        call["recommendation"] = self._recommend(call)
+        self._apply_recommendation(call)
+        call["budget"] = self._check_budget(call) or {"status": "ok"}
+        try:
+            self._call_provider(call)
+        except ProviderError as error:
+            self._release_budget(call)
+            self._record_usage(call, status="error", error=str(error))
+            raise AiProviderError(
+                self.env._("The AI provider '%(name)s' failed: %(error)s", name=call["provider"].name, error=error)
+            ) from None
+        summary = self._record_usage(call, status="ok")
+        return self._build_result(call, summary)
+
+    # ------------------------------------------------------------------
+    # Pipeline steps
+    # ------------------------------------------------------------------
+    def _validate_request(self, call):
+        try:
+            call["messages"] = validate_messages(call["messages"])
+        except ValueError as error:
+            raise UserError(self.env._("Invalid messages: %s", error)) from None
+        if call["mode"] not in (None, *MODES):
+            raise UserError(self.env._("Unknown mode %r: use 'passthrough' or 'smart_router'.", call["mode"]))
+        if call["quality_required"] not in dict(QUALITY_LEVELS):
+            raise UserError(self.env._("quality_required must be low, medium or high."))
+        if not isinstance(call["task_type"], str) or not call["task_type"].strip():
+            raise UserError(self.env._("task_type must be a non-empty string such as 'chat'."))
+        max_tokens = call["max_tokens"]
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0:
+            raise UserError(self.env._("max_tokens must be a positive integer, not %r.", max_tokens))
+        temperature = call["temperature"]
+        if temperature is not None and (
+            isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2
+        ):
+            raise UserError(self.env._("temperature must be a number between 0 and 2."))
+        budget = call["max_budget_usd"]
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget < 0):
+            raise UserError(self.env._("max_budget_usd must be a positive number."))
+        call["mode"] = call["mode"] or "passthrough"
+
+    def _resolve_provider(self, call):
+        """The given provider (record or id) or the company's default; it must be usable."""
+        Provider = self.env["ai.service.provider"].sudo()
+        given = call["provider"]
+        if isinstance(given, models.BaseModel):
+            provider = given.sudo()
+        elif isinstance(given, int) and not isinstance(given, bool):
+            provider = Provider.browse(given).exists()
+        elif given is None:
+            provider = self.env.company.ai_default_provider_id.sudo() or Provider.search(
+                [("company_id", "=", self.env.company.id)], limit=1
+            )
+        else:
+            raise UserError(self.env._("provider must be an ai.service.provider record or id, not %r.", given))
+        if len(provider) != 1:
+            raise UserError(self.env._("Unknown AI provider %r.", given) if given else self.env._(
+                "No AI provider is configured for %s. Add one in AI Cost > Configuration > Providers.",
+                self.env.company.name,
+            ))
+        call["provider"] = provider
+        if not provider.active:
+            raise UserError(self.env._("The AI provider '%s' is archived.", provider.name))
+        if provider.company_id not in self.env.user.company_ids:
+            raise UserError(self.env._("The AI provider '%s' belongs to another company.", provider.name))
+        if call["max_tokens"] > provider.max_output_tokens:
+            raise UserError(self.env._(
+                "max_tokens %(asked)s exceeds the %(limit)s output tokens of '%(name)s'.",
+                asked=call["max_tokens"], limit=provider.max_output_tokens, name=provider.name,
+            ))
+        call["config"] = provider._client_config()
+
+    def _estimate_tokens(self, call):
+        estimate = count_message_tokens(call["messages"], call["provider"].model)
+        call["estimate"] = estimate
+        call["context_size_tokens"] = estimate.tokens
+        call["prompt_hash"] = prompt_hash(call["messages"], call["provider"].model)
+
+    def _lookup_response_cache(self, call):
+        """Hook: a stored answer for this exact request, or None. Filled by the response cache."""
+        return None
+
+    def _recommend(self, call):
+        """Hook: the optimizer's recommendation for this call (a dict), or None."""
+        return None
+
+    def _apply_recommendation(self, call):
+        """Hook: switch call['provider'] to the recommendation when configured to."""
+        call.setdefault("switched_from", False)
+
+    def _check_budget(self, call):
+        """Hook: check and reserve budgets; returns {'status': ...} or None when no budget applies."""
+        return None
+
+    def _release_budget(self, call):
+        """Hook: release the reservation of a call that failed."""
+
+    def _call_provider(self, call):
+        result = clients.chat(call["config"], call["messages"], call["max_tokens"], call["temperature"])
+        call["result"] = result
+        price = call["provider"]._price_at(fields.Datetime.now())
+        call["price"] = price
+        call["cost_usd"] = pricing.compute_cost(result.usage, price._as_core_price()) if price else 0.0
+
+    def _record_usage(self, call, status, error=None):
+        """Write the usage row in a transaction of its own: the money was spent even if the
+        caller's transaction rolls back. The post-call steps run in the same transaction."""
+        vals = self._usage_values(call, status, error)
+        with self.env.registry.cursor() as ledger_cr:
+            ledger_env = self.env(cr=ledger_cr, su=True)
+            usage = ledger_env["ai.token.usage"].create(vals)
+            if status == "ok":
+                self.with_env(ledger_env)._after_usage(call, usage)
+            # The caller's snapshot predates this commit, so it gets the figures, not the record.
+            return self._usage_summary(usage)
+
+    def _after_usage(self, call, usage):
+        """Steps after a successful call, on the ledger transaction: benchmark, waste, budget settle."""
+        self._log_benchmark(call, usage)
+        call["waste_report"] = self._analyze_waste(usage)
+        self._settle_budget(call, usage)
+
+    def _log_benchmark(self, call, usage):
+        """Hook: record provider performance (ai.provider.benchmark)."""
+
+    def _analyze_waste(self, usage):
+        """Hook: run the waste rules on a usage row and fill its waste fields; returns a report or None."""
+        return None
+
+    def _settle_budget(self, call, usage):
+        """Hook: replace the budget reservation with the actual cost."""
+
+    # ------------------------------------------------------------------
+    # Helpers
+    # ------------------------------------------------------------------
+    def _usage_values(self, call, status, error):
+        provider = call["provider"] if isinstance(call.get("provider"), models.BaseModel) else None
+        company = provider.company_id if provider else self.env.company
+        result = call.get("result")
+        estimate = call.get("estimate")
+        messages = call["messages"] if isinstance(call["messages"], list) else []
+        vals = {
+            "user_id": self.env.uid,
+            "company_id": company.id,
+            "provider_id": provider.id if provider else False,
+            "model": provider.model if provider else False,
+            "mode": call["mode"] if call["mode"] in MODES else "passthrough",
+            "operation": self._clean_str(call["operation"]),
+            "res_model": self._clean_str(call["res_model"]),
+            "res_id": call["res_id"] if isinstance(call["res_id"], int) and not isinstance(call["res_id"], bool) else 0,
+            "session_id": self._clean_str(call["session_id"]),
+            "task_type": self._clean_str(call["task_type"]) or "chat",
+            "quality_required": call["quality_required"] if call["quality_required"] in dict(QUALITY_LEVELS) else False,
+            "status": status,
+            "error_message": error,
+            "estimated_input_tokens": estimate.tokens if estimate else 0,
+            "estimate_exact": estimate.exact if estimate else False,
+            "context_size_tokens": call.get("context_size_tokens", 0),
+            "prompt_hash": call.get("prompt_hash"),
+            "switched_from_id": call["switched_from"].id if call.get("switched_from") else False,
+            "switched": bool(call.get("switched_from")),
+        }
+        if all(isinstance(m, dict) for m in messages) and messages:
+            vals["prompt_text"] = company._ai_retained_text(
+                "\n\n".join(f"[{message.get('role')}] {message.get('content')}" for message in messages)
+            )
+        if result is not None:
+            price = call.get("price")
+            vals.update(
+                input_tokens=result.usage.input_tokens,
+                output_tokens=result.usage.output_tokens,
+                cache_read_tokens=result.usage.cache_read_tokens,
+                cache_write_tokens=result.usage.cache_write_tokens,
+                usage_reported=result.usage_reported,
+                latency_ms=result.latency_ms,
+                attempts=result.attempts,
+                cost_usd=call["cost_usd"],
+                cost_unknown=not price,
+                price_id=price.id if price else False,
+                prompt_cache_savings_usd=self._prompt_cache_savings(result.usage, price),
+                completion_text=company._ai_retained_text(result.content),
+            )
+        elif error and call.get("attempts"):
+            vals["attempts"] = call["attempts"]
+        return vals
+
+    @staticmethod
+    def _clean_str(value, limit=256):
+        return value[:limit] if isinstance(value, str) and value else False
+
+    @staticmethod
+    def _prompt_cache_savings(usage, price):
+        if not price or not usage.cache_read_tokens:
+            return 0.0
+        return usage.cache_read_tokens * (price.input_price - (price.cache_read_price or price.input_price)) / 1e6
+
+    @staticmethod
+    def _usage_summary(usage):
+        return {
+            "usage_id": usage.id,
+            "provider_id": usage.provider_id.id,
+            "provider_name": usage.provider_id.name,
+            "model": usage.model,
+            "usage": {
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "cache_read_tokens": usage.cache_read_tokens,
+                "cache_write_tokens": usage.cache_write_tokens,
+            },
+            "cost_usd": usage.cost_usd,
+            "cost_unknown": usage.cost_unknown,
+            "latency_ms": usage.latency_ms,
+            "cache_hit": usage.cache_hit,
+        }
+
+    def _build_result(self, call, summary):
+        return {
+            **summary,
+            "content": call["result"].content if call.get("result") else call.get("cached_content"),
+            "recommendation": call.get("recommendation"),
+            "switched_from": call["switched_from"].id if call.get("switched_from") else False,
+            "budget": call.get("budget") or {"status": "ok"},
+            "waste_report": call.get("waste_report"),
+        }

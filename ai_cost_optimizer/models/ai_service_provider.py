@@ -1,0 +1,247 @@
+import logging
+
+from odoo import api, fields, models
+from odoo.exceptions import UserError, ValidationError
+
+from ..core import pricing
+from ..core.clients import ProviderConfig
+from .ai_service_provider_price import PRICE_DIGITS
+
+_logger = logging.getLogger(__name__)
+
+PRICE_FIELDS = ("input_price", "output_price", "cache_read_price", "cache_write_price")
+PROVIDER_HINTS = {
+    "anthropic": "anthropic",
+    "openai.com": "openai",
+    "deepseek": "deepseek",
+    "groq": "groq",
+    "mistral": "mistral",
+    "generativelanguage.googleapis": "google",
+    "openrouter": "openrouter",
+    "cerebras": "cerebras",
+}
+
+
+class AiServiceProvider(models.Model):
+    _name = "ai.service.provider"
+    _description = "AI Provider"
+    _order = "sequence, name, id"
+
+    # Identity and endpoint
+    name = fields.Char(required=True)
+    sequence = fields.Integer(default=10)
+    active = fields.Boolean(default=True)
+    company_id = fields.Many2one("res.company", required=True, default=lambda self: self.env.company, index=True)
+    kind = fields.Selection(
+        [("anthropic", "Anthropic (Messages API)"), ("openai_compatible", "OpenAI-compatible (chat completions)")],
+        required=True,
+        default="openai_compatible",
+    )
+    base_url = fields.Char(
+        required=True,
+        help="Anthropic: https://api.anthropic.com. OpenAI-compatible: the URL ending in /v1 "
+        "(OpenAI, DeepSeek, Groq, Mistral, OpenRouter, Ollama, vLLM...).",
+    )
+    api_key = fields.Char(groups="base.group_system", copy=False)
+    has_api_key = fields.Boolean(compute="_compute_has_api_key")
+    model = fields.Char(required=True, help="The provider's model id, e.g. claude-3-5-haiku-latest or gpt-4o-mini.")
+    timeout = fields.Float(default=60.0, help="Seconds before one attempt is abandoned.")
+    max_retries = fields.Integer(default=2, help="Retries after a timeout, a 429 or a 5xx, with backoff.")
+
+    # Capabilities
+    task_type_ids = fields.Many2many("ai.task.type", string="Task Types", help="Empty: serves every task type.")
+    context_window = fields.Integer(default=128000)
+    max_output_tokens = fields.Integer(default=4096)
+    quality_score = fields.Integer(default=70, help="Configured quality prior (0-100), blended with benchmarks.")
+
+    # Prices (USD per million tokens); every change creates a price version
+    price_source = fields.Selection(
+        [("genai_prices", "genai-prices"), ("manual", "Manual override")], default="genai_prices", required=True
+    )
+    input_price = fields.Float(digits=PRICE_DIGITS, string="Input $/M tokens")
+    output_price = fields.Float(digits=PRICE_DIGITS, string="Output $/M tokens")
+    cache_read_price = fields.Float(digits=PRICE_DIGITS, string="Cache read $/M tokens")
+    cache_write_price = fields.Float(digits=PRICE_DIGITS, string="Cache write $/M tokens")
+    cost_unknown = fields.Boolean(
+        default=True, readonly=True, help="No price known for this model: its calls are flagged, never priced $0."
+    )
+    price_ids = fields.One2many("ai.service.provider.price", "provider_id", string="Price History")
+    price_synced_on = fields.Datetime(readonly=True)
+
+    # Behaviour
+    enable_cost_optimization = fields.Boolean(default=True)
+    auto_switch_provider = fields.Boolean(help="Send calls to the recommended provider when it is cheaper.")
+    enable_waste_detection = fields.Boolean(default=True)
+    enable_prompt_caching = fields.Boolean(
+        default=True, help="Anthropic: mark the system prompt with cache_control so repeats are read from cache."
+    )
+
+    usage_count = fields.Integer(compute="_compute_usage_count")
+
+    @api.depends_context("uid")
+    def _compute_has_api_key(self):
+        for provider, key in zip(self, self.sudo().mapped("api_key"), strict=True):
+            provider.has_api_key = bool(key)
+
+    def _compute_usage_count(self):
+        counts = dict(
+            self.env["ai.token.usage"]._read_group([("provider_id", "in", self.ids)], ["provider_id"], ["__count"])
+        )
+        for provider in self:
+            provider.usage_count = counts.get(provider, 0)
+
+    @api.constrains("context_window", "max_output_tokens", "timeout", "max_retries", "quality_score")
+    def _check_limits(self):
+        for provider in self:
+            if not 0 <= provider.quality_score <= 100:
+                raise ValidationError(self.env._("The quality score must be between 0 and 100."))
+            if provider.context_window <= 0 or provider.max_output_tokens <= 0:
+                raise ValidationError(self.env._("Context window and max output tokens must be positive."))
+            if provider.timeout <= 0 or provider.max_retries < 0:
+                raise ValidationError(self.env._("Timeout must be positive and retries cannot be negative."))
+
+    @api.constrains(*PRICE_FIELDS)
+    def _check_prices(self):
+        for provider in self:
+            if any(provider[name] < 0 for name in PRICE_FIELDS):
+                raise ValidationError(self.env._("Prices cannot be negative."))
+
+    @api.constrains("base_url")
+    def _check_base_url(self):
+        for provider in self:
+            if not (provider.base_url or "").startswith(("http://", "https://")):
+                raise ValidationError(self.env._("The base URL must start with http:// or https://."))
+
+    # ------------------------------------------------------------------
+    # CRUD: prices are versioned
+    # ------------------------------------------------------------------
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            if any(vals.get(name) for name in PRICE_FIELDS) and "price_source" not in vals:
+                vals["price_source"] = "manual"
+        providers = super().create(vals_list)
+        providers.filtered(lambda p: p.price_source == "genai_prices")._sync_prices()
+        providers.filtered(lambda p: p.price_source == "manual")._version_current_prices()
+        return providers
+
+    def write(self, vals):
+        if any(name in vals for name in PRICE_FIELDS) and "price_source" not in vals and not self.env.context.get(
+            "ai_price_sync"
+        ):
+            vals["price_source"] = "manual"
+        res = super().write(vals)
+        if self.env.context.get("ai_price_sync"):
+            return res
+        if vals.get("price_source") == "genai_prices" or "model" in vals:
+            self.filtered(lambda p: p.price_source == "genai_prices")._sync_prices()
+        if any(name in vals for name in PRICE_FIELDS) or vals.get("price_source") == "manual":
+            self.filtered(lambda p: p.price_source == "manual")._version_current_prices()
+        return res
+
+    # ------------------------------------------------------------------
+    # Prices
+    # ------------------------------------------------------------------
+    def _provider_hint(self):
+        self.ensure_one()
+        if self.kind == "anthropic":
+            return "anthropic"
+        url = (self.base_url or "").lower()
+        return next((hint for needle, hint in PROVIDER_HINTS.items() if needle in url), None)
+
+    def _sync_prices(self):
+        """Fill prices from the installed genai-prices; a model it does not know is 'cost unknown'."""
+        for provider in self:
+            price = pricing.lookup_price(provider.model, provider._provider_hint())
+            vals = {"price_synced_on": fields.Datetime.now(), "cost_unknown": price is None}
+            if price is not None:
+                vals.update(
+                    input_price=price.input_per_mtok,
+                    output_price=price.output_per_mtok,
+                    cache_read_price=price.cache_read_per_mtok or 0.0,
+                    cache_write_price=price.cache_write_per_mtok or 0.0,
+                )
+            provider.with_context(ai_price_sync=True).write(vals)
+            if price is not None:
+                provider._version_current_prices(source="genai_prices", detail=f"{price.source} {price.model_ref}")
+
+    def _version_current_prices(self, source=None, detail=None):
+        """Start a new price version when the provider's prices differ from its current one."""
+        Price = self.env["ai.service.provider.price"]
+        for provider in self:
+            current = provider._price_at(fields.Datetime.now())
+            values = {name: provider[name] for name in PRICE_FIELDS}
+            if current and all(abs(current[name] - value) < 1e-9 for name, value in values.items()):
+                continue
+            Price.create(
+                {
+                    "provider_id": provider.id,
+                    "source": source or provider.price_source,
+                    "source_detail": detail or self.env.user.name,
+                    **values,
+                }
+            )
+            if source is None:
+                provider.with_context(ai_price_sync=True).write({"cost_unknown": False})
+
+    def _price_at(self, when):
+        """The price version in force at `when`, or an empty recordset."""
+        self.ensure_one()
+        return self.env["ai.service.provider.price"].search(
+            [("provider_id", "=", self.id), ("date_start", "<=", when)], order="date_start desc, id desc", limit=1
+        )
+
+    def action_sync_prices(self):
+        to_sync = self.filtered(lambda p: p.price_source == "genai_prices")
+        to_sync._sync_prices()
+        unknown = to_sync.filtered("cost_unknown")
+        message = (
+            self.env._(
+                "genai-prices does not know: %s. Their calls are flagged 'cost unknown'.",
+                ", ".join(unknown.mapped("model")),
+            )
+            if unknown
+            else self.env._("Prices synced from genai-prices %s.", pricing.genai_prices_version())
+        )
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {"message": message, "type": "warning" if unknown else "success", "sticky": False},
+        }
+
+    def action_use_genai_prices(self):
+        self.write({"price_source": "genai_prices"})
+        return True
+
+    @api.model
+    def _cron_sync_prices(self):
+        self.search([("price_source", "=", "genai_prices")])._sync_prices()
+
+    def action_view_usage(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("ai_cost_optimizer.action_ai_token_usage")
+        action["domain"] = [("provider_id", "=", self.id)]
+        return action
+
+    # ------------------------------------------------------------------
+    # Gateway helpers
+    # ------------------------------------------------------------------
+    def _serves_task(self, task_type_code):
+        self.ensure_one()
+        return not self.task_type_ids or task_type_code in self.task_type_ids.mapped("code")
+
+    def _client_config(self):
+        """The connection settings for core.clients; reads the key as superuser, never logs it."""
+        self.ensure_one()
+        api_key = self.sudo().api_key
+        if not api_key:
+            raise UserError(self.env._("Provider '%s' has no API key. A system administrator must set one.", self.name))
+        return ProviderConfig(
+            kind=self.kind,
+            base_url=self.base_url,
+            api_key=api_key,
+            model=self.model,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            prompt_caching=self.enable_prompt_caching,
+        )

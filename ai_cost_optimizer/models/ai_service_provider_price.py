@@ -1,0 +1,59 @@
+from odoo import api, fields, models
+
+from ..core.pricing import ModelPrice
+
+PRICE_DIGITS = (16, 8)
+
+
+class AiServiceProviderPrice(models.Model):
+    _name = "ai.service.provider.price"
+    _description = "AI Provider Price Version"
+    _order = "provider_id, date_start desc, id desc"
+
+    provider_id = fields.Many2one("ai.service.provider", required=True, ondelete="cascade", index=True)
+    company_id = fields.Many2one(related="provider_id.company_id", store=True)
+    date_start = fields.Datetime(required=True, default=fields.Datetime.now, index=True)
+    source = fields.Selection(
+        [("genai_prices", "genai-prices"), ("manual", "Manual override")], required=True, default="manual"
+    )
+    source_detail = fields.Char(help="Package version or the matched model id the prices came from.")
+
+    # Prices in USD per million tokens
+    input_price = fields.Float(digits=PRICE_DIGITS)
+    output_price = fields.Float(digits=PRICE_DIGITS)
+    cache_read_price = fields.Float(digits=PRICE_DIGITS)
+    cache_write_price = fields.Float(digits=PRICE_DIGITS)
+
+    usage_count = fields.Integer(compute="_compute_usage_count")
+
+    def _compute_usage_count(self):
+        counts = dict(
+            self.env["ai.token.usage"]._read_group(
+                [("price_id", "in", self.ids)], ["price_id"], ["__count"]
+            )
+        )
+        for price in self:
+            price.usage_count = counts.get(price, 0)
+
+    @api.depends("provider_id", "date_start", "source")
+    def _compute_display_name(self):
+        for price in self:
+            price.display_name = f"{price.provider_id.name} – {price.date_start} ({price.source})"
+
+    def action_recompute_usage_cost(self):
+        """Re-price the usage rows that used these price versions, after a correction."""
+        usages = self.env["ai.token.usage"].search([("price_id", "in", self.ids)])
+        usages._recompute_cost()
+        return True
+
+    def _as_core_price(self):
+        """The price as a core.pricing.ModelPrice, for cost computation."""
+        self.ensure_one()
+        return ModelPrice(
+            input_per_mtok=self.input_price,
+            output_per_mtok=self.output_price,
+            cache_read_per_mtok=self.cache_read_price or None,
+            cache_write_per_mtok=self.cache_write_price or None,
+            source=self.source,
+            model_ref=self.provider_id.model or "",
+        )

@@ -1,0 +1,4 @@
+from . import test_gateway
+from . import test_ledger_rollback
+from . import test_provider_prices
+from . import test_security

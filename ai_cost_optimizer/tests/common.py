@@ -1,0 +1,74 @@
+import genai_prices
+from genai_prices import Usage as PriceUsage
+
+from odoo.tests import TransactionCase
+
+from .fake_provider import FakeProviderServer
+
+SYSTEM_PROMPT = "You are the assistant of an Odoo CRM. " * 60
+
+
+def genai_price_of(model, provider_id, usage):
+    """The cost genai-prices computes for a normalized usage dict: the reference for the ledger."""
+    price = genai_prices.calc_price(
+        PriceUsage(
+            input_tokens=usage["input_tokens"],
+            output_tokens=usage["output_tokens"],
+            cache_read_tokens=usage["cache_read_tokens"] or None,
+            cache_write_tokens=usage["cache_write_tokens"] or None,
+        ),
+        model_ref=model,
+        provider_id=provider_id,
+    )
+    return float(price.total_price)
+
+
+class AiCostCase(TransactionCase):
+    """Providers pointed at a fake provider server on 127.0.0.1.
+
+    The registry is put in test mode, as HttpCase does, so the gateway's own ledger
+    transaction runs on the test cursor and rolls back with the test.
+    """
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.registry.enter_test_mode(cls.cr)
+        cls.addClassCleanup(cls.registry.leave_test_mode)
+        cls.fake = FakeProviderServer().start()
+        cls.addClassCleanup(cls.fake.stop)
+        Provider = cls.env["ai.service.provider"]
+        cls.claude = Provider.create(cls._provider_vals(cls.fake, "anthropic"))
+        cls.gpt = Provider.create(cls._provider_vals(cls.fake, "openai_compatible"))
+
+    @staticmethod
+    def _provider_vals(fake, kind, **overrides):
+        anthropic = kind == "anthropic"
+        return {
+            "name": "Claude Haiku (fake)" if anthropic else "GPT-4o mini (fake)",
+            "kind": kind,
+            "base_url": fake.anthropic_base_url if anthropic else fake.openai_base_url,
+            "api_key": "sk-test-" + ("anthropic" if anthropic else "openai"),
+            "model": "claude-3-5-haiku-latest" if anthropic else "gpt-4o-mini",
+            "timeout": 5,
+            "max_retries": 1,
+            **overrides,
+        }
+
+    def setUp(self):
+        super().setUp()
+        self.fake.reset()
+
+    def assertCallFails(self, exception, **kwargs):
+        """Call send_message expecting `exception`, without the savepoint rollback of
+        assertRaises, which would also undo the ledger row written on the shared test cursor."""
+        messages = kwargs.pop("messages", [{"role": "user", "content": "Qualify lead 42."}])
+        try:
+            self.env["ai.service"].send_message(messages, **kwargs)
+        except exception as error:
+            return error
+        self.fail(f"send_message did not raise {exception.__name__}")
+
+    def usage_rows(self):
+        return self.env["ai.token.usage"].search([], order="id")
+

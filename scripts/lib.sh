@@ -1,0 +1,212 @@
+# Shared by scripts/setup, scripts/test and scripts/demo. Source it; do not run it.
+# Finds or installs Odoo 18, builds the virtualenv and runs a private PostgreSQL cluster.
+
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/ai_cost_optimizer"
+VENV="$CACHE_DIR/venv"
+PY="$VENV/bin/python"
+RUN_DIR="$REPO_ROOT/.run"
+PGDATA_DIR="$REPO_ROOT/.pgdata"
+PG_SOCKET_DIR="$RUN_DIR/pgsocket"
+PG_PORT="${AI_COST_PG_PORT:-55432}"
+DEFAULT_ODOO_SRC="https://nightly.odoo.com/18.0/nightly/src/odoo_18.0.latest.tar.gz"
+APT_UPDATED=0
+
+say() { printf '[ai_cost] %s\n' "$*"; }
+die() { printf '[ai_cost] FAILED: %s\n' "$*" >&2; exit 1; }
+
+# Runs one named step; a failure names the step and shows the tail of its log.
+step() {
+    local name="$1"; shift
+    local log="$RUN_DIR/step.log"
+    mkdir -p "$RUN_DIR"
+    say "$name ..."
+    local started=$SECONDS
+    if ! "$@" >"$log" 2>&1; then
+        tail -n 30 "$log" >&2
+        die "step '$name' failed (full log: $log)"
+    fi
+    say "$name done in $((SECONDS - started)) s"
+}
+
+apt_install() {
+    [ "$APT_UPDATED" = 1 ] || { apt-get update -qq; APT_UPDATED=1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+}
+
+ensure_system_packages() {
+    local missing=()
+    local pkg
+    for pkg in libpq-dev libldap2-dev libsasl2-dev chromium; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    pg_bin_dir >/dev/null 2>&1 || missing+=(postgresql)
+    command -v curl >/dev/null || missing+=(curl)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        command -v apt-get >/dev/null || die "missing system packages (${missing[*]}) and no apt-get to install them"
+        step "apt-get install ${missing[*]}" apt_install "${missing[@]}"
+    fi
+}
+
+pg_bin_dir() {
+    local dir
+    for dir in /usr/lib/postgresql/*/bin; do
+        [ -x "$dir/initdb" ] && { echo "$dir"; return 0; }
+    done
+    return 1
+}
+
+# Prints an existing Odoo source tree: ODOO_PATH, an importable odoo, /opt/odoo18, else fails.
+find_odoo_tree() {
+    if [ -n "${ODOO_PATH:-}" ]; then
+        [ -f "$ODOO_PATH/odoo-bin" ] || die "ODOO_PATH=$ODOO_PATH holds no odoo-bin"
+        echo "$ODOO_PATH"; return 0
+    fi
+    local imported
+    if imported="$(python3 -c 'import odoo, os; print(os.path.dirname(os.path.dirname(odoo.__file__)))' 2>/dev/null)" \
+        && [ -f "$imported/odoo-bin" ]; then
+        echo "$imported"; return 0
+    fi
+    [ -f /opt/odoo18/odoo-bin ] && { echo /opt/odoo18; return 0; }
+    return 1
+}
+
+# A cheap fingerprint of a tarball (path or URL) so a changed source is noticed.
+src_fingerprint() {
+    local src="$1"
+    if [ -f "$src" ]; then
+        stat -c '%s %Y' "$src"
+    else
+        echo "$src"
+    fi
+}
+
+extract_odoo() {
+    local src="$1" dest="$CACHE_DIR/odoo" archive="$src"
+    if [ ! -f "$src" ]; then
+        archive="$CACHE_DIR/odoo_src.tar"
+        curl -fL --retry 3 -o "$archive" "$src"
+    fi
+    rm -rf "$dest.tmp"; mkdir -p "$dest.tmp"
+    tar -xaf "$archive" -C "$dest.tmp" --strip-components=1
+    rm -rf "$dest"; mv "$dest.tmp" "$dest"
+}
+
+# Installs Odoo from ODOO_SRC into the cache, once per tarball.
+install_odoo_from_src() {
+    local src="$1"
+    mkdir -p "$CACHE_DIR"
+    local stamp="$CACHE_DIR/odoo.stamp" want
+    want="$(src_fingerprint "$src")"
+    if [ -f "$CACHE_DIR/odoo/odoo-bin" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+        say "Odoo source from $src already extracted in $CACHE_DIR/odoo, skipping"
+    else
+        step "extract Odoo 18 from $src" extract_odoo "$src"
+        echo "$want" >"$stamp"
+    fi
+}
+
+build_venv() {
+    local odoo_tree="$1"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --upgrade 'setuptools<70' wheel Cython
+    # cbor2 5.4.2 (Odoo's pin below Python 3.12) does not build on 3.11.
+    sed -e "s/^cbor2==5.4.2.*/cbor2==5.6.5 ; python_version < '3.12'/" \
+        "$odoo_tree/requirements.txt" >"$CACHE_DIR/odoo-requirements.txt"
+    "$VENV/bin/pip" install -q --no-build-isolation -r "$CACHE_DIR/odoo-requirements.txt"
+    "$VENV/bin/pip" install -q -r "$REPO_ROOT/requirements.txt"
+}
+
+# Builds the virtualenv once per (Odoo requirements, project requirements, Python).
+ensure_venv() {
+    local odoo_tree="$1" want
+    want="$(cat "$odoo_tree/requirements.txt" "$REPO_ROOT/requirements.txt" | sha256sum | cut -d' ' -f1) $(python3 -V 2>&1)"
+    if [ -x "$PY" ] && [ "$(cat "$CACHE_DIR/venv.stamp" 2>/dev/null)" = "$want" ]; then
+        say "virtualenv $VENV is up to date, skipping"
+        return 0
+    fi
+    step "build virtualenv $VENV with Odoo's and the project's requirements (about 1-2 minutes)" build_venv "$odoo_tree"
+    echo "$want" >"$CACHE_DIR/venv.stamp"
+}
+
+# Sets and exports ODOO_TREE, installing Odoo from ODOO_SRC when no tree is found.
+# Returns 1 (pure tier only) when no tree is found and the default download is not reachable.
+setup_odoo() {
+    if ODOO_TREE="$(find_odoo_tree)"; then
+        say "using the Odoo tree at $ODOO_TREE"
+    elif [ -n "${ODOO_SRC:-}" ]; then
+        install_odoo_from_src "$ODOO_SRC"
+        ODOO_TREE="$CACHE_DIR/odoo"
+    elif [ -f "$CACHE_DIR/odoo/odoo-bin" ]; then
+        ODOO_TREE="$CACHE_DIR/odoo"
+        say "using the Odoo tree installed earlier in $ODOO_TREE"
+    elif curl -fsI --max-time 10 "$DEFAULT_ODOO_SRC" >/dev/null 2>&1; then
+        install_odoo_from_src "$DEFAULT_ODOO_SRC"
+        ODOO_TREE="$CACHE_DIR/odoo"
+    else
+        ODOO_SKIP_REASON="no Odoo found (ODOO_PATH unset, no importable odoo, no /opt/odoo18), ODOO_SRC unset and $DEFAULT_ODOO_SRC unreachable"
+        export ODOO_SKIP_REASON
+        return 1
+    fi
+    ensure_system_packages
+    ensure_venv "$ODOO_TREE"
+    export ODOO_TREE
+}
+
+# Pure tier only: a small virtualenv of the project's requirements, beside Odoo's.
+ensure_pure_venv() {
+    VENV="$CACHE_DIR/venv-pure"
+    PY="$VENV/bin/python"
+    local want
+    want="$(sha256sum "$REPO_ROOT/requirements.txt" | cut -d' ' -f1) $(python3 -V 2>&1)"
+    if [ -x "$PY" ] && [ "$(cat "$VENV.stamp" 2>/dev/null)" = "$want" ]; then
+        say "virtualenv $VENV is up to date, skipping"
+        return 0
+    fi
+    mkdir -p "$CACHE_DIR"
+    step "build virtualenv $VENV with the project's requirements" \
+        bash -c "rm -rf '$VENV' && python3 -m venv '$VENV' && '$VENV/bin/pip' install -q -r '$REPO_ROOT/requirements.txt'"
+    echo "$want" >"$VENV.stamp"
+}
+
+pg_start() {
+    local bin
+    bin="$(pg_bin_dir)" || die "no PostgreSQL binaries found"
+    mkdir -p "$PG_SOCKET_DIR"
+    if [ ! -f "$PGDATA_DIR/PG_VERSION" ]; then
+        say "initdb a private PostgreSQL cluster in $PGDATA_DIR"
+        local owner_opt=()
+        if [ "$(id -u)" = 0 ]; then
+            # PostgreSQL refuses to run as root; the cluster belongs to 'postgres'.
+            chown -R postgres "$RUN_DIR"
+            mkdir -p "$PGDATA_DIR"; chown postgres "$PGDATA_DIR"
+            owner_opt=(runuser -u postgres --)
+        fi
+        "${owner_opt[@]}" "$bin/initdb" -D "$PGDATA_DIR" -U odoo --auth=trust -E UTF8 --locale=C.UTF-8 >"$RUN_DIR/initdb.log" 2>&1 \
+            || { cat "$RUN_DIR/initdb.log" >&2; die "initdb failed"; }
+    fi
+    pg_ctl_run start -w -t 60 -l "$RUN_DIR/postgres.log" \
+        -o "-k $PG_SOCKET_DIR -p $PG_PORT -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+        >/dev/null || { tail -n 20 "$RUN_DIR/postgres.log" >&2; die "PostgreSQL did not start"; }
+    export PGHOST="$PG_SOCKET_DIR" PGPORT="$PG_PORT" PGUSER=odoo
+    say "PostgreSQL running on socket $PG_SOCKET_DIR port $PG_PORT"
+}
+
+pg_ctl_run() {
+    local bin
+    bin="$(pg_bin_dir)"
+    if [ "$(id -u)" = 0 ]; then
+        chown -R postgres "$RUN_DIR" "$PGDATA_DIR"
+        runuser -u postgres -- "$bin/pg_ctl" -D "$PGDATA_DIR" "$@"
+    else
+        "$bin/pg_ctl" -D "$PGDATA_DIR" "$@"
+    fi
+}
+
+pg_stop() {
+    [ -f "$PGDATA_DIR/postmaster.pid" ] || return 0
+    pg_ctl_run stop -m fast -w >/dev/null 2>&1 || true
+}
