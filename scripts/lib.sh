@@ -172,26 +172,37 @@ ensure_pure_venv() {
     echo "$want" >"$VENV.stamp"
 }
 
+# Starts the private cluster unless it already runs; PG_STARTED_HERE tells pg_stop whether to stop it.
 pg_start() {
     local bin
     bin="$(pg_bin_dir)" || die "no PostgreSQL binaries found"
     mkdir -p "$PG_SOCKET_DIR"
+    export PGHOST="$PG_SOCKET_DIR" PGPORT="$PG_PORT" PGUSER=odoo
+    PG_STARTED_HERE=0
+    if [ -f "$PGDATA_DIR/PG_VERSION" ] && pg_ctl_run status >/dev/null 2>&1; then
+        say "PostgreSQL already running on socket $PG_SOCKET_DIR port $PG_PORT"
+        return 0
+    fi
     if [ ! -f "$PGDATA_DIR/PG_VERSION" ]; then
         say "initdb a private PostgreSQL cluster in $PGDATA_DIR"
         local owner_opt=()
         if [ "$(id -u)" = 0 ]; then
             # PostgreSQL refuses to run as root; the cluster belongs to 'postgres'.
-            chown -R postgres "$RUN_DIR"
-            mkdir -p "$PGDATA_DIR"; chown postgres "$PGDATA_DIR"
+            mkdir -p "$PGDATA_DIR"; chown postgres "$PGDATA_DIR" "$PG_SOCKET_DIR" "$RUN_DIR"
             owner_opt=(runuser -u postgres --)
         fi
         "${owner_opt[@]}" "$bin/initdb" -D "$PGDATA_DIR" -U odoo --auth=trust -E UTF8 --locale=C.UTF-8 >"$RUN_DIR/initdb.log" 2>&1 \
             || { cat "$RUN_DIR/initdb.log" >&2; die "initdb failed"; }
     fi
-    pg_ctl_run start -w -t 60 -l "$RUN_DIR/postgres.log" \
+    if ! pg_ctl_run start -w -t 60 -l "$PGDATA_DIR/server.log" \
         -o "-k $PG_SOCKET_DIR -p $PG_PORT -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
-        >/dev/null || { tail -n 20 "$RUN_DIR/postgres.log" >&2; die "PostgreSQL did not start"; }
-    export PGHOST="$PG_SOCKET_DIR" PGPORT="$PG_PORT" PGUSER=odoo
+        >/dev/null; then
+        # Another run may have started it at the same moment.
+        sleep 2
+        pg_ctl_run status >/dev/null 2>&1 || { tail -n 20 "$PGDATA_DIR/server.log" >&2; die "PostgreSQL did not start"; }
+        return 0
+    fi
+    PG_STARTED_HERE=1
     say "PostgreSQL running on socket $PG_SOCKET_DIR port $PG_PORT"
 }
 
@@ -199,7 +210,7 @@ pg_ctl_run() {
     local bin
     bin="$(pg_bin_dir)"
     if [ "$(id -u)" = 0 ]; then
-        chown -R postgres "$RUN_DIR" "$PGDATA_DIR"
+        chown -R postgres "$PGDATA_DIR" "$PG_SOCKET_DIR"
         runuser -u postgres -- "$bin/pg_ctl" -D "$PGDATA_DIR" "$@"
     else
         "$bin/pg_ctl" -D "$PGDATA_DIR" "$@"
@@ -207,6 +218,6 @@ pg_ctl_run() {
 }
 
 pg_stop() {
-    [ -f "$PGDATA_DIR/postmaster.pid" ] || return 0
+    [ "${PG_STARTED_HERE:-0}" = 1 ] && [ -f "$PGDATA_DIR/postmaster.pid" ] || return 0
     pg_ctl_run stop -m fast -w >/dev/null 2>&1 || true
 }

@@ -7,7 +7,7 @@ from ..core import clients, pricing
 from ..core.clients import ProviderError
 from ..core.messages import prompt_hash, validate_messages
 from ..core.tokens import count_message_tokens
-from ..exceptions import AiProviderError
+from ..exceptions import AiBudgetExceeded, AiProviderError
 from .ai_token_usage import QUALITY_LEVELS
 
 _logger = logging.getLogger(__name__)
@@ -77,6 +77,9 @@ class AiService(models.AbstractModel):
         call["recommendation"] = self._recommend(call)
         self._apply_recommendation(call)
         call["budget"] = self._check_budget(call) or {"status": "ok"}
+        if call["budget"]["status"] == "blocked":
+            self._record_usage(call, status="blocked", error=call["budget"].get("message"))
+            raise AiBudgetExceeded(call["budget"].get("message") or self.env._("A budget refused this AI call."))
         try:
             self._call_provider(call)
         except ProviderError as error:
@@ -165,7 +168,8 @@ class AiService(models.AbstractModel):
         call.setdefault("switched_from", False)
 
     def _check_budget(self, call):
-        """Hook: check and reserve budgets; returns {'status': ...} or None when no budget applies."""
+        """Hook: check and reserve budgets; returns {'status': 'ok'|'warning'|'switched'|'blocked',
+        'message': ...} or None when no budget applies. 'blocked' records the call and raises."""
         return None
 
     def _release_budget(self, call):
