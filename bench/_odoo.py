@@ -1,0 +1,49 @@
+"""Opens an Odoo environment on the benchmark database (shared by the bench/ scripts)."""
+
+import argparse
+import os
+import sys
+from contextlib import contextmanager
+
+
+def parse_args(description: str, extra=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--odoo-tree", required=True)
+    parser.add_argument("--addons", required=True, help="the folder that holds ai_cost_optimizer")
+    parser.add_argument("--db", required=True)
+    for args, kwargs in extra or []:
+        parser.add_argument(*args, **kwargs)
+    return parser.parse_args()
+
+
+def load_registry(args: argparse.Namespace):
+    """Configure Odoo like scripts/bench's odoo-bin and return the database's registry."""
+    sys.path.insert(0, args.odoo_tree)
+    import odoo
+    from odoo.modules.registry import Registry
+
+    odoo.tools.config.parse_config(
+        [
+            f"--addons-path={args.odoo_tree}/addons,{args.addons}",
+            f"--db_host={os.environ['PGHOST']}",
+            f"--db_port={os.environ['PGPORT']}",
+            f"--db_user={os.environ['PGUSER']}",
+            f"--database={args.db}",
+            "--log-level=warn",
+        ]
+    )
+    return Registry(args.db)
+
+
+@contextmanager
+def environment(registry):
+    """A superuser environment on a cursor that commits on success."""
+    from odoo import SUPERUSER_ID, api
+
+    with registry.cursor() as cr:
+        yield api.Environment(cr, SUPERUSER_ID, {})
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]

@@ -1,0 +1,77 @@
+"""Gateway overhead per call: send_message against the fake provider on loopback, compared in
+the same run with direct `anthropic` SDK calls to the same server. Target: p50 < 5 ms, p95 < 15 ms."""
+
+import time
+
+from _odoo import environment, load_registry, parse_args, percentile
+
+MESSAGES = [
+    {"role": "system", "content": "You qualify CRM leads in one word."},
+    {"role": "user", "content": "Lead: ACME Corp, 500 seats, budget approved, demo next week."},
+]
+
+
+def timed(fn, n: int) -> list[float]:
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def main() -> None:
+    args = parse_args(__doc__, [(("--calls",), {"type": int, "default": 300})])
+    registry = load_registry(args)
+    import anthropic
+    from odoo.addons.ai_cost_optimizer.tests.fake_provider import FakeProviderServer
+
+    with FakeProviderServer() as fake, environment(registry) as env:
+        provider = env["ai.service.provider"].create(
+            {
+                "name": "bench",
+                "kind": "anthropic",
+                "base_url": fake.anthropic_base_url,
+                "api_key": "sk-test-bench",
+                "model": "claude-3-5-haiku-latest",
+                "enable_prompt_caching": False,
+            }
+        )
+        env.cr.commit()
+        client = anthropic.Anthropic(api_key="sk-test-bench", base_url=fake.anthropic_base_url, max_retries=0)
+
+        def direct():
+            client.messages.create(
+                model="claude-3-5-haiku-latest", max_tokens=64, system=MESSAGES[0]["content"], messages=MESSAGES[1:]
+            )
+
+        def gateway():
+            env["ai.service"].send_message(MESSAGES, provider=provider, max_tokens=64, operation="bench")
+
+        timed(direct, 20)
+        timed(gateway, 20)
+        # Interleave the two so drift of the machine affects both alike.
+        direct_ms, gateway_ms = [], []
+        for _ in range(args.calls // 10):
+            direct_ms += timed(direct, 10)
+            gateway_ms += timed(gateway, 10)
+
+        provider_id = provider.id
+
+    # A fresh transaction: the ledger rows were committed after the first one's snapshot.
+    with environment(registry) as env:
+        env["ai.token.usage"].search([("provider_id", "=", provider_id)]).unlink()
+        env["ai.service.provider"].browse(provider_id).unlink()
+
+    for label, q in (("p50", 0.5), ("p95", 0.95)):
+        base, total = percentile(direct_ms, q), percentile(gateway_ms, q)
+        print(
+            f"gateway_overhead {label}: direct SDK {base:.2f} ms, send_message {total:.2f} ms, "
+            f"overhead {total - base:.2f} ms, ratio {total / base:.2f}x "
+            f"(target {'5' if label == 'p50' else '15'} ms)"
+        )
+    print(f"gateway_overhead calls: {len(direct_ms)} direct, {len(gateway_ms)} through the gateway")
+
+
+if __name__ == "__main__":
+    main()
