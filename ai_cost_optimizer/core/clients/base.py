@@ -1,0 +1,189 @@
+"""Provider-neutral pieces of the wire clients: configuration, result, errors and retries."""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from ..tokens import count_message_tokens, count_text_tokens
+from ..usage import Usage
+
+KINDS = ("anthropic", "openai_compatible")
+RETRYABLE_KINDS = frozenset({"connection", "timeout", "rate_limit", "server", "overloaded"})
+
+
+@dataclass
+class ProviderConfig:
+    """Where and how to call one provider model."""
+
+    kind: str
+    base_url: str
+    api_key: str
+    model: str
+    timeout: float = 30.0
+    max_retries: int = 2
+    backoff_base: float = 0.5
+    max_backoff: float = 20.0
+    prompt_caching: bool = False
+
+    def __repr__(self) -> str:
+        # The dataclass repr would print the api key into logs and tracebacks.
+        return f"ProviderConfig(kind={self.kind!r}, base_url={self.base_url!r}, model={self.model!r})"
+
+
+@dataclass
+class ChatResult:
+    """One completed chat call.
+
+    ``latency_ms`` is the provider's response time for the successful attempt; ``attempts``
+    counts every attempt made. ``usage_reported`` is False when the provider sent no usage and
+    ``usage`` is an offline estimate.
+    """
+
+    content: str
+    usage: Usage
+    model: str
+    latency_ms: float
+    attempts: int
+    usage_reported: bool
+
+
+def estimate_usage(messages: list[dict], content: str, model: str) -> Usage:
+    """Offline usage estimate for a response that came without a usage block."""
+    return Usage(
+        input_tokens=count_message_tokens(messages, model).tokens,
+        output_tokens=count_text_tokens(content, model).tokens,
+    )
+
+
+def redact(text: str, secret: str | None) -> str:
+    """``text`` with every occurrence of ``secret`` masked."""
+    return text.replace(secret, "***") if secret else text
+
+
+class ProviderError(Exception):
+    """A failed provider call, classified so the gateway can retry, fall back or report.
+
+    ``kind`` is one of connection, timeout, rate_limit, server, overloaded, invalid_request,
+    auth, malformed. The message never contains the API key: pass it as ``secret`` and it is
+    masked out of ``detail``.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        detail: str = "",
+        *,
+        status: int | None = None,
+        retryable: bool | None = None,
+        attempts: int = 1,
+        retry_after: float | None = None,
+        secret: str | None = None,
+    ) -> None:
+        self.kind = kind
+        self.detail = redact(detail, secret)
+        self.status = status
+        self.retryable = kind in RETRYABLE_KINDS if retryable is None else retryable
+        self.attempts = attempts
+        self.retry_after = retry_after
+        super().__init__(self.detail)
+
+    def __str__(self) -> str:
+        # Built on demand: ``attempts`` is only final once the retry loop gives up.
+        status = f" (HTTP {self.status})" if self.status is not None else ""
+        attempts = f" after {self.attempts} attempts" if self.attempts > 1 else ""
+        detail = f": {self.detail}" if self.detail else ""
+        return f"Provider {self.kind.replace('_', ' ')} error{status}{attempts}{detail}"
+
+
+def kind_for_status(status: int) -> str:
+    """The ProviderError kind of an HTTP error status."""
+    if status == 429:
+        return "rate_limit"
+    if status == 529:
+        return "overloaded"
+    if status in (401, 403):
+        return "auth"
+    if status == 408:
+        return "timeout"
+    if status >= 500:
+        return "server"
+    return "invalid_request"
+
+
+def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
+    """Seconds to wait as asked by ``retry-after-ms`` or ``retry-after`` (seconds or HTTP date).
+
+    ``headers`` must look keys up case-insensitively, as requests' and httpx's headers do.
+    Returns None when the headers ask nothing usable.
+    """
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds:
+        try:
+            return max(0.0, float(milliseconds) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+def status_error(status: int, detail: str, headers: Mapping[str, str], config: ProviderConfig) -> ProviderError:
+    """The ProviderError for an HTTP error response."""
+    return ProviderError(
+        kind_for_status(status),
+        detail,
+        status=status,
+        retry_after=parse_retry_after(headers),
+        secret=config.api_key,
+    )
+
+
+def retry_delay(error: ProviderError, attempt: int, config: ProviderConfig) -> float:
+    """Seconds to sleep after failed ``attempt`` (1-based), never more than max_backoff.
+
+    The provider's Retry-After wins when given. Otherwise exponential backoff with jitter in
+    the upper half, so that workers failing together do not retry in lockstep.
+    """
+    if error.retry_after is not None:
+        return min(error.retry_after, config.max_backoff)
+    backoff = min(config.max_backoff, config.backoff_base * 2 ** (attempt - 1))
+    return backoff / 2 + random.uniform(0, backoff / 2)
+
+
+def call_with_retries(
+    fn: Callable[[], ChatResult], config: ProviderConfig, sleep: Callable[[float], None] = time.sleep
+) -> ChatResult:
+    """Call ``fn`` until it succeeds, at most ``config.max_retries`` + 1 times.
+
+    Only retryable ProviderErrors (connection, timeout, 429, 5xx, 529) are retried; others
+    propagate at once. The returned result and the final error carry the number of attempts.
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            result = fn()
+        except ProviderError as error:
+            error.attempts = attempt
+            if not error.retryable or attempt > max(0, config.max_retries):
+                raise
+            sleep(retry_delay(error, attempt, config))
+        else:
+            result.attempts = attempt
+            return result

@@ -1,0 +1,413 @@
+"""A fake LLM provider on 127.0.0.1 speaking the real wire protocols, for tests and benchmarks.
+
+Anthropic ``POST /v1/messages`` and OpenAI ``POST /v1/chat/completions``, with real request
+validation, real response shapes and deterministic token counts (``core.tokens`` counts of the
+request and reply texts), so tests can predict the usage a call reports. Faults are scripted per
+request with ``queue_responses``.
+
+    with FakeProviderServer() as server:
+        server.queue_responses([{'status': 429, 'retry_after': '1'}])
+        ...  # point a client at server.anthropic_base_url or server.openai_base_url
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from ..core.tokens import count_text_tokens
+
+ANTHROPIC_VERSION = "2023-06-01"
+VALID_KEY_PREFIX = "sk-test"
+SECRET_HEADERS = ("x-api-key", "authorization")
+DEFAULT_REPLY = "This is a reply from the fake provider."
+
+# Anthropic's error types by status (https://docs.anthropic.com/en/api/errors).
+_ANTHROPIC_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
+_OPENAI_ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 429: "rate_limit_exceeded"}
+
+
+class RequestError(Exception):
+    """A client error the handler answers with an HTTP error in the provider's format."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _tokens(text: str) -> int:
+    return count_text_tokens(text).tokens
+
+
+def _text_of(content: Any) -> str:
+    """Text of a message content: a string or a list of text blocks."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(block.get("text", "") for block in content if isinstance(block, dict))
+    raise RequestError(400, "content must be a string or a list of content blocks")
+
+
+class _State:
+    """Settings and records shared by the handler threads, guarded by one lock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        self.reply = DEFAULT_REPLY
+        self.latency = 0.0
+        self.cached_tokens = 0
+        self.faults: deque[dict] = deque()
+        self.requests: list[dict] = []
+        self.cached_prefixes: set[str] = set()
+        self.last_usage: dict | None = None
+
+    def next_fault(self) -> dict:
+        with self.lock:
+            return self.faults.popleft() if self.faults else {}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # http.server writes headers and body separately; without TCP_NODELAY some clients wait
+    # 40 ms for a delayed ACK, which would swamp every latency measurement.
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep test output quiet."""
+
+    def do_POST(self) -> None:
+        routes = {"/v1/messages": self._anthropic, "/v1/chat/completions": self._openai}
+        route = routes.get(self.path.split("?")[0])
+        body = self._read_json()
+        self._record(body)
+        if route is None:
+            self._send_json(404, {"error": {"type": "not_found_error", "message": f"unknown path {self.path}"}})
+            return
+        route(body)
+
+    def do_GET(self) -> None:
+        self._send_json(404, {"error": {"type": "not_found_error", "message": f"unknown path {self.path}"}})
+
+    # -- request plumbing -------------------------------------------------------------------
+
+    def _read_json(self) -> Any:
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            return json.loads(raw or b"null")
+        except ValueError:
+            return None
+
+    def _record(self, body: Any) -> None:
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        for name in SECRET_HEADERS:
+            if name in headers:
+                headers[name] = "***"
+        with self.server.state.lock:
+            self.server.state.requests.append({"path": self.path, "headers": headers, "json": body})
+
+    def _send(
+        self, status: int, payload: bytes, headers: dict[str, str] | None = None, length: int | None = None
+    ) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload) if length is None else length))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up (its timeout); nothing left to answer.
+            self.close_connection = True
+
+    def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(body).encode("utf-8"), headers)
+
+    def _serve(
+        self,
+        body: Any,
+        validate: Callable[[Any], None],
+        build: Callable[[dict, dict], dict],
+        error_body: Callable[[int, str], dict],
+    ) -> None:
+        """Shared flow: latency, auth and validation, scripted fault, then the response."""
+        state = self.server.state
+        time.sleep(state.latency)
+        try:
+            validate(body)
+        except RequestError as error:
+            self._send_json(error.status, error_body(error.status, error.message))
+            return
+        fault = state.next_fault()
+        if "status" in fault:
+            self._send_error_fault(fault, error_body)
+        elif fault.get("malformed"):
+            self._send(200, b'{"id": "broken", "content": [')
+        elif "body" in fault:
+            self._send_json(200, fault["body"])
+        elif fault.get("truncated"):
+            payload = json.dumps(build(body, fault)).encode("utf-8")
+            self._send(200, payload[: len(payload) // 2], length=len(payload))
+            self.close_connection = True
+        else:
+            self._send_json(200, build(body, fault))
+
+    def _send_error_fault(self, fault: dict, error_body: Callable[[int, str], dict]) -> None:
+        headers = {}
+        if "retry_after" in fault:
+            headers["Retry-After"] = str(fault["retry_after"])
+        if "retry_after_ms" in fault:
+            headers["retry-after-ms"] = str(fault["retry_after_ms"])
+        status = fault["status"]
+        self._send_json(status, error_body(status, fault.get("message", f"scripted error {status}")), headers)
+
+    def _bearer_token(self) -> str | None:
+        authorization = self.headers.get("Authorization") or ""
+        return authorization.removeprefix("Bearer ") if authorization.startswith("Bearer ") else None
+
+    def _check_key(self, key: str | None) -> None:
+        if not key or not key.startswith(VALID_KEY_PREFIX):
+            # Real providers echo (part of) the key; echo it whole so tests prove it is redacted.
+            raise RequestError(401, f"invalid API key: {key}")
+
+    # -- Anthropic Messages API -------------------------------------------------------------
+
+    def _anthropic(self, body: Any) -> None:
+        self._serve(body, self._validate_anthropic, self._anthropic_message, _anthropic_error)
+
+    def _validate_anthropic(self, body: Any) -> None:
+        # Older SDKs send x-api-key, newer ones a bearer token; the API accepts both.
+        self._check_key(self.headers.get("x-api-key") or self._bearer_token())
+        if not self.headers.get("anthropic-version"):
+            raise RequestError(400, "anthropic-version: header is required")
+        if not isinstance(body, dict):
+            raise RequestError(400, "request body must be a JSON object")
+        if not isinstance(body.get("model"), str) or not body["model"]:
+            raise RequestError(400, "model: field required")
+        max_tokens = body.get("max_tokens")
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+            raise RequestError(400, "max_tokens: must be a positive integer")
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise RequestError(400, "messages: at least one message is required")
+        for index, message in enumerate(messages):
+            expected = "user" if index % 2 == 0 else "assistant"
+            if not isinstance(message, dict) or message.get("role") != expected:
+                detail = "roles must alternate user/assistant, starting with user"
+                raise RequestError(400, f"messages.{index}.role: {detail}")
+            _text_of(message.get("content"))
+
+    def _anthropic_message(self, body: dict, fault: dict) -> dict:
+        state = self.server.state
+        system = body.get("system") or ""
+        system_text = _text_of(system)
+        prompt_tokens = _tokens(system_text) + sum(_tokens(_text_of(m["content"])) for m in body["messages"])
+        cached = _tokens(system_text) if _has_cache_control(system) else 0
+        with state.lock:
+            reply = state.reply
+            seen = system_text in state.cached_prefixes
+            if cached:
+                state.cached_prefixes.add(system_text)
+        usage = {
+            "input_tokens": prompt_tokens - cached,
+            "output_tokens": _tokens(reply),
+            "cache_read_input_tokens": cached if seen else 0,
+            "cache_creation_input_tokens": 0 if seen else cached,
+        }
+        usage = fault.get("usage", usage)
+        message = {
+            "id": f"msg_{uuid.uuid4().hex[:24]}",
+            "type": "message",
+            "role": "assistant",
+            "model": body["model"],
+            "content": [{"type": "text", "text": reply}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+        }
+        return self._with_usage(message, usage, fault)
+
+    # -- OpenAI chat completions ------------------------------------------------------------
+
+    def _openai(self, body: Any) -> None:
+        self._serve(body, self._validate_openai, self._chat_completion, _openai_error)
+
+    def _validate_openai(self, body: Any) -> None:
+        self._check_key(self._bearer_token())
+        if not isinstance(body, dict):
+            raise RequestError(400, "request body must be a JSON object")
+        if not isinstance(body.get("model"), str) or not body["model"]:
+            raise RequestError(400, "you must provide a model parameter")
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise RequestError(400, "messages: expected a non-empty array")
+        for index, message in enumerate(messages):
+            if not isinstance(message, dict) or message.get("role") not in ("system", "user", "assistant", "tool"):
+                raise RequestError(400, f"messages[{index}].role: invalid role")
+            _text_of(message.get("content"))
+
+    def _chat_completion(self, body: dict, fault: dict) -> dict:
+        state = self.server.state
+        with state.lock:
+            reply = state.reply
+            cached_tokens = fault.get("cached_tokens", state.cached_tokens)
+        prompt_tokens = sum(_tokens(_text_of(m["content"])) for m in body["messages"])
+        completion_tokens = _tokens(reply)
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": min(cached_tokens, prompt_tokens)},
+        }
+        usage = fault.get("usage", usage)
+        completion = {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+        }
+        return self._with_usage(completion, usage, fault)
+
+    def _with_usage(self, response: dict, usage: dict, fault: dict) -> dict:
+        """Attach ``usage`` unless the fault drops it; remember what was reported."""
+        reported = None if fault.get("no_usage") else usage
+        if reported is not None:
+            response["usage"] = reported
+        with self.server.state.lock:
+            self.server.state.last_usage = reported
+        return response
+
+
+def _has_cache_control(system: Any) -> bool:
+    return isinstance(system, list) and any(isinstance(b, dict) and b.get("cache_control") for b in system)
+
+
+def _anthropic_error(status: int, message: str) -> dict:
+    error_type = _ANTHROPIC_ERROR_TYPES.get(status, "api_error")
+    return {"type": "error", "error": {"type": error_type, "message": message}}
+
+
+def _openai_error(status: int, message: str) -> dict:
+    error_type = _OPENAI_ERROR_TYPES.get(status, "server_error")
+    return {"error": {"message": message, "type": error_type, "param": None, "code": None}}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, state: _State) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.state = state
+
+
+class FakeProviderServer:
+    """The fake provider; a context manager that serves on a free loopback port."""
+
+    def __init__(self) -> None:
+        self._state = _State()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> FakeProviderServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> FakeProviderServer:
+        """Bind 127.0.0.1 on a free port and serve in a daemon thread."""
+        self._server = _Server(self._state)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-provider", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+        self._server = self._thread = None
+
+    @property
+    def url(self) -> str:
+        """Root URL, e.g. ``http://127.0.0.1:54321``."""
+        if self._server is None:
+            raise RuntimeError("FakeProviderServer is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        """Base URL for the anthropic SDK (it appends ``/v1/messages``)."""
+        return self.url
+
+    @property
+    def openai_base_url(self) -> str:
+        """Base URL for OpenAI-compatible clients (they append ``/chat/completions``)."""
+        return self.url + "/v1"
+
+    @property
+    def requests(self) -> list[dict]:
+        """Received requests: ``{'path', 'headers' (secrets masked), 'json'}``, oldest first."""
+        with self._state.lock:
+            return list(self._state.requests)
+
+    @property
+    def last_usage(self) -> dict | None:
+        """The usage block of the last successful response, as sent (None if it had none)."""
+        with self._state.lock:
+            return self._state.last_usage
+
+    def set_reply(self, text: str) -> None:
+        """Text of every following reply."""
+        with self._state.lock:
+            self._state.reply = text
+
+    def set_latency(self, seconds: float) -> None:
+        """Delay before every following response."""
+        with self._state.lock:
+            self._state.latency = seconds
+
+    def set_cached_tokens(self, count: int) -> None:
+        """``prompt_tokens_details.cached_tokens`` reported by following OpenAI responses."""
+        with self._state.lock:
+            self._state.cached_tokens = count
+
+    def queue_responses(self, faults: list[dict]) -> None:
+        """Script the next requests, one entry consumed per request that passes validation.
+
+        Entries: ``{'status': 429, 'retry_after': '1'}`` (also ``retry_after_ms``, ``message``),
+        ``{'status': 500}`` or any other status, ``{'malformed': True}`` (200 with a broken
+        JSON body), ``{'truncated': True}`` (Content-Length beyond the body, then close),
+        ``{'body': {...}}`` (200 with this JSON body instead of a real response),
+        ``{'no_usage': True}``, ``{'usage': {...}}`` (usage block override) and
+        ``{'cached_tokens': n}`` (OpenAI). ``{}`` answers normally.
+        """
+        with self._state.lock:
+            self._state.faults.extend(dict(fault) for fault in faults)
+
+    def reset(self) -> None:
+        """Forget settings, scripted faults, recorded requests and cached prompt prefixes."""
+        with self._state.lock:
+            self._state.reset()
