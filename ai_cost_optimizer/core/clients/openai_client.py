@@ -60,7 +60,18 @@ def _error_detail(response: requests.Response) -> str:
     return response.text[:500] or response.reason
 
 
+def _check_complete(response: requests.Response, config: ProviderConfig) -> None:
+    """Older urllib3 releases return a body cut short by a dropped connection without an error.
+    A compressed body's length is not comparable with the decoded content, so it is not checked."""
+    declared = response.headers.get("Content-Length")
+    if declared and not response.headers.get("Content-Encoding") and declared.isdigit() and len(response.content) < int(declared):
+        raise ProviderError(
+            "connection", f"response truncated at {len(response.content)} of {declared} bytes", secret=config.api_key
+        )
+
+
 def _json_body(response: requests.Response, config: ProviderConfig) -> dict:
+    _check_complete(response, config)
     try:
         body = response.json()
     except ValueError:
