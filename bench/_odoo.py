@@ -47,3 +47,18 @@ def environment(registry):
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def fake_provider_class():
+    """FakeProviderServer, imported without the addon's test package (which pulls in odoo.tests)."""
+    import importlib
+    import types
+
+    import odoo.addons.ai_cost_optimizer as addon
+
+    name = "odoo.addons.ai_cost_optimizer.tests"
+    if name not in sys.modules:
+        package = types.ModuleType(name)
+        package.__path__ = [os.path.join(os.path.dirname(addon.__file__), "tests")]
+        sys.modules[name] = package
+    return importlib.import_module(name + ".fake_provider").FakeProviderServer

@@ -64,7 +64,8 @@ def _check_complete(response: requests.Response, config: ProviderConfig) -> None
     """Older urllib3 releases return a body cut short by a dropped connection without an error.
     A compressed body's length is not comparable with the decoded content, so it is not checked."""
     declared = response.headers.get("Content-Length")
-    if declared and not response.headers.get("Content-Encoding") and declared.isdigit() and len(response.content) < int(declared):
+    compressed = response.headers.get("Content-Encoding")
+    if declared and not compressed and declared.isdigit() and len(response.content) < int(declared):
         raise ProviderError(
             "connection", f"response truncated at {len(response.content)} of {declared} bytes", secret=config.api_key
         )
