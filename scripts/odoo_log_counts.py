@@ -3,7 +3,8 @@
 Odoo ends a test run with "<F> failed, <E> error(s) of <N> tests when loading database".
 A log without that line means the tier did not run, which counts as one failure. A WARNING,
 ERROR or CRITICAL line outside the tests' own reports also counts as a failure: the module must
-install and run cleanly; so does any line that shows one of the tests' API keys. Those lines are echoed to stderr so the reason is visible.
+install and run cleanly; so does any line that shows one of the tests' API keys. Those lines
+are echoed to stderr so the reason is visible.
 """
 
 import re

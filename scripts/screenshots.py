@@ -1,0 +1,105 @@
+"""Takes PNG screenshots of the running demo (scripts/demo) with headless Chromium.
+
+    python scripts/screenshots.py [--url http://127.0.0.1:8069] [--out docs/screenshots]
+
+Logs in as admin through JSON-RPC, hands the session cookie to Chromium over the DevTools
+protocol, opens each page and saves a PNG once the page has settled.
+"""
+
+import argparse
+import base64
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import requests
+import websocket
+
+PAGES = {
+    "dashboard": "/odoo/action-ai_cost_optimizer.action_ai_cost_dashboard",
+    "waste_report": "/odoo/action-ai_cost_optimizer.action_ai_token_waste_finding",
+    "usage": "/odoo/action-ai_cost_optimizer.action_ai_token_usage",
+}
+CHROMIUM_FLAGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--hide-scrollbars", "--window-size=1440,1000",
+]
+
+
+def login(url: str, db: str) -> str:
+    response = requests.post(
+        f"{url}/web/session/authenticate",
+        json={"jsonrpc": "2.0", "params": {"db": db, "login": "admin", "password": "admin"}},
+        timeout=30,
+    )
+    response.raise_for_status()
+    if response.json().get("error"):
+        raise SystemExit(f"login failed: {response.json()['error']['data']['message']}")
+    return response.cookies["session_id"]
+
+
+class DevTools:
+    def __init__(self, port: int):
+        for _ in range(50):
+            try:
+                targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json"))
+                page = next(t for t in targets if t["type"] == "page")
+                break
+            except (OSError, StopIteration):
+                time.sleep(0.2)
+        else:
+            raise SystemExit("Chromium's DevTools endpoint did not answer")
+        self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=60)
+        self.next_id = 0
+
+    def call(self, method: str, **params):
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.ws.recv())
+            if message.get("id") == self.next_id:
+                return message.get("result", {})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--url", default="http://127.0.0.1:8069")
+    parser.add_argument("--db", default="ai_cost_demo")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs" / "screenshots"))
+    parser.add_argument("--settle", type=float, default=6.0, help="seconds to let charts draw")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    session_id = login(args.url, args.db)
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not browser:
+        raise SystemExit("chromium is not installed (apt-get install chromium)")
+    port = 9333
+    with tempfile.TemporaryDirectory() as profile:
+        process = subprocess.Popen(
+            [browser, *CHROMIUM_FLAGS, f"--remote-debugging-port={port}", f"--user-data-dir={profile}", "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            tools = DevTools(port)
+            tools.call("Network.enable")
+            tools.call("Network.setCookie", name="session_id", value=session_id, url=args.url)
+            for name, path in PAGES.items():
+                tools.call("Page.navigate", url=args.url + path)
+                time.sleep(args.settle)
+                shot = tools.call("Page.captureScreenshot", format="png")
+                target = out / f"{name}.png"
+                target.write_bytes(base64.b64decode(shot["data"]))
+                print(f"wrote {target}")
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
