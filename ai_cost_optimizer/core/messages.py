@@ -8,7 +8,74 @@ import re
 from typing import Any
 
 ROLES = ("system", "user", "assistant")
+# Beyond the largest context windows (about 2M tokens); bounds the work of counting tokens.
+MAX_PROMPT_CHARS = 10_000_000
+MAX_LABEL_CHARS = 256
 _WHITESPACE = re.compile(r"\s+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+_MODEL_NAME = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)*")
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages about arbitrary input."""
+    try:
+        text = repr(value)
+    except ValueError:  # e.g. an int too large to print
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_unicode(text: str, what: str) -> None:
+    """PostgreSQL and JSON refuse NUL characters and lone surrogates: refuse them up front."""
+    if "\x00" in text:
+        raise ValueError(f"{what} contains a NUL character.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} is not valid Unicode text.") from None
+
+
+def storable_text(text: str) -> str:
+    """``text`` without what PostgreSQL cannot store (NUL characters, lone surrogates)."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
+def check_label(value: Any, name: str, max_length: int = MAX_LABEL_CHARS) -> str | None:
+    """An optional one-line text parameter (operation, session id, ...).
+
+    None, False (Odoo's "no value") and "" mean absent and give None. Anything else must be a
+    string of at most ``max_length`` characters without control characters; ValueError otherwise.
+    """
+    if value is None or value is False or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, got {type(value).__name__}.")
+    if len(value) > max_length:
+        raise ValueError(f"{name} has {len(value)} characters; at most {max_length} are allowed.")
+    if _CONTROL.search(value):
+        raise ValueError(f"{name} must be one line of text without control characters.")
+    _check_unicode(value, name)
+    return value
+
+
+def check_model_name(value: Any, name: str) -> str | None:
+    """An optional Odoo model name such as ``crm.lead`` (lowercase words joined by dots); the
+    model need not be installed, the name must merely be one."""
+    value = check_label(value, name, max_length=128)
+    if value is not None and not _MODEL_NAME.fullmatch(value):
+        raise ValueError(f"{name} must be an Odoo model name such as 'crm.lead', not {short_repr(value)}.")
+    return value
+
+
+def check_code(value: Any, name: str) -> str:
+    """A technical code such as a task type: a letter, then letters, digits, '_', '.' or '-'."""
+    if not isinstance(value, str) or not _CODE.fullmatch(value):
+        raise ValueError(
+            f"{name} must be a code such as 'chat' or 'summarize' (a letter, then letters, digits, "
+            f"'_', '.' or '-', at most 64), not {short_repr(value)}."
+        )
+    return value
 
 
 def _check_message(index: int, message: Any) -> dict:
@@ -16,12 +83,13 @@ def _check_message(index: int, message: Any) -> dict:
         raise ValueError(f"Message {index} must be a dict with 'role' and 'content', got {type(message).__name__}.")
     role = message.get("role")
     if role not in ROLES:
-        raise ValueError(f"Message {index} has role {role!r}; the role must be one of {', '.join(ROLES)}.")
+        raise ValueError(f"Message {index} has role {short_repr(role)}; the role must be one of {', '.join(ROLES)}.")
     content = message.get("content")
     if not isinstance(content, str):
         raise ValueError(f"Message {index} content must be a string, got {type(content).__name__}.")
     if not content.strip():
         raise ValueError(f"Message {index} ({role}) has empty content.")
+    _check_unicode(content, f"Message {index} content")
     return dict(message)
 
 
@@ -30,7 +98,8 @@ def validate_messages(messages: Any) -> list[dict]:
 
     Raises ValueError, with a message naming the problem, when ``messages`` is not a non-empty
     list of dicts with a role among system/user/assistant and a non-empty string content, or
-    when no message comes from the user.
+    when no message comes from the user, when a content holds a NUL character or invalid
+    Unicode, or when the contents together exceed MAX_PROMPT_CHARS characters.
     """
     if not isinstance(messages, list):
         raise ValueError(f"Messages must be a list of dicts, got {type(messages).__name__}.")
@@ -39,6 +108,9 @@ def validate_messages(messages: Any) -> list[dict]:
     checked = [_check_message(index, message) for index, message in enumerate(messages)]
     if not any(message["role"] == "user" for message in checked):
         raise ValueError("Messages contain no user message.")
+    size = sum(len(message["content"]) for message in checked)
+    if size > MAX_PROMPT_CHARS:
+        raise ValueError(f"Messages hold {size} characters; at most {MAX_PROMPT_CHARS} are accepted.")
     return checked
 
 

@@ -1,11 +1,21 @@
 import logging
+import math
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
+from odoo.tools import SQL
 
 from ..core import clients, pricing
 from ..core.clients import ProviderError
-from ..core.messages import prompt_hash, validate_messages
+from ..core.messages import (
+    check_code,
+    check_label,
+    check_model_name,
+    prompt_hash,
+    short_repr,
+    storable_text,
+    validate_messages,
+)
 from ..core.tokens import count_message_tokens
 from ..exceptions import AiBudgetExceeded, AiProviderError
 from .ai_token_usage import QUALITY_LEVELS
@@ -13,6 +23,7 @@ from .ai_token_usage import QUALITY_LEVELS
 _logger = logging.getLogger(__name__)
 
 MODES = ("passthrough", "smart_router")
+MAX_RECORD_ID = 2**31 - 1  # PostgreSQL integer ids
 
 
 class AiService(models.AbstractModel):
@@ -84,7 +95,8 @@ class AiService(models.AbstractModel):
             self._call_provider(call)
         except ProviderError as error:
             self._release_budget(call)
-            self._record_usage(call, status="error", error=str(error))
+            if error not in call.get("failed_attempts", ()):
+                self._record_usage(call, status="error", error=str(error))
             raise AiProviderError(
                 self.env._("The AI provider '%(name)s' failed: %(error)s", name=call["provider"].name, error=error)
             ) from None
@@ -95,58 +107,100 @@ class AiService(models.AbstractModel):
     # Pipeline steps
     # ------------------------------------------------------------------
     def _validate_request(self, call):
+        """Check every parameter, so that bad input gets a clear UserError before anything is sent."""
+        _ = self.env._
         try:
             call["messages"] = validate_messages(call["messages"])
         except ValueError as error:
-            raise UserError(self.env._("Invalid messages: %s", error)) from None
-        if call["mode"] not in (None, *MODES):
-            raise UserError(self.env._("Unknown mode %r: use 'passthrough' or 'smart_router'.", call["mode"]))
-        if call["quality_required"] not in dict(QUALITY_LEVELS):
-            raise UserError(self.env._("quality_required must be low, medium or high."))
-        if not isinstance(call["task_type"], str) or not call["task_type"].strip():
-            raise UserError(self.env._("task_type must be a non-empty string such as 'chat'."))
+            raise UserError(_("Invalid messages: %s", error)) from None
+        if not self._is_one_of(call["mode"], (None, *MODES)):
+            raise UserError(_("Unknown mode %s: use 'passthrough' or 'smart_router'.", short_repr(call["mode"])))
+        if not self._is_one_of(call["quality_required"], dict(QUALITY_LEVELS)):
+            quality = short_repr(call["quality_required"])
+            raise UserError(_("quality_required must be low, medium or high, not %s.", quality))
         max_tokens = call["max_tokens"]
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0:
-            raise UserError(self.env._("max_tokens must be a positive integer, not %r.", max_tokens))
+            raise UserError(_("max_tokens must be a positive integer, not %s.", short_repr(max_tokens)))
         temperature = call["temperature"]
-        if temperature is not None and (
-            isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2
-        ):
-            raise UserError(self.env._("temperature must be a number between 0 and 2."))
+        if temperature is not None and not (self._is_number(temperature) and 0 <= temperature <= 2):
+            raise UserError(_("temperature must be a number between 0 and 2, not %s.", short_repr(temperature)))
         budget = call["max_budget_usd"]
-        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget < 0):
-            raise UserError(self.env._("max_budget_usd must be a positive number."))
+        if budget is not None and not (self._is_number(budget) and math.isfinite(budget) and budget >= 0):
+            raise UserError(_("max_budget_usd must be a positive number, not %s.", short_repr(budget)))
+        if not isinstance(call["use_cache"], bool):
+            raise UserError(_("use_cache must be True or False, not %s.", short_repr(call["use_cache"])))
+        try:
+            call["task_type"] = check_code(call["task_type"], "task_type")
+            for name in ("operation", "session_id"):
+                call[name] = check_label(call[name], name)
+            call["res_model"] = check_model_name(call["res_model"], "res_model")
+        except ValueError as error:
+            raise UserError(str(error)) from None
+        self._validate_record_reference(call)
         call["mode"] = call["mode"] or "passthrough"
+
+    def _validate_record_reference(self, call):
+        """res_model/res_id name an Odoo record: a model name and a positive id, or nothing."""
+        _ = self.env._
+        res_model, res_id = call["res_model"], call["res_id"]
+        if res_id is None or res_id is False:
+            call["res_id"] = None
+            return
+        if isinstance(res_id, bool) or not isinstance(res_id, int) or not 0 < res_id <= MAX_RECORD_ID:
+            raise UserError(_("res_id must be the id of a record (a positive integer), not %s.", short_repr(res_id)))
+        if not res_model:
+            raise UserError(_("res_id %s needs res_model, the model of the record.", res_id))
+
+    @staticmethod
+    def _is_one_of(value, choices):
+        """Membership that tolerates unhashable junk (lists, dicts) instead of raising TypeError."""
+        return (value is None or isinstance(value, str)) and value in choices
+
+    @staticmethod
+    def _is_number(value):
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
 
     def _resolve_provider(self, call):
         """The given provider (record or id) or the company's default; it must be usable."""
+        _ = self.env._
         Provider = self.env["ai.service.provider"].sudo()
         given = call["provider"]
-        if isinstance(given, models.BaseModel):
+        if isinstance(given, models.BaseModel) and given._name == Provider._name:
             provider = given.sudo()
-        elif isinstance(given, int) and not isinstance(given, bool):
+        elif isinstance(given, int) and not isinstance(given, bool) and 0 < given <= MAX_RECORD_ID:
             provider = Provider.browse(given).exists()
+        elif isinstance(given, int) and not isinstance(given, bool):
+            provider = Provider
         elif given is None:
             provider = self.env.company.ai_default_provider_id.sudo() or Provider.search(
                 [("company_id", "=", self.env.company.id)], limit=1
             )
         else:
-            raise UserError(self.env._("provider must be an ai.service.provider record or id, not %r.", given))
+            raise UserError(_("provider must be an ai.service.provider record or id, not %s.", short_repr(given)))
         if len(provider) != 1:
-            raise UserError(self.env._("Unknown AI provider %r.", given) if given else self.env._(
-                "No AI provider is configured for %s. Add one in AI Cost > Configuration > Providers.",
-                self.env.company.name,
-            ))
+            raise UserError(
+                _("Unknown AI provider %s.", short_repr(given))
+                if given is not None
+                else _(
+                    "No AI provider is configured for %s. Add one in AI Cost > Configuration > Providers.",
+                    self.env.company.name,
+                )
+            )
+        if provider.company_id not in self.env.user.company_ids:
+            # Not kept on the call: the failed call is recorded in the caller's company, not in theirs.
+            raise UserError(_("The AI provider '%s' belongs to another company.", provider.name))
         call["provider"] = provider
         if not provider.active:
-            raise UserError(self.env._("The AI provider '%s' is archived.", provider.name))
-        if provider.company_id not in self.env.user.company_ids:
-            raise UserError(self.env._("The AI provider '%s' belongs to another company.", provider.name))
+            raise UserError(_("The AI provider '%s' is archived.", provider.name))
         if call["max_tokens"] > provider.max_output_tokens:
-            raise UserError(self.env._(
-                "max_tokens %(asked)s exceeds the %(limit)s output tokens of '%(name)s'.",
-                asked=call["max_tokens"], limit=provider.max_output_tokens, name=provider.name,
-            ))
+            raise UserError(
+                _(
+                    "max_tokens %(asked)s exceeds the %(limit)s output tokens of '%(name)s'.",
+                    asked=short_repr(call["max_tokens"]),
+                    limit=provider.max_output_tokens,
+                    name=provider.name,
+                )
+            )
         call["config"] = provider._client_config()
 
     def _estimate_tokens(self, call):
@@ -176,17 +230,44 @@ class AiService(models.AbstractModel):
         """Hook: release the reservation of a call that failed."""
 
     def _call_provider(self, call):
-        result = clients.chat(call["config"], call["messages"], call["max_tokens"], call["temperature"])
+        """Call call['provider'] with retries; sets result, price and cost_usd or raises ProviderError.
+        Every failed attempt is recorded on the way (see `_record_failed_attempt`)."""
+        provider = call["provider"]
+        if call["estimate"].tokens > provider.context_window:
+            # Refused before sending: the provider would reject it, maybe after billing it.
+            raise ProviderError(
+                "invalid_request",
+                f"the prompt has about {call['estimate'].tokens} tokens, more than the "
+                f"{provider.context_window}-token context window of {provider.model}",
+            )
+        result = clients.chat(
+            call["config"],
+            call["messages"],
+            call["max_tokens"],
+            call["temperature"],
+            on_attempt_failed=lambda error: self._record_failed_attempt(call, error),
+        )
         call["result"] = result
         price = call["provider"]._price_at(fields.Datetime.now())
         call["price"] = price
         call["cost_usd"] = pricing.compute_cost(result.usage, price._as_core_price()) if price else 0.0
+
+    def _record_failed_attempt(self, call, error):
+        """One 'error' row, without cost, per failed request sent to a provider: retries and
+        fallbacks are accounted attempt by attempt, and the error is not recorded twice."""
+        call["attempts"] = error.attempts
+        self._record_usage(call, status="error", error=str(error))
+        call.setdefault("failed_attempts", []).append(error)
 
     def _record_usage(self, call, status, error=None):
         """Write the usage row in a transaction of its own: the money was spent even if the
         caller's transaction rolls back. The post-call steps run in the same transaction."""
         vals = self._usage_values(call, status, error)
         with self.env.registry.cursor() as ledger_cr:
+            if not self.env.registry.in_test_mode():
+                # Read committed: concurrent calls update the same budget and rollup rows, which would
+                # make a repeatable-read ledger transaction fail with a serialization error.
+                ledger_cr.execute(SQL("SET TRANSACTION ISOLATION LEVEL READ COMMITTED"))
             # allowed_company_ids spares a read of the user's companies on every call.
             ledger_env = self.env(cr=ledger_cr, su=True, context=dict(allowed_company_ids=[vals["company_id"]]))
             usage = ledger_env["ai.token.usage"].create(vals)
@@ -214,8 +295,22 @@ class AiService(models.AbstractModel):
     # ------------------------------------------------------------------
     # Helpers
     # ------------------------------------------------------------------
+    def _ledger_provider(self, call):
+        """The provider a usage row may name: the call's provider once it is one provider of the
+        caller's companies. Input that failed validation names none, so that a row never lands in
+        another company's ledger."""
+        provider = call.get("provider")
+        if (
+            isinstance(provider, models.BaseModel)
+            and provider._name == "ai.service.provider"
+            and len(provider) == 1
+            and provider.sudo().company_id in self.env.user.company_ids
+        ):
+            return provider
+        return None
+
     def _usage_values(self, call, status, error):
-        provider = call["provider"] if isinstance(call.get("provider"), models.BaseModel) else None
+        provider = self._ledger_provider(call)
         company = provider.company_id if provider else self.env.company
         result = call.get("result")
         estimate = call.get("estimate")
@@ -225,15 +320,17 @@ class AiService(models.AbstractModel):
             "company_id": company.id,
             "provider_id": provider.id if provider else False,
             "model": provider.model if provider else False,
-            "mode": call["mode"] if call["mode"] in MODES else "passthrough",
+            "mode": call["mode"] if self._is_one_of(call["mode"], MODES) else "passthrough",
             "operation": self._clean_str(call["operation"]),
             "res_model": self._clean_str(call["res_model"]),
-            "res_id": call["res_id"] if isinstance(call["res_id"], int) and not isinstance(call["res_id"], bool) else 0,
+            "res_id": self._clean_id(call["res_id"]),
             "session_id": self._clean_str(call["session_id"]),
             "task_type": self._clean_str(call["task_type"]) or "chat",
-            "quality_required": call["quality_required"] if call["quality_required"] in dict(QUALITY_LEVELS) else False,
+            "quality_required": call["quality_required"]
+            if self._is_one_of(call["quality_required"], dict(QUALITY_LEVELS))
+            else False,
             "status": status,
-            "error_message": error,
+            "error_message": error and storable_text(error),
             "estimated_input_tokens": estimate.tokens if estimate else 0,
             "estimate_exact": estimate.exact if estimate else False,
             "context_size_tokens": call.get("context_size_tokens", 0),
@@ -243,7 +340,7 @@ class AiService(models.AbstractModel):
         }
         if all(isinstance(m, dict) for m in messages) and messages:
             vals["prompt_text"] = company._ai_retained_text(
-                "\n\n".join(f"[{message.get('role')}] {message.get('content')}" for message in messages)
+                storable_text("\n\n".join(f"[{message.get('role')}] {message.get('content')}" for message in messages))
             )
         if result is not None:
             price = call.get("price")
@@ -259,7 +356,7 @@ class AiService(models.AbstractModel):
                 cost_unknown=not price,
                 price_id=price.id if price else False,
                 prompt_cache_savings_usd=self._prompt_cache_savings(result.usage, price),
-                completion_text=company._ai_retained_text(result.content),
+                completion_text=company._ai_retained_text(storable_text(result.content)),
             )
         elif error and call.get("attempts"):
             vals["attempts"] = call["attempts"]
@@ -267,7 +364,13 @@ class AiService(models.AbstractModel):
 
     @staticmethod
     def _clean_str(value, limit=256):
-        return value[:limit] if isinstance(value, str) and value else False
+        """A parameter as it can be stored, even when it failed validation."""
+        return storable_text(value[:limit]) if isinstance(value, str) and value else False
+
+    @staticmethod
+    def _clean_id(value):
+        """A record id as it can be stored (0 when it is not one), even when it failed validation."""
+        return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_RECORD_ID else 0
 
     @staticmethod
     def _prompt_cache_savings(usage, price):
@@ -275,10 +378,9 @@ class AiService(models.AbstractModel):
             return 0.0
         return usage.cache_read_tokens * (price.input_price - (price.cache_read_price or price.input_price)) / 1e6
 
-    @staticmethod
-    def _usage_summary(call, usage_id, vals):
+    def _usage_summary(self, call, usage_id, vals):
         """The figures of the usage row, from the values it was written with."""
-        provider = call["provider"] if isinstance(call.get("provider"), models.BaseModel) else None
+        provider = self._ledger_provider(call)
         return {
             "usage_id": usage_id,
             "provider_id": provider.id if provider else False,

@@ -1,4 +1,6 @@
 import logging
+import math
+from urllib.parse import urlsplit
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
@@ -9,6 +11,9 @@ from .ai_service_provider_price import PRICE_DIGITS
 
 _logger = logging.getLogger(__name__)
 
+MAX_TOKENS = 100_000_000
+MAX_TIMEOUT = 3600
+MAX_RETRIES = 10
 PRICE_FIELDS = ("input_price", "output_price", "cache_read_price", "cache_write_price")
 PROVIDER_HINTS = {
     "anthropic": "anthropic",
@@ -47,6 +52,9 @@ class AiServiceProvider(models.Model):
     model = fields.Char(required=True, help="The provider's model id, e.g. claude-3-5-haiku-latest or gpt-4o-mini.")
     timeout = fields.Float(default=60.0, help="Seconds before one attempt is abandoned.")
     max_retries = fields.Integer(default=2, help="Retries after a timeout, a 429 or a 5xx, with backoff.")
+    retry_backoff = fields.Float(
+        default=0.5, help="Seconds of the first wait between retries, doubled at each retry; Retry-After wins."
+    )
 
     # Capabilities
     task_type_ids = fields.Many2many("ai.task.type", string="Task Types", help="Empty: serves every task type.")
@@ -90,27 +98,44 @@ class AiServiceProvider(models.Model):
         for provider in self:
             provider.usage_count = counts.get(provider, 0)
 
-    @api.constrains("context_window", "max_output_tokens", "timeout", "max_retries", "quality_score")
+    @api.constrains("context_window", "max_output_tokens", "timeout", "max_retries", "retry_backoff", "quality_score")
     def _check_limits(self):
+        _ = self.env._
         for provider in self:
             if not 0 <= provider.quality_score <= 100:
-                raise ValidationError(self.env._("The quality score must be between 0 and 100."))
-            if provider.context_window <= 0 or provider.max_output_tokens <= 0:
-                raise ValidationError(self.env._("Context window and max output tokens must be positive."))
-            if provider.timeout <= 0 or provider.max_retries < 0:
-                raise ValidationError(self.env._("Timeout must be positive and retries cannot be negative."))
+                raise ValidationError(_("The quality score must be between 0 and 100."))
+            if not (0 < provider.context_window <= MAX_TOKENS and 0 < provider.max_output_tokens <= MAX_TOKENS):
+                raise ValidationError(
+                    _("Context window and max output tokens must be between 1 and %s.", MAX_TOKENS)
+                )
+            if not (math.isfinite(provider.timeout) and 0 < provider.timeout <= MAX_TIMEOUT):
+                raise ValidationError(_("The timeout must be between 0 and %s seconds.", MAX_TIMEOUT))
+            if not 0 <= provider.max_retries <= MAX_RETRIES:
+                raise ValidationError(_("Retries must be between 0 and %s.", MAX_RETRIES))
+            if not (math.isfinite(provider.retry_backoff) and 0 <= provider.retry_backoff <= MAX_TIMEOUT):
+                raise ValidationError(_("The retry backoff must be between 0 and %s seconds.", MAX_TIMEOUT))
 
     @api.constrains(*PRICE_FIELDS)
     def _check_prices(self):
         for provider in self:
-            if any(provider[name] < 0 for name in PRICE_FIELDS):
-                raise ValidationError(self.env._("Prices cannot be negative."))
+            if not all(math.isfinite(provider[name]) and provider[name] >= 0 for name in PRICE_FIELDS):
+                raise ValidationError(self.env._("Prices must be positive numbers."))
 
     @api.constrains("base_url")
     def _check_base_url(self):
         for provider in self:
-            if not (provider.base_url or "").startswith(("http://", "https://")):
-                raise ValidationError(self.env._("The base URL must start with http:// or https://."))
+            url = provider.base_url or ""
+            parts = urlsplit(url) if url.isascii() and url.isprintable() and " " not in url else None
+            if not parts or parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValidationError(
+                    self.env._("The base URL must be an http:// or https:// address, not %r.", url[:100])
+                )
+
+    @api.constrains("model")
+    def _check_model(self):
+        for provider in self:
+            if not (provider.model or "").strip() or len(provider.model) > 256:
+                raise ValidationError(self.env._("The model id must be given, e.g. gpt-4o-mini."))
 
     # ------------------------------------------------------------------
     # CRUD: prices are versioned
@@ -243,5 +268,6 @@ class AiServiceProvider(models.Model):
             model=self.model,
             timeout=self.timeout,
             max_retries=self.max_retries,
+            backoff_base=self.retry_backoff,
             prompt_caching=self.enable_prompt_caching,
         )

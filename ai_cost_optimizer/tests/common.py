@@ -40,6 +40,9 @@ class AiCostCase(TransactionCase):
         Provider = cls.env["ai.service.provider"]
         cls.claude = Provider.create(cls._provider_vals(cls.fake, "anthropic"))
         cls.gpt = Provider.create(cls._provider_vals(cls.fake, "openai_compatible"))
+        # Tests send the same prompt again and expect the provider to answer it: the response
+        # cache, on by default, is switched on by its own tests (test_response_cache).
+        cls.env.company.ai_response_cache = False
 
     @staticmethod
     def _provider_vals(fake, kind, **overrides):

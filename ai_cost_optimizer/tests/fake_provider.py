@@ -71,6 +71,8 @@ class _State:
         self.reset()
 
     def reset(self) -> None:
+        # Requests still sleeping through a latency from before the reset answer no one.
+        self.generation = getattr(self, "generation", 0) + 1
         self.reply = DEFAULT_REPLY
         self.latency = 0.0
         self.cached_tokens = 0
@@ -151,7 +153,13 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         """Shared flow: latency, auth and validation, scripted fault, then the response."""
         state = self.server.state
+        generation = state.generation
         time.sleep(state.latency)
+        if generation != state.generation:
+            # Its client timed out and the test moved on: touch neither the faults nor the usage
+            # queued for the next requests.
+            self.close_connection = True
+            return
         try:
             validate(body)
         except RequestError as error:

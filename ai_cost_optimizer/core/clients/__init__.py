@@ -21,13 +21,17 @@ def chat(
     temperature: float | None = None,
     *,
     sleep: Callable[[float], None] = time.sleep,
+    on_attempt_failed: Callable[[ProviderError], None] | None = None,
 ) -> ChatResult:
     """Send validated ``messages`` to the provider of ``config``, retrying transient failures.
 
     Raises ValueError for an unknown provider kind and ProviderError when the call fails for
-    good. ``sleep`` is the backoff wait, replaceable in tests.
+    good. ``sleep`` is the backoff wait, replaceable in tests; ``on_attempt_failed`` is called
+    with the ProviderError of every failed attempt (see ``call_with_retries``).
     """
     caller = _CALLERS.get(config.kind)
     if caller is None:
         raise ValueError(f"Unknown provider kind {config.kind!r}; expected one of {', '.join(KINDS)}.")
-    return call_with_retries(lambda: caller(config, messages, max_tokens, temperature), config, sleep)
+    return call_with_retries(
+        lambda: caller(config, messages, max_tokens, temperature), config, sleep, on_attempt_failed
+    )

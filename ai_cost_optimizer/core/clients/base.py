@@ -167,12 +167,17 @@ def retry_delay(error: ProviderError, attempt: int, config: ProviderConfig) -> f
 
 
 def call_with_retries(
-    fn: Callable[[], ChatResult], config: ProviderConfig, sleep: Callable[[float], None] = time.sleep
+    fn: Callable[[], ChatResult],
+    config: ProviderConfig,
+    sleep: Callable[[float], None] = time.sleep,
+    on_attempt_failed: Callable[[ProviderError], None] | None = None,
 ) -> ChatResult:
     """Call ``fn`` until it succeeds, at most ``config.max_retries`` + 1 times.
 
     Only retryable ProviderErrors (connection, timeout, 429, 5xx, 529) are retried; others
-    propagate at once. The returned result and the final error carry the number of attempts.
+    propagate at once. The returned result and every error carry their attempt number, and
+    ``on_attempt_failed`` is told of each failed attempt (the last one included) before the
+    retry or the raise, so a caller can account for every request sent.
     """
     attempt = 0
     while True:
@@ -181,6 +186,8 @@ def call_with_retries(
             result = fn()
         except ProviderError as error:
             error.attempts = attempt
+            if on_attempt_failed is not None:
+                on_attempt_failed(error)
             if not error.retryable or attempt > max(0, config.max_retries):
                 raise
             sleep(retry_delay(error, attempt, config))

@@ -1,0 +1,188 @@
+"""Budget arithmetic: calendar periods in a timezone, thresholds, the action a call triggers, forecasts.
+
+Budgets run on calendar periods (a monthly budget resets on the 1st at midnight in the company's
+timezone), never on rolling windows. Everything here is plain Python so that it is fast to test.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+PERIOD_TYPES = ("daily", "weekly", "monthly")
+THRESHOLD_MIN = 1.0
+THRESHOLD_MAX = 1000.0
+
+# The outcome of a budget check, from the mildest to the strictest: the strictest one wins.
+STATUSES = ("ok", "warning", "switched", "blocked")
+
+
+def local_day(now_utc: datetime, tz_name: str | None) -> date:
+    """The calendar day of the UTC instant `now_utc` (naive means UTC) in the timezone `tz_name`."""
+    if now_utc.tzinfo is None:
+        now_utc = now_utc.replace(tzinfo=timezone.utc)
+    return now_utc.astimezone(ZoneInfo(tz_name or "UTC")).date()
+
+
+def period_bounds(day: date, period_type: str) -> tuple[date, date]:
+    """The calendar period holding `day`: (first day, first day of the next period).
+
+    Weekly periods start on Monday (ISO weeks), monthly ones on the 1st.
+    """
+    if period_type == "daily":
+        return day, day + timedelta(days=1)
+    if period_type == "weekly":
+        start = day - timedelta(days=day.weekday())
+        return start, start + timedelta(days=7)
+    if period_type == "monthly":
+        start = day.replace(day=1)
+        return start, (start + timedelta(days=32)).replace(day=1)
+    raise ValueError(f"Unknown period type {period_type!r}: use one of {', '.join(PERIOD_TYPES)}.")
+
+
+def current_period(now_utc: datetime, tz_name: str | None, period_type: str) -> tuple[date, date]:
+    """The period of `period_type` running at the UTC instant `now_utc` in the timezone `tz_name`."""
+    return period_bounds(local_day(now_utc, tz_name), period_type)
+
+
+def utc_range(start: date, end: date, tz_name: str | None) -> tuple[datetime, datetime]:
+    """The naive UTC datetimes of local midnight on `start` and on `end` (to filter UTC timestamps)."""
+    zone = ZoneInfo(tz_name or "UTC")
+
+    def to_utc(day: date) -> datetime:
+        return datetime.combine(day, time.min, tzinfo=zone).astimezone(timezone.utc).replace(tzinfo=None)
+
+    return to_utc(start), to_utc(end)
+
+
+def parse_thresholds(value: str | Iterable[float | int | str] | None) -> list[float]:
+    """Alert thresholds as a list of percentages, from '50, 80, 100' or [50, 80, 100].
+
+    Raises ValueError with a readable message when a value is not a number, lies outside 1-1000,
+    or when the values are not strictly increasing.
+    """
+    if not value:
+        return []
+    parts = [part.strip() for part in value.split(",")] if isinstance(value, str) else list(value)
+    thresholds = []
+    for part in parts:
+        if part == "" or isinstance(part, bool):
+            raise ValueError(f"{part!r} is not a percentage.")
+        try:
+            percent = float(part)
+        except (TypeError, ValueError):
+            raise ValueError(f"{part!r} is not a percentage.") from None
+        if not THRESHOLD_MIN <= percent <= THRESHOLD_MAX:
+            raise ValueError(f"The threshold {percent:g}% is outside 1-1000%.")
+        if thresholds and percent <= thresholds[-1]:
+            raise ValueError("Alert thresholds must be strictly increasing, e.g. 50, 80, 100.")
+        thresholds.append(percent)
+    return thresholds
+
+
+def format_thresholds(thresholds: Sequence[float]) -> str:
+    """The canonical text of a threshold list: '50, 80, 100'."""
+    return ", ".join(f"{percent:g}" for percent in thresholds)
+
+
+def evaluate(
+    committed: float,
+    estimate: float,
+    amount: float,
+    alert_thresholds: Sequence[float] = (),
+    auto_switch_at: float = 0.0,
+    block_at: float = 0.0,
+) -> str:
+    """The status a call estimated at `estimate` gets from a budget of `amount` already holding
+    `committed` (spend plus in-flight reservations). Thresholds are percentages; 0 disables one.
+
+    The call is blocked when it could carry the budget past its block line, so that spend plus
+    reservations never cross that line by more than the estimation error of one call.
+    """
+    if amount <= 0:
+        raise ValueError("A budget amount must be positive.")
+    projected = (committed + estimate) / amount * 100
+    if block_at and (committed + estimate) > amount * block_at / 100:
+        return "blocked"
+    if auto_switch_at and projected >= auto_switch_at:
+        return "switched"
+    if any(projected >= threshold for threshold in alert_thresholds):
+        return "warning"
+    return "ok"
+
+
+def strictest(statuses: Iterable[str]) -> str:
+    """The strictest of budget statuses ('ok' when there are none)."""
+    return max(statuses, key=STATUSES.index, default="ok")
+
+
+def crossed_thresholds(thresholds: Sequence[float], alerted_up_to: float, percent: float) -> list[float]:
+    """The alert thresholds reached by `percent` that were not alerted yet in the period.
+
+    Thresholds are increasing, so the period only needs to remember the highest one alerted.
+    """
+    return [threshold for threshold in thresholds if alerted_up_to < threshold <= percent]
+
+
+def forecast_spend(daily_spend: Sequence[float], total_days: int) -> float:
+    """Project a period's total spend from the spend of its days so far (oldest first, today last).
+
+    The daily rate is a weighted mean of the days so far where day i (1 = first day) weighs i, so
+    the most recent days count most: a budget whose spend accelerates is forecast higher than a
+    plain average would. The remaining days of the period are assumed to spend at that rate:
+    forecast = spend so far + rate x (total_days - days so far).
+    """
+    days = len(daily_spend)
+    if not days:
+        return 0.0
+    if total_days < days:
+        raise ValueError("A period cannot have fewer days than the days already spent in it.")
+    weights = range(1, days + 1)
+    rate = sum(weight * spend for weight, spend in zip(weights, daily_spend, strict=True)) / sum(weights)
+    return sum(daily_spend) + rate * (total_days - days)
+
+
+def days_in_month(day: date) -> int:
+    """Number of days in the month of `day`."""
+    return calendar.monthrange(day.year, day.month)[1]
+
+
+def cost_alerts(
+    spend_today: float,
+    daily_limit: float,
+    cost_per_record: dict[str, tuple[float, int]],
+    record_limit: float,
+    cache_hits: int,
+    calls: int,
+    cache_floor: float,
+    min_calls: int = 20,
+) -> dict[str, str]:
+    """Company-level cost alerts, keyed by kind ('daily_spend', 'cost_per_record', 'cache_hit_rate').
+
+    `cost_per_record` maps a related model (e.g. crm.lead) to (cost, distinct records). A limit of
+    0 switches its alert off. The cache hit rate is judged on at least `min_calls` calls, so that a
+    quiet morning's two calls do not raise an alarm.
+    """
+    alerts = {}
+    if daily_limit and spend_today > daily_limit:
+        alerts["daily_spend"] = f"AI spend today is ${spend_today:.2f}, above the daily limit of ${daily_limit:.2f}."
+    if record_limit:
+        over = [
+            f"{model} ${cost / records:.4f}"
+            for model, (cost, records) in sorted(cost_per_record.items())
+            if records and cost / records > record_limit
+        ]
+        if over:
+            alerts["cost_per_record"] = (
+                f"Average AI cost per record today is above ${record_limit:.4f} for: {', '.join(over)}."
+            )
+    if cache_floor and calls >= min_calls:
+        rate = cache_hits / calls * 100
+        if rate < cache_floor:
+            alerts["cache_hit_rate"] = (
+                f"Cache hit rate today is {rate:.1f}% ({cache_hits} of {calls} calls), below the floor of "
+                f"{cache_floor:g}%."
+            )
+    return alerts

@@ -1,0 +1,478 @@
+from collections import namedtuple
+from datetime import timedelta
+
+from markupsafe import Markup
+
+from odoo import api, fields, models
+from odoo.exceptions import ValidationError
+from odoo.tools import SQL
+
+from ..core import budget as budget_math
+from ..core import pricing
+from ..core.usage import Usage
+from .ai_cost_budget_period import read_committed
+from .ai_service_provider_price import PRICE_DIGITS
+
+
+def usd(amount):
+    """A dollar amount readable at any size: calls cost fractions of a cent."""
+    return f"${amount:,.2f}" if abs(amount) >= 1 else f"${amount:.6f}".rstrip("0").rstrip(".")
+
+
+# The calendar bounds of a period that has no row read yet (same attribute names as the row).
+PeriodBounds = namedtuple("PeriodBounds", ["date_start", "date_end"])
+
+PERIOD_TYPES = [("daily", "Daily"), ("weekly", "Weekly"), ("monthly", "Monthly")]
+
+
+class AiCostBudget(models.Model):
+    """A spending limit on AI calls over a calendar period, with alert, auto-switch and block lines.
+
+    Every budget whose scope matches a call applies to it, and the strictest action wins (see
+    ai.service `_check_budget`). Running totals live in one `ai.cost.budget.period` row per period.
+    """
+
+    _name = "ai.cost.budget"
+    _description = "AI Cost Budget"
+    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _order = "name, id"
+
+    # Identity
+    name = fields.Char(required=True, tracking=True)
+    active = fields.Boolean(default=True)
+    company_id = fields.Many2one(
+        "res.company", required=True, default=lambda self: self.env.company, index=True, tracking=True
+    )
+    responsible_id = fields.Many2one(
+        "res.users", string="Responsible", default=lambda self: self.env.user, tracking=True,
+        help="Gets an activity when an alert threshold is reached.",
+    )
+
+    # Scope: empty means every user / operation / provider of the company
+    user_ids = fields.Many2many("res.users", string="Users", help="Empty: every user.")
+    operation_ids = fields.Many2many(
+        "ai.cost.budget.operation", string="Operations", help="Empty: every operation (send_message's `operation`)."
+    )
+    provider_ids = fields.Many2many(
+        "ai.service.provider", string="Providers", domain="[('company_id', '=', company_id)]",
+        help="Empty: every provider.",
+    )
+
+    # Limit and actions (percentages of the amount; 0 switches an action off)
+    period_type = fields.Selection(PERIOD_TYPES, required=True, default="monthly", tracking=True)
+    budget_amount = fields.Float(digits=PRICE_DIGITS, string="Amount (USD)", required=True, tracking=True)
+    alert_thresholds = fields.Char(
+        default="50, 80, 100", tracking=True,
+        help="Percentages of the amount, strictly increasing, e.g. 50, 80, 100. Each notifies once per period.",
+    )
+    auto_switch_at_threshold = fields.Float(
+        string="Auto-Switch At (%)", tracking=True,
+        help="From this percentage, calls go to the cheapest qualifying provider. 0: never.",
+    )
+    block_at_threshold = fields.Float(
+        string="Block At (%)", default=100.0, tracking=True, help="From this percentage, calls are refused. 0: never."
+    )
+
+    # Current period
+    period_ids = fields.One2many("ai.cost.budget.period", "budget_id", string="Period History", readonly=True)
+    current_period_start = fields.Date(compute="_compute_current_spend")
+    current_spend = fields.Float(digits=PRICE_DIGITS, compute="_compute_current_spend", string="Spend (USD)")
+    current_reserved = fields.Float(digits=PRICE_DIGITS, compute="_compute_current_spend", string="In Flight (USD)")
+    percentage_used = fields.Float(compute="_compute_current_spend", string="Used (%)")
+    forecast_amount = fields.Float(
+        digits=PRICE_DIGITS, compute="_compute_forecast", string="Period Forecast (USD)",
+        help="Projected spend at the end of the current period (see forecast()).",
+    )
+    forecast_percentage = fields.Float(compute="_compute_forecast", string="Forecast (%)")
+    forecast_monthly = fields.Float(
+        digits=PRICE_DIGITS, compute="_compute_forecast", string="Monthly Forecast (USD)",
+        help="Projected spend of the current calendar month in this budget's scope.",
+    )
+
+    @api.depends("period_type", "budget_amount", "period_ids.spend", "period_ids.reserved")
+    @api.depends_context("ai_budget_now")
+    def _compute_current_spend(self):
+        for budget in self:
+            period = budget._period_record(budget._now())
+            spend = period.spend
+            budget.current_period_start = period.date_start
+            budget.current_spend = spend
+            budget.current_reserved = period.reserved
+            budget.percentage_used = spend / budget.budget_amount * 100 if budget.budget_amount else 0.0
+
+    @api.depends("period_type", "budget_amount", "period_ids.spend")
+    @api.depends_context("ai_budget_now")
+    def _compute_forecast(self):
+        for budget in self:
+            budget.forecast_amount = budget.forecast() if budget.id else 0.0
+            budget.forecast_percentage = (
+                budget.forecast_amount / budget.budget_amount * 100 if budget.budget_amount else 0.0
+            )
+            month = budget_math.period_bounds(budget._now_local_day(), "monthly")
+            budget.forecast_monthly = budget._forecast_range(*month) if budget.id else 0.0
+
+    # ------------------------------------------------------------------
+    # Validation
+    # ------------------------------------------------------------------
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            self._normalize_vals(vals)
+        return super().create(vals_list)
+
+    def write(self, vals):
+        self._normalize_vals(vals)
+        return super().write(vals)
+
+    def _normalize_vals(self, vals):
+        """Clear errors for values the ORM would reject with a technical one; thresholds given
+        as a list ([50, 80]) are stored as their canonical text ('50, 80')."""
+        if "period_type" in vals and vals["period_type"] not in budget_math.PERIOD_TYPES:
+            raise ValidationError(self.env._(
+                "Unknown period type %r: use daily, weekly or monthly.", vals["period_type"]
+            ))
+        if "alert_thresholds" in vals:
+            try:
+                vals["alert_thresholds"] = budget_math.format_thresholds(
+                    budget_math.parse_thresholds(vals["alert_thresholds"])
+                )
+            except ValueError as error:
+                raise ValidationError(self.env._("Invalid alert thresholds: %s", error)) from None
+
+    @api.constrains("budget_amount")
+    def _check_budget_amount(self):
+        for budget in self:
+            if budget.budget_amount <= 0:
+                raise ValidationError(self.env._("The amount of budget '%s' must be positive.", budget.name))
+
+    @api.constrains("auto_switch_at_threshold", "block_at_threshold")
+    def _check_action_thresholds(self):
+        for budget in self:
+            for label, value in (
+                (self.env._("auto-switch"), budget.auto_switch_at_threshold),
+                (self.env._("block"), budget.block_at_threshold),
+            ):
+                if value and not budget_math.THRESHOLD_MIN <= value <= budget_math.THRESHOLD_MAX:
+                    raise ValidationError(self.env._(
+                        "The %(action)s threshold of '%(name)s' must be between 1 and 1000%% (or 0 for never).",
+                        action=label, name=budget.name,
+                    ))
+            if budget.block_at_threshold and budget.block_at_threshold < budget.auto_switch_at_threshold:
+                raise ValidationError(self.env._(
+                    "The block threshold of '%s' cannot be below its auto-switch threshold.", budget.name
+                ))
+
+    @api.constrains("company_id", "user_ids", "provider_ids")
+    def _check_scope_company(self):
+        for budget in self:
+            strangers = budget.user_ids.filtered(lambda user, budget=budget: budget.company_id not in user.company_ids)
+            if strangers:
+                raise ValidationError(self.env._(
+                    "Budget '%(name)s' belongs to %(company)s; these users do not: %(users)s.",
+                    name=budget.name, company=budget.company_id.name, users=", ".join(strangers.mapped("name")),
+                ))
+            if budget.provider_ids.filtered(lambda p, budget=budget: p.company_id != budget.company_id):
+                raise ValidationError(self.env._(
+                    "Budget '%s' can only be scoped to providers of its own company.", budget.name
+                ))
+
+    # ------------------------------------------------------------------
+    # Periods and scope
+    # ------------------------------------------------------------------
+    def _now(self):
+        """The current UTC time; the `ai_budget_now` context key shows the budget at another time."""
+        return self.env.context.get("ai_budget_now") or fields.Datetime.now()
+
+    def _tz(self):
+        return self.company_id.partner_id.tz or "UTC"
+
+    def _now_local_day(self):
+        self.ensure_one()
+        return budget_math.local_day(self._now(), self._tz())
+
+    def _period_at(self, now):
+        """(first day, first day of the next period) of the calendar period at UTC time `now`."""
+        self.ensure_one()
+        return budget_math.current_period(now, self._tz(), self.period_type)
+
+    def _period_label(self, period):
+        self.ensure_one()
+        return self.env._(
+            "%(type)s period %(start)s – %(end)s",
+            type=dict(PERIOD_TYPES)[self.period_type], start=period.date_start,
+            end=period.date_end - timedelta(days=1),
+        )
+
+    def _matches(self, user, provider, operation):
+        """Whether a call by `user` to `provider` for `operation` falls in this budget's scope."""
+        self.ensure_one()
+        return (
+            (not self.user_ids or user in self.user_ids)
+            and (not self.provider_ids or provider in self.provider_ids)
+            and (not self.operation_ids or operation in self.operation_ids.mapped("name"))
+        )
+
+    @api.model
+    def _matching(self, user, provider, operation):
+        """The active budgets of the provider's company whose scope holds the call."""
+        budgets = self.search([("company_id", "=", provider.company_id.id)])
+        return budgets.filtered(lambda budget: budget._matches(user, provider, operation))
+
+    def _ledger_domain(self, start, end):
+        """Domain of the successful usage rows of this budget's scope between two local days."""
+        self.ensure_one()
+        utc_start, utc_end = budget_math.utc_range(start, end, self._tz())
+        domain = [
+            ("company_id", "=", self.company_id.id), ("status", "=", "ok"),
+            ("create_date", ">=", utc_start), ("create_date", "<", utc_end),
+        ]
+        if self.user_ids:
+            domain.append(("user_id", "in", self.user_ids.ids))
+        if self.provider_ids:
+            domain.append(("provider_id", "in", self.provider_ids.ids))
+        if self.operation_ids:
+            domain.append(("operation", "in", self.operation_ids.mapped("name")))
+        return domain
+
+    def _ledger_spend(self, start, end):
+        """What the usage ledger says this budget's scope spent between two local days."""
+        Usage = self.env["ai.token.usage"].sudo()
+        [(total,)] = Usage._read_group(self._ledger_domain(start, end), [], ["cost_usd:sum"])
+        return total or 0.0
+
+    def _period_record(self, now):
+        """The period row at UTC time `now`, or (read-only callers must not create rows) an unsaved
+        one holding what the ledger says was spent in the period."""
+        self.ensure_one()
+        start, end = self._period_at(now)
+        period = self.sudo().period_ids.filtered(lambda p: p.date_start == start)[:1]
+        return period or self.env["ai.cost.budget.period"].sudo().new(
+            {"budget_id": self.id, "date_start": start, "date_end": end, "spend": self._ledger_spend(start, end)}
+        )
+
+    def _lock_current_periods(self, bounds):
+        """Lock the period rows of these budgets for `bounds` ({budget id: (start, end)}), in id order
+        so that concurrent callers never deadlock, creating the missing rows first.
+
+        Returns {budget id: period id} and {period id: (spend, reserved)}. A new row starts from what
+        the ledger already holds for the period, so a budget created mid-period counts the calls made
+        before it. Rows are created in a committed transaction of their own, holding no lock.
+        """
+        self.env.cr.execute(SQL(
+            """SELECT id, budget_id, date_start, spend, reserved FROM ai_cost_budget_period
+                WHERE budget_id IN %s AND date_start IN %s ORDER BY id FOR UPDATE""",
+            tuple(self.ids), tuple({start for start, _end in bounds.values()}),
+        ))
+        found, totals = {}, {}
+        for period_id, budget_id, start, spend, reserved in self.env.cr.fetchall():
+            if bounds[budget_id][0] == start:
+                found[budget_id] = period_id
+                totals[period_id] = (spend or 0.0, reserved or 0.0)
+        missing = self.filtered(lambda budget: budget.id not in found)
+        if not missing:
+            return found, totals
+        self.env.cr.rollback()
+        read_committed(self.env)
+        for budget in missing:
+            start, end = bounds[budget.id]
+            self.env.cr.execute(SQL(
+                """INSERT INTO ai_cost_budget_period
+                          (budget_id, company_id, date_start, date_end, spend, reserved, call_count, alerted_up_to,
+                           create_uid, create_date, write_uid, write_date)
+                   VALUES (%(budget)s, %(company)s, %(start)s, %(end)s, %(spend)s, 0, 0, 0,
+                           %(uid)s, now() AT TIME ZONE 'UTC', %(uid)s, now() AT TIME ZONE 'UTC')
+              ON CONFLICT (budget_id, date_start) DO NOTHING""",
+                budget=budget.id, company=budget.company_id.id, start=start, end=end,
+                spend=budget._ledger_spend(start, end), uid=self.env.uid,
+            ))
+        self.env.cr.commit()
+        read_committed(self.env)
+        return self._lock_current_periods(bounds)
+
+    # ------------------------------------------------------------------
+    # Checks and actions
+    # ------------------------------------------------------------------
+    def _thresholds(self):
+        self.ensure_one()
+        return budget_math.parse_thresholds(self.alert_thresholds)
+
+    def _status(self, committed, estimate):
+        """The action a call estimated at `estimate` triggers when `committed` is spent or reserved."""
+        self.ensure_one()
+        return budget_math.evaluate(
+            committed, estimate, self.budget_amount, self._thresholds(),
+            self.auto_switch_at_threshold, self.block_at_threshold,
+        )
+
+    def _crossed_thresholds(self, spend, alerted_up_to):
+        self.ensure_one()
+        return budget_math.crossed_thresholds(self._thresholds(), alerted_up_to, spend / self.budget_amount * 100)
+
+    def check_budget(self, estimated_cost):
+        """Evaluate these budgets for a call estimated at `estimated_cost` USD, reserving nothing.
+
+        Returns {'status': 'ok'|'warning'|'switched'|'blocked', 'message', 'budgets': [...]}, where
+        the status is the strictest of the budgets' and 'budgets' details each one. The gateway
+        uses `_reserve_for_call`, which takes the same decision under row locks and reserves.
+        """
+        outcomes = []
+        for budget in self:
+            period = budget._period_record(self._now())
+            committed = period.spend + period.reserved
+            outcomes.append((budget, period, committed, budget._status(committed, estimated_cost)))
+        return self._outcome(outcomes, estimated_cost)
+
+    def _outcome(self, outcomes, estimate, note=None):
+        """The result of a check from (budget, period, committed, status) tuples: the strictest
+        status, with the message of the budget that set it."""
+        status = budget_math.strictest(outcome[3] for outcome in outcomes)
+        details = []
+        message = note or ""
+        for budget, period, committed, budget_status in outcomes:
+            details.append({
+                "id": budget.id, "name": budget.name, "status": budget_status,
+                "period_start": fields.Date.to_string(period.date_start),
+                "percentage_used": committed / budget.budget_amount * 100,
+            })
+            if budget_status == status and status != "ok" and not message:
+                message = budget._status_message(status, period, committed, estimate)
+        return {"status": status, "message": message, "budgets": details}
+
+    def _status_message(self, status, period, committed, estimate):
+        self.ensure_one()
+        args = {
+            "name": self.name, "period": self._period_label(period), "amount": usd(self.budget_amount),
+            "percent": committed / self.budget_amount * 100, "estimate": usd(estimate),
+        }
+        if status == "blocked":
+            return self.env._(
+                "Budget '%(name)s' (%(period)s) blocks this call: %(percent).1f%% of %(amount)s is spent or "
+                "reserved, and the call (estimated %(estimate)s) would pass its block threshold of %(block)g%%.",
+                block=self.block_at_threshold, **args,
+            )
+        if status == "switched":
+            return self.env._(
+                "Budget '%(name)s' (%(period)s) is past its auto-switch threshold of %(switch)g%%: "
+                "the call goes to the cheapest qualifying provider.",
+                switch=self.auto_switch_at_threshold, **args,
+            )
+        return self.env._(
+            "Budget '%(name)s' (%(period)s) is at %(percent).1f%% of %(amount)s.", **args
+        )
+
+    @api.model
+    def _estimate_cost(self, provider, call):
+        """Upper estimate of a call's cost: the counted prompt tokens plus max_tokens of output, at the
+        provider's current price (0 when the price is unknown: such calls are flagged, never priced)."""
+        price = provider.sudo()._price_at(fields.Datetime.now())
+        if not price:
+            return 0.0
+        usage = Usage(input_tokens=call["estimate"].tokens, output_tokens=call["max_tokens"])
+        return pricing.compute_cost(usage, price._as_core_price())
+
+    def _reserve_for_call(self, call, switch):
+        """Check these budgets for `call` and reserve its estimated cost, in a short transaction of
+        its own holding the period rows' locks, so concurrent calls see each other's reservations.
+
+        `switch(call)` is called when a budget asks for the cheapest provider; it moves the call to
+        that provider and returns True, or returns False when no cheaper one qualifies. Stores the
+        reservations in call['budget_reservations'] and call['budget_periods'] and returns the result.
+        """
+        # Everything the ORM reads (scope, thresholds, timezone, price) is read here, on the caller's
+        # warm cache; the locking transaction only runs a few statements of plain SQL.
+        now = self._now()
+        bounds = {budget.id: budget._period_at(now) for budget in self}
+        estimate = self._estimate_cost(call["provider"], call)
+        with self.env.registry.cursor() as cr:
+            lock_env = self.env(cr=cr, su=True)
+            read_committed(lock_env)
+            period_ids, totals = self.with_env(lock_env)._lock_current_periods(bounds)
+            periods = lock_env["ai.cost.budget.period"].browse(sorted(period_ids.values()))
+
+            def evaluate(estimate):
+                outcomes = []
+                for budget in self:
+                    committed = sum(totals[period_ids[budget.id]])
+                    period = PeriodBounds(*bounds[budget.id])
+                    outcomes.append((budget, period, committed, budget._status(committed, estimate)))
+                return outcomes
+
+            outcomes = evaluate(estimate)
+            note = None
+            if budget_math.strictest(outcome[3] for outcome in outcomes) == "switched":
+                if switch(call):
+                    estimate = self._estimate_cost(call["provider"], call)
+                    outcomes = evaluate(estimate)
+                else:
+                    note = self.env._("A budget asks for a cheaper provider, but none qualifies: the call proceeds.")
+                    outcomes = [(*outcome[:3], "warning" if outcome[3] == "switched" else outcome[3])
+                                for outcome in outcomes]
+            result = self._outcome(outcomes, estimate, note)
+            if result["status"] != "blocked":
+                call["budget_reservations"] = periods._reserve(estimate)
+                call["budget_periods"] = periods.ids
+            result["estimated_cost"] = estimate
+            return result
+
+    def send_alert(self, threshold, period=None):
+        """Notify that this budget reached `threshold` percent in `period` (default: the current one):
+        a chatter message (emailed to the followers when an outgoing mail server exists) and an
+        activity for the responsible user."""
+        self.ensure_one()
+        period = period or self._period_record(self._now())
+        percent = period.spend / self.budget_amount * 100
+        body = self.env._(
+            "Budget %(name)s reached %(threshold)g%% in the %(period)s: "
+            "%(spend)s of %(amount)s spent (%(percent).1f%%).",
+            name=self.name, threshold=threshold, period=self._period_label(period), spend=usd(period.spend),
+            amount=usd(self.budget_amount), percent=percent,
+        )
+        has_mail_server = bool(self.env["ir.mail_server"].sudo().search_count([], limit=1))
+        self.message_post(
+            body=Markup("<p>%s</p>") % body,
+            subject=self.env._("AI budget %(name)s at %(threshold)g%%", name=self.name, threshold=threshold),
+            message_type="comment" if has_mail_server else "notification",
+            subtype_xmlid="mail.mt_comment" if has_mail_server else "mail.mt_note",
+        )
+        if self.responsible_id:
+            self.activity_schedule(
+                "mail.mail_activity_data_todo", summary=self.env._("AI budget at %g%%", threshold),
+                note=body, user_id=self.responsible_id.id,
+            )
+
+    def forecast(self):
+        """Projected spend of this budget at the end of its current period.
+
+        Takes the spend of each day of the period so far (days in the company's timezone, today
+        included), computes a daily rate where recent days weigh more (day i of the period weighs
+        i), and adds that rate for every day left: see core.budget.forecast_spend.
+        """
+        self.ensure_one()
+        start, end = self._period_at(self._now())
+        return self._forecast_range(start, end)
+
+    def _forecast_range(self, start, end):
+        """Forecast of the spend between two local days, from the ledger's days so far."""
+        today = self._now_local_day()
+        days_so_far = (min(today, end - timedelta(days=1)) - start).days + 1
+        if days_so_far <= 0:
+            return 0.0
+        Usage = self.env["ai.token.usage"].sudo().with_context(tz=self._tz())
+        per_day = {
+            day.date() if hasattr(day, "date") else day: cost
+            for day, cost in Usage._read_group(self._ledger_domain(start, end), ["create_date:day"], ["cost_usd:sum"])
+        }
+        series = [per_day.get(start + timedelta(days=offset), 0.0) or 0.0 for offset in range(days_so_far)]
+        return budget_math.forecast_spend(series, (end - start).days)
+
+    def action_view_usage(self):
+        """The usage rows of the current period in this budget's scope."""
+        self.ensure_one()
+        start, end = self._period_at(self._now())
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Usage of %s", self.name),
+            "res_model": "ai.token.usage",
+            "view_mode": "list,form",
+            "domain": self._ledger_domain(start, end),
+        }

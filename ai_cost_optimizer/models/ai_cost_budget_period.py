@@ -1,0 +1,160 @@
+from datetime import timedelta
+
+from psycopg2.extensions import ISOLATION_LEVEL_READ_COMMITTED
+
+from odoo import api, fields, models
+from odoo.tools import SQL
+
+from .ai_service_provider_price import PRICE_DIGITS
+
+# A reservation older than this belongs to a call whose worker died: the cron releases it.
+# Far above any provider timeout with its retries.
+RESERVATION_TTL = timedelta(minutes=30)
+
+
+def read_committed(env):
+    """Make the transaction just begun on env.cr READ COMMITTED, so that a row lock waits for a
+    concurrent update and then sees it, instead of failing with a repeatable-read serialization
+    error. (In test mode every cursor shares the test transaction: nothing to change.)"""
+    if not env.registry.in_test_mode():
+        # Set on the connection, psycopg2 opens the next transaction with it, sparing a round trip;
+        # Odoo resets the level of every connection it hands out as a new cursor.
+        env.cr.connection.set_isolation_level(ISOLATION_LEVEL_READ_COMMITTED)
+
+
+class AiCostBudgetPeriod(models.Model):
+    """The running totals of one budget over one calendar period.
+
+    The gateway reads and updates this single row under a row lock, so a budget check costs the
+    same whatever the size of the usage ledger. `spend` is the settled cost of the period's calls,
+    `reserved` the estimates of the calls in flight.
+    """
+
+    _name = "ai.cost.budget.period"
+    _description = "AI Budget Period"
+    _order = "date_start desc, id desc"
+    _rec_name = "date_start"
+
+    budget_id = fields.Many2one("ai.cost.budget", required=True, index=True, ondelete="cascade", readonly=True)
+    company_id = fields.Many2one(related="budget_id.company_id", store=True, index=True)
+    date_start = fields.Date(required=True, readonly=True)
+    date_end = fields.Date(required=True, readonly=True, help="First day of the next period.")
+
+    spend = fields.Float(digits=PRICE_DIGITS, string="Spend (USD)", readonly=True)
+    reserved = fields.Float(digits=PRICE_DIGITS, string="In Flight (USD)", readonly=True)
+    call_count = fields.Integer(string="Calls", readonly=True)
+    # Alert-once marker: thresholds are increasing, so the highest one alerted says which were sent.
+    alerted_up_to = fields.Float(string="Alerted Up To (%)", readonly=True)
+    budget_amount = fields.Float(related="budget_id.budget_amount")
+    percentage_used = fields.Float(compute="_compute_percentage_used", string="Used (%)")
+
+    _sql_constraints = [
+        ("budget_period_unique", "UNIQUE(budget_id, date_start)", "A budget has one row per period."),
+    ]
+
+    @api.depends("spend", "budget_id.budget_amount")
+    def _compute_percentage_used(self):
+        for period in self:
+            amount = period.budget_id.budget_amount
+            period.percentage_used = period.spend / amount * 100 if amount else 0.0
+
+    @api.depends("date_start", "date_end")
+    def _compute_display_name(self):
+        for period in self:
+            period.display_name = f"{period.date_start} – {period.date_end - timedelta(days=1)}"
+
+    # ------------------------------------------------------------------
+    # Gateway operations (plain SQL on the hot path, on the caller-given cursor)
+    # ------------------------------------------------------------------
+    def _lock(self):
+        """Lock these rows (ordered by id, so concurrent callers never deadlock) and return their
+        current totals: {period_id: (spend, reserved)}."""
+        self.env.cr.execute(SQL(
+            "SELECT id, spend, reserved FROM ai_cost_budget_period WHERE id IN %s ORDER BY id FOR UPDATE",
+            tuple(self.ids),
+        ))
+        return {row[0]: (row[1] or 0.0, row[2] or 0.0) for row in self.env.cr.fetchall()}
+
+    def _reserve(self, amount):
+        """Hold `amount` on each of these (locked) periods; returns the reservation ids."""
+        self.env.cr.execute(SQL(
+            """UPDATE ai_cost_budget_period SET reserved = reserved + %(amount)s WHERE id IN %(ids)s;
+               INSERT INTO ai_cost_budget_reservation
+                      (period_id, amount, create_uid, create_date, write_uid, write_date)
+               SELECT id, %(amount)s, %(uid)s, now() AT TIME ZONE 'UTC', %(uid)s, now() AT TIME ZONE 'UTC'
+                 FROM unnest(%(id_list)s) AS id
+               RETURNING id""",
+            amount=amount, ids=tuple(self.ids), id_list=list(self.ids), uid=self.env.uid,
+        ))
+        return [row[0] for row in self.env.cr.fetchall()]
+
+    def _unreserve(self, reservation_ids):
+        """Drop reservations: returns {period_id: amount released} (expired ones are already gone)."""
+        if not reservation_ids:
+            return {}
+        self.env.cr.execute(SQL(
+            "DELETE FROM ai_cost_budget_reservation WHERE id IN %s RETURNING period_id, amount",
+            tuple(reservation_ids),
+        ))
+        released = {}
+        for period_id, amount in self.env.cr.fetchall():
+            released[period_id] = released.get(period_id, 0.0) + amount
+        return released
+
+    def _settle(self, reservation_ids, actual_cost):
+        """Replace the reservations of a finished call with its actual cost, then send the alerts
+        of the thresholds the new spend reaches. Runs on the ledger transaction, so the spend
+        commits together with the usage row."""
+        released = self._unreserve(reservation_ids)
+        crossed = []
+        for period in self.sorted("id"):
+            self.env.cr.execute(SQL(
+                """UPDATE ai_cost_budget_period
+                      SET spend = spend + %(cost)s, reserved = GREATEST(reserved - %(released)s, 0),
+                          call_count = call_count + 1
+                    WHERE id = %(id)s
+                RETURNING spend, alerted_up_to""",
+                cost=actual_cost or 0.0, released=released.get(period.id, 0.0), id=period.id,
+            ))
+            spend, alerted_up_to = self.env.cr.fetchone()
+            thresholds = period.budget_id._crossed_thresholds(spend, alerted_up_to or 0.0)
+            if thresholds:
+                # The row is locked by the UPDATE above until this transaction ends: no other
+                # worker can read the old marker and send the same alert.
+                self.env.cr.execute(SQL(
+                    "UPDATE ai_cost_budget_period SET alerted_up_to = %s WHERE id = %s", max(thresholds), period.id
+                ))
+                crossed.append((period, thresholds))
+        self.invalidate_recordset(["spend", "reserved", "call_count", "alerted_up_to"])
+        for period, thresholds in crossed:
+            for threshold in thresholds:
+                period.budget_id.send_alert(threshold, period)
+
+    def _release(self, reservation_ids):
+        """Give back the reservations of a call that failed."""
+        released = self._unreserve(reservation_ids)
+        for period_id in sorted(released):
+            self.env.cr.execute(SQL(
+                "UPDATE ai_cost_budget_period SET reserved = GREATEST(reserved - %s, 0) WHERE id = %s",
+                released[period_id], period_id,
+            ))
+        self.invalidate_recordset(["reserved"])
+
+    @api.model
+    def _cron_expire_reservations(self):
+        """Release reservations older than RESERVATION_TTL: their worker died before settling."""
+        limit = fields.Datetime.now() - RESERVATION_TTL
+        self.env.cr.execute(SQL(
+            """SELECT id FROM ai_cost_budget_period
+                WHERE id IN (SELECT period_id FROM ai_cost_budget_reservation WHERE create_date < %s)
+                ORDER BY id FOR UPDATE""",
+            limit,
+        ))
+        periods = self.browse([row[0] for row in self.env.cr.fetchall()])
+        if not periods:
+            return
+        self.env.cr.execute(SQL(
+            "SELECT id FROM ai_cost_budget_reservation WHERE create_date < %s AND period_id IN %s",
+            limit, tuple(periods.ids),
+        ))
+        periods._release([row[0] for row in self.env.cr.fetchall()])

@@ -1,0 +1,187 @@
+import random
+from datetime import datetime, time, timedelta
+
+from psycopg2.extras import execute_values
+
+from odoo import api, fields, models
+
+from ..core import pricing
+from ..core.usage import Usage
+
+# operation: (task type, weight, prompt tokens (mean), answer tokens (mean), about a record?)
+OPERATIONS = {
+    "lead_qualification": ("classify", 20, 900, 60, "lead"),
+    "lead_summary": ("summarize", 14, 3500, 300, "lead"),
+    "email_draft": ("chat", 18, 1200, 450, "partner"),
+    "ticket_triage": ("classify", 12, 700, 40, "partner"),
+    "invoice_extraction": ("extract", 9, 2600, 250, "partner"),
+    "product_description": ("chat", 7, 500, 600, None),
+    "translation": ("translate", 8, 800, 850, "partner"),
+    "chatbot": ("chat", 12, 2200, 350, None),
+}
+# Which providers serve an operation, by demo provider xml id and weight.
+PROVIDER_MIX = {
+    "classify": {"demo_provider_gpt4o_mini": 5, "demo_provider_claude_haiku": 3, "demo_provider_ollama": 2,
+                 "demo_provider_claude_sonnet": 1},
+    "summarize": {"demo_provider_claude_haiku": 4, "demo_provider_claude_sonnet": 3, "demo_provider_gemini_flash": 3},
+    "chat": {"demo_provider_claude_sonnet": 3, "demo_provider_gpt4o_mini": 4, "demo_provider_deepseek": 3},
+    "extract": {"demo_provider_gemini_flash": 4, "demo_provider_claude_haiku": 3, "demo_provider_deepseek": 2},
+    "translate": {"demo_provider_deepseek": 4, "demo_provider_gpt4o_mini": 3, "demo_provider_ollama": 2},
+}
+LATENCY_MS = {"demo_provider_claude_haiku": 900, "demo_provider_claude_sonnet": 2400, "demo_provider_gpt4o_mini": 1100,
+              "demo_provider_gemini_flash": 800, "demo_provider_deepseek": 1800, "demo_provider_ollama": 3000}
+WASTE_RULES = ["duplicate_query", "redundant_context", "oversized_context", "wrong_model", "unnecessary_history",
+               "missed_cache"]
+USERS = ["demo_user_alice", "demo_user_bruno", "demo_user_chen", "demo_user_dina", "demo_user_emil"]
+CALLS_PER_WEEKDAY = 160
+BATCH = 2000
+
+COLUMNS = [
+    "create_date", "write_date", "create_uid", "write_uid", "user_id", "company_id", "provider_id", "model", "mode",
+    "operation", "res_model", "res_id", "task_type", "quality_required", "input_tokens", "output_tokens",
+    "cache_read_tokens", "cache_write_tokens", "total_tokens", "estimated_input_tokens", "estimate_exact",
+    "usage_reported", "context_size_tokens", "cost_usd", "cost_unknown", "price_id", "prompt_cache_savings_usd",
+    "latency_ms", "cache_hit", "status", "error_message", "attempts", "prompt_hash", "waste_detected",
+    "waste_reason", "could_have_saved_usd", "optimization_score", "switched",
+]
+
+
+class AiCostDemo(models.AbstractModel):
+    """Generates the demo ledger: realistic usage over several providers, operations, users and records."""
+
+    _name = "ai.cost.demo"
+    _description = "AI Cost Demo Data"
+
+    @api.model
+    def generate(self, days=90, seed=0):
+        """Write `days` days of usage rows (deterministic for a `seed`), then rebuild the rollups."""
+        rng = random.Random(seed)
+        providers = {xml_id: self.env.ref(f"ai_cost_optimizer.{xml_id}") for xml_id in LATENCY_MS}
+        start = fields.Datetime.now() - timedelta(days=days + 5)
+        prices = {}
+        for xml_id, provider in providers.items():
+            # The demo history predates the providers' creation: let their prices cover it.
+            provider.price_ids.write({"date_start": start})
+            price = provider._price_at(fields.Datetime.now())
+            prices[xml_id] = (price.id, price._as_core_price()) if price else (None, None)
+        users = [self.env.ref(f"ai_cost_optimizer.{xml_id}").id for xml_id in USERS]
+        users.append(self.env.ref("base.user_admin").id)
+        records = self._demo_records()
+        today = fields.Date.context_today(self)
+        rows = []
+        for offset in range(days, -1, -1):
+            day = today - timedelta(days=offset)
+            growth = 0.6 + 0.8 * (days - offset) / days
+            weekday_factor = 1.0 if day.weekday() < 5 else 0.25
+            for _n in range(int(CALLS_PER_WEEKDAY * growth * weekday_factor * rng.uniform(0.85, 1.15))):
+                rows.append(self._demo_row(rng, day, providers, prices, users, records))
+                if len(rows) >= BATCH:
+                    self._insert(rows)
+                    rows = []
+        self._insert(rows)
+        self.env["ai.token.usage"].invalidate_model()
+        self.env["ai.token.usage"]._rebuild_rollups()
+        self._demo_extras(providers)
+        return True
+
+    def _demo_records(self):
+        """Records the calls are about: leads when CRM is installed, partners otherwise."""
+        partners = self.env["res.partner"].search([("is_company", "=", True)], limit=30).ids or self.env[
+            "res.partner"
+        ].search([], limit=30).ids
+        records = {"partner": ("res.partner", partners)}
+        if "crm.lead" in self.env:
+            leads = self.env["crm.lead"].search([], limit=60).ids
+            records["lead"] = ("crm.lead", leads) if leads else records["partner"]
+        else:
+            records["lead"] = records["partner"]
+        return records
+
+    def _demo_row(self, rng, day, providers, prices, users, records):
+        operation = rng.choices(list(OPERATIONS), weights=[spec[1] for spec in OPERATIONS.values()])[0]
+        task_type, _weight, prompt_mean, answer_mean, record_kind = OPERATIONS[operation]
+        mix = PROVIDER_MIX[task_type]
+        xml_id = rng.choices(list(mix), weights=list(mix.values()))[0]
+        provider = providers[xml_id]
+        price_id, price = prices[xml_id]
+        res_model, res_id = None, 0
+        if record_kind and records[record_kind][1]:
+            res_model = records[record_kind][0]
+            res_id = rng.choice(records[record_kind][1])
+        # Working hours, in UTC for simplicity.
+        when = datetime.combine(day, time(7)) + timedelta(seconds=rng.randint(0, 11 * 3600))
+        input_tokens = max(20, int(rng.gauss(prompt_mean, prompt_mean * 0.35)))
+        output_tokens = max(5, int(rng.gauss(answer_mean, answer_mean * 0.4)))
+        roll = rng.random()
+        status = "error" if roll < 0.025 else "ok"
+        cache_hit = status == "ok" and roll > 0.93
+        cache_read = int(input_tokens * 0.7) if provider.kind == "anthropic" and rng.random() < 0.35 else 0
+        usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens, cache_read_tokens=cache_read)
+        cost = pricing.compute_cost(usage, price) if price and status == "ok" and not cache_hit else 0.0
+        savings = 0.0
+        if price and cache_read and status == "ok" and not cache_hit:
+            savings = cache_read * (price.input_per_mtok - (price.cache_read_per_mtok or price.input_per_mtok)) / 1e6
+        waste = status == "ok" and not cache_hit and rng.random() < 0.12
+        rule = rng.choice(WASTE_RULES) if waste else None
+        return (
+            when, when, 1, 1, rng.choice(users), provider.company_id.id, provider.id, provider.model,
+            "smart_router" if rng.random() < 0.3 else "passthrough", operation, res_model, res_id, task_type,
+            rng.choice(["low", "medium", "medium", "high"]),
+            0 if status == "error" else input_tokens, 0 if status == "error" else output_tokens,
+            0 if status == "error" else cache_read, 0, 0 if status == "error" else input_tokens + output_tokens,
+            input_tokens, True, True, input_tokens, cost, status == "ok" and not cache_hit and price is None,
+            price_id if status == "ok" and not cache_hit else None, savings,
+            0.0 if cache_hit else rng.gauss(LATENCY_MS[xml_id], LATENCY_MS[xml_id] * 0.25) + output_tokens * 2,
+            cache_hit, status, "HTTP 529: overloaded" if status == "error" else None,
+            3 if status == "error" else 1, f"demo-{operation}-{rng.randint(0, 400)}", waste, rule,
+            cost * rng.uniform(0.15, 0.6) if waste else 0.0, rng.randint(30, 75) if waste else 100,
+            rng.random() < 0.05,
+        )
+
+    def _insert(self, rows):
+        if rows:
+            execute_values(
+                self.env.cr._obj,
+                f"INSERT INTO ai_token_usage ({', '.join(COLUMNS)}) VALUES %s",
+                rows,
+                page_size=len(rows),
+            )
+
+    def _demo_extras(self, providers):
+        """Budgets, benchmarks and recommendations, when those features are installed."""
+        if "ai.cost.budget" in self.env:
+            self._demo_budgets(providers)
+        if "ai.provider.benchmark" in self.env:
+            Benchmark = self.env["ai.provider.benchmark"]
+            rng = random.Random(7)
+            for xml_id, provider in providers.items():
+                for _n in range(20):
+                    Benchmark.log_benchmark(
+                        provider.id, "chat", rng.choice(["simple", "medium", "complex"]), rng.randint(300, 3000),
+                        rng.randint(50, 800), rng.uniform(0.0001, 0.01), rng.gauss(LATENCY_MS[xml_id], 200),
+                        quality_score=rng.randint(50, 95), error_occurred=rng.random() < 0.03,
+                    )
+
+    def _demo_budgets(self, providers):
+        Budget = self.env["ai.cost.budget"]
+        month_spend = sum(
+            cost for (cost,) in self.env["ai.token.usage.daily"]._read_group(
+                [("day", ">=", fields.Date.context_today(self).replace(day=1))], [], ["cost_usd:sum"]
+            )
+        )
+        specs = [
+            ("Company AI budget", month_spend * 1.6, {}),
+            ("Sales assistants", month_spend * 0.5, {"operations": "lead_qualification,lead_summary"}),
+            ("Claude Sonnet cap", max(month_spend * 0.05, 0.01),
+             {"provider_ids": providers["demo_provider_claude_sonnet"]}),
+        ]
+        for name, amount, scope in specs:
+            vals = {"name": name, "budget_amount": round(amount, 2) or 1.0}
+            if "period_type" in Budget._fields:
+                vals["period_type"] = "monthly"
+            if "block_at_threshold" in Budget._fields and name == "Claude Sonnet cap":
+                vals["block_at_threshold"] = 100
+            for field, value in scope.items():
+                if field in Budget._fields:
+                    vals[field] = [(6, 0, value.ids)] if isinstance(value, models.BaseModel) else value
+            Budget.create(vals)

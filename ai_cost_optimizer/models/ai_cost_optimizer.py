@@ -1,0 +1,190 @@
+import math
+
+from odoo import api, models
+from odoo.exceptions import ValidationError
+from odoo.tools import SQL
+
+from ..core import recommendation as ranking_rules
+from ..core.messages import short_repr
+from ..core.recommendation import Candidate
+
+
+class AiCostOptimizer(models.AbstractModel):
+    """Recommends the cheapest provider per quality point for a task (see core.recommendation).
+
+    It reads only providers and task types: their benchmark figures (quality, answer length) are
+    cached on them by ai.provider.benchmark, so no usage or benchmark row is scanned per call. Both
+    are read with one SQL query each: a recommendation is made on every gateway call (bench/).
+    """
+
+    _name = "ai.cost.optimizer"
+    _description = "AI Cost Optimizer"
+
+    @api.model
+    def recommend_provider(self, task_type, context_size_tokens, quality_required="medium", max_budget_usd=None):
+        """The cheapest qualifying provider of the current company, per quality point.
+
+        Returns {'provider_id', 'provider_name', 'estimated_cost', 'reasoning', 'alternatives',
+        'excluded', 'expected_output_tokens', 'recommendation_id'}: alternatives are every qualifying
+        provider, best first (the recommended one included), as {'provider_id', 'provider_name',
+        'estimated_cost', 'quality', 'cost_per_quality_point'}; excluded lists the others with the
+        reason, as {'provider_id', 'provider_name', 'reason'}.
+        When nothing qualifies provider_id is False and the reasoning names what excluded each
+        candidate. Every recommendation is stored as an ai.cost.recommendation record, except the
+        questions asked with the context key ai_recommendation_internal (the gateway stores the
+        recommendations of the calls it serves itself, in its ledger transaction).
+        """
+        output_tokens = self._check_recommendation_input(
+            task_type, context_size_tokens, quality_required, max_budget_usd
+        )
+        # Internal questions about an unknown task type (a past call's) get the "nothing qualifies" shape.
+        candidates = self._candidates(task_type) if output_tokens is not None else []
+        output_tokens = output_tokens or 0
+        ranking = ranking_rules.rank(
+            candidates,
+            context_size_tokens,
+            output_tokens,
+            quality_required,
+            max_budget_usd,
+        )
+        reasoning = ranking_rules.reasoning(ranking, task_type, quality_required)
+        best = ranking.best
+        result = {
+            "provider_id": best.candidate.provider_id if best else False,
+            "provider_name": best.candidate.name if best else False,
+            "estimated_cost": best.estimated_cost if best else 0.0,
+            "expected_output_tokens": output_tokens,
+            "reasoning": reasoning,
+            "excluded": [
+                {"provider_id": candidate.provider_id, "provider_name": candidate.name, "reason": reason}
+                for candidate, reason in ranking.excluded
+            ],
+            "alternatives": [
+                {
+                    "provider_id": scored.candidate.provider_id,
+                    "provider_name": scored.candidate.name,
+                    "estimated_cost": scored.estimated_cost,
+                    "quality": round(scored.quality, 2),
+                    "cost_per_quality_point": scored.cost_per_quality_point,
+                }
+                for scored in ranking.ranked
+            ],
+        }
+        if not self.env.context.get("ai_recommendation_internal"):
+            result["recommendation_id"] = self._store(
+                result, task_type, context_size_tokens, quality_required, max_budget_usd
+            )
+        return result
+
+    def _check_recommendation_input(self, task_type, context_size_tokens, quality_required, max_budget_usd):
+        """Clear ValidationErrors for bad input; returns the task type's expected output tokens (or,
+        for internal questions with the context key ai_recommendation_internal, None when unknown)."""
+        _ = self.env._
+        if quality_required not in ranking_rules.QUALITY_BARS:
+            raise ValidationError(
+                _("quality_required must be low, medium or high, not %s.", short_repr(quality_required))
+            )
+        if isinstance(context_size_tokens, bool) or not isinstance(context_size_tokens, int) or context_size_tokens < 0:
+            raise ValidationError(
+                _("context_size_tokens must be a positive integer, not %s.", short_repr(context_size_tokens))
+            )
+        if max_budget_usd is not None and (
+            isinstance(max_budget_usd, bool)
+            or not isinstance(max_budget_usd, (int, float))
+            or not math.isfinite(max_budget_usd)
+            or max_budget_usd < 0
+        ):
+            raise ValidationError(_("max_budget_usd must be a positive number, not %s.", short_repr(max_budget_usd)))
+        output_tokens = self._expected_output_tokens(task_type) if isinstance(task_type, str) else None
+        if output_tokens is None and not self.env.context.get("ai_recommendation_internal"):
+            raise ValidationError(
+                _("Unknown task type %s. Task types are listed in AI Cost > Configuration > Task Types.",
+                  short_repr(task_type))
+            )
+        return output_tokens
+
+    def _expected_output_tokens(self, task_type):
+        """Output tokens to expect from a call of an active task type (learned once there are enough
+        calls, else configured, see core.recommendation); None for an unknown task type."""
+        TaskType = self.env["ai.task.type"]
+        TaskType.flush_model(["code", "active", "expected_output_tokens", "learned_output_tokens",
+                              "learned_output_samples"])
+        self.env.cr.execute(
+            """SELECT expected_output_tokens, learned_output_tokens, learned_output_samples
+                 FROM ai_task_type WHERE code = %s AND active""",
+            [task_type],
+        )
+        row = self.env.cr.fetchone()
+        return ranking_rules.expected_output_tokens(*row) if row else None
+
+    def _candidates(self, task_type):
+        """The active providers of the current company as the ranking sees them."""
+        Provider = self.env["ai.service.provider"].sudo()
+        # Never flush api_key here: a pending key change would be written, and logged at DEBUG
+        # level by the SQL logger. Pending key changes are taken from the ORM cache below.
+        Provider.flush_model(["company_id", "active", "sequence", "name", "quality_score", "context_window",
+                              "cost_unknown", "input_price", "output_price", "benchmark_quality",
+                              "benchmark_quality_samples", "task_type_ids"])
+        self.env["ai.task.type"].flush_model(["code", "active"])
+        relation = Provider._fields["task_type_ids"]
+        self.env.cr.execute(SQL(
+            """
+            SELECT p.id, p.name, p.quality_score, p.context_window, p.cost_unknown, p.input_price, p.output_price,
+                   COALESCE(p.api_key, '') != '', p.benchmark_quality, p.benchmark_quality_samples,
+                   array_remove(array_agg(t.code), NULL)
+              FROM ai_service_provider p
+         LEFT JOIN %(rel)s rel ON rel.%(provider_col)s = p.id
+         LEFT JOIN ai_task_type t ON t.id = rel.%(task_col)s AND t.active
+             WHERE p.company_id = %(company)s AND p.active
+          GROUP BY p.id
+          ORDER BY p.sequence, p.name, p.id
+            """,
+            rel=SQL.identifier(relation.relation),
+            provider_col=SQL.identifier(relation.column1),
+            task_col=SQL.identifier(relation.column2),
+            company=self.env.company.id,
+        ))
+        rows = self.env.cr.fetchall()
+        pending = self.env.cache.get_dirty_records(Provider, Provider._fields["api_key"])
+        keys = {provider.id: bool(provider.api_key) for provider in pending}
+        return [
+            Candidate(
+                provider_id=provider_id,
+                name=name,
+                prior_quality=quality,
+                context_window=context_window,
+                input_price=None if cost_unknown else input_price or 0.0,
+                output_price=None if cost_unknown else output_price or 0.0,
+                serves_task=not task_codes or task_type in task_codes,
+                usable=keys.get(provider_id, has_key),
+                benchmark_quality=benchmark_quality if samples else None,
+                benchmark_samples=samples or 0,
+            )
+            for (provider_id, name, quality, context_window, cost_unknown, input_price, output_price, has_key,
+                 benchmark_quality, samples, task_codes) in rows
+        ]
+
+    def _store(self, result, task_type, context_size_tokens, quality_required, max_budget_usd):
+        """Keep a recommendation (the dict recommend_provider returned) as a record; returns its id."""
+        return (
+            self.env["ai.cost.recommendation"]
+            .sudo()
+            .create(
+                {
+                    "name": f"{task_type} / {quality_required}: {result['provider_name'] or '-'}",
+                    "user_id": self.env.uid,
+                    "company_id": self.env.company.id,
+                    "task_type": task_type,
+                    "quality_required": quality_required,
+                    "context_size_tokens": context_size_tokens,
+                    "expected_output_tokens": result["expected_output_tokens"],
+                    "max_budget_usd": max_budget_usd or 0.0,
+                    "recommended_provider_id": result["provider_id"],
+                    "estimated_cost_usd": result["estimated_cost"],
+                    "qualifying_count": len(result["alternatives"]),
+                    "excluded_count": len(result["excluded"]),
+                    "reasoning": result["reasoning"],
+                }
+            )
+            .id
+        )

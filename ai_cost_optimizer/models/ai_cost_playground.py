@@ -1,0 +1,169 @@
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+
+from ..core import pricing
+from ..core.tokens import count_message_tokens
+from ..core.usage import Usage
+from .ai_service_provider_price import PRICE_DIGITS
+from .ai_token_usage import QUALITY_LEVELS
+
+
+class AiCostPlayground(models.TransientModel):
+    """Try a prompt: see its tokens, the recommended provider and the cost before sending it."""
+
+    _name = "ai.cost.playground"
+    _description = "AI Cost Playground"
+
+    # What to send
+    prompt = fields.Text(required=True)
+    task_type_id = fields.Many2one(
+        "ai.task.type", required=True, default=lambda self: self._default_task_type(), ondelete="cascade"
+    )
+    quality_required = fields.Selection(QUALITY_LEVELS, required=True, default="medium")
+    provider_id = fields.Many2one(
+        "ai.service.provider", string="Provider", help="Empty: the recommended provider, else the company default."
+    )
+    state = fields.Selection([("draft", "Draft"), ("estimated", "Estimated"), ("sent", "Sent")], default="draft")
+
+    # Estimate, before sending
+    token_estimate = fields.Integer(readonly=True)
+    estimate_exact = fields.Boolean(readonly=True)
+    expected_output_tokens = fields.Integer(readonly=True)
+    recommended_provider_id = fields.Many2one("ai.service.provider", readonly=True)
+    recommendation_reasoning = fields.Text(readonly=True)
+    alternatives = fields.Text(readonly=True)
+    estimated_cost_usd = fields.Float(string="Estimated Cost (USD)", digits=PRICE_DIGITS, readonly=True)
+    budgets_touched = fields.Text(readonly=True)
+
+    # Result, after sending
+    answer = fields.Text(readonly=True)
+    usage_id = fields.Many2one("ai.token.usage", readonly=True)
+    actual_cost_usd = fields.Float(string="Actual Cost (USD)", digits=PRICE_DIGITS, readonly=True)
+    actual_provider_id = fields.Many2one("ai.service.provider", readonly=True)
+    waste_findings = fields.Text(readonly=True)
+
+    @api.model
+    def _default_task_type(self):
+        TaskType = self.env["ai.task.type"]
+        return TaskType.search([("code", "=", "chat")], limit=1) or TaskType.search([], limit=1)
+
+    def _messages(self):
+        if not (self.prompt or "").strip():
+            raise UserError(self.env._("Type a prompt first."))
+        return [{"role": "user", "content": self.prompt}]
+
+    def _target_provider(self):
+        """The explicit provider, else the recommended one, else the company default."""
+        return (
+            self.provider_id
+            or self.recommended_provider_id
+            or self.env.company.ai_default_provider_id
+            or self.env["ai.service.provider"].search([("company_id", "=", self.env.company.id)], limit=1)
+        )
+
+    def action_estimate(self):
+        self.ensure_one()
+        messages = self._messages()
+        model_name = (self.provider_id or self.env.company.ai_default_provider_id).model or None
+        estimate = count_message_tokens(messages, model_name)
+        vals = {
+            "state": "estimated",
+            "token_estimate": estimate.tokens,
+            "estimate_exact": estimate.exact,
+            "expected_output_tokens": self.task_type_id.expected_output_tokens,
+            "recommended_provider_id": False,
+            "recommendation_reasoning": False,
+            "alternatives": False,
+        }
+        vals.update(self._recommendation_vals(estimate.tokens))
+        self.write(vals)
+        provider = self._target_provider()
+        if not self.estimated_cost_usd and provider:
+            self.estimated_cost_usd = self._estimate_cost(provider)
+        self.budgets_touched = self._budgets_text(provider)
+        return self._reopen()
+
+    def _recommendation_vals(self, tokens):
+        if "ai.cost.optimizer" not in self.env:
+            return {}
+        rec = self.env["ai.cost.optimizer"].recommend_provider(
+            self.task_type_id.code, tokens, quality_required=self.quality_required
+        )
+        alternatives = [
+            f"{alt.get('provider_name')}: ${alt.get('estimated_cost') or 0.0:.6f}"
+            + (f" (quality {alt['quality']})" if alt.get("quality") is not None else "")
+            for alt in rec.get("alternatives") or []
+        ]
+        return {
+            "recommended_provider_id": rec.get("provider_id") or False,
+            "recommendation_reasoning": rec.get("reasoning") or False,
+            "alternatives": "\n".join(alternatives) or False,
+            "estimated_cost_usd": rec.get("estimated_cost") or 0.0,
+        }
+
+    def _estimate_cost(self, provider):
+        price = provider.sudo()._price_at(fields.Datetime.now())
+        if not price:
+            return 0.0
+        usage = Usage(input_tokens=self.token_estimate, output_tokens=self.expected_output_tokens)
+        return pricing.compute_cost(usage, price._as_core_price())
+
+    def _budgets_text(self, provider):
+        """The budgets whose scope this call would fall in, with how full they are (when budgets exist)."""
+        if "ai.cost.budget" not in self.env:
+            return False
+        Budget = self.env["ai.cost.budget"]
+        lines = []
+        domain = [("company_id", "in", self.env.company.ids)] if "company_id" in Budget._fields else []
+        for budget in Budget.search(domain):
+            if not self._budget_applies(budget, provider):
+                continue
+            percent = budget.percentage_used if "percentage_used" in budget._fields else 0.0
+            lines.append(f"{budget.display_name}: {percent:.1f}% used")
+        return "\n".join(lines) or self.env._("No budget applies.")
+
+    def _budget_applies(self, budget, provider):
+        scopes = [("user_ids", self.env.user), ("provider_ids", provider), ("operation_ids", None)]
+        for name, record in scopes:
+            if name in budget._fields and budget[name] and record is not None and record not in budget[name]:
+                return False
+        return True
+
+    def action_send(self):
+        self.ensure_one()
+        messages = self._messages()
+        provider = self._target_provider()
+        if not provider:
+            raise UserError(self.env._("No AI provider is configured. Add one in AI Cost > Configuration > Providers."))
+        if not provider.has_api_key:
+            raise UserError(self.env._("The provider '%s' has no API key: add it before sending.", provider.name))
+        result = self.env["ai.service"].send_message(
+            messages,
+            provider=provider,
+            task_type=self.task_type_id.code,
+            quality_required=self.quality_required,
+            operation="playground",
+        )
+        waste = result.get("waste_report") or {}
+        findings = [
+            f"{f.get('type')}: {f.get('description')} ({f.get('recommendation')})"
+            for f in waste.get("findings") or []
+        ]
+        self.write({
+            "state": "sent",
+            "answer": result.get("content"),
+            "usage_id": result.get("usage_id") or False,
+            "actual_cost_usd": result.get("cost_usd") or 0.0,
+            "actual_provider_id": result.get("provider_id") or False,
+            "waste_findings": "\n".join(findings) or self.env._("No waste found."),
+        })
+        return self._reopen()
+
+    def _reopen(self):
+        return {
+            "type": "ir.actions.act_window",
+            "res_model": self._name,
+            "res_id": self.id,
+            "view_mode": "form",
+            "target": "current",
+        }

@@ -1,0 +1,31 @@
+from odoo import fields, models
+
+from .ai_service_provider_price import PRICE_DIGITS
+from .ai_token_usage import QUALITY_LEVELS
+
+
+class AiCostRecommendation(models.Model):
+    """One answer of ai.cost.optimizer.recommend_provider, kept to show what was advised and why."""
+
+    _name = "ai.cost.recommendation"
+    _description = "AI Provider Recommendation"
+    _order = "date desc, id desc"
+
+    name = fields.Char(required=True)
+    date = fields.Datetime(default=fields.Datetime.now, required=True, index=True)
+    user_id = fields.Many2one("res.users", default=lambda self: self.env.user, index=True)
+    company_id = fields.Many2one("res.company", required=True, default=lambda self: self.env.company, index=True)
+
+    # The question
+    task_type = fields.Char(required=True, index=True)
+    quality_required = fields.Selection(QUALITY_LEVELS, required=True)
+    context_size_tokens = fields.Integer()
+    expected_output_tokens = fields.Integer()
+    max_budget_usd = fields.Float(digits=PRICE_DIGITS, string="Max Budget (USD)")
+
+    # The answer
+    recommended_provider_id = fields.Many2one("ai.service.provider", ondelete="set null")
+    estimated_cost_usd = fields.Float(digits=PRICE_DIGITS, string="Estimated Cost (USD)")
+    qualifying_count = fields.Integer(string="Qualifying Providers")
+    excluded_count = fields.Integer(string="Excluded Providers")
+    reasoning = fields.Text()

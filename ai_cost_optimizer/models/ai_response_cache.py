@@ -1,0 +1,69 @@
+from datetime import timedelta
+
+from odoo import api, fields, models
+from odoo.tools import SQL
+
+from .ai_service_provider_price import PRICE_DIGITS
+
+
+class AiResponseCache(models.Model):
+    """Stored answers of deterministic calls, keyed by the exact request (see core/response_cache.py).
+
+    Kept in PostgreSQL so that every worker and every Odoo node shares them. Only the answer and a
+    hash of the request are stored, never the prompt.
+    """
+
+    _name = "ai.response.cache"
+    _description = "AI Response Cache Entry"
+    _order = "id desc"
+    _rec_name = "model"
+
+    key = fields.Char(required=True, readonly=True, help="SHA-256 of model, messages and parameters.")
+    company_id = fields.Many2one("res.company", required=True, readonly=True, ondelete="cascade")
+    provider_id = fields.Many2one("ai.service.provider", readonly=True, ondelete="cascade")
+    model = fields.Char(readonly=True)
+    content = fields.Text(readonly=True)
+    cost_usd = fields.Float(digits=PRICE_DIGITS, string="Original Cost (USD)", readonly=True)
+    usage_id = fields.Many2one("ai.token.usage", string="Original Call", readonly=True, ondelete="set null")
+    expires_at = fields.Datetime(required=True, readonly=True, index=True)
+
+    _sql_constraints = [("key_uniq", "UNIQUE(company_id, key)", "One cached answer per request and company.")]
+
+    def _lookup(self, company, key):
+        """The live entry for `key` in `company`, or an empty recordset."""
+        return self.search(
+            [("company_id", "=", company.id), ("key", "=", key), ("expires_at", ">", fields.Datetime.now())], limit=1
+        )
+
+    def _store(self, key, usage, content):
+        """Store (or refresh) the answer of `usage`, unless the company keeps no completions.
+
+        An upsert: two workers answering the same request at once must not make the ledger
+        transaction fail on the unique key."""
+        company = usage.company_id
+        if company.ai_prompt_retention == "none" or not company.ai_prompt_retention_days:
+            return
+        now = fields.Datetime.now()
+        # The cache keeps answers no longer than the ledger keeps completions.
+        expires_at = min(
+            now + timedelta(hours=company.ai_response_cache_ttl_hours),
+            now + timedelta(days=company.ai_prompt_retention_days),
+        )
+        self.env.cr.execute(SQL(
+            """INSERT INTO ai_response_cache
+                   (key, company_id, provider_id, model, content, cost_usd, usage_id, expires_at,
+                    create_uid, write_uid, create_date, write_date)
+               VALUES (%(key)s, %(company)s, %(provider)s, %(model)s, %(content)s, %(cost)s, %(usage)s, %(expires)s,
+                       %(uid)s, %(uid)s, %(now)s, %(now)s)
+               ON CONFLICT (company_id, key) DO UPDATE SET
+                   provider_id = EXCLUDED.provider_id, model = EXCLUDED.model, content = EXCLUDED.content,
+                   cost_usd = EXCLUDED.cost_usd, usage_id = EXCLUDED.usage_id, expires_at = EXCLUDED.expires_at,
+                   write_uid = EXCLUDED.write_uid, write_date = EXCLUDED.write_date""",
+            key=key, company=company.id, provider=usage.provider_id.id or None, model=usage.model,
+            content=content, cost=usage.cost_usd, usage=usage.id, expires=expires_at, uid=self.env.uid, now=now,
+        ))
+        self.invalidate_model()
+
+    @api.model
+    def _cron_purge_expired(self):
+        self.search([("expires_at", "<=", fields.Datetime.now())]).unlink()

@@ -1,0 +1,50 @@
+from odoo import models
+
+from .ai_cost_budget_period import read_committed
+
+
+class AiService(models.AbstractModel):
+    """Budgets in the gateway: reserve before the call, settle after it, release on failure."""
+
+    _inherit = "ai.service"
+
+    def _check_budget(self, call):
+        result = super()._check_budget(call)
+        provider = call["provider"]
+        budgets = self.env["ai.cost.budget"].sudo()._matching(self.env.user, provider, call.get("operation"))
+        if not budgets:
+            return result
+        return budgets._reserve_for_call(call, self._switch_to_cheapest)
+
+    def _switch_to_cheapest(self, call):
+        """Move the call to the cheapest qualifying provider (ai.cost.optimizer); False when the
+        optimizer is missing or recommends nothing cheaper than the current provider."""
+        if "ai.cost.optimizer" not in self.env:
+            return False
+        current = call["provider"]
+        recommendation = self.env["ai.cost.optimizer"].recommend_provider(
+            call["task_type"], call["context_size_tokens"], call["quality_required"], call.get("max_budget_usd")
+        )
+        provider = self.env["ai.service.provider"].sudo().browse(recommendation.get("provider_id") or [])
+        if not provider or provider == current:
+            return False
+        call["provider"] = provider
+        call["config"] = provider._client_config()
+        call["switched_from"] = call.get("switched_from") or current
+        call["budget_switch"] = recommendation
+        return True
+
+    def _release_budget(self, call):
+        super()._release_budget(call)
+        if call.get("budget_reservations"):
+            with self.env.registry.cursor() as cr:
+                env = self.env(cr=cr, su=True)
+                read_committed(env)
+                periods = env["ai.cost.budget.period"].browse(call["budget_periods"])
+                periods._release(call.pop("budget_reservations"))
+
+    def _settle_budget(self, call, usage):
+        super()._settle_budget(call, usage)
+        if call.get("budget_periods"):
+            periods = self.env["ai.cost.budget.period"].sudo().browse(call["budget_periods"])
+            periods._settle(call.pop("budget_reservations", []), usage.cost_usd)

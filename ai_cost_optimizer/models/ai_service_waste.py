@@ -1,0 +1,91 @@
+import hashlib
+
+from odoo import models
+
+from ..core import waste as waste_rules
+from ..core.response_cache import cache_key, is_cacheable
+from ..core.tokens import count_message_tokens, count_text_tokens
+
+
+class AiService(models.AbstractModel):
+    """Response cache, waste facts and waste analysis in the gateway."""
+
+    _inherit = "ai.service"
+
+    # ------------------------------------------------------------------
+    # Response cache
+    # ------------------------------------------------------------------
+    def _lookup_response_cache(self, call):
+        """A hit records a usage row with cache_hit, cost 0 and the original cost as the saving."""
+        cached = super()._lookup_response_cache(call)
+        if cached or not self._response_cacheable(call):
+            return cached
+        entry = self.env["ai.response.cache"].sudo()._lookup(call["provider"].company_id, self._response_key(call))
+        if not entry:
+            return None
+        call["cache_entry"] = entry
+        call["cached_content"] = entry.content
+        return self._record_usage(call, status="ok")
+
+    def _response_cacheable(self, call):
+        return call["provider"].company_id.ai_response_cache and is_cacheable(call["use_cache"], call["temperature"])
+
+    @staticmethod
+    def _response_key(call):
+        return cache_key(call["provider"].model, call["messages"], call["max_tokens"], call["temperature"])
+
+    def _after_usage(self, call, usage):
+        if call.get("cache_entry"):
+            # No provider was called: no benchmark, no waste, no reservation to settle.
+            call["waste_report"] = None
+            return
+        super()._after_usage(call, usage)
+        if self._response_cacheable(call):
+            self.env["ai.response.cache"].sudo()._store(self._response_key(call), usage, call["result"].content)
+
+    # ------------------------------------------------------------------
+    # Waste
+    # ------------------------------------------------------------------
+    def _usage_values(self, call, status, error):
+        vals = super()._usage_values(call, status, error)
+        entry = call.get("cache_entry")
+        if entry:
+            company = call["provider"].company_id
+            vals.update(
+                cache_hit=True, cost_usd=0.0, cache_savings_usd=entry.cost_usd, latency_ms=0.0,
+                completion_text=company._ai_retained_text(entry.content),
+            )
+        elif status == "ok" and call.get("result") is not None:
+            vals.update(self._waste_facts(call["messages"], call["provider"].model))
+            if call["provider"].enable_waste_detection:
+                # Clean until the analysis says otherwise: a clean call then needs no second write.
+                vals.setdefault("optimization_score", 100)
+        recommendation = call.get("recommendation") or {}
+        if recommendation.get("provider_id"):
+            # The optimizer's verdict for this call: what the wrong_model rule compares against.
+            vals.setdefault("recommended_provider_id", recommendation["provider_id"])
+            vals.setdefault("recommended_cost_usd", recommendation.get("estimated_cost") or 0.0)
+        return vals
+
+    @staticmethod
+    def _waste_facts(messages, model):
+        """What the waste rules need from the prompt, measured once, so the prompt need not be kept."""
+        prefix = waste_rules.static_prefix(messages)
+        history = waste_rules.history_messages(messages)
+        return {
+            # Exact bytes: a prompt cache only matches a byte-identical prefix.
+            "static_prefix_hash": hashlib.sha256(f"{model}\n{prefix}".encode()).hexdigest() if prefix else False,
+            "static_prefix_tokens": count_text_tokens(prefix, model).tokens if prefix else 0,
+            "redundant_context_tokens": waste_rules.redundant_tokens(
+                messages, lambda text: count_text_tokens(text, model).tokens
+            ),
+            "history_tokens": count_message_tokens(history, model).tokens if history else 0,
+        }
+
+    def _analyze_waste(self, usage):
+        """Run the waste rules on calls of providers with waste detection; the report of the last one."""
+        report = super()._analyze_waste(usage)
+        Analytics = self.env["ai.token.analytics"].sudo()
+        for row in usage.sudo().filtered(lambda row: row.provider_id.enable_waste_detection):
+            report = Analytics._analyze_usage(row)
+        return report

@@ -1,0 +1,47 @@
+from odoo import api, models
+
+from .ai_token_usage_rollup_mixin import ROLLUP_SOURCE_FIELDS
+
+ROLLUP_MODELS = ("ai.token.usage.daily", "ai.token.usage.record.daily")
+
+
+class AiTokenUsage(models.Model):
+    """Keeps the per-day rollups up to date as usage rows are written (on the same transaction)."""
+
+    _inherit = "ai.token.usage"
+
+    def init(self):
+        super().init()
+        # The dashboard's "top waste" reads the costliest findings of a period without a scan.
+        self.env.cr.execute(
+            "CREATE INDEX IF NOT EXISTS ai_token_usage_waste_saved_idx ON ai_token_usage "
+            "(could_have_saved_usd DESC, create_date) WHERE waste_detected"
+        )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        usages = super().create(vals_list)
+        usages._rollup_apply(1)
+        return usages
+
+    def write(self, vals):
+        if not self or not ROLLUP_SOURCE_FIELDS.intersection(vals):
+            return super().write(vals)
+        self._rollup_apply(-1)
+        result = super().write(vals)
+        self._rollup_apply(1)
+        return result
+
+    # Unlinking raw rows (retention) keeps their history in the rollups on purpose.
+
+    def _rollup_apply(self, sign):
+        self.flush_recordset()
+        for model in ROLLUP_MODELS:
+            self.env[model].sudo()._upsert(self.ids, sign)
+
+    @api.model
+    def _rebuild_rollups(self, date_from=None):
+        """Rebuild every per-day rollup from the raw usage rows (see the mixin's _rebuild)."""
+        for model in ROLLUP_MODELS:
+            self.env[model].sudo()._rebuild(date_from)
+        return True

@@ -1,0 +1,157 @@
+from odoo import api, fields, models
+from odoo.tools import SQL
+
+from .ai_service_provider_price import PRICE_DIGITS
+
+# Measures of a rollup row: (column, SQL aggregate over the raw usage rows `u`).
+ROLLUP_MEASURES = [
+    ("call_count", "COUNT(*)"),
+    ("input_tokens", "SUM(COALESCE(u.input_tokens, 0))"),
+    ("output_tokens", "SUM(COALESCE(u.output_tokens, 0))"),
+    ("cost_usd", "SUM(COALESCE(u.cost_usd, 0))"),
+    ("cost_unknown_count", "COUNT(*) FILTER (WHERE u.cost_unknown)"),
+    ("cache_hit_count", "COUNT(*) FILTER (WHERE u.cache_hit)"),
+    ("savings_usd", "SUM(COALESCE(u.prompt_cache_savings_usd, 0))"),
+    ("waste_count", "COUNT(*) FILTER (WHERE u.waste_detected)"),
+    ("waste_usd", "SUM(COALESCE(u.could_have_saved_usd, 0))"),
+    ("latency_ms_sum", "SUM(COALESCE(u.latency_ms, 0))"),
+]
+
+# Key of a rollup row: (column, SQL expression over `u`, expression of the unique index).
+# COALESCE in the unique index makes NULL keys (no provider, no operation) collide as they should.
+ROLLUP_KEYS = [
+    ("day", "u.create_date::date", "day"),
+    ("company_id", "u.company_id", "company_id"),
+    ("provider_id", "u.provider_id", "COALESCE(provider_id, 0)"),
+    ("user_id", "u.user_id", "COALESCE(user_id, 0)"),
+    ("operation", "u.operation", "COALESCE(operation, '')"),
+    ("res_model", "u.res_model", "COALESCE(res_model, '')"),
+    ("status", "u.status", "status"),
+    ("cache_hit", "COALESCE(u.cache_hit, FALSE)", "cache_hit"),
+]
+
+# The usage fields whose change moves a row's contribution to the rollups.
+ROLLUP_SOURCE_FIELDS = {
+    "create_date", "company_id", "provider_id", "user_id", "operation", "res_model", "res_id", "status",
+    "cache_hit", "input_tokens", "output_tokens", "cost_usd", "cost_unknown", "prompt_cache_savings_usd",
+    "waste_detected", "could_have_saved_usd", "latency_ms",
+}
+
+
+class AiTokenUsageRollupMixin(models.AbstractModel):
+    """Per-day sums of ai.token.usage, so that the dashboard and the API never scan the raw ledger.
+
+    Rows are upserted (INSERT ... ON CONFLICT DO UPDATE on a unique index of the key) in the
+    transaction that writes the usage rows, and can be rebuilt from the raw rows.
+    """
+
+    _name = "ai.token.usage.rollup.mixin"
+    _description = "AI Usage Rollup (shared)"
+    _order = "day desc, id desc"
+    _rollup_extra_keys = []  # [(column, expression over u, index expression)]
+    _rollup_where = "TRUE"  # which raw rows this rollup covers
+
+    # Key
+    day = fields.Date(required=True, index=True, readonly=True)
+    company_id = fields.Many2one("res.company", required=True, readonly=True, ondelete="cascade")
+    provider_id = fields.Many2one("ai.service.provider", readonly=True, ondelete="set null")
+    user_id = fields.Many2one("res.users", readonly=True, ondelete="set null")
+    operation = fields.Char(readonly=True)
+    res_model = fields.Char(string="Related Model", readonly=True)
+    status = fields.Selection(
+        [("ok", "OK"), ("error", "Error"), ("blocked", "Blocked")], required=True, readonly=True
+    )
+    cache_hit = fields.Boolean(readonly=True)
+
+    # Measures
+    call_count = fields.Integer(string="Calls", readonly=True)
+    input_tokens = fields.Integer(readonly=True)
+    output_tokens = fields.Integer(readonly=True)
+    cost_usd = fields.Float(string="Cost (USD)", digits=PRICE_DIGITS, readonly=True)
+    cost_unknown_count = fields.Integer(string="Calls With Unknown Cost", readonly=True)
+    cache_hit_count = fields.Integer(string="Cache Hits", readonly=True)
+    savings_usd = fields.Float(string="Savings (USD)", digits=PRICE_DIGITS, readonly=True)
+    waste_count = fields.Integer(string="Calls With Waste", readonly=True)
+    waste_usd = fields.Float(string="Waste (USD)", digits=PRICE_DIGITS, readonly=True)
+    latency_ms_sum = fields.Float(string="Latency Sum (ms)", readonly=True)
+
+    @classmethod
+    def _rollup_keys(cls):
+        return ROLLUP_KEYS + cls._rollup_extra_keys
+
+    def init(self):
+        if self._abstract:
+            return
+        index_exprs = ", ".join(index for _column, _expr, index in self._rollup_keys())
+        self.env.cr.execute(
+            SQL(
+                "CREATE UNIQUE INDEX IF NOT EXISTS %s ON %s (%s)",
+                SQL.identifier(f"{self._table}_key_uniq"),
+                SQL.identifier(self._table),
+                SQL(index_exprs),
+            )
+        )
+        self.env.cr.execute(
+            SQL(
+                "CREATE INDEX IF NOT EXISTS %s ON %s (company_id, day)",
+                SQL.identifier(f"{self._table}_company_day_idx"),
+                SQL.identifier(self._table),
+            )
+        )
+
+    def _aggregate_sql(self, where, sign=1):
+        """SELECT of the rollup rows of the raw usage rows matching `where` (an SQL), times `sign`."""
+        keys = self._rollup_keys()
+        key_exprs = SQL(", ".join(expr for _column, expr, _index in keys))
+        measures = SQL(", ".join(f"%s * {aggregate}" for _column, aggregate in ROLLUP_MEASURES), *[sign] * len(
+            ROLLUP_MEASURES
+        ))
+        return SQL(
+            "SELECT %s, %s FROM ai_token_usage u WHERE %s AND %s GROUP BY %s",
+            key_exprs, measures, SQL(self._rollup_where), where, key_exprs,
+        )
+
+    def _columns_sql(self):
+        return SQL(", ".join([column for column, _e, _i in self._rollup_keys()] + [m for m, _a in ROLLUP_MEASURES]))
+
+    def _upsert(self, usage_ids, sign=1):
+        """Add (sign 1) or remove (sign -1) the contribution of raw usage rows to the rollup."""
+        if not usage_ids:
+            return
+        index_exprs = ", ".join(index for _column, _expr, index in self._rollup_keys())
+        updates = ", ".join(f"{m} = {self._table}.{m} + EXCLUDED.{m}" for m, _a in ROLLUP_MEASURES)
+        self.env.cr.execute(
+            SQL(
+                "INSERT INTO %s (%s) %s ON CONFLICT (%s) DO UPDATE SET %s",
+                SQL.identifier(self._table),
+                self._columns_sql(),
+                self._aggregate_sql(SQL("u.id = ANY(%s)", list(usage_ids)), sign),
+                SQL(index_exprs),
+                SQL(updates),
+            )
+        )
+        self.invalidate_model()
+
+    @api.model
+    def _rebuild(self, date_from=None):
+        """Recompute the rollup from the raw usage rows, from `date_from` (a date) on, or entirely.
+
+        Days whose raw rows were purged keep their rollup rows unless they fall in the rebuilt range.
+        """
+        self.env["ai.token.usage"].flush_model()
+        if date_from:
+            self.env.cr.execute(SQL("DELETE FROM %s WHERE day >= %s", SQL.identifier(self._table), date_from))
+            where = SQL("u.create_date >= %s", fields.Date.to_date(date_from))
+        else:
+            self.env.cr.execute(SQL("DELETE FROM %s", SQL.identifier(self._table)))
+            where = SQL("TRUE")
+        self.env.cr.execute(
+            SQL(
+                "INSERT INTO %s (%s) %s",
+                SQL.identifier(self._table),
+                self._columns_sql(),
+                self._aggregate_sql(where),
+            )
+        )
+        self.invalidate_model()
+        return True

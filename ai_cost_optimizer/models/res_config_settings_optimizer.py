@@ -1,0 +1,8 @@
+from odoo import fields, models
+
+
+class ResConfigSettings(models.TransientModel):
+    _inherit = "res.config.settings"
+
+    ai_enable_cost_optimization = fields.Boolean(related="company_id.ai_enable_cost_optimization", readonly=False)
+    ai_auto_switch_provider = fields.Boolean(related="company_id.ai_auto_switch_provider", readonly=False)

@@ -1,0 +1,229 @@
+/** @odoo-module **/
+
+import { Component, onMounted, onPatched, onWillStart, onWillUnmount, useRef, useState } from "@odoo/owl";
+import { loadBundle } from "@web/core/assets";
+import { getColor } from "@web/core/colors/colors";
+import { _t } from "@web/core/l10n/translation";
+import { registry } from "@web/core/registry";
+import { useService } from "@web/core/utils/hooks";
+
+const CHARTS = ["daily", "operation", "user", "provider"];
+
+/** Formats US dollars with enough decimals for fractions of a cent. */
+export function formatUsd(value) {
+    const amount = value || 0;
+    const digits = amount !== 0 && Math.abs(amount) < 1 ? 4 : 2;
+    return "$" + amount.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+export class CostDashboard extends Component {
+    static template = "ai_cost_optimizer.CostDashboard";
+    static props = ["*"];
+
+    setup() {
+        this.orm = useService("orm");
+        this.action = useService("action");
+        this.state = useState({ period: "30d", companyIds: [], data: null });
+        this.canvases = Object.fromEntries(CHARTS.map((name) => [name, useRef(`chart_${name}`)]));
+        this.charts = {};
+        this.formatUsd = formatUsd;
+        onWillStart(async () => {
+            await loadBundle("web.chartjs_lib");
+            await this.load();
+        });
+        onMounted(() => this.renderCharts());
+        onPatched(() => this.renderCharts());
+        onWillUnmount(() => this.destroyCharts());
+    }
+
+    async load() {
+        this.state.data = await this.orm.call("ai.cost.dashboard", "get_dashboard_data", [], {
+            period: this.state.period,
+            company_ids: this.state.companyIds.length ? this.state.companyIds : null,
+        });
+        this.state.companyIds = this.state.data.company_ids;
+    }
+
+    async onPeriodChange(ev) {
+        this.state.period = ev.target.value;
+        await this.load();
+    }
+
+    async onCompanyChange(ev) {
+        const value = parseInt(ev.target.value);
+        this.state.companyIds = value ? [value] : [];
+        await this.load();
+    }
+
+    get periodOptions() {
+        return Object.entries(this.state.data.period.options).map(([key, label]) => ({ key, label }));
+    }
+
+    get monthDelta() {
+        const { cost_this_month, cost_last_month } = this.state.data.kpis;
+        if (!cost_last_month) {
+            return null;
+        }
+        return ((cost_this_month - cost_last_month) / cost_last_month) * 100;
+    }
+
+    // ------------------------------------------------------------------
+    // Click-through to the matching views
+    // ------------------------------------------------------------------
+    periodDomain(field = "create_date") {
+        const { start, end } = this.state.data.period;
+        const companies = [["company_id", "in", this.state.data.company_ids]];
+        if (field === "day") {
+            return [...companies, ["day", ">=", start], ["day", "<=", end]];
+        }
+        return [...companies, [field, ">=", `${start} 00:00:00`], [field, "<=", `${end} 23:59:59`]];
+    }
+
+    openUsage(extraDomain = [], name = _t("AI Usage"), views = ["list", "pivot", "graph", "form"]) {
+        this.action.doAction({
+            type: "ir.actions.act_window",
+            name,
+            res_model: "ai.token.usage",
+            views: views.map((view) => [false, view]),
+            domain: [...this.periodDomain(), ...extraDomain],
+        });
+    }
+
+    openDaily(extraDomain = [], name = _t("Cost per Day"), context = {}) {
+        this.action.doAction({
+            type: "ir.actions.act_window",
+            name,
+            res_model: "ai.token.usage.daily",
+            views: [[false, "pivot"], [false, "graph"], [false, "list"]],
+            domain: [...this.periodDomain("day"), ...extraDomain],
+            context,
+        });
+    }
+
+    openMonth(offset) {
+        const today = new Date();
+        const first = new Date(Date.UTC(today.getFullYear(), today.getMonth() + offset, 1));
+        const next = new Date(Date.UTC(today.getFullYear(), today.getMonth() + offset + 1, 1));
+        const iso = (d) => d.toISOString().slice(0, 10);
+        this.action.doAction({
+            type: "ir.actions.act_window",
+            name: offset ? _t("Cost last month") : _t("Cost this month"),
+            res_model: "ai.token.usage.daily",
+            views: [[false, "pivot"], [false, "list"]],
+            domain: [["company_id", "in", this.state.data.company_ids], ["day", ">=", iso(first)], ["day", "<", iso(next)]],
+        });
+    }
+
+    openRecord(model, id) {
+        this.action.doAction({ type: "ir.actions.act_window", res_model: model, res_id: id, views: [[false, "form"]] });
+    }
+
+    openBudgets() {
+        this.action.doAction({
+            type: "ir.actions.act_window",
+            name: _t("Budgets"),
+            res_model: "ai.cost.budget",
+            views: [[false, "list"], [false, "form"]],
+        });
+    }
+
+    // ------------------------------------------------------------------
+    // Charts
+    // ------------------------------------------------------------------
+    destroyCharts() {
+        for (const chart of Object.values(this.charts)) {
+            chart.destroy();
+        }
+        this.charts = {};
+    }
+
+    renderCharts() {
+        const data = this.state.data;
+        if (!data || !window.Chart) {
+            return;
+        }
+        this.destroyCharts();
+        const money = { callbacks: { label: (ctx) => `${ctx.dataset.label || ctx.label}: ${formatUsd(ctx.parsed.y ?? ctx.parsed)}` } };
+        this.makeChart("daily", {
+            type: "bar",
+            data: {
+                labels: data.daily.labels,
+                datasets: data.daily.datasets.map((ds, i) => ({ label: ds.label, data: ds.data, backgroundColor: getColor(i) })),
+            },
+            options: {
+                scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } },
+                plugins: { tooltip: money },
+                onClick: (_ev, items) => {
+                    if (items.length) {
+                        const day = data.daily.labels[items[0].index];
+                        const providerId = data.daily.datasets[items[0].datasetIndex].provider_id;
+                        this.openUsage(
+                            [["create_date", ">=", `${day} 00:00:00`], ["create_date", "<=", `${day} 23:59:59`], ["provider_id", "=", providerId]],
+                            _t("AI Usage on %s", day)
+                        );
+                    } else {
+                        this.openDaily([], _t("Cost per Day"), { pivot_row_groupby: ["day:day"] });
+                    }
+                },
+            },
+        });
+        this.makeChart("operation", this.doughnut(data.by_operation, (row) => this.openUsage([["operation", "=", row.id]], row.name)));
+        this.makeChart("user", {
+            type: "bar",
+            data: {
+                labels: data.by_user.map((row) => row.name),
+                datasets: [{ label: _t("Cost"), data: data.by_user.map((row) => row.cost), backgroundColor: getColor(3) }],
+            },
+            options: {
+                indexAxis: "y",
+                plugins: { legend: { display: false } },
+                onClick: (_ev, items) => {
+                    const row = items.length ? data.by_user[items[0].index] : null;
+                    this.openUsage(row ? [["user_id", "=", row.id]] : [], row ? row.name : _t("AI Usage"));
+                },
+            },
+        });
+        this.makeChart("provider", {
+            type: "bar",
+            data: {
+                labels: data.providers.map((p) => p.name),
+                datasets: [
+                    { label: _t("Cost (USD)"), data: data.providers.map((p) => p.cost), backgroundColor: getColor(0), yAxisID: "y" },
+                    { label: _t("Avg latency (ms)"), data: data.providers.map((p) => p.avg_latency_ms), backgroundColor: getColor(1), yAxisID: "y1" },
+                    { label: _t("Quality"), data: data.providers.map((p) => p.quality), backgroundColor: getColor(2), yAxisID: "y1" },
+                ],
+            },
+            options: {
+                scales: { y: { beginAtZero: true, position: "left" }, y1: { beginAtZero: true, position: "right", grid: { drawOnChartArea: false } } },
+                onClick: (_ev, items) => {
+                    const row = items.length ? data.providers[items[0].index] : null;
+                    this.openUsage(row ? [["provider_id", "=", row.id]] : [], row ? row.name : _t("AI Usage"));
+                },
+            },
+        });
+    }
+
+    doughnut(rows, onRowClick) {
+        return {
+            type: "doughnut",
+            data: {
+                labels: rows.map((row) => row.name),
+                datasets: [{ data: rows.map((row) => row.cost), backgroundColor: rows.map((_row, i) => getColor(i)) }],
+            },
+            options: {
+                plugins: { legend: { position: "right" } },
+                onClick: (_ev, items) => items.length && onRowClick(rows[items[0].index]),
+            },
+        };
+    }
+
+    makeChart(name, config) {
+        const canvas = this.canvases[name].el;
+        if (canvas) {
+            config.options = { maintainAspectRatio: false, responsive: true, animation: false, ...config.options };
+            this.charts[name] = new window.Chart(canvas, config);
+        }
+    }
+}
+
+registry.category("actions").add("ai_cost_optimizer.dashboard", CostDashboard);

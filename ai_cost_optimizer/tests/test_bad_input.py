@@ -1,0 +1,330 @@
+"""Malformed input to every entry point: a clear UserError/ValidationError, and no change in the
+database but the usage row of the refused call.
+
+One table of cases per entry point; a case is (label, arguments, fragment of the expected
+message). Arguments may hold ``Ref('attr')``, resolved to ``self.attr`` (a record made in
+setUpClass) or, with ``Ref('attr', 'id')``, to its id.
+"""
+
+from odoo.exceptions import UserError, ValidationError
+from odoo.tests import new_test_user, tagged
+from odoo.tools import SQL
+
+from ..core.messages import MAX_PROMPT_CHARS
+from ..models.ai_token_usage_rollup import ROLLUP_MODELS
+from .common import AiCostCase
+
+OK = [{"role": "user", "content": "Qualify lead 42."}]
+# A 2 MB prompt: far beyond the 128k-token context window of the providers under test.
+HUGE_TEXT = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 36000
+
+
+class Ref:
+    """A record of the test class, or one of its attributes, named before the class exists."""
+
+    def __init__(self, name, attribute=None):
+        self.name, self.attribute = name, attribute
+
+    def resolve(self, case):
+        value = getattr(case, self.name)
+        return getattr(value, self.attribute) if self.attribute else value
+
+
+def user_message(content):
+    return [{"role": "user", "content": content}]
+
+
+SEND_MESSAGE_CASES = [
+    # -- messages: wrong types, shapes, roles and contents
+    ("messages None", {"messages": None}, "must be a list"),
+    ("messages str", {"messages": "Qualify lead 42."}, "must be a list"),
+    ("messages int", {"messages": 42}, "must be a list"),
+    ("messages float", {"messages": 4.2}, "must be a list"),
+    ("messages bool", {"messages": True}, "must be a list"),
+    ("messages bytes", {"messages": b"hello"}, "must be a list"),
+    ("messages dict", {"messages": OK[0]}, "must be a list"),
+    ("messages tuple", {"messages": tuple(OK)}, "must be a list"),
+    ("messages empty", {"messages": []}, "empty"),
+    ("message None", {"messages": [None]}, "must be a dict"),
+    ("message str", {"messages": ["hello"]}, "must be a dict"),
+    ("message int", {"messages": [42]}, "must be a dict"),
+    ("message list", {"messages": [[]]}, "must be a dict"),
+    ("message nested lists", {"messages": [[[[["deep"]]]]]}, "must be a dict"),
+    ("valid then junk", {"messages": [*OK, "junk"]}, "Message 1 must be a dict"),
+    ("no role", {"messages": [{"content": "Hi"}]}, "role None"),
+    ("role robot", {"messages": [{"role": "robot", "content": "Hi"}]}, "role 'robot'"),
+    ("role None", {"messages": [{"role": None, "content": "Hi"}]}, "role None"),
+    ("role uppercase", {"messages": [{"role": "USER", "content": "Hi"}]}, "role 'USER'"),
+    ("role padded", {"messages": [{"role": "user ", "content": "Hi"}]}, "role 'user '"),
+    ("role list", {"messages": [{"role": ["user"], "content": "Hi"}]}, "role ['user']"),
+    ("role dict", {"messages": [{"role": {"user": 1}, "content": "Hi"}]}, "the role must be one of"),
+    ("role huge", {"messages": [{"role": "r" * 100000, "content": "Hi"}]}, "the role must be one of"),
+    ("no content", {"messages": [{"role": "user"}]}, "content must be a string"),
+    ("content None", {"messages": [{"role": "user", "content": None}]}, "content must be a string"),
+    ("content int", {"messages": [{"role": "user", "content": 42}]}, "content must be a string"),
+    ("content bytes", {"messages": [{"role": "user", "content": b"Hi"}]}, "content must be a string"),
+    ("content list", {"messages": [{"role": "user", "content": ["Hi"]}]}, "content must be a string"),
+    ("content blocks", {"messages": user_message([{"type": "text", "text": [1]}])}, "content must be a string"),
+    ("content dict", {"messages": [{"role": "user", "content": {"text": "Hi"}}]}, "content must be a string"),
+    ("content empty", {"messages": user_message("")}, "empty content"),
+    ("content blank", {"messages": user_message(" \n\t ")}, "empty content"),
+    ("content NUL", {"messages": user_message("Qualify\x00lead")}, "NUL"),
+    ("content surrogate", {"messages": user_message("Qualify \ud800 lead")}, "not valid Unicode"),
+    ("content beyond any window", {"messages": user_message("x" * (MAX_PROMPT_CHARS + 1))}, "characters; at most"),
+    ("content 2 MB", {"messages": user_message(HUGE_TEXT)}, "context window"),
+    ("only system", {"messages": [{"role": "system", "content": "Be brief."}]}, "no user message"),
+    ("only assistant", {"messages": [{"role": "assistant", "content": "Hello"}]}, "no user message"),
+    # -- provider: wrong types, unknown ids, archived, keyless, another company's
+    ("provider str", {"provider": "1"}, "provider must be"),
+    ("provider float", {"provider": 1.5}, "provider must be"),
+    ("provider True", {"provider": True}, "provider must be"),
+    ("provider False", {"provider": False}, "provider must be"),
+    ("provider list", {"provider": [1]}, "provider must be"),
+    ("provider dict", {"provider": {"id": 1}}, "provider must be"),
+    ("provider zero", {"provider": 0}, "Unknown AI provider"),
+    ("provider negative", {"provider": -1}, "Unknown AI provider"),
+    ("provider unknown id", {"provider": 987654}, "Unknown AI provider"),
+    ("provider id beyond int4", {"provider": 2**31}, "Unknown AI provider"),
+    ("provider id huge", {"provider": 10**30}, "Unknown AI provider"),
+    ("provider of another model", {"provider": Ref("partner")}, "provider must be"),
+    ("provider empty recordset", {"provider": Ref("no_provider")}, "Unknown AI provider"),
+    ("provider two records", {"provider": Ref("two_providers")}, "Unknown AI provider"),
+    ("provider archived", {"provider": Ref("archived", "id")}, "archived"),
+    ("provider without key", {"provider": Ref("keyless", "id")}, "no API key"),
+    ("provider of another company (id)", {"provider": Ref("foreign", "id")}, "another company"),
+    ("provider of another company (record)", {"provider": Ref("foreign")}, "another company"),
+    # -- task_type
+    ("task_type None", {"task_type": None}, "task_type must be a code"),
+    ("task_type empty", {"task_type": ""}, "task_type must be a code"),
+    ("task_type blank", {"task_type": "   "}, "task_type must be a code"),
+    ("task_type int", {"task_type": 42}, "task_type must be a code"),
+    ("task_type list", {"task_type": ["chat"]}, "task_type must be a code"),
+    ("task_type injection", {"task_type": "chat'; DROP TABLE ai_token_usage; --"}, "task_type must be a code"),
+    ("task_type too long", {"task_type": "c" * 65}, "task_type must be a code"),
+    ("task_type unicode", {"task_type": "résumé"}, "task_type must be a code"),
+    ("task_type newline", {"task_type": "chat\n"}, "task_type must be a code"),
+    ("task_type huge", {"task_type": "x" * 2_000_000}, "task_type must be a code"),
+    # -- quality_required and mode
+    ("quality ultra", {"quality_required": "ultra"}, "quality_required"),
+    ("quality None", {"quality_required": None}, "quality_required"),
+    ("quality empty", {"quality_required": ""}, "quality_required"),
+    ("quality uppercase", {"quality_required": "HIGH"}, "quality_required"),
+    ("quality int", {"quality_required": 1}, "quality_required"),
+    ("quality list", {"quality_required": ["high"]}, "quality_required"),
+    ("quality dict", {"quality_required": {"level": "high"}}, "quality_required"),
+    ("mode turbo", {"mode": "turbo"}, "Unknown mode"),
+    ("mode empty", {"mode": ""}, "Unknown mode"),
+    ("mode int", {"mode": 1}, "Unknown mode"),
+    ("mode True", {"mode": True}, "Unknown mode"),
+    ("mode list", {"mode": ["passthrough"]}, "Unknown mode"),
+    ("mode dict", {"mode": {"smart_router": True}}, "Unknown mode"),
+    # -- max_tokens
+    ("max_tokens zero", {"max_tokens": 0}, "max_tokens"),
+    ("max_tokens negative", {"max_tokens": -1}, "max_tokens"),
+    ("max_tokens very negative", {"max_tokens": -(10**9)}, "max_tokens"),
+    ("max_tokens above the provider's", {"max_tokens": 10**9}, "exceeds"),
+    ("max_tokens huge", {"max_tokens": 10**30}, "exceeds"),
+    ("max_tokens unprintable", {"max_tokens": 10**5000}, "exceeds"),
+    ("max_tokens float", {"max_tokens": 100.0}, "max_tokens"),
+    ("max_tokens str", {"max_tokens": "100"}, "max_tokens"),
+    ("max_tokens None", {"max_tokens": None}, "max_tokens"),
+    ("max_tokens True", {"max_tokens": True}, "max_tokens"),
+    ("max_tokens nan", {"max_tokens": float("nan")}, "max_tokens"),
+    ("max_tokens inf", {"max_tokens": float("inf")}, "max_tokens"),
+    # -- temperature
+    ("temperature negative", {"temperature": -0.1}, "temperature"),
+    ("temperature above 2", {"temperature": 2.1}, "temperature"),
+    ("temperature huge", {"temperature": 1e308}, "temperature"),
+    ("temperature str", {"temperature": "0.5"}, "temperature"),
+    ("temperature nan", {"temperature": float("nan")}, "temperature"),
+    ("temperature inf", {"temperature": float("inf")}, "temperature"),
+    ("temperature -inf", {"temperature": float("-inf")}, "temperature"),
+    ("temperature True", {"temperature": True}, "temperature"),
+    ("temperature list", {"temperature": [0.5]}, "temperature"),
+    # -- max_budget_usd and use_cache
+    ("budget negative", {"max_budget_usd": -1}, "max_budget_usd"),
+    ("budget str", {"max_budget_usd": "10"}, "max_budget_usd"),
+    ("budget nan", {"max_budget_usd": float("nan")}, "max_budget_usd"),
+    ("budget inf", {"max_budget_usd": float("inf")}, "max_budget_usd"),
+    ("budget True", {"max_budget_usd": True}, "max_budget_usd"),
+    ("budget list", {"max_budget_usd": [1]}, "max_budget_usd"),
+    ("use_cache str", {"use_cache": "yes"}, "use_cache"),
+    ("use_cache int", {"use_cache": 1}, "use_cache"),
+    ("use_cache None", {"use_cache": None}, "use_cache"),
+    ("use_cache list", {"use_cache": []}, "use_cache"),
+    # -- operation, session_id: optional one-line labels
+    ("operation int", {"operation": 42}, "operation must be a string"),
+    ("operation list", {"operation": ["lead"]}, "operation must be a string"),
+    ("operation dict", {"operation": {"op": 1}}, "operation must be a string"),
+    ("operation too long", {"operation": "o" * 257}, "at most 256"),
+    ("operation huge", {"operation": "o" * 2_000_000}, "at most 256"),
+    ("operation newline", {"operation": "lead\nqualification"}, "one line"),
+    ("operation NUL", {"operation": "lead\x00"}, "one line"),
+    ("operation surrogate", {"operation": "lead \udc80"}, "not valid Unicode"),
+    ("session int", {"session_id": 42}, "session_id must be a string"),
+    ("session bytes", {"session_id": b"abc"}, "session_id must be a string"),
+    ("session too long", {"session_id": "s" * 300}, "at most 256"),
+    ("session tab", {"session_id": "a\tb"}, "one line"),
+    # -- res_model / res_id: the record the call is about
+    ("res_model int", {"res_model": 42, "res_id": 1}, "res_model must be a string"),
+    ("res_model uppercase", {"res_model": "Res.Partner", "res_id": 1}, "must be an Odoo model name"),
+    ("res_model injection", {"res_model": "res.partner; DROP TABLE res_partner", "res_id": 1}, "model name"),
+    ("res_model path", {"res_model": "../../etc/passwd", "res_id": 1}, "must be an Odoo model name"),
+    ("res_model too long", {"res_model": "m" * 300, "res_id": 1}, "at most 128"),
+    ("res_model list", {"res_model": ["res.partner"], "res_id": 1}, "res_model must be a string"),
+    ("res_model NUL", {"res_model": "res.partner\x00", "res_id": 1}, "one line"),
+    ("res_id negative", {"res_model": "res.partner", "res_id": -1}, "res_id must be"),
+    ("res_id zero", {"res_model": "res.partner", "res_id": 0}, "res_id must be"),
+    ("res_id beyond int4", {"res_model": "res.partner", "res_id": 2**31}, "res_id must be"),
+    ("res_id huge", {"res_model": "res.partner", "res_id": 10**20}, "res_id must be"),
+    ("res_id str", {"res_model": "res.partner", "res_id": "42"}, "res_id must be"),
+    ("res_id float", {"res_model": "res.partner", "res_id": 4.2}, "res_id must be"),
+    ("res_id list", {"res_model": "res.partner", "res_id": [42]}, "res_id must be"),
+    ("res_id True", {"res_model": "res.partner", "res_id": True}, "res_id must be"),
+    ("res_id without res_model", {"res_id": 42}, "needs res_model"),
+]
+
+# Valid provider values, each case overriding some.
+PROVIDER_CASES = [
+    ("input price negative", {"input_price": -1.0}, "Prices"),
+    ("output price negative", {"output_price": -0.01}, "Prices"),
+    ("cache read price negative", {"cache_read_price": -3.0}, "Prices"),
+    ("cache write price negative", {"cache_write_price": -1e-6}, "Prices"),
+    ("base_url empty", {"base_url": ""}, "base URL"),
+    ("base_url no scheme", {"base_url": "api.openai.com/v1"}, "base URL"),
+    ("base_url ftp", {"base_url": "ftp://api.example.com/v1"}, "base URL"),
+    ("base_url file", {"base_url": "file:///etc/passwd"}, "base URL"),
+    ("base_url javascript", {"base_url": "javascript:alert(1)"}, "base URL"),
+    ("base_url no host", {"base_url": "http://"}, "base URL"),
+    ("base_url space", {"base_url": "https://api.exa mple.com/v1"}, "base URL"),
+    ("base_url newline", {"base_url": "https://api.example.com/v1\nX-Injected: 1"}, "base URL"),
+    ("base_url prose", {"base_url": "not a url"}, "base URL"),
+    ("quality negative", {"quality_score": -1}, "quality score"),
+    ("quality above 100", {"quality_score": 101}, "quality score"),
+    ("quality huge", {"quality_score": 10**6}, "quality score"),
+    ("context window zero", {"context_window": 0}, "Context window"),
+    ("context window negative", {"context_window": -5}, "Context window"),
+    ("context window absurd", {"context_window": 10**9}, "Context window"),
+    ("max output zero", {"max_output_tokens": 0}, "max output"),
+    ("max output negative", {"max_output_tokens": -1}, "max output"),
+    ("timeout zero", {"timeout": 0}, "timeout"),
+    ("timeout negative", {"timeout": -1}, "timeout"),
+    ("timeout nan", {"timeout": float("nan")}, "timeout"),
+    ("timeout a day", {"timeout": 86400}, "timeout"),
+    ("retries negative", {"max_retries": -1}, "Retries"),
+    ("retries absurd", {"max_retries": 1000}, "Retries"),
+    ("backoff negative", {"retry_backoff": -0.5}, "backoff"),
+    ("backoff nan", {"retry_backoff": float("nan")}, "backoff"),
+    ("model blank", {"model": "   "}, "model id"),
+    ("model too long", {"model": "m" * 300}, "model id"),
+]
+
+SETTINGS_CASES = [
+    ("retention days negative", {"ai_prompt_retention_days": -1}, "retention period"),
+    ("retention days very negative", {"ai_prompt_retention_days": -(10**6)}, "retention period"),
+    ("retention days beyond a century", {"ai_prompt_retention_days": 36501}, "retention period"),
+    ("retention days int4 max", {"ai_prompt_retention_days": 2**31 - 1}, "retention period"),
+    ("default provider of another company", {"ai_default_provider_id": Ref("foreign", "id")}, "must belong"),
+]
+
+
+@tagged("post_install", "-at_install")
+class TestBadInput(AiCostCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        Provider = cls.env["ai.service.provider"]
+        cls.caller = new_test_user(
+            cls.env, "bad_input_ai", groups="base.group_user,ai_cost_optimizer.group_ai_cost_user"
+        )
+        cls.archived = Provider.create(cls._provider_vals(cls.fake, "openai_compatible", name="Old", active=False))
+        cls.keyless = Provider.create(cls._provider_vals(cls.fake, "openai_compatible", name="No key", api_key=False))
+        cls.other_company = cls.env["res.company"].create({"name": "Other AI Co"})
+        cls.foreign = Provider.create(
+            cls._provider_vals(cls.fake, "openai_compatible", name="Foreign", company_id=cls.other_company.id)
+        )
+        cls.partner = cls.env["res.partner"].create({"name": "Lead 42"})
+        cls.no_provider = Provider
+        cls.two_providers = cls.claude | cls.gpt
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def resolve(self, values):
+        return {key: value.resolve(self) if isinstance(value, Ref) else value for key, value in values.items()}
+
+    def row_counts(self):
+        """Rows of every table of the addon's models; the rollups follow the usage ledger."""
+        names = [
+            name
+            for name, model in self.env.registry.items()
+            if name.startswith("ai.") and model._auto and not model._abstract and name not in ROLLUP_MODELS
+        ]
+        self.env.flush_all()
+        counts = {}
+        for name in names:
+            self.env.cr.execute(SQL("SELECT count(*) FROM %s", SQL.identifier(self.env[name]._table)))
+            counts[name] = self.env.cr.fetchone()[0]
+        return counts
+
+    def assertClearMessage(self, error, fragment):
+        message = str(error.args[0] if error.args else error)
+        self.assertIn(fragment, message)
+        self.assertLess(len(message), 600, "the message must stay readable, whatever the input")
+        self.assertNotIn("Traceback", message)
+
+    # -- tables --------------------------------------------------------------------------------
+
+    def test_send_message_refuses_bad_input(self):
+        self.assertGreaterEqual(len(SEND_MESSAGE_CASES), 100)
+        Service = self.env["ai.service"].with_user(self.caller)
+        for label, arguments, fragment in SEND_MESSAGE_CASES:
+            with self.subTest(label):
+                kwargs = {"messages": OK, "provider": self.gpt.id, **self.resolve(arguments)}
+                before = self.row_counts()
+                try:
+                    Service.send_message(**kwargs)
+                except UserError as error:
+                    self.assertClearMessage(error, fragment)
+                else:
+                    self.fail(f"{label}: send_message accepted it")
+                after = self.row_counts()
+                self.assertEqual(after.pop("ai.token.usage"), before.pop("ai.token.usage") + 1)
+                self.assertEqual(after, before, "only the usage row of the refused call may be written")
+                row = self.usage_rows()[-1]
+                self.assertEqual((row.status, row.cost_usd, row.user_id), ("error", 0.0, self.caller))
+                self.assertEqual((row.input_tokens, row.output_tokens), (0, 0))
+                self.assertIn(fragment, row.error_message)
+                self.assertEqual(row.company_id, self.env.company, "recorded in the caller's company")
+        self.assertFalse(self.fake.requests, "no refused call may reach a provider")
+
+    def test_provider_create_and_write_refuse_bad_values(self):
+        Provider = self.env["ai.service.provider"]
+        snapshot = self.gpt.read(list(PROVIDER_CASES_FIELDS))[0]
+        for label, values, fragment in PROVIDER_CASES:
+            with self.subTest(label):
+                before = self.row_counts()
+                with self.assertRaises(ValidationError) as create:
+                    Provider.create(self._provider_vals(self.fake, "openai_compatible", **values))
+                self.assertClearMessage(create.exception, fragment)
+                with self.assertRaises(ValidationError) as write:
+                    self.gpt.write(values)
+                self.assertClearMessage(write.exception, fragment)
+                self.assertEqual(self.row_counts(), before)
+                self.gpt.invalidate_recordset()
+                self.assertEqual(self.gpt.read(list(PROVIDER_CASES_FIELDS))[0], snapshot)
+
+    def test_settings_refuse_bad_values(self):
+        company = self.env.company
+        kept = company.read(["ai_prompt_retention_days", "ai_default_provider_id"])[0]
+        for label, values, fragment in SETTINGS_CASES:
+            with self.subTest(label):
+                before = self.row_counts()
+                with self.assertRaises(ValidationError) as caught:
+                    self.env["res.config.settings"].create(self.resolve(values)).execute()
+                self.assertClearMessage(caught.exception, fragment)
+                self.assertEqual(self.row_counts(), before)
+                company.invalidate_recordset()
+                self.assertEqual(company.read(["ai_prompt_retention_days", "ai_default_provider_id"])[0], kept)
+
+
+PROVIDER_CASES_FIELDS = sorted({name for _label, values, _fragment in PROVIDER_CASES for name in values})

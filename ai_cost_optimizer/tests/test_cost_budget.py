@@ -1,0 +1,281 @@
+from datetime import date, datetime, timedelta
+
+from odoo import Command
+from odoo.exceptions import ValidationError
+from odoo.tests import tagged
+from odoo.tools import SQL
+
+from ..core import budget as budget_math
+from ..exceptions import AiBudgetExceeded, AiProviderError
+from .common import AiCostCase
+
+MESSAGES = [{"role": "user", "content": "Qualify lead 42: ACME, 500 seats, budget approved."}]
+
+
+@tagged("post_install", "-at_install")
+class TestCostBudget(AiCostCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.Budget = cls.env["ai.cost.budget"]
+        # One probe call tells what a call of MESSAGES costs on the fake provider.
+        probe = cls.env["ai.service"].send_message(MESSAGES, provider=cls.gpt, max_tokens=100, operation="probe")
+        cls.call_cost = probe["cost_usd"]
+        assert cls.call_cost > 0
+        cls.lead_qualification = cls.env["ai.cost.budget.operation"].create({"name": "lead_qualification"})
+
+    def _budget(self, **vals):
+        return self.Budget.create({
+            "name": "CRM", "budget_amount": 1.0, "provider_ids": [Command.set(self.gpt.ids)],
+            "operation_ids": [Command.set(self.lead_qualification.ids)], **vals,
+        })
+
+    def _send(self, **kwargs):
+        return self.env["ai.service"].send_message(
+            MESSAGES,
+            **{"provider": self.gpt, "max_tokens": 100, "operation": "lead_qualification", "use_cache": False,
+               **kwargs},
+        )
+
+    def _fails(self, exception, **kwargs):
+        return self.assertCallFails(exception, provider=self.gpt, max_tokens=100, operation="lead_qualification",
+                                    use_cache=False, **kwargs)
+
+    def _current_period(self, budget):
+        self.env.invalidate_all()
+        return budget.period_ids.filtered(lambda p: p.date_start == budget.current_period_start)
+
+    def _emails_to(self, partner):
+        return self.env["mail.notification"].search([("res_partner_id", "=", partner.id),
+                                                     ("notification_type", "=", "email")])
+
+    def _messages(self, budget, text):
+        self.env.invalidate_all()
+        return budget.message_ids.filtered(lambda m: text in (m.body or ""))
+
+    # ------------------------------------------------------------------
+    # Validation
+    # ------------------------------------------------------------------
+    def test_bad_input_is_refused_clearly(self):
+        cases = [
+            ({"budget_amount": 0}, "must be positive"),
+            ({"budget_amount": -5}, "must be positive"),
+            ({"alert_thresholds": "0, 50"}, "outside 1-1000"),
+            ({"alert_thresholds": "50, 1200"}, "outside 1-1000"),
+            ({"alert_thresholds": "80, 50"}, "strictly increasing"),
+            ({"auto_switch_at_threshold": 90, "block_at_threshold": 80}, "cannot be below its auto-switch"),
+            ({"block_at_threshold": 1500}, "between 1 and 1000"),
+            ({"period_type": "yearly"}, "Unknown period type 'yearly'"),
+        ]
+        for vals, message in cases:
+            with self.subTest(vals=vals), self.assertRaisesRegex(ValidationError, message):
+                self._budget(**vals)
+
+    def test_budget_scoped_to_other_company_users_is_refused(self):
+        other = self.env["res.company"].create({"name": "Other Co"})
+        stranger = self.env["res.users"].create({
+            "name": "Stranger", "login": "stranger_budget",
+            "company_id": other.id, "company_ids": [Command.set(other.ids)],
+        })
+        with self.assertRaisesRegex(ValidationError, "these users do not: Stranger"):
+            self._budget(user_ids=[Command.set(stranger.ids)])
+
+    def test_thresholds_are_stored_as_clean_text(self):
+        budget = self._budget(alert_thresholds=[50, 80.5, 100])
+        self.assertEqual(budget.alert_thresholds, "50, 80.5, 100")
+        budget.alert_thresholds = "25,75"
+        self.assertEqual(budget._thresholds(), [25.0, 75.0])
+
+    # ------------------------------------------------------------------
+    # Periods
+    # ------------------------------------------------------------------
+    def test_calendar_periods_in_company_timezone(self):
+        self.env.company.partner_id.tz = "Pacific/Auckland"  # UTC+13 in January
+        monthly = self._budget(period_type="monthly")
+        weekly = self._budget(period_type="weekly")
+        # 2025-01-31 11:30 UTC is February 1st, 00:30 in Auckland.
+        at = {"ai_budget_now": datetime(2025, 1, 31, 11, 30)}
+        self.assertEqual(monthly.with_context(**at).current_period_start, date(2025, 2, 1))
+        self.assertEqual(monthly.with_context(ai_budget_now=datetime(2025, 1, 31, 10, 50)).current_period_start,
+                         date(2025, 1, 1))
+        # Sunday 2025-03-09 12:00 UTC is Monday the 10th in Auckland: a new week.
+        self.assertEqual(weekly.with_context(ai_budget_now=datetime(2025, 3, 9, 12)).current_period_start,
+                         date(2025, 3, 10))
+        self.assertEqual(weekly.with_context(ai_budget_now=datetime(2025, 3, 9, 10)).current_period_start,
+                         date(2025, 3, 3))
+
+    # ------------------------------------------------------------------
+    # Reservation, settlement, release
+    # ------------------------------------------------------------------
+    def test_call_reserves_then_settles_actual_cost(self):
+        budget = self._budget(budget_amount=100.0)
+        result = self._send()
+        self.assertEqual(result["budget"]["status"], "ok")
+        self.assertEqual([b["id"] for b in result["budget"]["budgets"]], budget.ids)
+        # The estimate (prompt + max_tokens of output) is an upper bound of the actual cost.
+        self.assertGreaterEqual(result["budget"]["estimated_cost"], result["cost_usd"])
+        period = self._current_period(budget)
+        self.assertAlmostEqual(period.spend, result["cost_usd"], places=10)
+        self.assertEqual((period.reserved, period.call_count), (0.0, 1))
+        self.assertFalse(self.env["ai.cost.budget.reservation"].search([("period_id", "=", period.id)]))
+        self.assertAlmostEqual(budget.current_spend, result["cost_usd"], places=10)
+
+    def test_new_period_row_starts_from_the_ledger(self):
+        self._send()
+        budget = self._budget(budget_amount=100.0)
+        self.assertAlmostEqual(budget.current_spend, self.call_cost, places=10)
+        self._send()
+        self.assertAlmostEqual(self._current_period(budget).spend, 2 * self.call_cost, places=10)
+
+    def test_failed_call_releases_its_reservation(self):
+        budget = self._budget(budget_amount=100.0)
+        self.fake.queue_responses([{"status": 503}, {"status": 503}])
+        self._fails(AiProviderError)
+        period = self._current_period(budget)
+        self.assertEqual((period.spend, period.reserved), (0.0, 0.0))
+        self.assertFalse(self.env["ai.cost.budget.reservation"].search([("period_id", "=", period.id)]))
+
+    def test_stale_reservation_expires(self):
+        budget = self._budget(budget_amount=100.0)
+        self._send()
+        period = self._current_period(budget)
+        spend = period.spend
+        period._lock()
+        fresh, stale = period._reserve(0.25), period._reserve(0.5)
+        self.env.cr.execute(SQL(
+            "UPDATE ai_cost_budget_reservation SET create_date = create_date - interval '2 hours' WHERE id IN %s",
+            tuple(stale),
+        ))
+        period.invalidate_recordset()
+        self.assertAlmostEqual(period.reserved, 0.75)
+        self.env["ai.cost.budget.period"]._cron_expire_reservations()
+        period.invalidate_recordset()
+        self.assertAlmostEqual(period.reserved, 0.25)
+        self.assertEqual(self.env["ai.cost.budget.reservation"].search([("period_id", "=", period.id)]).ids, fresh)
+        # The call whose reservation expired finishes after all: its cost is booked, nothing is released twice.
+        period._settle(stale, 0.125)
+        period.invalidate_recordset()
+        self.assertAlmostEqual(period.reserved, 0.25)
+        self.assertAlmostEqual(period.spend, spend + 0.125)
+
+    def test_budget_outside_the_call_scope_does_not_apply(self):
+        budget = self._budget(operation_ids=[Command.create({"name": "ticket_summary"})], budget_amount=0.000001)
+        result = self._send()
+        self.assertEqual(result["budget"], {"status": "ok"})
+        self.assertFalse(budget.period_ids)
+
+    # ------------------------------------------------------------------
+    # Actions
+    # ------------------------------------------------------------------
+    def test_block_raises_and_is_recorded(self):
+        budget = self._budget(name="Tiny", period_type="weekly", budget_amount=self.call_cost / 2)
+        error = self._fails(AiBudgetExceeded)
+        start = budget.current_period_start
+        self.assertIn(f"Budget 'Tiny' (Weekly period {start} – {start + timedelta(days=6)})", str(error))
+        self.assertIn("block threshold of 100%", str(error))
+        usage = self.usage_rows().filtered(lambda u: u.status == "blocked")
+        self.assertEqual((usage.status, usage.error_message), ("blocked", str(error)))
+        self.assertFalse(self.fake.requests, "a blocked call never reaches the provider")
+        self.assertEqual(self._current_period(budget).reserved, 0.0)
+
+    def test_strictest_budget_wins(self):
+        self._budget(name="Roomy", budget_amount=100 * self.call_cost, alert_thresholds="1")
+        self._budget(name="Tight", budget_amount=self.call_cost / 2)
+        error = self._fails(AiBudgetExceeded)
+        self.assertIn("Budget 'Tight'", str(error))
+
+    def test_block_line_counts_in_flight_reservations(self):
+        budget = self._budget(budget_amount=100.0)
+        self._send()
+        period = self._current_period(budget)
+        period._lock()
+        period._reserve(100 - 2 * self.call_cost)  # another worker's call in flight
+        self._fails(AiBudgetExceeded)
+
+    def test_alert_once_per_threshold_per_period(self):
+        budget = self._budget(budget_amount=self.call_cost * 3.001, alert_thresholds="30, 60", block_at_threshold=0)
+        for _call in range(4):
+            self.assertIn(self._send()["budget"]["status"], ("ok", "warning"))
+        # 4 calls: 33%, 67%, 100%, 133%: each threshold once.
+        self.assertEqual(len(self._messages(budget, "reached 30%")), 1)
+        self.assertEqual(len(self._messages(budget, "reached 60%")), 1)
+        activities = budget.activity_ids.filtered(lambda a: a.user_id == budget.responsible_id)
+        self.assertEqual(sorted(activities.mapped("summary")), ["AI budget at 30%", "AI budget at 60%"])
+        self.assertEqual(self._current_period(budget).alerted_up_to, 60)
+        # The next period starts over.
+        next_month = datetime.now() + timedelta(days=32)
+        self.env["ai.service"].with_context(ai_budget_now=next_month).send_message(
+            MESSAGES, provider=self.gpt, max_tokens=100, operation="lead_qualification", use_cache=False
+        )
+        self.assertEqual(len(self._messages(budget, "reached 30%")), 2)
+        self.assertEqual(len(self._messages(budget, "reached 60%")), 1)
+        self.assertEqual(len(budget.period_ids), 2)
+
+    def test_alert_emails_followers_when_a_mail_server_exists(self):
+        follower = self.env["res.partner"].create({"name": "Finance", "email": "finance@example.com"})
+        budget = self._budget(budget_amount=self.call_cost * 10, alert_thresholds="5, 15", block_at_threshold=0)
+        budget.message_subscribe(follower.ids)
+        self._send()
+        note = self._messages(budget, "reached 5%")
+        self.assertEqual(note.subtype_id, self.env.ref("mail.mt_note"))
+        self.assertFalse(self._emails_to(follower))
+        self.env["ir.mail_server"].create({"name": "SMTP", "smtp_host": "127.0.0.1", "smtp_port": 2525})
+        self._send()
+        comment = self._messages(budget, "reached 15%")
+        self.assertEqual(comment.subtype_id, self.env.ref("mail.mt_comment"))
+        self.assertEqual(self._emails_to(follower).mail_message_id, comment)
+
+    def test_auto_switch_routes_to_cheapest_qualifying_provider(self):
+        if "ai.cost.optimizer" not in self.env:
+            self.skipTest("ai.cost.optimizer is not installed yet")
+        budget = self.Budget.create({
+            "name": "Claude spend", "budget_amount": 0.001, "provider_ids": [Command.set(self.claude.ids)],
+            "auto_switch_at_threshold": 1, "block_at_threshold": 0,
+        })
+        expected = self.env["ai.cost.optimizer"].recommend_provider("chat", 20)["provider_id"]
+        self.assertEqual(expected, self.gpt.id, "gpt-4o-mini is the cheaper of the two fake providers")
+        result = self._send(provider=self.claude)
+        self.assertEqual(result["budget"]["status"], "switched")
+        self.assertIn("Budget 'Claude spend'", result["budget"]["message"])
+        self.assertEqual((result["provider_id"], result["switched_from"]), (self.gpt.id, self.claude.id))
+        usage = self.env["ai.token.usage"].browse(result["usage_id"])
+        self.assertEqual((usage.provider_id, usage.switched_from_id, usage.switched), (self.gpt, self.claude, True))
+        self.assertAlmostEqual(self._current_period(budget).spend, result["cost_usd"], places=10)
+
+    # ------------------------------------------------------------------
+    # Forecast
+    # ------------------------------------------------------------------
+    def test_forecast_on_a_known_series(self):
+        self.env.company.partner_id.tz = "Europe/Brussels"
+        budget = self._budget(provider_ids=False, operation_ids=False, budget_amount=1000.0)
+        # 1, 2 and 3 USD spent on March 1st, 2nd and 3rd (Brussels days; 23:30 UTC on Feb 28th is March 1st).
+        days = [datetime(2025, 2, 28, 23, 30), datetime(2025, 3, 2, 12), datetime(2025, 3, 3, 9)]
+        for cost, when in zip([1.0, 2.0, 3.0], days, strict=True):
+            usage = self.env["ai.token.usage"].create({"cost_usd": cost, "provider_id": self.gpt.id, "status": "ok"})
+            self.env.cr.execute(SQL("UPDATE ai_token_usage SET create_date = %s WHERE id = %s", when, usage.id))
+        self.env["ai.token.usage"].invalidate_model()
+        at = budget.with_context(ai_budget_now=datetime(2025, 3, 3, 18))
+        self.assertAlmostEqual(at.current_spend, 6.0)
+        # Weights 1, 2, 3 -> rate 14/6 USD a day for the 28 days left of March.
+        expected = 6.0 + 14 / 6 * 28
+        self.assertAlmostEqual(at.forecast(), expected)
+        self.assertAlmostEqual(at.forecast_monthly, expected)
+        self.assertAlmostEqual(at.forecast_percentage, expected / 10)
+        self.assertAlmostEqual(budget_math.forecast_spend([1.0, 2.0, 3.0], 31), expected)
+
+    # ------------------------------------------------------------------
+    # Company monitoring
+    # ------------------------------------------------------------------
+    def test_company_cost_alerts_once_a_day(self):
+        company = self.env.company
+        company.write({"ai_alert_daily_spend": self.call_cost / 2, "ai_alert_cache_hit_floor": 0})
+        self._send(res_model="res.partner", res_id=self.env.user.partner_id.id)
+        alerts = company._ai_cost_monitor()
+        self.assertEqual(list(alerts), ["daily_spend"])
+        self.assertIn("above the daily limit", alerts["daily_spend"])
+        message = self.env["mail.message"].search([("subject", "=", f"AI cost alert for {company.name}")])
+        self.assertEqual(len(message), 1)
+        self.assertIn(self.env.ref("base.user_admin").partner_id, message.partner_ids)
+        self.assertEqual(company._ai_cost_monitor(), {}, "an alert is sent once a day")
+        company.ai_alert_cost_per_record = self.call_cost / 10
+        self.assertEqual(list(company._ai_cost_monitor()), ["cost_per_record"])

@@ -1,0 +1,95 @@
+from odoo.tests import tagged
+
+from .common import AiCostCase
+
+MEASURES = ["call_count", "input_tokens", "output_tokens", "cost_usd", "cost_unknown_count", "cache_hit_count",
+            "savings_usd", "waste_count", "waste_usd", "latency_ms_sum"]
+
+
+@tagged("post_install", "-at_install")
+class TestCostRollup(AiCostCase):
+    def _send(self, provider, operation="lead_qualification", **kwargs):
+        return self.env["ai.service"].send_message(
+            [{"role": "user", "content": "Qualify lead 42."}], provider=provider, operation=operation, **kwargs
+        )
+
+    def _rollup(self, model="ai.token.usage.daily"):
+        """{key: measures} of a rollup table, the order-free picture to compare."""
+        Rollup = self.env[model]
+        Rollup.invalidate_model()
+        keys = ["day", "company_id", "provider_id", "user_id", "operation", "res_model", "status", "cache_hit"]
+        if model == "ai.token.usage.record.daily":
+            keys.append("res_id")
+        return {
+            tuple(row[key] for key in keys): tuple(round(row[m], 9) for m in MEASURES)
+            for row in Rollup.search_read([], keys + MEASURES)
+            if row["call_count"]
+        }
+
+    def test_rollup_follows_the_ledger(self):
+        first = self._send(self.claude, res_model="res.partner", res_id=7)
+        second = self._send(self.claude, res_model="res.partner", res_id=7)
+        self._send(self.gpt, operation="email_draft")
+        rows = self.env["ai.token.usage.daily"].search([("provider_id", "=", self.claude.id)])
+        self.assertEqual(len(rows), 1, "two calls with the same key share one rollup row")
+        self.assertEqual(rows.call_count, 2)
+        self.assertAlmostEqual(rows.cost_usd, first["cost_usd"] + second["cost_usd"], places=10)
+        self.assertEqual(rows.operation, "lead_qualification")
+        self.assertEqual(rows.res_model, "res.partner")
+        usages = self.usage_rows()
+        claude_usages = usages.filtered(lambda u: u.provider_id == self.claude)
+        self.assertEqual(rows.input_tokens, sum(claude_usages.mapped("input_tokens")))
+        self.assertAlmostEqual(rows.savings_usd, sum(usages.mapped("prompt_cache_savings_usd")), places=10)
+        record_row = self.env["ai.token.usage.record.daily"].search([])
+        self.assertEqual((record_row.res_model, record_row.res_id, record_row.call_count), ("res.partner", 7, 2))
+
+    def test_write_moves_the_contribution(self):
+        result = self._send(self.gpt, operation="email_draft")
+        usage = self.env["ai.token.usage"].browse(result["usage_id"])
+        usage.write({"waste_detected": True, "could_have_saved_usd": 0.25})
+        row = self.env["ai.token.usage.daily"].search([("provider_id", "=", self.gpt.id)])
+        self.assertEqual((row.call_count, row.waste_count), (1, 1))
+        self.assertAlmostEqual(row.waste_usd, 0.25, places=10)
+        usage.write({"operation": "ticket_triage"})
+        rows = self.env["ai.token.usage.daily"].search([("provider_id", "=", self.gpt.id)])
+        self.assertEqual(
+            {(r.operation, r.call_count) for r in rows}, {("email_draft", 0), ("ticket_triage", 1)},
+            "a changed key moves the call from one rollup row to the other",
+        )
+
+    def test_rebuild_matches_incremental_and_raw_totals(self):
+        self._send(self.claude, res_model="res.partner", res_id=3)
+        self._send(self.gpt, operation="email_draft", res_model="res.partner", res_id=4)
+        self.assertCallFails(Exception, provider=self.gpt, max_tokens=10**9)
+        # Spread the calls over two days, as the ledger would after midnight.
+        usages = self.usage_rows()
+        self.env.cr.execute(
+            "UPDATE ai_token_usage SET create_date = create_date - interval '1 day' WHERE id = %s", [usages[0].id]
+        )
+        self.env["ai.token.usage"]._rebuild_rollups()
+        rebuilt = self._rollup()
+        self.assertEqual(len({key[0] for key in rebuilt}), 2, "rows are keyed by day")
+        self.assertIn("error", {key[6] for key in rebuilt})
+        self.assertEqual(sum(v[0] for v in rebuilt.values()), len(usages))
+        self.assertAlmostEqual(sum(v[3] for v in rebuilt.values()), sum(usages.mapped("cost_usd")), places=9)
+        # An incremental history equals its rebuild.
+        self.env.cr.execute("UPDATE ai_token_usage SET create_date = create_date + interval '1 day' WHERE id = %s",
+                            [usages[0].id])
+        self.env["ai.token.usage"]._rebuild_rollups()
+        before_daily, before_record = self._rollup(), self._rollup("ai.token.usage.record.daily")
+        self.env["ai.token.usage.daily"]._rebuild()
+        self.env["ai.token.usage.record.daily"]._rebuild()
+        self.assertEqual(self._rollup(), before_daily)
+        self.assertEqual(self._rollup("ai.token.usage.record.daily"), before_record)
+
+    def test_incremental_equals_rebuild(self):
+        for provider, operation in [(self.claude, "a"), (self.gpt, "b"), (self.claude, "a"), (self.gpt, "a")]:
+            self._send(provider, operation=operation, res_model="res.partner", res_id=5)
+        incremental = self._rollup(), self._rollup("ai.token.usage.record.daily")
+        self.env["ai.token.usage"]._rebuild_rollups()
+        self.assertEqual((self._rollup(), self._rollup("ai.token.usage.record.daily")), incremental)
+
+    def test_purged_raw_rows_keep_their_history(self):
+        self._send(self.gpt)
+        self.usage_rows().unlink()
+        self.assertEqual(sum(self.env["ai.token.usage.daily"].search([]).mapped("call_count")), 1)
