@@ -57,6 +57,16 @@ class DevTools:
         self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=60)
         self.next_id = 0
 
+    def wait_for(self, selector: str, timeout: float = 120.0) -> None:
+        """Wait until the page shows `selector`: the first visit also compiles Odoo's assets."""
+        deadline = time.monotonic() + timeout
+        expression = f"!!document.querySelector({json.dumps(selector)})"
+        while time.monotonic() < deadline:
+            if self.call("Runtime.evaluate", expression=expression).get("result", {}).get("value"):
+                return
+            time.sleep(0.5)
+        raise SystemExit(f"the page never showed {selector}")
+
     def call(self, method: str, **params):
         self.next_id += 1
         self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
@@ -71,7 +81,7 @@ def main() -> None:
     parser.add_argument("--url", default="http://127.0.0.1:8069")
     parser.add_argument("--db", default="ai_cost_demo")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs" / "screenshots"))
-    parser.add_argument("--settle", type=float, default=6.0, help="seconds to let charts draw")
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds to let charts draw")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -91,6 +101,7 @@ def main() -> None:
             tools.call("Network.setCookie", name="session_id", value=session_id, url=args.url)
             for name, path in PAGES.items():
                 tools.call("Page.navigate", url=args.url + path)
+                tools.wait_for(".o_action_manager .o_content, .o_action_manager .o_ai_cost_dashboard")
                 time.sleep(args.settle)
                 shot = tools.call("Page.captureScreenshot", format="png")
                 target = out / f"{name}.png"
