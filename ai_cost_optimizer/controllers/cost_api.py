@@ -1,4 +1,6 @@
 import json
+import math
+import re
 from datetime import timedelta
 
 import werkzeug.exceptions
@@ -6,12 +8,18 @@ import werkzeug.exceptions
 from odoo import fields, http
 from odoo.http import request
 
+from ..core.messages import check_label, check_model_name, short_repr
+from ..models.ai_service import MAX_RECORD_ID
 from ..models.ir_http import json_error
 
 COST_FILTERS = {"start", "end", "operation", "user", "provider", "res_model", "res_id"}
 USER_FILTERS = {"start", "end", "operation", "provider", "budget"}
 DEFAULT_DAYS = 30
 TOP_RECORDS = 10
+# Strict formats: Python's own parsers also take Unicode digits, trailing junk (Date.to_date cuts
+# at 10 characters) or exponents.
+DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+INT_RE = re.compile(r"-?[0-9]+")
 
 
 def json_response(payload):
@@ -119,22 +127,28 @@ class CostApi(http.Controller):
             )
         today = fields.Date.context_today(env.user)
         end = self._parse_date(params.get("end"), "end") or today
-        start = self._parse_date(params.get("start"), "start") or end - timedelta(days=DEFAULT_DAYS - 1)
+        try:
+            start = self._parse_date(params.get("start"), "start") or end - timedelta(days=DEFAULT_DAYS - 1)
+        except OverflowError:
+            raise self._bad_request(f"The default start, {DEFAULT_DAYS} days before end, is out of range.") from None
         if start > end:
             raise self._bad_request("start must not be after end.")
         domain = [("day", ">=", start), ("day", "<=", end)]
         filters = {"start": str(start), "end": str(end)}
-        if params.get("operation"):
-            domain.append(("operation", "=", params["operation"]))
-            filters["operation"] = params["operation"]
+        for name, check in (("operation", check_label), ("res_model", check_model_name)):
+            try:
+                value = check(params.get(name), name)
+            except ValueError as error:
+                raise self._bad_request(str(error)) from None
+            if value:
+                domain.append((name, "=", value))
+                filters[name] = value
         for name, field in (("user", "user_id"), ("provider", "provider_id"), ("res_id", "res_id")):
             if params.get(name) not in (None, ""):
                 value = self._parse_int(params[name], name)
                 domain.append((field, "=", value))
                 filters[name] = value
-        if params.get("res_model"):
-            domain.append(("res_model", "=", params["res_model"]))
-            filters["res_model"] = params["res_model"]
+        self._check_visible(env, filters)
         if "res_id" in filters and "res_model" not in filters:
             raise self._bad_request("res_id needs res_model.")
         return env, domain, filters
@@ -143,28 +157,42 @@ class CostApi(http.Controller):
     def _bad_request(message):
         return json_error(werkzeug.exceptions.BadRequest, message)
 
+    def _check_visible(self, env, filters):
+        """A user or provider id must name one of the caller's companies': an unknown id is a
+        mistake to report, not an empty answer."""
+        companies = env.companies.ids
+        if "user" in filters and not env["res.users"].sudo().with_context(active_test=False).search_count(
+            [("id", "=", filters["user"]), ("company_ids", "in", companies)], limit=1
+        ):
+            raise self._bad_request(f"Unknown user {filters['user']}.")
+        if "provider" in filters and not env["ai.service.provider"].with_context(active_test=False).search_count(
+            [("id", "=", filters["provider"]), ("company_id", "in", companies)], limit=1
+        ):
+            raise self._bad_request(f"Unknown provider {filters['provider']}.")
+
     def _parse_date(self, value, name):
         if value in (None, ""):
             return None
         try:
+            if not DATE_RE.fullmatch(value):
+                raise ValueError(value)
             return fields.Date.to_date(value)
         except ValueError:
-            raise self._bad_request(f"{name} must be a date in YYYY-MM-DD format, not {value!r}.") from None
+            raise self._bad_request(f"{name} must be a date in YYYY-MM-DD format, not {short_repr(value)}.") from None
 
     def _parse_int(self, value, name):
-        try:
-            number = int(value)
-        except ValueError:
-            raise self._bad_request(f"{name} must be an integer id, not {value!r}.") from None
-        if number <= 0:
-            raise self._bad_request(f"{name} must be a positive id.")
+        if not INT_RE.fullmatch(value):
+            raise self._bad_request(f"{name} must be an integer id, not {short_repr(value)}.")
+        number = int(value)
+        if not 0 < number <= MAX_RECORD_ID:
+            raise self._bad_request(f"{name} must be a positive id (at most {MAX_RECORD_ID}).")
         return number
 
     def _parse_number(self, value, name):
         try:
             number = float(value)
         except ValueError:
-            raise self._bad_request(f"{name} must be a number, not {value!r}.") from None
-        if number < 0 or number != number:
+            raise self._bad_request(f"{name} must be a number, not {short_repr(value)}.") from None
+        if not math.isfinite(number) or number < 0:
             raise self._bad_request(f"{name} must be a positive number.")
         return number

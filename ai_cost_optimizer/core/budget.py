@@ -65,7 +65,12 @@ def parse_thresholds(value: str | Iterable[float | int | str] | None) -> list[fl
     """
     if not value:
         return []
-    parts = [part.strip() for part in value.split(",")] if isinstance(value, str) else list(value)
+    if isinstance(value, str):
+        parts = [part.strip() for part in value.split(",")]
+    elif isinstance(value, (list, tuple)):
+        parts = list(value)
+    else:
+        raise ValueError(f"{value!r} is not a list of percentages such as '50, 80, 100'.")
     thresholds = []
     for part in parts:
         if part == "" or isinstance(part, bool):

@@ -9,6 +9,7 @@ from odoo.tools import SQL
 
 from ..core import budget as budget_math
 from ..core import pricing
+from ..core.messages import check_label, is_finite_number, short_repr
 from ..core.usage import Usage
 from .ai_cost_budget_period import read_committed
 from .ai_service_provider_price import PRICE_DIGITS
@@ -127,6 +128,18 @@ class AiCostBudget(models.Model):
     def _normalize_vals(self, vals):
         """Clear errors for values the ORM would reject with a technical one; thresholds given
         as a list ([50, 80]) are stored as their canonical text ('50, 80')."""
+        if "name" in vals:
+            try:
+                if not (check_label(vals["name"], "name") or "").strip():
+                    raise ValueError("The name of a budget cannot be empty.")
+            except ValueError as error:
+                raise ValidationError(str(error)) from None
+        if "budget_amount" in vals:
+            amount = vals["budget_amount"]
+            if not is_finite_number(amount):
+                raise ValidationError(self.env._(
+                    "The amount of a budget must be a positive number of USD, not %s.", short_repr(amount)
+                ))
         if "period_type" in vals and vals["period_type"] not in budget_math.PERIOD_TYPES:
             raise ValidationError(self.env._(
                 "Unknown period type %r: use daily, weekly or monthly.", vals["period_type"]

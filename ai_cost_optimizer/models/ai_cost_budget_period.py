@@ -140,6 +140,25 @@ class AiCostBudgetPeriod(models.Model):
             ))
         self.invalidate_recordset(["reserved"])
 
+    def _rebuild_from_ledger(self):
+        """Recompute the spend and call count of these periods from the usage ledger, the source of
+        truth (e.g. after a database restore or a manual fix). In-flight reservations are kept.
+        Cache hits count in the spend (at 0) but not in the calls: they never reach a budget check."""
+        Usage = self.env["ai.token.usage"].sudo()
+        for period in self.sorted("id"):
+            groups = Usage._read_group(
+                period.budget_id._ledger_domain(period.date_start, period.date_end),
+                ["cache_hit"], ["cost_usd:sum", "__count"],
+            )
+            self.env.cr.execute(SQL(
+                "UPDATE ai_cost_budget_period SET spend = %s, call_count = %s WHERE id = %s",
+                sum(cost or 0.0 for _hit, cost, _count in groups),
+                sum(count for hit, _cost, count in groups if not hit),
+                period.id,
+            ))
+        self.invalidate_recordset(["spend", "call_count"])
+        return True
+
     @api.model
     def _cron_expire_reservations(self):
         """Release reservations older than RESERVATION_TTL: their worker died before settling."""

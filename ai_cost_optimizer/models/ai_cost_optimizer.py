@@ -1,12 +1,11 @@
-import math
-
 from odoo import api, models
 from odoo.exceptions import ValidationError
 from odoo.tools import SQL
 
 from ..core import recommendation as ranking_rules
-from ..core.messages import short_repr
+from ..core.messages import check_code, is_finite_number, short_repr
 from ..core.recommendation import Candidate
+from .ai_service import MAX_RECORD_ID
 
 
 class AiCostOptimizer(models.AbstractModel):
@@ -80,28 +79,37 @@ class AiCostOptimizer(models.AbstractModel):
         """Clear ValidationErrors for bad input; returns the task type's expected output tokens (or,
         for internal questions with the context key ai_recommendation_internal, None when unknown)."""
         _ = self.env._
-        if quality_required not in ranking_rules.QUALITY_BARS:
+        if not isinstance(quality_required, str) or quality_required not in ranking_rules.QUALITY_BARS:
             raise ValidationError(
                 _("quality_required must be low, medium or high, not %s.", short_repr(quality_required))
             )
-        if isinstance(context_size_tokens, bool) or not isinstance(context_size_tokens, int) or context_size_tokens < 0:
+        if (
+            isinstance(context_size_tokens, bool)
+            or not isinstance(context_size_tokens, int)
+            or not 0 <= context_size_tokens <= MAX_RECORD_ID
+        ):
             raise ValidationError(
                 _("context_size_tokens must be a positive integer, not %s.", short_repr(context_size_tokens))
             )
-        if max_budget_usd is not None and (
-            isinstance(max_budget_usd, bool)
-            or not isinstance(max_budget_usd, (int, float))
-            or not math.isfinite(max_budget_usd)
-            or max_budget_usd < 0
-        ):
+        if max_budget_usd is not None and not (is_finite_number(max_budget_usd) and max_budget_usd >= 0):
             raise ValidationError(_("max_budget_usd must be a positive number, not %s.", short_repr(max_budget_usd)))
-        output_tokens = self._expected_output_tokens(task_type) if isinstance(task_type, str) else None
+        output_tokens = self._expected_output_tokens(task_type) if self._is_code(task_type) else None
         if output_tokens is None and not self.env.context.get("ai_recommendation_internal"):
             raise ValidationError(
                 _("Unknown task type %s. Task types are listed in AI Cost > Configuration > Task Types.",
                   short_repr(task_type))
             )
         return output_tokens
+
+    @staticmethod
+    def _is_code(task_type):
+        """Whether `task_type` can be a task type code; junk (NUL, lone surrogates, megabytes) is
+        refused before it reaches the database."""
+        try:
+            check_code(task_type, "task_type")
+        except ValueError:
+            return False
+        return True
 
     def _expected_output_tokens(self, task_type):
         """Output tokens to expect from a call of an active task type (learned once there are enough

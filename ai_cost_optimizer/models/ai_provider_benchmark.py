@@ -55,7 +55,8 @@ class AiProviderBenchmark(models.Model):
                       response_time_ms, quality_score=None, error_occurred=False, usage_id=None):
         """Record one provider call; returns the benchmark record. A rated call refreshes the
         provider's cached quality at once."""
-        provider = self.env["ai.service.provider"].sudo().browse(provider_id).exists()
+        valid_id = isinstance(provider_id, int) and not isinstance(provider_id, bool) and 0 < provider_id < 2**31
+        provider = self.env["ai.service.provider"].sudo().browse(provider_id if valid_id else []).exists()
         if not provider:
             raise ValidationError(self.env._("Unknown AI provider %s.", short_repr(provider_id)))
         row = self.sudo().create({
@@ -134,7 +135,9 @@ class AiProviderBenchmark(models.Model):
 
     def _check_compare_input(self, task_type, period_days):
         _ = self.env._
-        if not isinstance(task_type, str) or not self.env["ai.task.type"].sudo()._by_code(task_type):
+        if not self.env["ai.cost.optimizer"]._is_code(task_type) or not self.env["ai.task.type"].sudo()._by_code(
+            task_type
+        ):
             raise ValidationError(_("Unknown task type %s.", short_repr(task_type)))
         if isinstance(period_days, bool) or not isinstance(period_days, int) or not 0 < period_days <= 36500:
             raise ValidationError(_("period_days must be a positive number of days, not %s.", short_repr(period_days)))

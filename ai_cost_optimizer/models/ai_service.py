@@ -137,7 +137,7 @@ class AiService(models.AbstractModel):
         except ValueError as error:
             raise UserError(str(error)) from None
         self._validate_record_reference(call)
-        call["mode"] = call["mode"] or "passthrough"
+        call["mode"] = call["mode"] or self.env.company.ai_default_mode or "passthrough"
 
     def _validate_record_reference(self, call):
         """res_model/res_id name an Odoo record: a model name and a positive id, or nothing."""

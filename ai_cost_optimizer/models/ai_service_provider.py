@@ -251,6 +251,11 @@ class AiServiceProvider(models.Model):
     # ------------------------------------------------------------------
     # Gateway helpers
     # ------------------------------------------------------------------
+    def _waste_detection_enabled(self):
+        """Waste rules run for this provider's calls unless it or its company switched them off."""
+        self.ensure_one()
+        return self.enable_waste_detection and self.company_id.ai_enable_waste_detection
+
     def _serves_task(self, task_type_code):
         self.ensure_one()
         return not self.task_type_ids or task_type_code in self.task_type_ids.mapped("code")

@@ -57,7 +57,7 @@ class AiService(models.AbstractModel):
             )
         elif status == "ok" and call.get("result") is not None:
             vals.update(self._waste_facts(call["messages"], call["provider"].model))
-            if call["provider"].enable_waste_detection:
+            if call["provider"]._waste_detection_enabled():
                 # Clean until the analysis says otherwise: a clean call then needs no second write.
                 vals.setdefault("optimization_score", 100)
         recommendation = call.get("recommendation") or {}
@@ -86,6 +86,6 @@ class AiService(models.AbstractModel):
         """Run the waste rules on calls of providers with waste detection; the report of the last one."""
         report = super()._analyze_waste(usage)
         Analytics = self.env["ai.token.analytics"].sudo()
-        for row in usage.sudo().filtered(lambda row: row.provider_id.enable_waste_detection):
+        for row in usage.sudo().filtered(lambda row: row.provider_id._waste_detection_enabled()):
             report = Analytics._analyze_usage(row)
         return report

@@ -18,3 +18,7 @@ from . import test_access
 from . import test_retention
 from . import test_cost_optimizer
 from . import test_cost_routing
+from . import test_crash_safety
+from . import test_api_bad_input
+from . import test_concurrency_mixed
+from . import test_settings

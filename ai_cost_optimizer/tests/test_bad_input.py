@@ -6,6 +6,7 @@ message). Arguments may hold ``Ref('attr')``, resolved to ``self.attr`` (a recor
 setUpClass) or, with ``Ref('attr', 'id')``, to its id.
 """
 
+from odoo import Command
 from odoo.exceptions import UserError, ValidationError
 from odoo.tests import new_test_user, tagged
 from odoo.tools import SQL
@@ -227,6 +228,93 @@ SETTINGS_CASES = [
     ("default provider of another company", {"ai_default_provider_id": Ref("foreign", "id")}, "must belong"),
 ]
 
+RECOMMEND_CASES = [
+    # -- task_type: wrong types, unknown codes, junk
+    ("task_type None", {"task_type": None}, "Unknown task type"),
+    ("task_type int", {"task_type": 42}, "Unknown task type"),
+    ("task_type list", {"task_type": ["chat"]}, "Unknown task type"),
+    ("task_type dict", {"task_type": {"code": "chat"}}, "Unknown task type"),
+    ("task_type unknown", {"task_type": "poetry"}, "Unknown task type"),
+    ("task_type empty", {"task_type": ""}, "Unknown task type"),
+    ("task_type uppercase", {"task_type": "CHAT"}, "Unknown task type"),
+    ("task_type injection", {"task_type": "chat' OR '1'='1"}, "Unknown task type"),
+    ("task_type unicode", {"task_type": "résumé ✨ 总结"}, "Unknown task type"),
+    ("task_type emoji", {"task_type": "🤖" * 50}, "Unknown task type"),
+    ("task_type NUL", {"task_type": "chat\x00"}, "Unknown task type"),
+    ("task_type surrogate", {"task_type": "chat\ud800"}, "Unknown task type"),
+    ("task_type huge", {"task_type": "x" * 2_000_000}, "Unknown task type"),
+    # -- context_size_tokens
+    ("context None", {"context_size_tokens": None}, "context_size_tokens"),
+    ("context negative", {"context_size_tokens": -1}, "context_size_tokens"),
+    ("context very negative", {"context_size_tokens": -(10**12)}, "context_size_tokens"),
+    ("context float", {"context_size_tokens": 100.5}, "context_size_tokens"),
+    ("context str", {"context_size_tokens": "100"}, "context_size_tokens"),
+    ("context True", {"context_size_tokens": True}, "context_size_tokens"),
+    ("context nan", {"context_size_tokens": float("nan")}, "context_size_tokens"),
+    ("context inf", {"context_size_tokens": float("inf")}, "context_size_tokens"),
+    ("context list", {"context_size_tokens": [100]}, "context_size_tokens"),
+    ("context beyond int4", {"context_size_tokens": 2**31}, "context_size_tokens"),
+    ("context huge", {"context_size_tokens": 10**30}, "context_size_tokens"),
+    ("context unprintable", {"context_size_tokens": 10**5000}, "context_size_tokens"),
+    # -- quality_required
+    ("quality ultra", {"quality_required": "ultra"}, "quality_required"),
+    ("quality None", {"quality_required": None}, "quality_required"),
+    ("quality uppercase", {"quality_required": "HIGH"}, "quality_required"),
+    ("quality int", {"quality_required": 80}, "quality_required"),
+    ("quality list", {"quality_required": ["high"]}, "quality_required"),
+    ("quality dict", {"quality_required": {"high": 1}}, "quality_required"),
+    ("quality unicode", {"quality_required": "hïgh"}, "quality_required"),
+    # -- max_budget_usd
+    ("budget negative", {"max_budget_usd": -0.01}, "max_budget_usd"),
+    ("budget nan", {"max_budget_usd": float("nan")}, "max_budget_usd"),
+    ("budget inf", {"max_budget_usd": float("inf")}, "max_budget_usd"),
+    ("budget -inf", {"max_budget_usd": float("-inf")}, "max_budget_usd"),
+    ("budget str", {"max_budget_usd": "1"}, "max_budget_usd"),
+    ("budget True", {"max_budget_usd": True}, "max_budget_usd"),
+    ("budget list", {"max_budget_usd": [1]}, "max_budget_usd"),
+    ("budget huge int", {"max_budget_usd": 10**400}, "max_budget_usd"),
+]
+
+# Valid budget values, each case overriding some, on create and on write.
+BUDGET_CASES = [
+    ("amount zero", {"budget_amount": 0}, "must be positive"),
+    ("amount negative", {"budget_amount": -10}, "must be positive"),
+    ("amount tiny negative", {"budget_amount": -1e-9}, "must be positive"),
+    ("amount nan", {"budget_amount": float("nan")}, "amount"),
+    ("amount inf", {"budget_amount": float("inf")}, "amount"),
+    ("amount str", {"budget_amount": "ten"}, "amount"),
+    ("thresholds junk", {"alert_thresholds": "fifty, eighty"}, "Invalid alert thresholds"),
+    ("thresholds not increasing", {"alert_thresholds": "80, 50"}, "strictly increasing"),
+    ("thresholds repeated", {"alert_thresholds": "50, 50"}, "strictly increasing"),
+    ("thresholds zero", {"alert_thresholds": "0, 50"}, "outside 1-1000"),
+    ("thresholds negative", {"alert_thresholds": "-10"}, "outside 1-1000"),
+    ("thresholds above 1000", {"alert_thresholds": "50, 1001"}, "outside 1-1000"),
+    ("thresholds nan", {"alert_thresholds": "nan"}, "Invalid alert thresholds"),
+    ("thresholds inf", {"alert_thresholds": "inf"}, "outside 1-1000"),
+    ("thresholds empty item", {"alert_thresholds": "50,,80"}, "is not a percentage"),
+    ("thresholds injection", {"alert_thresholds": "50); DROP TABLE ai_cost_budget; --"}, "Invalid alert thresholds"),
+    ("thresholds unicode", {"alert_thresholds": "٥٠, ٨٠, ∞"}, "Invalid alert thresholds"),
+    ("thresholds huge", {"alert_thresholds": "5" * 100000}, "outside 1-1000"),
+    ("thresholds list junk", {"alert_thresholds": [50, "x"]}, "Invalid alert thresholds"),
+    ("thresholds int", {"alert_thresholds": 50}, "Invalid alert thresholds"),
+    ("auto-switch negative", {"auto_switch_at_threshold": -5}, "auto-switch threshold"),
+    ("auto-switch above 1000", {"auto_switch_at_threshold": 1001}, "auto-switch threshold"),
+    ("auto-switch nan", {"auto_switch_at_threshold": float("nan")}, "auto-switch threshold"),
+    ("block negative", {"block_at_threshold": -1}, "block threshold"),
+    ("block above 1000", {"block_at_threshold": 5000}, "block threshold"),
+    ("block inf", {"block_at_threshold": float("inf")}, "block threshold"),
+    ("block below auto-switch", {"auto_switch_at_threshold": 90, "block_at_threshold": 80}, "cannot be below"),
+    ("period unknown", {"period_type": "yearly"}, "Unknown period type"),
+    ("period empty", {"period_type": ""}, "Unknown period type"),
+    ("period int", {"period_type": 7}, "Unknown period type"),
+    ("period list", {"period_type": ["daily"]}, "Unknown period type"),
+    ("users of another company", {"user_ids": Ref("foreign_user_set")}, "these users do not"),
+    ("provider of another company", {"provider_ids": Ref("foreign_set")}, "own company"),
+    ("name huge", {"name": "B" * 2_000_000}, "name"),
+    ("name blank", {"name": "   "}, "name"),
+    ("name NUL", {"name": "Budget\x00"}, "name"),
+]
+
 
 @tagged("post_install", "-at_install")
 class TestBadInput(AiCostCase):
@@ -243,6 +331,12 @@ class TestBadInput(AiCostCase):
         cls.foreign = Provider.create(
             cls._provider_vals(cls.fake, "openai_compatible", name="Foreign", company_id=cls.other_company.id)
         )
+        cls.foreign_user = new_test_user(
+            cls.env, "bad_input_foreign", groups="base.group_user", company_id=cls.other_company.id,
+            company_ids=[Command.set(cls.other_company.ids)],
+        )
+        cls.foreign_user_set = [Command.set(cls.foreign_user.ids)]
+        cls.foreign_set = [Command.set(cls.foreign.ids)]
         cls.partner = cls.env["res.partner"].create({"name": "Lead 42"})
         cls.no_provider = Provider
         cls.two_providers = cls.claude | cls.gpt
@@ -325,6 +419,36 @@ class TestBadInput(AiCostCase):
                 self.assertEqual(self.row_counts(), before)
                 company.invalidate_recordset()
                 self.assertEqual(company.read(["ai_prompt_retention_days", "ai_default_provider_id"])[0], kept)
+
+    def test_recommend_provider_refuses_bad_input(self):
+        Optimizer = self.env["ai.cost.optimizer"].with_user(self.caller)
+        for label, arguments, fragment in RECOMMEND_CASES:
+            with self.subTest(label):
+                kwargs = {"task_type": "chat", "context_size_tokens": 1000, **self.resolve(arguments)}
+                before = self.row_counts()
+                with self.assertRaises(UserError) as caught:
+                    Optimizer.recommend_provider(**kwargs)
+                self.assertClearMessage(caught.exception, fragment)
+                self.assertEqual(self.row_counts(), before, "a refused question stores no recommendation")
+
+    def test_budget_create_and_write_refuse_bad_values(self):
+        Budget = self.env["ai.cost.budget"]
+        budget = Budget.create({"name": "Kept", "budget_amount": 10.0})
+        fields_ = sorted({name for _label, values, _fragment in BUDGET_CASES for name in values})
+        snapshot = budget.read(fields_)[0]
+        for label, values, fragment in BUDGET_CASES:
+            with self.subTest(label):
+                values = self.resolve(values)
+                before = self.row_counts()
+                with self.assertRaises(UserError) as create:
+                    Budget.create({"name": "New", "budget_amount": 5.0, **values})
+                self.assertClearMessage(create.exception, fragment)
+                with self.assertRaises(UserError) as write:
+                    budget.write(values)
+                self.assertClearMessage(write.exception, fragment)
+                self.assertEqual(self.row_counts(), before)
+                budget.invalidate_recordset()
+                self.assertEqual(budget.read(fields_)[0], snapshot)
 
 
 PROVIDER_CASES_FIELDS = sorted({name for _label, values, _fragment in PROVIDER_CASES for name in values})

@@ -90,11 +90,13 @@ class TestRouting(RoutingCase):
                 self.assertEqual(usage.switched_from_id, self.strong if switches else self.env["ai.service.provider"])
 
     def test_auto_switch_only_when_cheaper(self):
-        # Cheap is the cheapest in dollars, tiny wins per quality point at the low bar for long answers:
-        # a passthrough call on cheap stays there.
-        self.cheap.write({"auto_switch_provider": True, "quality_score": 65})
+        # At quality 41, cheap loses per quality point to tiny (q 90) but still costs fewer dollars:
+        # an auto-switching passthrough call stays, only the recommendation names tiny.
+        self.cheap.write({"auto_switch_provider": True, "quality_score": 41})
         result = self.service.send_message(TRIVIAL, provider=self.cheap, quality_required="low")
+        self.assertEqual(result["recommendation"]["provider_id"], self.tiny.id)
         self.assertEqual(result["provider_id"], self.cheap.id)
+        self.assertFalse(result["switched_from"])
 
 
 @tagged("post_install", "-at_install")
@@ -189,8 +191,12 @@ class TestBenchmarks(RoutingCase):
 
     def test_compare_providers_bad_input(self):
         Benchmark = self.env["ai.provider.benchmark"]
-        with self.assertRaisesRegex(ValidationError, "Unknown task type"):
-            Benchmark.compare_providers("nope")
+        for junk in ("nope", "chat\x00", None, "x" * 100_000):
+            with self.assertRaisesRegex(ValidationError, "Unknown task type"):
+                Benchmark.compare_providers(junk)
+        for junk in ("1", True, -1, 2**40):
+            with self.assertRaisesRegex(ValidationError, "Unknown AI provider"):
+                Benchmark.log_benchmark(junk, "chat", "simple", 1, 1, 0.0, 1.0)
         with self.assertRaisesRegex(ValidationError, "period_days"):
             Benchmark.compare_providers("chat", period_days=0)
 

@@ -15,8 +15,12 @@ from ..usage import from_openai
 from .base import ChatResult, ProviderConfig, ProviderError, estimate_usage, status_error
 
 # One session per process: keep-alive connections are reused across calls (and threads; the
-# urllib3 pool behind it is thread-safe).
+# urllib3 pool behind it is thread-safe). Odoo serves requests from many threads at once, so
+# each host keeps more connections than requests' default of 10.
+POOL_SIZE = 64
 _session = requests.Session()
+for _scheme in ("http://", "https://"):
+    _session.mount(_scheme, requests.adapters.HTTPAdapter(pool_connections=16, pool_maxsize=POOL_SIZE))
 
 
 def _endpoint(base_url: str) -> str:
