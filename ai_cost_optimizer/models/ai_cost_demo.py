@@ -3,7 +3,7 @@ from datetime import datetime, time, timedelta
 
 from psycopg2.extras import execute_values
 
-from odoo import api, fields, models
+from odoo import Command, api, fields, models
 
 from ..core import pricing
 from ..core.usage import Usage
@@ -148,40 +148,41 @@ class AiCostDemo(models.AbstractModel):
             )
 
     def _demo_extras(self, providers):
-        """Budgets, benchmarks and recommendations, when those features are installed."""
-        if "ai.cost.budget" in self.env:
-            self._demo_budgets(providers)
-        if "ai.provider.benchmark" in self.env:
-            Benchmark = self.env["ai.provider.benchmark"]
-            rng = random.Random(7)
-            for xml_id, provider in providers.items():
-                for _n in range(20):
-                    Benchmark.log_benchmark(
-                        provider.id, "chat", rng.choice(["simple", "medium", "complex"]), rng.randint(300, 3000),
-                        rng.randint(50, 800), rng.uniform(0.0001, 0.01), rng.gauss(LATENCY_MS[xml_id], 200),
-                        quality_score=rng.randint(50, 95), error_occurred=rng.random() < 0.03,
-                    )
+        """Budgets at several fill levels, benchmarks and a running A/B test. No recommendation is
+        stored: the demo providers have no API keys, so the optimizer rightly finds none usable."""
+        self._demo_budgets(providers)
+        Benchmark = self.env["ai.provider.benchmark"]
+        rng = random.Random(7)
+        for xml_id, provider in providers.items():
+            for _n in range(20):
+                Benchmark.log_benchmark(
+                    provider.id, "chat", rng.choice(["simple", "medium", "complex"]), rng.randint(300, 3000),
+                    rng.randint(50, 800), rng.uniform(0.0001, 0.01), rng.gauss(LATENCY_MS[xml_id], 200),
+                    quality_score=rng.randint(50, 95), error_occurred=rng.random() < 0.03,
+                )
+        experiment = self.env["ai.provider.experiment"].create({
+            "name": "Summaries: Haiku against GPT-4o mini",
+            "task_type_id": self.env.ref("ai_cost_optimizer.task_type_summarize").id,
+            "arm_ids": [
+                Command.create({"name": arm, "provider_id": providers[xml_id].id, "percentage": 50})
+                for arm, xml_id in (("A", "demo_provider_claude_haiku"), ("B", "demo_provider_gpt4o_mini"))
+            ],
+        })
+        experiment.action_start()
 
     def _demo_budgets(self, providers):
-        Budget = self.env["ai.cost.budget"]
+        """A roomy company budget, a tight one for sales operations and a provider cap that blocks."""
         month_spend = sum(
             cost for (cost,) in self.env["ai.token.usage.daily"]._read_group(
                 [("day", ">=", fields.Date.context_today(self).replace(day=1))], [], ["cost_usd:sum"]
             )
         )
-        specs = [
-            ("Company AI budget", month_spend * 1.6, {}),
-            ("Sales assistants", month_spend * 0.5, {"operations": "lead_qualification,lead_summary"}),
-            ("Claude Sonnet cap", max(month_spend * 0.05, 0.01),
-             {"provider_ids": providers["demo_provider_claude_sonnet"]}),
-        ]
-        for name, amount, scope in specs:
-            vals = {"name": name, "budget_amount": round(amount, 2) or 1.0}
-            if "period_type" in Budget._fields:
-                vals["period_type"] = "monthly"
-            if "block_at_threshold" in Budget._fields and name == "Claude Sonnet cap":
-                vals["block_at_threshold"] = 100
-            for field, value in scope.items():
-                if field in Budget._fields:
-                    vals[field] = [(6, 0, value.ids)] if isinstance(value, models.BaseModel) else value
-            Budget.create(vals)
+        Operation = self.env["ai.cost.budget.operation"]
+        sales = Operation.create([{"name": "lead_qualification"}, {"name": "lead_summary"}])
+        self.env["ai.cost.budget"].create([
+            {"name": "Company AI budget", "budget_amount": round(month_spend * 1.6, 2) or 1.0},
+            {"name": "Sales assistants", "budget_amount": round(month_spend * 0.3, 2) or 1.0,
+             "operation_ids": [Command.set(sales.ids)]},
+            {"name": "Claude Sonnet cap", "budget_amount": round(max(month_spend * 0.05, 0.01), 2),
+             "provider_ids": [Command.set(providers["demo_provider_claude_sonnet"].ids)], "block_at_threshold": 100},
+        ])
