@@ -5,7 +5,10 @@ class ResCompany(models.Model):
     _inherit = "res.company"
 
     ai_default_mode = fields.Selection(
-        [("passthrough", "Passthrough: use the caller's provider"), ("smart_router", "Smart router: the optimizer picks")],
+        [
+            ("passthrough", "Passthrough: use the caller's provider"),
+            ("smart_router", "Smart router: the optimizer picks"),
+        ],
         string="Default AI Mode",
         default="passthrough",
         required=True,
