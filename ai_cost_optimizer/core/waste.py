@@ -212,16 +212,20 @@ def duplicate_query(facts: CallFacts, settings: WasteSettings) -> Finding | None
     )
 
 
+def _input_waste(rule: str, description: str, tokens: int, facts: CallFacts) -> Finding:
+    """A finding whose waste is `tokens` of input, priced at the call's uncached input rate."""
+    return Finding(rule, description, tokens, facts.prices.input_cost(tokens), ADVICE[rule])
+
+
 def redundant_context(facts: CallFacts, settings: WasteSettings) -> Finding | None:
     """The same block of text was sent more than once in one prompt."""
     if not facts.redundant_tokens or facts.redundant_tokens < settings.redundant_min_tokens:
         return None
-    return Finding(
+    return _input_waste(
         "redundant_context",
         f"{facts.redundant_tokens} tokens of the prompt repeat text already in it.",
         facts.redundant_tokens,
-        facts.prices.input_cost(facts.redundant_tokens),
-        ADVICE["redundant_context"],
+        facts,
     )
 
 
@@ -244,13 +248,7 @@ def oversized_context(facts: CallFacts, settings: WasteSettings) -> Finding | No
         if near_window
         else f"{facts.input_tokens} input tokens for a '{facts.task_type}' task that needs about {need}"
     )
-    return Finding(
-        "oversized_context",
-        reason + ".",
-        wasted,
-        facts.prices.input_cost(wasted),
-        ADVICE["oversized_context"],
-    )
+    return _input_waste("oversized_context", reason + ".", wasted, facts)
 
 
 def wrong_model(facts: CallFacts, settings: WasteSettings) -> Finding | None:
@@ -276,12 +274,11 @@ def unnecessary_history(facts: CallFacts, settings: WasteSettings) -> Finding | 
         return None
     if facts.history_tokens < settings.history_min_tokens:
         return None
-    return Finding(
+    return _input_waste(
         "unnecessary_history",
         f"{facts.history_tokens} tokens of earlier turns were sent with a single-shot '{facts.task_type}' task.",
         facts.history_tokens,
-        facts.prices.input_cost(facts.history_tokens),
-        ADVICE["unnecessary_history"],
+        facts,
     )
 
 
