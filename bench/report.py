@@ -1,0 +1,142 @@
+"""The performance report: runs every other benchmark under bench/ (each in its own process, with the same
+arguments), echoes its output, then prints one table: each figure, its target, pass or fail, and its ratio
+to the naive baseline measured in the same run. Exits 1 when a figure misses its target."""
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _odoo import parse_args
+
+HERE = Path(__file__).resolve().parent
+# Run order: the quick ones first; the 1,000,000-row ones insert their rows on the first run only.
+ORDER = ["gateway_overhead", "recommend_provider", "waste_analysis", "budget_check", "dashboard_api",
+         "savings_replay"]
+NUMBER = r"([-\d.,]+)"
+
+
+def num(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def row(figure, value, unit, target, passed, ratio="", naive=""):
+    return {"figure": figure, "value": f"{value:.2f} {unit}".strip(), "target": target,
+            "result": "pass" if passed else "FAIL", "ratio": ratio, "naive": naive}
+
+
+def gateway_overhead(out: str) -> list[dict]:
+    rows = []
+    pattern = rf"gateway_overhead (p\d+): direct SDK {NUMBER} ms, send_message {NUMBER} ms, overhead {NUMBER} ms"
+    for label, direct, total, overhead in re.findall(pattern, out):
+        limit = 5 if label == "p50" else 15
+        rows.append(row(f"gateway overhead per call, {label}", num(overhead), "ms", f"< {limit} ms",
+                        num(overhead) < limit, f"{num(total) / num(direct):.2f}x", f"direct SDK {direct} ms"))
+    return rows
+
+
+def recommend_provider(out: str) -> list[dict]:
+    refresh = re.search(rf"refresh of the cached figures over (\d+) rows: {NUMBER} ms", out)
+    rows = []
+    for label, p50 in re.findall(rf"^\s*(stored as a record|internal \(gateway, not stored\))\s+{NUMBER}", out, re.M):
+        # Naive: aggregate the benchmark rows on each call, as the refresh does for all providers at once.
+        ratio = f"1/{num(refresh.group(2)) / num(p50):.0f}" if refresh else ""
+        rows.append(row(f"recommend_provider, {label}", num(p50), "ms", "< 2 ms", num(p50) < 2, ratio,
+                        f"aggregate {refresh.group(1)} rows: {refresh.group(2)} ms" if refresh else ""))
+    return rows
+
+
+def waste_analysis(out: str) -> list[dict]:
+    found = {int(rows): num(p50) for rows, p50 in re.findall(rf"^\s*(\d+)\s+all \(\d+\)\s+{NUMBER}", out, re.M)}
+    small = found.get(min(found)) if found else None
+    return [
+        row(f"waste analysis per call, {rows:,} ledger rows", p50, "ms", "< 2 ms, constant", p50 < 2,
+            f"{p50 / small:.2f}x of {min(found):,} rows" if small else "", "no naive variant")
+        for rows, p50 in found.items()
+    ]
+
+
+def budget_check(out: str) -> list[dict]:
+    pattern = rf"budget_check with\s+{NUMBER} usage rows: p50 {NUMBER}"
+    found = {num(rows): num(p50) for rows, p50 in re.findall(pattern, out)}
+    empty = found.get(0.0)
+    return [
+        row(f"budget check, {int(rows):,} usage rows", p50, "ms", "< 1 ms, constant", p50 < 1,
+            f"{p50 / empty:.2f}x of empty ledger" if empty else "", "ledger sum per call: not run")
+        for rows, p50 in found.items()
+    ]
+
+
+def dashboard_api(out: str) -> list[dict]:
+    naive = {kind: num(ms) for kind, ms in re.findall(rf"naive (dashboard|API) over raw rows\s+{NUMBER}", out)}
+    raw = re.search(r"raw usage rows: (\d+)", out)
+    size = f"{int(raw.group(1)):,} rows" if raw else "1M rows"
+    rows = []
+    for name, ms in re.findall(rf"^((?:dashboard|API costs)[^\n]*?)\s+{NUMBER}\s+(?:OK|SLOW)", out, re.M):
+        base = naive.get("dashboard" if name.startswith("dashboard") else "API")
+        speedup = base / num(ms) if base else 0
+        rows.append(row(f"{name}, {size}", num(ms), "ms", "< 300 ms, >= 50x", num(ms) < 300 and speedup >= 50,
+                        f"1/{speedup:.0f}" if base else "", f"raw rows: {base:.0f} ms" if base else ""))
+    return rows
+
+
+def savings_replay(out: str) -> list[dict]:
+    pattern = (rf"savings_replay ([\w+]+): total \${NUMBER}, per call \${NUMBER}, saving {NUMBER}% vs premium, "
+               rf"below bar (\d+), cache hit {NUMBER}%")
+    found = {policy: (num(cost), num(saving), int(below), num(hit))
+             for policy, cost, _per_call, saving, below, hit in re.findall(pattern, out)}
+    baseline = found.get("premium", (0,))[0]
+    rows = []
+    for policy, (cost, saving, below, hit) in found.items():
+        target = ">= 40% saving, 0 below bar" if policy == "smart_router+cache" else "0 below bar (info)"
+        passed = below == 0 and (saving >= 40 if policy == "smart_router+cache" else True)
+        rows.append(row(f"savings {policy}: ${cost:.2f}, {below} below bar, cache hit {hit:.0f}%", saving,
+                        "% saved", target, passed, f"{cost / baseline:.2f}x" if baseline else "",
+                        f"premium ${baseline:.2f}"))
+    return rows
+
+
+def print_table(table: list[dict]) -> None:
+    """The rows as a Markdown table (it goes into the README as it is)."""
+    columns = [("figure", "Figure"), ("value", "Measured"), ("target", "Target"), ("result", "Result"),
+               ("ratio", "Ratio to naive"), ("naive", "Naive baseline (same run)")]
+    widths = {key: max(len(title), *(len(str(r[key])) for r in table)) for key, title in columns}
+    print("| " + " | ".join(title.ljust(widths[key]) for key, title in columns) + " |")
+    print("|" + "|".join("-" * (widths[key] + 2) for key, _title in columns) + "|")
+    for entry in table:
+        print("| " + " | ".join(str(entry[key]).ljust(widths[key]) for key, _title in columns) + " |")
+
+
+def main() -> None:
+    args = parse_args(__doc__)
+    names = [name for name in ORDER if (HERE / f"{name}.py").exists()]
+    names += sorted(p.stem for p in HERE.glob("*.py") if not p.stem.startswith("_") and p.stem not in ORDER
+                    and p.stem != "report")
+    table, started = [], time.perf_counter()
+    for name in names:
+        print(f"== {name}", flush=True)
+        began = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, str(HERE / f"{name}.py"), "--odoo-tree", args.odoo_tree, "--addons", args.addons,
+             "--db", args.db],
+            capture_output=True, text=True, cwd=HERE,
+        )
+        print(proc.stdout, end="", flush=True)
+        parser = globals().get(name)
+        rows = parser(proc.stdout) if parser and proc.returncode == 0 else []
+        if proc.returncode or not rows:
+            print(proc.stderr[-3000:], end="")
+            rows = [{"figure": name, "value": "", "target": "", "ratio": "", "naive": "",
+                     "result": f"FAIL (exit {proc.returncode})" if proc.returncode else "no figure parsed"}]
+        for entry in rows:
+            entry["bench"] = name
+        table += rows
+        print(f"== {name}: {time.perf_counter() - began:.0f} s", flush=True)
+    print(f"\nPerformance report ({len(names)} benchmarks, {time.perf_counter() - started:.0f} s)\n")
+    print_table(table)
+    sys.exit(0 if all(entry["result"] == "pass" for entry in table) else 1)
+
+
+if __name__ == "__main__":
+    main()
