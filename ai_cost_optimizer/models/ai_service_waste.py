@@ -32,7 +32,13 @@ class AiService(models.AbstractModel):
 
     @staticmethod
     def _response_key(call):
-        return cache_key(call["provider"].model, call["messages"], call["max_tokens"], call["temperature"])
+        """The request's key, fixed at lookup: a call re-routed afterwards must store its answer
+        under the key the next identical request will look up, the caller's model."""
+        if "response_key" not in call:
+            call["response_key"] = cache_key(
+                call["provider"].model, call["messages"], call["max_tokens"], call["temperature"]
+            )
+        return call["response_key"]
 
     def _after_usage(self, call, usage):
         if call.get("cache_entry"):

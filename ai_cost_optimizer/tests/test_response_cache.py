@@ -32,6 +32,16 @@ class TestResponseCache(AiCostCase):
         self.assertAlmostEqual(usage.cache_savings_usd, first["cost_usd"], places=12)
         self.assertFalse(usage.waste_detected)
 
+    def test_rerouted_call_is_found_by_the_next_identical_request(self):
+        self.claude.write({"auto_switch_provider": True, "enable_cost_optimization": True})
+        self.env.flush_all()
+        send = self.env["ai.service"].send_message
+        first = send(PROMPT, provider=self.claude, operation="pipeline_rules")
+        self.assertEqual(first["switched_from"], self.claude.id, "the call must have been re-routed")
+        second = send(PROMPT, provider=self.claude, operation="pipeline_rules")
+        self.assertTrue(second["cache_hit"])
+        self.assertEqual(len(self.fake.requests), 1)
+
     def test_only_deterministic_calls_are_cached(self):
         self._send(temperature=0.7)
         self._send(temperature=0.7)
