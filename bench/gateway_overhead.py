@@ -1,15 +1,18 @@
 """Gateway overhead per call: send_message against the fake provider on loopback, compared in
-the same run with direct `anthropic` SDK calls to the same server. Target: p50 < 5 ms, p95 < 15 ms."""
+the same run with direct `anthropic` SDK calls to the same server. Target: p50 < 5 ms, p95 < 15 ms.
 
+Each call asks about another lead, like real traffic: a stream of one repeated prompt would measure
+the response cache and the duplicate-request waste rule instead. Also printed: the SQL statements a
+call sends, and the database round trip (`SELECT 1`) they each cost at least, in the same run."""
+
+import itertools
 import logging
 import time
 
 from _odoo import environment, fake_provider_class, load_registry, parse_args, percentile
 
-MESSAGES = [
-    {"role": "system", "content": "You qualify CRM leads in one word."},
-    {"role": "user", "content": "Lead: ACME Corp, 500 seats, budget approved, demo next week."},
-]
+SYSTEM = {"role": "system", "content": "You qualify CRM leads in one word."}
+LEAD = "Lead #{}: ACME Corp, 500 seats, budget approved, demo next week."
 
 
 def timed(fn, n: int) -> list[float]:
@@ -19,6 +22,25 @@ def timed(fn, n: int) -> list[float]:
         fn()
         samples.append((time.perf_counter() - started) * 1000)
     return samples
+
+
+def count_statements(fn) -> int:
+    """How many SQL statements `fn` sends, on any cursor of this process."""
+    from odoo import sql_db
+
+    counted = []
+    execute = sql_db.Cursor.execute
+
+    def counting(self, query, params=None, log_exceptions=True):
+        counted.append(query)
+        return execute(self, query, params, log_exceptions)
+
+    sql_db.Cursor.execute = counting
+    try:
+        fn()
+    finally:
+        sql_db.Cursor.execute = execute
+    return len(counted)
 
 
 def main() -> None:
@@ -43,13 +65,18 @@ def main() -> None:
         env.cr.commit()
         client = anthropic.Anthropic(api_key="sk-test-bench", base_url=fake.anthropic_base_url, max_retries=0)
 
+        # Unique per run too: the response cache outlives the run.
+        leads = (f"{time.time_ns()}-{n}" for n in itertools.count())
+
         def direct():
             client.messages.create(
-                model="claude-3-5-haiku-latest", max_tokens=64, system=MESSAGES[0]["content"], messages=MESSAGES[1:]
+                model="claude-3-5-haiku-latest", max_tokens=64, system=SYSTEM["content"],
+                messages=[{"role": "user", "content": LEAD.format(next(leads))}],
             )
 
         def gateway():
-            env["ai.service"].send_message(MESSAGES, provider=provider, max_tokens=64, operation="bench")
+            messages = [SYSTEM, {"role": "user", "content": LEAD.format(next(leads))}]
+            env["ai.service"].send_message(messages, provider=provider, max_tokens=64, operation="bench")
 
         timed(direct, 20)
         timed(gateway, 20)
@@ -59,6 +86,8 @@ def main() -> None:
             direct_ms += timed(direct, 10)
             gateway_ms += timed(gateway, 10)
 
+        statements = count_statements(gateway)
+        round_trip_ms = timed(lambda: env.cr.execute("SELECT 1"), 200)
         provider_id = provider.id
 
     # A fresh transaction: the ledger rows were committed after the first one's snapshot.
@@ -74,6 +103,11 @@ def main() -> None:
             f"(target {'5' if label == 'p50' else '15'} ms)"
         )
     print(f"gateway_overhead calls: {len(direct_ms)} direct, {len(gateway_ms)} through the gateway")
+    rtt = percentile(round_trip_ms, 0.5)
+    print(
+        f"gateway_overhead SQL: {statements} statements per call, database round trip (SELECT 1) p50 {rtt:.2f} ms: "
+        f"{statements * rtt:.2f} ms of round trips, before the ledger transaction's BEGIN and COMMIT"
+    )
 
 
 if __name__ == "__main__":

@@ -114,16 +114,8 @@ class AiCostOptimizer(models.AbstractModel):
     def _expected_output_tokens(self, task_type):
         """Output tokens to expect from a call of an active task type (learned once there are enough
         calls, else configured, see core.recommendation); None for an unknown task type."""
-        TaskType = self.env["ai.task.type"]
-        TaskType.flush_model(["code", "active", "expected_output_tokens", "learned_output_tokens",
-                              "learned_output_samples"])
-        self.env.cr.execute(
-            """SELECT expected_output_tokens, learned_output_tokens, learned_output_samples
-                 FROM ai_task_type WHERE code = %s AND active""",
-            [task_type],
-        )
-        row = self.env.cr.fetchone()
-        return ranking_rules.expected_output_tokens(*row) if row else None
+        figures = self.env["ai.task.type"]._output_figures().get(task_type)
+        return ranking_rules.expected_output_tokens(*figures) if figures else None
 
     def _candidates(self, task_type):
         """The active providers of the current company as the ranking sees them."""

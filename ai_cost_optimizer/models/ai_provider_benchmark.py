@@ -59,6 +59,12 @@ class AiProviderBenchmark(models.Model):
         provider = self.env["ai.service.provider"].sudo().browse(provider_id if valid_id else []).exists()
         if not provider:
             raise ValidationError(self.env._("Unknown AI provider %s.", short_repr(provider_id)))
+        return self._log(provider, task_type, task_complexity, input_tokens, output_tokens, cost_usd,
+                         response_time_ms, quality_score, error_occurred, usage_id)
+
+    def _log(self, provider, task_type, task_complexity, input_tokens, output_tokens, cost_usd, response_time_ms,
+             quality_score=None, error_occurred=False, usage_id=None):
+        """log_benchmark for a provider record known to exist (the gateway's, already read)."""
         row = self.sudo().create({
             "provider_id": provider.id,
             "company_id": provider.company_id.id,
@@ -135,9 +141,9 @@ class AiProviderBenchmark(models.Model):
 
     def _check_compare_input(self, task_type, period_days):
         _ = self.env._
-        if not self.env["ai.cost.optimizer"]._is_code(task_type) or not self.env["ai.task.type"].sudo()._by_code(
-            task_type
-        ):
+        if not self.env["ai.cost.optimizer"]._is_code(task_type) or task_type not in self.env[
+            "ai.task.type"
+        ]._output_figures():
             raise ValidationError(_("Unknown task type %s.", short_repr(task_type)))
         if isinstance(period_days, bool) or not isinstance(period_days, int) or not 0 < period_days <= 36500:
             raise ValidationError(_("period_days must be a positive number of days, not %s.", short_repr(period_days)))
@@ -163,4 +169,7 @@ class AiProviderBenchmark(models.Model):
                 [task_type.code, OUTPUT_SAMPLE_WINDOW],
             )
             average, samples = self.env.cr.fetchone()
-            task_type.write({"learned_output_tokens": average or 0.0, "learned_output_samples": samples})
+            learned = {"learned_output_tokens": average or 0.0, "learned_output_samples": samples}
+            # An unchanged figure is not written: a write clears the optimizer's cache in every worker.
+            if (task_type.learned_output_tokens, task_type.learned_output_samples) != tuple(learned.values()):
+                task_type.write(learned)

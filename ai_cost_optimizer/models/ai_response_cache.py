@@ -35,12 +35,11 @@ class AiResponseCache(models.Model):
             [("company_id", "=", company.id), ("key", "=", key), ("expires_at", ">", fields.Datetime.now())], limit=1
         )
 
-    def _store(self, key, usage, content):
-        """Store (or refresh) the answer of `usage`, unless the company keeps no completions.
+    def _store(self, key, company, usage, content):
+        """Store (or refresh) the answer of `usage`, unless `company` (the usage's) keeps no completions.
 
         An upsert: two workers answering the same request at once must not make the ledger
         transaction fail on the unique key."""
-        company = usage.company_id
         if company.ai_prompt_retention == "none" or not company.ai_prompt_retention_days:
             return
         now = fields.Datetime.now()

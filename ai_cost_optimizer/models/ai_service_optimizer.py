@@ -29,7 +29,7 @@ class AiService(models.AbstractModel):
         call["complexity"] = score_prompt(call["messages"], lambda text: count_text_tokens(text, model).tokens)
         if call["mode"] == "smart_router":
             call["quality_required"] = call["complexity"].quality_level
-        if recommendation is not None or not self.env["ai.task.type"].sudo()._by_code(call["task_type"]):
+        if recommendation is not None or call["task_type"] not in self.env["ai.task.type"]._output_figures():
             return recommendation
         # Stored with the usage row of a served call (_after_usage), not for refused ones.
         return (
@@ -155,8 +155,9 @@ class AiService(models.AbstractModel):
 
     def _log_benchmark(self, call, usage):
         super()._log_benchmark(call, usage)
-        self.env["ai.provider.benchmark"].log_benchmark(
-            usage.provider_id.id, usage.task_type, usage.complexity, usage.input_tokens, usage.output_tokens,
+        # The call's provider, read by the caller's transaction: the ledger's need not read it again.
+        self.env["ai.provider.benchmark"]._log(
+            call["provider"], usage.task_type, usage.complexity, usage.input_tokens, usage.output_tokens,
             usage.cost_usd, usage.latency_ms, usage_id=usage.id,
         )
 

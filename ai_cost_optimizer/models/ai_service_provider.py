@@ -212,9 +212,8 @@ class AiServiceProvider(models.Model):
     def _price_at(self, when):
         """The price version in force at `when`, or an empty recordset."""
         self.ensure_one()
-        return self.env["ai.service.provider.price"].search(
-            [("provider_id", "=", self.id), ("date_start", "<=", when)], order="date_start desc, id desc", limit=1
-        )
+        Price = self.env["ai.service.provider.price"]
+        return Price.browse(next((price_id for start, price_id in Price._versions(self.id) if start <= when), []))
 
     def action_sync_prices(self):
         to_sync = self.filtered(lambda p: p.price_source == "genai_prices")

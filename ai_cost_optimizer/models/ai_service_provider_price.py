@@ -1,4 +1,4 @@
-from odoo import api, fields, models
+from odoo import api, fields, models, tools
 
 from ..core.pricing import ModelPrice
 
@@ -26,6 +26,23 @@ class AiServiceProviderPrice(models.Model):
 
     usage_count = fields.Integer(compute="_compute_usage_count")
 
+    @api.model_create_multi
+    def create(self, vals_list):
+        prices = super().create(vals_list)
+        self.env.registry.clear_cache()
+        return prices
+
+    def write(self, vals):
+        result = super().write(vals)
+        if {"provider_id", "date_start"}.intersection(vals):
+            self.env.registry.clear_cache()
+        return result
+
+    def unlink(self):
+        result = super().unlink()
+        self.env.registry.clear_cache()
+        return result
+
     def _compute_usage_count(self):
         counts = dict(
             self.env["ai.token.usage"]._read_group(
@@ -45,6 +62,17 @@ class AiServiceProviderPrice(models.Model):
         usages = self.env["ai.token.usage"].search([("price_id", "in", self.ids)])
         usages._recompute_cost()
         return True
+
+    @api.model
+    def _versions(self, provider_id):
+        """((date_start, id), ...) of a provider's price versions, newest first. Every gateway call looks
+        its price up and versions change seldom: cached, and cleared in every worker when one changes."""
+        return self._versions_cached(provider_id)
+
+    @tools.ormcache("provider_id")
+    def _versions_cached(self, provider_id):
+        prices = self.sudo().search_fetch([("provider_id", "=", provider_id)], ["date_start"])
+        return tuple((price.date_start, price.id) for price in prices)
 
     def _as_core_price(self):
         """The price as a core.pricing.ModelPrice, for cost computation."""

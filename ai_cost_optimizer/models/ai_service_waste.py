@@ -45,9 +45,16 @@ class AiService(models.AbstractModel):
             # No provider was called: no benchmark, no waste, no reservation to settle.
             call["waste_report"] = None
             return
-        super()._after_usage(call, usage)
+        # The caller's transaction has read the provider and its company already: their settings are
+        # passed on, so that the ledger transaction does not read both again on every call.
+        provider = call["provider"]
+        super(AiService, self.with_context(ai_waste_detection=provider._waste_detection_enabled()))._after_usage(
+            call, usage
+        )
         if self._response_cacheable(call):
-            self.env["ai.response.cache"].sudo()._store(self._response_key(call), usage, call["result"].content)
+            self.env["ai.response.cache"].sudo()._store(
+                self._response_key(call), provider.company_id, usage, call["result"].content
+            )
 
     # ------------------------------------------------------------------
     # Waste
@@ -89,9 +96,15 @@ class AiService(models.AbstractModel):
         }
 
     def _analyze_waste(self, usage):
-        """Run the waste rules on calls of providers with waste detection; the report of the last one."""
+        """Run the waste rules on calls of providers with waste detection; the report of the last one.
+        The gateway says with the context key ai_waste_detection whether its call's provider has it."""
         report = super()._analyze_waste(usage)
         Analytics = self.env["ai.token.analytics"].sudo()
-        for row in usage.sudo().filtered(lambda row: row.provider_id._waste_detection_enabled()):
+        enabled = self.env.context.get("ai_waste_detection")
+        if enabled is None:
+            rows = usage.sudo().filtered(lambda row: row.provider_id._waste_detection_enabled())
+        else:
+            rows = usage.sudo() if enabled else usage.browse()
+        for row in rows:
             report = Analytics._analyze_usage(row)
         return report

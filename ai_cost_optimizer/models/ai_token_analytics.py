@@ -86,8 +86,8 @@ class AiTokenAnalytics(models.Model):
         """The report of `usage` (one row, read as superuser), written onto the row and its findings.
 
         It runs after every call, so it costs a constant handful of queries: one read of the row with its
-        provider, price and index look-backs, one read of the alternatives, and writes only of what
-        changed (a clean call writes nothing)."""
+        provider, price, index look-backs and alternatives, and writes only of what changed (a clean call
+        writes nothing)."""
         self.env["ai.token.usage"].flush_model()
         row = self._fact_row(usage.id)
         if row["status"] != "ok" or row["cache_hit"]:
@@ -131,7 +131,8 @@ class AiTokenAnalytics(models.Model):
     def _fact_row(self, usage_id):
         """The usage row with its provider, its price, and whether the same prompt was answered within the
         company's duplicate window / the same static prefix sent to the same provider within the prompt
-        cache lifetime, by successful calls older than this one: one query.
+        cache lifetime, by successful calls older than this one, and the cheaper alternatives (see
+        `_cheaper_alternatives`): one query.
 
         The look-backs are two probes of the hash indexes, each stopped at the first match (EXISTS, no
         ORDER BY), so their time grows neither with the ledger nor with how often a hot prompt repeats."""
@@ -154,13 +155,14 @@ class AiTokenAnalytics(models.Model):
                                 AND d.create_date >= u.create_date
                                     - c.ai_waste_cache_window_minutes * interval '1 minute'
                                 AND d.create_date <= u.create_date AND d.id < u.id AND d.status = 'ok'
-                      ) AS prefix_seen_recently
+                      ) AS prefix_seen_recently,
+                      %(alternatives)s AS alternatives
                  FROM ai_token_usage u
                  JOIN res_company c ON c.id = u.company_id
                  LEFT JOIN ai_service_provider p ON p.id = u.provider_id
                  LEFT JOIN ai_service_provider_price pr ON pr.id = u.price_id
-                WHERE u.id = %s""",
-            usage_id,
+                WHERE u.id = %(usage)s""",
+            alternatives=self._alternatives_sql(), usage=usage_id,
         ))
         return self.env.cr.dictfetchone()
 
@@ -187,35 +189,39 @@ class AiTokenAnalytics(models.Model):
         )
 
     def _cheaper_alternatives(self, row):
-        """(name, cost of this call's tokens at its current prices) of each other qualifying provider.
+        """(name, cost of this call's tokens at its current prices) of each alternative of `row`."""
+        tokens = Usage(input_tokens=row["input_tokens"] or 0, output_tokens=row["output_tokens"] or 0)
+        return tuple(
+            (name, pricing.compute_cost(tokens, pricing.ModelPrice(input_price, output_price, None, None, "provider")))
+            for name, input_price, output_price in row["alternatives"] or ()
+        )
+
+    def _alternatives_sql(self):
+        """JSON [[name, input price, output price], ...] of the providers that could have served the
+        usage row `u` (of provider `p`); NULL for a row without a provider or a known cost.
 
         Qualifying: the optimizer's recommendation recorded for the call (ai.cost.optimizer's
         recommend_provider, run by the gateway's recommend step); for a call without one, the company's
         other active providers with a known price, serving the task type, of at least the same quality,
         whose context window fits. The optimizer is not asked again: this runs after every call."""
-        if not row["provider_id"] or row["cost_unknown"] or not row["cost_usd"]:
-            return ()
         relation = self.env["ai.service.provider"]._fields["task_type_ids"]
-        self.env.cr.execute(SQL(
-            """SELECT p.name, p.input_price, p.output_price
-                 FROM ai_service_provider p
-                WHERE p.id != %(current)s AND NOT COALESCE(p.cost_unknown, FALSE)
-                  AND CASE WHEN %(recommended)s::int IS NOT NULL THEN p.id = %(recommended)s
-                      ELSE p.company_id = %(company)s AND p.active AND p.quality_score >= %(quality)s
-                           AND p.context_window >= %(tokens)s
-                           AND (NOT EXISTS (SELECT 1 FROM %(rel)s r WHERE r.%(provider_col)s = p.id)
-                                OR EXISTS (SELECT 1 FROM %(rel)s r JOIN ai_task_type t ON t.id = r.%(task_col)s
-                                            WHERE r.%(provider_col)s = p.id AND t.code = %(task)s))
-                      END""",
-            current=row["provider_id"], recommended=row["recommended_provider_id"], company=row["company_id"],
-            quality=row["quality_score"] or 0, tokens=row["input_tokens"] or 0, task=row["task_type"] or "chat",
+        return SQL(
+            """(SELECT json_agg(json_build_array(a.name, a.input_price, a.output_price))
+                  FROM ai_service_provider a
+                 WHERE u.provider_id IS NOT NULL AND NOT COALESCE(u.cost_unknown, FALSE)
+                   AND COALESCE(u.cost_usd, 0) != 0
+                   AND a.id != u.provider_id AND NOT COALESCE(a.cost_unknown, FALSE)
+                   AND CASE WHEN u.recommended_provider_id IS NOT NULL THEN a.id = u.recommended_provider_id
+                       ELSE a.company_id = u.company_id AND a.active
+                            AND a.quality_score >= COALESCE(p.quality_score, 0)
+                            AND a.context_window >= COALESCE(u.input_tokens, 0)
+                            AND (NOT EXISTS (SELECT 1 FROM %(rel)s r WHERE r.%(provider_col)s = a.id)
+                                 OR EXISTS (SELECT 1 FROM %(rel)s r JOIN ai_task_type t ON t.id = r.%(task_col)s
+                                             WHERE r.%(provider_col)s = a.id
+                                               AND t.code = COALESCE(u.task_type, 'chat')))
+                       END)""",
             rel=SQL.identifier(relation.relation), provider_col=SQL.identifier(relation.column1),
             task_col=SQL.identifier(relation.column2),
-        ))
-        tokens = Usage(input_tokens=row["input_tokens"] or 0, output_tokens=row["output_tokens"] or 0)
-        return tuple(
-            (name, pricing.compute_cost(tokens, pricing.ModelPrice(input_price, output_price, None, None, "provider")))
-            for name, input_price, output_price in self.env.cr.fetchall()
         )
 
     # ------------------------------------------------------------------

@@ -35,7 +35,8 @@ class AiTokenUsage(models.Model):
     output_tokens = fields.Integer()
     cache_read_tokens = fields.Integer()
     cache_write_tokens = fields.Integer()
-    total_tokens = fields.Integer(compute="_compute_total_tokens", store=True)
+    # Precomputed: set in the INSERT itself, not by an UPDATE right after it (one statement less per call).
+    total_tokens = fields.Integer(compute="_compute_total_tokens", store=True, precompute=True)
     usage_reported = fields.Boolean(
         default=True, help="False when the provider returned no usage and tokens were estimated."
     )

@@ -1,4 +1,5 @@
 from odoo import api, models
+from odoo.tools import SQL
 
 from .ai_token_usage_rollup_mixin import ROLLUP_SOURCE_FIELDS
 
@@ -35,9 +36,16 @@ class AiTokenUsage(models.Model):
     # Unlinking raw rows (retention) keeps their history in the rollups on purpose.
 
     def _rollup_apply(self, sign):
+        """Add (sign 1) or remove (sign -1) these rows' contribution to every rollup, in one statement:
+        the upserts after the first run as data-modifying CTEs, which PostgreSQL runs exactly once."""
+        if not self:
+            return
         self.flush_recordset()
+        first, *others = [self.env[model].sudo()._upsert_sql(self.ids, sign) for model in ROLLUP_MODELS]
+        ctes = [SQL("%s AS (%s)", SQL.identifier(f"rollup_{index}"), upsert) for index, upsert in enumerate(others)]
+        self.env.cr.execute(SQL("WITH %s %s", SQL(", ").join(ctes), first) if ctes else first)
         for model in ROLLUP_MODELS:
-            self.env[model].sudo()._upsert(self.ids, sign)
+            self.env[model].invalidate_model()
 
     @api.model
     def _rebuild_rollups(self, date_from=None):

@@ -41,8 +41,8 @@ ROLLUP_SOURCE_FIELDS = {
 class AiTokenUsageRollupMixin(models.AbstractModel):
     """Per-day sums of ai.token.usage, so that the dashboard and the API never scan the raw ledger.
 
-    Rows are upserted (INSERT ... ON CONFLICT DO UPDATE on a unique index of the key) in the
-    transaction that writes the usage rows, and can be rebuilt from the raw rows.
+    Rows are upserted (INSERT ... ON CONFLICT DO UPDATE on a unique index of the key, see `_upsert_sql`)
+    in the transaction that writes the usage rows, and can be rebuilt from the raw rows.
     """
 
     _name = "ai.token.usage.rollup.mixin"
@@ -114,23 +114,18 @@ class AiTokenUsageRollupMixin(models.AbstractModel):
     def _columns_sql(self):
         return SQL(", ".join([column for column, _e, _i in self._rollup_keys()] + [m for m, _a in ROLLUP_MEASURES]))
 
-    def _upsert(self, usage_ids, sign=1):
-        """Add (sign 1) or remove (sign -1) the contribution of raw usage rows to the rollup."""
-        if not usage_ids:
-            return
+    def _upsert_sql(self, usage_ids, sign=1):
+        """The upsert that adds (sign 1) or removes (sign -1) the contribution of raw usage rows."""
         index_exprs = ", ".join(index for _column, _expr, index in self._rollup_keys())
         updates = ", ".join(f"{m} = {self._table}.{m} + EXCLUDED.{m}" for m, _a in ROLLUP_MEASURES)
-        self.env.cr.execute(
-            SQL(
-                "INSERT INTO %s (%s) %s ON CONFLICT (%s) DO UPDATE SET %s",
-                SQL.identifier(self._table),
-                self._columns_sql(),
-                self._aggregate_sql(SQL("u.id = ANY(%s)", list(usage_ids)), sign),
-                SQL(index_exprs),
-                SQL(updates),
-            )
+        return SQL(
+            "INSERT INTO %s (%s) %s ON CONFLICT (%s) DO UPDATE SET %s",
+            SQL.identifier(self._table),
+            self._columns_sql(),
+            self._aggregate_sql(SQL("u.id = ANY(%s)", list(usage_ids)), sign),
+            SQL(index_exprs),
+            SQL(updates),
         )
-        self.invalidate_model()
 
     @api.model
     def _rebuild(self, date_from=None):

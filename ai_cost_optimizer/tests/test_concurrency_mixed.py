@@ -135,7 +135,9 @@ class TestMixedScopeConcurrency(TransactionCase):
         with registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
             usage = env["ai.token.usage"].search([("provider_id", "in", providers.ids)])
-            self.assertEqual(len(usage), attempted, "one usage row per call")
+            self.assertEqual(
+                len(usage), attempted, f"one usage row per call: {usage.mapped(lambda u: (u.status, u.error_message))}"
+            )
             self.assertEqual(served + refused, attempted)
             self.assertEqual(len(usage.filtered(lambda row: row.status == "ok")), served)
             self.assertEqual(len(usage.filtered(lambda row: row.status == "blocked")), refused)
