@@ -92,6 +92,18 @@ def format_thresholds(thresholds: Sequence[float]) -> str:
     return ", ".join(f"{percent:g}" for percent in thresholds)
 
 
+def action_lines(amount: float, auto_switch_at: float = 0.0, block_at: float = 0.0) -> tuple[float | None, float | None]:
+    """The spend (in USD) at which a budget of `amount` switches calls and blocks them: (switch line,
+    block line), None for an action switched off (threshold 0).
+
+    `evaluate` compares spend with these very numbers, and so does the gateway's reservation statement
+    in SQL (the same IEEE double arithmetic), so both take the same decision at the boundary.
+    """
+    if amount <= 0:
+        raise ValueError("A budget amount must be positive.")
+    return (amount * auto_switch_at / 100 if auto_switch_at else None, amount * block_at / 100 if block_at else None)
+
+
 def evaluate(
     committed: float,
     estimate: float,
@@ -106,14 +118,13 @@ def evaluate(
     The call is blocked when it could carry the budget past its block line, so that spend plus
     reservations never cross that line by more than the estimation error of one call.
     """
-    if amount <= 0:
-        raise ValueError("A budget amount must be positive.")
-    projected = (committed + estimate) / amount * 100
-    if block_at and (committed + estimate) > amount * block_at / 100:
+    switch_line, block_line = action_lines(amount, auto_switch_at, block_at)
+    projected = committed + estimate
+    if block_line is not None and projected > block_line:
         return "blocked"
-    if auto_switch_at and projected >= auto_switch_at:
+    if switch_line is not None and projected >= switch_line:
         return "switched"
-    if any(projected >= threshold for threshold in alert_thresholds):
+    if any(projected >= amount * threshold / 100 for threshold in alert_thresholds):
         return "warning"
     return "ok"
 

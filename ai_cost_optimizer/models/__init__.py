@@ -6,6 +6,7 @@ from . import ai_token_usage_rollup_mixin
 from . import ai_token_usage_daily
 from . import ai_token_usage_record_daily
 from . import ai_token_usage_rollup
+from . import res_users
 from . import ai_token_usage_access
 from . import ai_service
 from . import ai_cost_budget_operation

@@ -164,6 +164,10 @@ class AiServiceProvider(models.Model):
             self.filtered(lambda p: p.price_source == "manual")._version_current_prices()
         return res
 
+    def unlink(self):
+        self.env["ai.token.usage"]._rollup_fold_deleted("provider_id", self.ids)
+        return super().unlink()
+
     # ------------------------------------------------------------------
     # Prices
     # ------------------------------------------------------------------

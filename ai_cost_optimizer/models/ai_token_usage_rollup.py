@@ -48,6 +48,12 @@ class AiTokenUsage(models.Model):
             self.env[model].invalidate_model()
 
     @api.model
+    def _rollup_fold_deleted(self, column, ids):
+        """Keep the rollups' history of providers or users being deleted (see the mixin's _fold_deleted)."""
+        for model in ROLLUP_MODELS:
+            self.env[model].sudo()._fold_deleted(column, ids)
+
+    @api.model
     def _rebuild_rollups(self, date_from=None):
         """Rebuild every per-day rollup from the raw usage rows (see the mixin's _rebuild)."""
         for model in ROLLUP_MODELS:

@@ -128,6 +128,27 @@ class AiTokenUsageRollupMixin(models.AbstractModel):
         )
 
     @api.model
+    def _fold_deleted(self, column, ids):
+        """Move the rows keyed by the records `ids` of `column` (provider_id or user_id) to the rows
+        without one, before those records are deleted: the raw rows' column becomes NULL (ondelete
+        set null), and a plain set null here would collide with the rows already without one."""
+        keys = [key for key, _expr, _index in self._rollup_keys()]
+        index_exprs = ", ".join(index for _column, _expr, index in self._rollup_keys())
+        selected = ", ".join("NULL" if key == column else key for key in keys)
+        kept = ", ".join(key for key in keys if key != column)
+        updates = ", ".join(f"{m} = {self._table}.{m} + EXCLUDED.{m}" for m, _a in ROLLUP_MEASURES)
+        table = SQL.identifier(self._table)
+        self.flush_model()
+        self.env.cr.execute(SQL(
+            "INSERT INTO %s (%s) SELECT %s, %s FROM %s WHERE %s = ANY(%s) GROUP BY %s "
+            "ON CONFLICT (%s) DO UPDATE SET %s",
+            table, self._columns_sql(), SQL(selected), SQL(", ".join(f"SUM({m})" for m, _a in ROLLUP_MEASURES)),
+            table, SQL.identifier(column), list(ids), SQL(kept), SQL(index_exprs), SQL(updates),
+        ))
+        self.env.cr.execute(SQL("DELETE FROM %s WHERE %s = ANY(%s)", table, SQL.identifier(column), list(ids)))
+        self.invalidate_model()
+
+    @api.model
     def _rebuild(self, date_from=None):
         """Recompute the rollup from the raw usage rows, from `date_from` (a date) on, or entirely.
 

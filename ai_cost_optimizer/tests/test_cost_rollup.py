@@ -1,3 +1,4 @@
+from odoo import Command
 from odoo.tests import tagged
 
 from .common import AiCostCase
@@ -56,6 +57,29 @@ class TestCostRollup(AiCostCase):
             {(r.operation, r.call_count) for r in rows}, {("email_draft", 0), ("ticket_triage", 1)},
             "a changed key moves the call from one rollup row to the other",
         )
+
+    def test_deleted_providers_and_users_keep_their_history(self):
+        user = self.env["res.users"].create({
+            "name": "Leaving", "login": "leaving@example.com",
+            "groups_id": [Command.set([self.env.ref("ai_cost_optimizer.group_ai_cost_user").id])],
+        })
+        self._send(self.claude)
+        self._send(self.gpt)
+        self.env["ai.service"].with_user(user).send_message(
+            [{"role": "user", "content": "Qualify lead 43."}], provider=self.gpt, operation="lead_qualification"
+        )
+        before = self._rollup()
+        # Both providers' rows fall on the key without a provider: they must add up, not collide.
+        (self.claude | self.gpt).unlink()
+        user.unlink()
+        after = self._rollup()
+        self.assertEqual({(key[2], key[3] and key[3][0]) for key in after}, {(False, self.env.uid), (False, False)})
+        self.assertEqual(sum(row[0] for row in after.values()), sum(row[0] for row in before.values()), "calls")
+        self.assertAlmostEqual(sum(row[3] for row in after.values()), sum(row[3] for row in before.values()), 9)
+        for model in ("ai.token.usage.daily", "ai.token.usage.record.daily"):
+            incremental = self._rollup(model)
+            self.env[model]._rebuild()
+            self.assertEqual(self._rollup(model), incremental, model)
 
     def test_rebuild_matches_incremental_and_raw_totals(self):
         self._send(self.claude, res_model="res.partner", res_id=3)
