@@ -272,16 +272,24 @@ class AiService(models.AbstractModel):
                 ledger_cr.connection.set_isolation_level(ISOLATION_LEVEL_READ_COMMITTED)
             # allowed_company_ids spares a read of the user's companies on every call.
             ledger_env = self.env(cr=ledger_cr, su=True, context=dict(allowed_company_ids=[vals["company_id"]]))
+            if status == "ok":
+                self.with_env(ledger_env)._before_usage(call, vals)
             usage = ledger_env["ai.token.usage"].create(vals)
             if status == "ok":
                 self.with_env(ledger_env)._after_usage(call, usage)
             # The caller's snapshot predates this commit, so it gets the figures, not the record.
             return self._usage_summary(call, usage.id, vals)
 
+    def _before_usage(self, call, vals):
+        """Hook: steps of a successful call that complete the values of its usage row before it is
+        written, on the ledger transaction (the waste analysis: the row is then written once)."""
+
     def _after_usage(self, call, usage):
-        """Steps after a successful call, on the ledger transaction: benchmark, waste, budget settle."""
+        """Steps after a successful call, on the ledger transaction: benchmark, waste (unless analysed
+        before the row was written), budget settle."""
         self._log_benchmark(call, usage)
-        call["waste_report"] = self._analyze_waste(usage)
+        if "waste_report" not in call:
+            call["waste_report"] = self._analyze_waste(usage)
         self._settle_budget(call, usage)
 
     def _log_benchmark(self, call, usage):

@@ -5,6 +5,7 @@ from odoo import models
 from ..core import waste as waste_rules
 from ..core.response_cache import cache_key, is_cacheable
 from ..core.tokens import count_message_tokens, count_text_tokens
+from .ai_token_analytics import CALL_FIELDS, WASTE_FIELDS
 
 
 class AiService(models.AbstractModel):
@@ -45,15 +46,13 @@ class AiService(models.AbstractModel):
             # No provider was called: no benchmark, no waste, no reservation to settle.
             call["waste_report"] = None
             return
-        # The caller's transaction has read the provider and its company already: their settings are
-        # passed on, so that the ledger transaction does not read both again on every call.
-        provider = call["provider"]
-        super(AiService, self.with_context(ai_waste_detection=provider._waste_detection_enabled()))._after_usage(
-            call, usage
-        )
+        super()._after_usage(call, usage)
+        if call.get("waste_report"):
+            self.env["ai.token.analytics"].sudo()._create_findings(usage, call["waste_values"], call["waste_report"])
         if self._response_cacheable(call):
+            # The company as the caller's transaction has read it: the ledger's need not read it again.
             self.env["ai.response.cache"].sudo()._store(
-                self._response_key(call), provider.company_id, usage, call["result"].content
+                self._response_key(call), call["provider"].company_id, usage, call["result"].content
             )
 
     # ------------------------------------------------------------------
@@ -70,9 +69,6 @@ class AiService(models.AbstractModel):
             )
         elif status == "ok" and call.get("result") is not None:
             vals.update(self._waste_facts(call["messages"], call["provider"].model))
-            if call["provider"]._waste_detection_enabled():
-                # Clean until the analysis says otherwise: a clean call then needs no second write.
-                vals.setdefault("optimization_score", 100)
         recommendation = call.get("recommendation") or {}
         if recommendation.get("provider_id"):
             # The optimizer's verdict for this call: what the wrong_model rule compares against.
@@ -95,16 +91,34 @@ class AiService(models.AbstractModel):
             "history_tokens": count_message_tokens(history, model).tokens if history else 0,
         }
 
+    def _before_usage(self, call, vals):
+        """Run the waste rules on the call before its row is written, so that the row is written once,
+        with its waste fields; the findings follow it (_after_usage)."""
+        super()._before_usage(call, vals)
+        provider = call["provider"]
+        if call.get("cache_entry") or not provider._waste_detection_enabled():
+            call["waste_report"] = None
+            return
+        price = call.get("price") or self.env["ai.service.provider.price"]
+        # The row's values and what the caller's transaction has read of its provider and price.
+        values = {
+            **dict.fromkeys(CALL_FIELDS + WASTE_FIELDS, False),
+            **vals,
+            "context_window": provider.context_window,
+            "provider_quality": provider.quality_score,
+            "input_price": price.input_price,
+            "output_price": price.output_price,
+            "cache_read_price": price.cache_read_price,
+        }
+        Analytics = self.env["ai.token.analytics"].sudo()
+        report = Analytics._report(values)
+        vals.update(Analytics._waste_values(report))
+        call["waste_report"], call["waste_values"] = report, values
+
     def _analyze_waste(self, usage):
-        """Run the waste rules on calls of providers with waste detection; the report of the last one.
-        The gateway says with the context key ai_waste_detection whether its call's provider has it."""
+        """Run the waste rules on stored calls of providers with waste detection; the report of the last one."""
         report = super()._analyze_waste(usage)
         Analytics = self.env["ai.token.analytics"].sudo()
-        enabled = self.env.context.get("ai_waste_detection")
-        if enabled is None:
-            rows = usage.sudo().filtered(lambda row: row.provider_id._waste_detection_enabled())
-        else:
-            rows = usage.sudo() if enabled else usage.browse()
-        for row in rows:
+        for row in usage.sudo().filtered(lambda row: row.provider_id._waste_detection_enabled()):
             report = Analytics._analyze_usage(row)
         return report

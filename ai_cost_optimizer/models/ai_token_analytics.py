@@ -14,6 +14,14 @@ from .ai_token_waste_finding import RULE_LABELS
 
 PERIOD_TYPES = [("day", "Day"), ("week", "Week"), ("month", "Month")]
 # The rollup's keys behind each breakdown of get_cost_breakdown.
+# The usage fields the waste rules read (see _call_values).
+CALL_FIELDS = [
+    "status", "cache_hit", "company_id", "user_id", "operation", "provider_id", "task_type", "model", "input_tokens",
+    "output_tokens", "cache_read_tokens", "cost_usd", "cost_unknown", "create_date", "prompt_hash",
+    "static_prefix_hash", "static_prefix_tokens", "redundant_context_tokens", "history_tokens",
+    "recommended_provider_id",
+]
+WASTE_FIELDS = ["waste_detected", "waste_reason", "could_have_saved_usd", "optimization_score"]
 BREAKDOWNS = {"by_module": "operation", "by_context": "res_model", "by_user": "user_id", "by_provider": "provider_id"}
 
 
@@ -83,145 +91,161 @@ class AiTokenAnalytics(models.Model):
         return self._analyze_usage(usage.sudo())
 
     def _analyze_usage(self, usage):
-        """The report of `usage` (one row, read as superuser), written onto the row and its findings.
+        """The report of `usage` (one stored row, read as superuser), written onto the row and its findings
+        (only what changed: re-analysing a clean call writes nothing)."""
+        values = self._call_values(usage)
+        report = self._report(values, before_id=usage.id)
+        changed = {name: value for name, value in self._waste_values(report).items() if values[name] != value}
+        if changed:
+            usage.write(changed)
+        if values["waste_detected"]:  # findings exist only for rows flagged before
+            usage.waste_finding_ids.unlink()
+        self._create_findings(usage, values, report)
+        return report
 
-        It runs after every call, so it costs a constant handful of queries: one read of the row with its
-        provider, price, index look-backs and alternatives, and writes only of what changed (a clean call
-        writes nothing)."""
-        self.env["ai.token.usage"].flush_model()
-        row = self._fact_row(usage.id)
-        if row["status"] != "ok" or row["cache_hit"]:
+    def _report(self, values, before_id=None):
+        """The waste report of a call described by `values` (see `_call_values`), stored or about to be:
+        the rules of core.waste on its facts, with one query for what needs other calls (earlier calls
+        than the row `before_id`, or than now for a call not yet stored)."""
+        if values["status"] != "ok" or values["cache_hit"]:
             # Nothing was spent on a provider: nothing was wasted.
-            report = {"waste_detected": False, "waste_score": 0, "findings": [], "potential_savings_usd": 0.0}
-        else:
-            settings = self.env["res.company"].browse(row["company_id"])._ai_waste_settings()
-            report = waste_rules.analyze(self._facts(row), settings)
-        findings = report["findings"]
-        vals = {
+            return {"waste_detected": False, "waste_score": 0, "findings": [], "potential_savings_usd": 0.0}
+        settings = self.env["res.company"].browse(values["company_id"])._ai_waste_settings()
+        return waste_rules.analyze(self._facts(values, self._look_back(values, settings, before_id)), settings)
+
+    def _call_values(self, usage):
+        """What the rules read about a stored usage row, as the gateway passes it for a call it records."""
+        price = usage.price_id
+        return {
+            **usage.read(CALL_FIELDS + WASTE_FIELDS, load=None)[0],
+            "context_window": usage.provider_id.context_window,
+            "provider_quality": usage.provider_id.quality_score,
+            "input_price": price.input_price,
+            "output_price": price.output_price,
+            "cache_read_price": price.cache_read_price,
+        }
+
+    @staticmethod
+    def _waste_values(report):
+        """The usage row's waste fields for `report`."""
+        return {
             "waste_detected": report["waste_detected"],
-            "waste_reason": ", ".join(RULE_LABELS[finding["type"]] for finding in findings) or False,
+            "waste_reason": ", ".join(RULE_LABELS[finding["type"]] for finding in report["findings"]) or False,
             "could_have_saved_usd": report["potential_savings_usd"],
             "optimization_score": 100 - report["waste_score"],
         }
-        # SQL NULL reads None where the ORM says False.
-        changed = {name: value for name, value in vals.items() if (False if row[name] is None else row[name]) != value}
-        if changed:
-            usage.write(changed)
-        if row["waste_detected"]:  # findings exist only for rows flagged before
-            usage.waste_finding_ids.unlink()
-        if findings:
-            self.env["ai.token.waste.finding"].sudo().create([
-                {
-                    "usage_id": usage.id,
-                    "rule": finding["type"],
-                    "description": finding["description"],
-                    "recommendation": finding["recommendation"],
-                    "tokens_wasted": finding["tokens_wasted"],
-                    "cost_wasted_usd": finding["cost_wasted"],
-                    "company_id": row["company_id"],
-                    "user_id": row["user_id"],
-                    "operation": row["operation"],
-                    "provider_id": row["provider_id"],
-                    "call_date": row["create_date"],
-                }
-                for finding in findings
-            ])
-        return report
 
-    def _fact_row(self, usage_id):
-        """The usage row with its provider, its price, and whether the same prompt was answered within the
-        company's duplicate window / the same static prefix sent to the same provider within the prompt
-        cache lifetime, by successful calls older than this one, and the cheaper alternatives (see
-        `_cheaper_alternatives`): one query.
+    def _create_findings(self, usage, values, report):
+        """The ai.token.waste.finding records of `report` on `usage`."""
+        if not report["findings"]:
+            return
+        self.env["ai.token.waste.finding"].sudo().create([
+            {
+                "usage_id": usage.id,
+                "rule": finding["type"],
+                "description": finding["description"],
+                "recommendation": finding["recommendation"],
+                "tokens_wasted": finding["tokens_wasted"],
+                "cost_wasted_usd": finding["cost_wasted"],
+                "company_id": values["company_id"],
+                "user_id": values["user_id"],
+                "operation": values["operation"],
+                "provider_id": values["provider_id"],
+                "call_date": usage.create_date,
+            }
+            for finding in report["findings"]
+        ])
+
+    def _look_back(self, values, settings, before_id):
+        """Whether the same prompt was answered within the company's duplicate window, whether the same
+        static prefix was sent to the same provider within the prompt cache lifetime (by successful calls
+        older than `before_id`, or all of them), and the cheaper alternatives: one query.
 
         The look-backs are two probes of the hash indexes, each stopped at the first match (EXISTS, no
-        ORDER BY), so their time grows neither with the ledger nor with how often a hot prompt repeats."""
+        ORDER BY), so their time grows neither with the ledger nor with how often a hot prompt repeats.
+        Their parameters come from the call: the query plans in a fraction of a join on the row."""
+        self.env["ai.token.usage"].flush_model()
+        at = values.get("create_date") or self.env.cr.now()
+        older = SQL("d.id < %s", before_id) if before_id else SQL("TRUE")
         self.env.cr.execute(SQL(
-            """SELECT u.status, u.cache_hit, u.company_id, u.user_id, u.operation, u.provider_id, u.task_type,
-                      u.model, u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cost_usd, u.cost_unknown,
-                      u.create_date, u.static_prefix_tokens, u.redundant_context_tokens, u.history_tokens,
-                      u.recommended_provider_id, u.waste_detected, u.waste_reason, u.could_have_saved_usd,
-                      u.optimization_score, p.context_window, p.quality_score,
-                      pr.input_price, pr.output_price, pr.cache_read_price,
+            """SELECT EXISTS(SELECT 1 FROM ai_token_usage d
+                              WHERE d.prompt_hash = %(prompt_hash)s AND d.company_id = %(company)s
+                                AND d.operation IS NOT DISTINCT FROM %(operation)s
+                                AND d.create_date >= %(duplicate_since)s AND d.create_date <= %(at)s
+                                AND %(older)s AND d.status = 'ok'),
                       EXISTS(SELECT 1 FROM ai_token_usage d
-                              WHERE d.prompt_hash = u.prompt_hash AND d.company_id = u.company_id
-                                AND d.operation IS NOT DISTINCT FROM u.operation
-                                AND d.create_date >= u.create_date
-                                    - c.ai_waste_duplicate_window_minutes * interval '1 minute'
-                                AND d.create_date <= u.create_date AND d.id < u.id AND d.status = 'ok'
-                      ) AS duplicate_of_recent,
-                      EXISTS(SELECT 1 FROM ai_token_usage d
-                              WHERE d.static_prefix_hash = u.static_prefix_hash AND d.provider_id = u.provider_id
-                                AND d.create_date >= u.create_date
-                                    - c.ai_waste_cache_window_minutes * interval '1 minute'
-                                AND d.create_date <= u.create_date AND d.id < u.id AND d.status = 'ok'
-                      ) AS prefix_seen_recently,
-                      %(alternatives)s AS alternatives
-                 FROM ai_token_usage u
-                 JOIN res_company c ON c.id = u.company_id
-                 LEFT JOIN ai_service_provider p ON p.id = u.provider_id
-                 LEFT JOIN ai_service_provider_price pr ON pr.id = u.price_id
-                WHERE u.id = %(usage)s""",
-            alternatives=self._alternatives_sql(), usage=usage_id,
+                              WHERE d.static_prefix_hash = %(prefix_hash)s AND d.provider_id = %(provider)s
+                                AND d.create_date >= %(prefix_since)s AND d.create_date <= %(at)s
+                                AND %(older)s AND d.status = 'ok'),
+                      %(alternatives)s""",
+            prompt_hash=values["prompt_hash"] or None, company=values["company_id"],
+            operation=values["operation"] or None, prefix_hash=values["static_prefix_hash"] or None,
+            provider=values["provider_id"] or None, at=at,
+            duplicate_since=at - timedelta(seconds=settings.duplicate_window_seconds),
+            prefix_since=at - timedelta(seconds=settings.missed_cache_window_seconds),
+            older=older, alternatives=self._alternatives_sql(values),
         ))
-        return self.env.cr.dictfetchone()
+        return self.env.cr.fetchone()
 
-    def _facts(self, row):
-        """What the rules need to know about the call of `row`."""
+    def _facts(self, values, look_back):
+        """What the rules need to know about the call of `values`."""
+        duplicate_of_recent, prefix_seen_recently, alternatives = look_back
         return waste_rules.CallFacts(
-            task_type=row["task_type"] or "chat",
-            model=row["model"] or "",
-            input_tokens=row["input_tokens"] or 0,
-            output_tokens=row["output_tokens"] or 0,
-            cost_usd=row["cost_usd"] or 0.0,
+            task_type=values["task_type"] or "chat",
+            model=values["model"] or "",
+            input_tokens=values["input_tokens"] or 0,
+            output_tokens=values["output_tokens"] or 0,
+            cost_usd=values["cost_usd"] or 0.0,
             prices=waste_rules.Prices(
-                input_per_mtok=row["input_price"] or 0.0, output_per_mtok=row["output_price"] or 0.0,
-                cache_read_per_mtok=row["cache_read_price"] or 0.0,
+                input_per_mtok=values["input_price"] or 0.0, output_per_mtok=values["output_price"] or 0.0,
+                cache_read_per_mtok=values["cache_read_price"] or 0.0,
             ),
-            cache_read_tokens=row["cache_read_tokens"] or 0,
-            context_window=row["context_window"] or 0,
-            redundant_tokens=row["redundant_context_tokens"] or 0,
-            history_tokens=row["history_tokens"] or 0,
-            static_prefix_tokens=row["static_prefix_tokens"] or 0,
-            duplicate_of_recent=row["duplicate_of_recent"],
-            prefix_seen_recently=row["prefix_seen_recently"],
-            alternatives=self._cheaper_alternatives(row),
+            cache_read_tokens=values["cache_read_tokens"] or 0,
+            context_window=values["context_window"] or 0,
+            redundant_tokens=values["redundant_context_tokens"] or 0,
+            history_tokens=values["history_tokens"] or 0,
+            static_prefix_tokens=values["static_prefix_tokens"] or 0,
+            duplicate_of_recent=duplicate_of_recent,
+            prefix_seen_recently=prefix_seen_recently,
+            alternatives=self._cheaper_alternatives(values, alternatives),
         )
 
-    def _cheaper_alternatives(self, row):
-        """(name, cost of this call's tokens at its current prices) of each alternative of `row`."""
-        tokens = Usage(input_tokens=row["input_tokens"] or 0, output_tokens=row["output_tokens"] or 0)
+    @staticmethod
+    def _cheaper_alternatives(values, alternatives):
+        """(name, cost of this call's tokens at its current prices) of each alternative (`_alternatives_sql`)."""
+        tokens = Usage(input_tokens=values["input_tokens"] or 0, output_tokens=values["output_tokens"] or 0)
         return tuple(
             (name, pricing.compute_cost(tokens, pricing.ModelPrice(input_price, output_price, None, None, "provider")))
-            for name, input_price, output_price in row["alternatives"] or ()
+            for name, input_price, output_price in alternatives or ()
         )
 
-    def _alternatives_sql(self):
-        """JSON [[name, input price, output price], ...] of the providers that could have served the
-        usage row `u` (of provider `p`); NULL for a row without a provider or a known cost.
+    def _alternatives_sql(self, values):
+        """JSON [[name, input price, output price], ...] of the providers that could have served the call
+        of `values`; NULL for a call without a provider or a known cost.
 
         Qualifying: the optimizer's recommendation recorded for the call (ai.cost.optimizer's
         recommend_provider, run by the gateway's recommend step); for a call without one, the company's
         other active providers with a known price, serving the task type, of at least the same quality,
         whose context window fits. The optimizer is not asked again: this runs after every call."""
+        if not values["provider_id"] or values["cost_unknown"] or not values["cost_usd"]:
+            return SQL("NULL")
         relation = self.env["ai.service.provider"]._fields["task_type_ids"]
+        recommended = values["recommended_provider_id"]
+        qualifies = SQL("a.id = %s", recommended) if recommended else SQL(
+            """a.company_id = %(company)s AND a.active AND a.quality_score >= %(quality)s
+               AND a.context_window >= %(tokens)s
+               AND (NOT EXISTS (SELECT 1 FROM %(rel)s r WHERE r.%(provider_col)s = a.id)
+                    OR EXISTS (SELECT 1 FROM %(rel)s r JOIN ai_task_type t ON t.id = r.%(task_col)s
+                                WHERE r.%(provider_col)s = a.id AND t.code = %(task)s))""",
+            company=values["company_id"], quality=values["provider_quality"] or 0, tokens=values["input_tokens"] or 0,
+            task=values["task_type"] or "chat", rel=SQL.identifier(relation.relation),
+            provider_col=SQL.identifier(relation.column1), task_col=SQL.identifier(relation.column2),
+        )
         return SQL(
             """(SELECT json_agg(json_build_array(a.name, a.input_price, a.output_price))
                   FROM ai_service_provider a
-                 WHERE u.provider_id IS NOT NULL AND NOT COALESCE(u.cost_unknown, FALSE)
-                   AND COALESCE(u.cost_usd, 0) != 0
-                   AND a.id != u.provider_id AND NOT COALESCE(a.cost_unknown, FALSE)
-                   AND CASE WHEN u.recommended_provider_id IS NOT NULL THEN a.id = u.recommended_provider_id
-                       ELSE a.company_id = u.company_id AND a.active
-                            AND a.quality_score >= COALESCE(p.quality_score, 0)
-                            AND a.context_window >= COALESCE(u.input_tokens, 0)
-                            AND (NOT EXISTS (SELECT 1 FROM %(rel)s r WHERE r.%(provider_col)s = a.id)
-                                 OR EXISTS (SELECT 1 FROM %(rel)s r JOIN ai_task_type t ON t.id = r.%(task_col)s
-                                             WHERE r.%(provider_col)s = a.id
-                                               AND t.code = COALESCE(u.task_type, 'chat')))
-                       END)""",
-            rel=SQL.identifier(relation.relation), provider_col=SQL.identifier(relation.column1),
-            task_col=SQL.identifier(relation.column2),
+                 WHERE a.id != %s AND NOT COALESCE(a.cost_unknown, FALSE) AND %s)""",
+            values["provider_id"], qualifies,
         )
 
     # ------------------------------------------------------------------
