@@ -130,3 +130,15 @@ def test_cost_alerts():
     assert budget.cost_alerts(9.0, 10.0, {"crm.lead": (0.5, 10)}, 0.1, 30, 40, 25.0) == {}
     assert budget.cost_alerts(99.0, 0, {"crm.lead": (99.0, 1)}, 0, 0, 40, 0) == {}
     assert budget.cost_alerts(0, 0, {}, 0, 0, 19, 25.0) == {}
+
+
+def test_action_lines_decide_the_boundary():
+    assert budget.action_lines(10.0, 90, 100) == (9.0, 10.0)
+    assert budget.action_lines(10.0) == (None, None)
+    # A call that lands exactly on the block line passes; one that passes it by any amount is blocked.
+    assert budget.evaluate(7.5, 2.5, amount=10.0, block_at=100) == "ok"
+    assert budget.evaluate(7.5, 2.5000001, amount=10.0, block_at=100) == "blocked"
+    # The switch line is reached on equality.
+    assert budget.evaluate(8.0, 1.0, amount=10.0, auto_switch_at=90) == "switched"
+    with pytest.raises(ValueError):
+        budget.action_lines(0.0, 50, 100)

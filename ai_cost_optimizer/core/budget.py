@@ -92,7 +92,9 @@ def format_thresholds(thresholds: Sequence[float]) -> str:
     return ", ".join(f"{percent:g}" for percent in thresholds)
 
 
-def action_lines(amount: float, auto_switch_at: float = 0.0, block_at: float = 0.0) -> tuple[float | None, float | None]:
+def action_lines(
+    amount: float, auto_switch_at: float = 0.0, block_at: float = 0.0
+) -> tuple[float | None, float | None]:
     """The spend (in USD) at which a budget of `amount` switches calls and blocks them: (switch line,
     block line), None for an action switched off (threshold 0).
 

@@ -3,7 +3,7 @@ from datetime import timedelta
 
 from markupsafe import Markup
 
-from odoo import api, fields, models
+from odoo import api, fields, models, tools
 from odoo.exceptions import ValidationError
 from odoo.tools import SQL
 
@@ -11,7 +11,7 @@ from ..core import budget as budget_math
 from ..core import pricing
 from ..core.messages import check_label, is_finite_number, short_repr
 from ..core.usage import Usage
-from .ai_cost_budget_period import read_committed
+from .ai_cost_budget_period import autocommit, read_committed
 from .ai_service_provider_price import PRICE_DIGITS
 
 
@@ -24,6 +24,79 @@ def usd(amount):
 PeriodBounds = namedtuple("PeriodBounds", ["date_start", "date_end"])
 
 PERIOD_TYPES = [("daily", "Daily"), ("weekly", "Weekly"), ("monthly", "Monthly")]
+# The fields a BudgetRule is made of: writing one of them clears the cached rules.
+RULE_FIELDS = {
+    "name", "active", "company_id", "period_type", "budget_amount", "alert_thresholds",
+    "auto_switch_at_threshold", "block_at_threshold", "user_ids", "provider_ids", "operation_ids",
+}
+
+
+class BudgetRule(namedtuple("BudgetRule", [
+    "id", "name", "period_type", "budget_amount", "thresholds", "auto_switch_at_threshold", "block_at_threshold",
+    "user_ids", "provider_ids", "operations",
+])):
+    """A budget as the gateway applies it: plain immutable values (cached per company, see
+    `_company_rules`), with the attribute names of the record's fields."""
+
+    __slots__ = ()
+
+    def matches(self, user_id, provider_id, operation):
+        """Whether a call by `user_id` to `provider_id` for `operation` falls in this budget's scope."""
+        return (
+            (not self.user_ids or user_id in self.user_ids)
+            and (not self.provider_ids or provider_id in self.provider_ids)
+            and (not self.operations or operation in self.operations)
+        )
+
+    def status(self, committed, estimate):
+        """The action a call estimated at `estimate` triggers when `committed` is spent or reserved."""
+        return budget_math.evaluate(
+            committed, estimate, self.budget_amount, self.thresholds,
+            self.auto_switch_at_threshold, self.block_at_threshold,
+        )
+
+    def lines(self):
+        """(switch line, block line) in USD, None when off: see core.budget.action_lines."""
+        return budget_math.action_lines(self.budget_amount, self.auto_switch_at_threshold, self.block_at_threshold)
+
+
+# Check and reserve in ONE statement, in a transaction of its own (autocommit: no BEGIN/COMMIT round
+# trips): lock the budgets' period rows in id order (concurrent checks never deadlock), and hold the
+# estimate on all of them only when every row exists and the call passes no block line, nor a switch
+# line when `honour_switch` (a switched call is re-estimated on its new provider first). The lines
+# come from core.budget.action_lines and the comparisons are those of core.budget.evaluate, in the
+# same double precision arithmetic. Returns each locked row with its total before the hold and the
+# hold's reservation id (NULL when nothing was held). Losing this commit in a server crash loses a
+# temporary hold only: the commit need not wait for the disk.
+HOLD_SQL = """
+SET LOCAL synchronous_commit TO off;
+WITH locked AS MATERIALIZED (
+    SELECT p.id, p.budget_id, p.spend::float8 + p.reserved::float8 AS committed, rule.switch_line, rule.block_line
+      FROM ai_cost_budget_period p
+      JOIN unnest(%(budgets)s::int[], %(starts)s::date[], %(switch_lines)s::float8[], %(block_lines)s::float8[])
+           AS rule(budget_id, date_start, switch_line, block_line)
+        ON p.budget_id = rule.budget_id AND p.date_start = rule.date_start
+     ORDER BY p.id
+       FOR UPDATE OF p
+), held AS (
+    UPDATE ai_cost_budget_period p SET reserved = p.reserved + %(estimate)s
+      FROM locked
+     WHERE p.id = locked.id AND (
+           SELECT count(*) = %(count)s AND bool_and(
+                      (block_line IS NULL OR committed + %(estimate)s <= block_line)
+                      AND (NOT %(honour_switch)s OR switch_line IS NULL OR committed + %(estimate)s < switch_line)
+                  )
+             FROM locked
+           )
+    RETURNING p.id
+), hold AS (
+    INSERT INTO ai_cost_budget_reservation (period_id, amount, create_uid, create_date, write_uid, write_date)
+    SELECT id, %(estimate)s, %(uid)s, now() AT TIME ZONE 'UTC', %(uid)s, now() AT TIME ZONE 'UTC' FROM held
+    RETURNING id, period_id
+)
+SELECT locked.budget_id, locked.id, locked.committed, hold.id
+  FROM locked LEFT JOIN hold ON hold.period_id = locked.id
+"""
 
 
 class AiCostBudget(models.Model):
@@ -119,11 +192,18 @@ class AiCostBudget(models.Model):
     def create(self, vals_list):
         for vals in vals_list:
             self._normalize_vals(vals)
+        self._clear_rules()
         return super().create(vals_list)
 
     def write(self, vals):
         self._normalize_vals(vals)
+        if set(vals) & RULE_FIELDS:
+            self._clear_rules()
         return super().write(vals)
+
+    def unlink(self):
+        self._clear_rules()
+        return super().unlink()
 
     def _normalize_vals(self, vals):
         """Clear errors for values the ORM would reject with a technical one; thresholds given
@@ -208,28 +288,53 @@ class AiCostBudget(models.Model):
         self.ensure_one()
         return budget_math.current_period(now, self._tz(), self.period_type)
 
-    def _period_label(self, period):
-        self.ensure_one()
+    @api.model
+    def _period_label(self, period_type, period):
         return self.env._(
             "%(type)s period %(start)s – %(end)s",
-            type=dict(PERIOD_TYPES)[self.period_type], start=period.date_start,
-            end=period.date_end - timedelta(days=1),
+            type=dict(PERIOD_TYPES)[period_type], start=period.date_start, end=period.date_end - timedelta(days=1),
+        )
+
+    def _rule(self):
+        self.ensure_one()
+        return BudgetRule(
+            self.id, self.name, self.period_type, self.budget_amount, tuple(self._thresholds()),
+            self.auto_switch_at_threshold, self.block_at_threshold, frozenset(self.user_ids.ids),
+            frozenset(self.provider_ids.ids), frozenset(self.operation_ids.mapped("name")),
         )
 
     def _matches(self, user, provider, operation):
         """Whether a call by `user` to `provider` for `operation` falls in this budget's scope."""
-        self.ensure_one()
-        return (
-            (not self.user_ids or user in self.user_ids)
-            and (not self.provider_ids or provider in self.provider_ids)
-            and (not self.operation_ids or operation in self.operation_ids.mapped("name"))
-        )
+        return self._rule().matches(user.id, provider.id, operation)
 
     @api.model
-    def _matching(self, user, provider, operation):
-        """The active budgets of the provider's company whose scope holds the call."""
-        budgets = self.search([("company_id", "=", provider.company_id.id)])
-        return budgets.filtered(lambda budget: budget._matches(user, provider, operation))
+    @tools.ormcache("company_id")
+    def _company_rules(self, company_id):
+        """The active budgets of a company as BudgetRule tuples, so that the gateway matches a call
+        against them without a query (a company without budgets costs nothing).
+
+        Read on a cursor of its own: the cache is shared by every transaction, so it holds committed
+        budgets only, never the uncommitted changes of the transaction that happens to fill it.
+        (In test mode that cursor shares the caller's transaction: flush it first.)"""
+        self.env.flush_all()
+        with self.env.registry.cursor() as cr:
+            Budget = self.env(cr=cr, su=True)["ai.cost.budget"].with_context(active_test=True)
+            return tuple(budget._rule() for budget in Budget.search([("company_id", "=", company_id)]))
+
+    @api.model
+    def _clear_rules(self):
+        """Forget the cached rules when budgets change. Cleared again after the commit: a check
+        running meanwhile, on a snapshot without the change, may have cached the old rules."""
+        self.env.registry.clear_cache()
+        self.env.cr.postcommit.add(self.env.registry.clear_cache)
+
+    @api.model
+    def _matching_rules(self, user, provider, operation):
+        """The rules of the active budgets of the provider's company whose scope holds the call."""
+        return [
+            rule for rule in self._company_rules(provider.company_id.id)
+            if rule.matches(user.id, provider.id, operation)
+        ]
 
     def _ledger_domain(self, start, end):
         """Domain of the successful usage rows of this budget's scope between two local days."""
@@ -263,44 +368,26 @@ class AiCostBudget(models.Model):
             {"budget_id": self.id, "date_start": start, "date_end": end, "spend": self._ledger_spend(start, end)}
         )
 
-    def _lock_current_periods(self, bounds):
-        """Lock the period rows of these budgets for `bounds` ({budget id: (start, end)}), in id order
-        so that concurrent callers never deadlock, creating the missing rows first.
-
-        Returns {budget id: period id} and {period id: (spend, reserved)}. A new row starts from what
-        the ledger already holds for the period, so a budget created mid-period counts the calls made
-        before it. Rows are created in a committed transaction of their own, holding no lock.
-        """
-        self.env.cr.execute(SQL(
-            """SELECT id, budget_id, date_start, spend, reserved FROM ai_cost_budget_period
-                WHERE budget_id IN %s AND date_start IN %s ORDER BY id FOR UPDATE""",
-            tuple(self.ids), tuple({start for start, _end in bounds.values()}),
-        ))
-        found, totals = {}, {}
-        for period_id, budget_id, start, spend, reserved in self.env.cr.fetchall():
-            if bounds[budget_id][0] == start:
-                found[budget_id] = period_id
-                totals[period_id] = (spend or 0.0, reserved or 0.0)
-        missing = self.filtered(lambda budget: budget.id not in found)
-        if not missing:
-            return found, totals
-        self.env.cr.rollback()
-        read_committed(self.env)
-        for budget in missing:
-            start, end = bounds[budget.id]
-            self.env.cr.execute(SQL(
-                """INSERT INTO ai_cost_budget_period
-                          (budget_id, company_id, date_start, date_end, spend, reserved, call_count, alerted_up_to,
-                           create_uid, create_date, write_uid, write_date)
-                   VALUES (%(budget)s, %(company)s, %(start)s, %(end)s, %(spend)s, 0, 0, 0,
-                           %(uid)s, now() AT TIME ZONE 'UTC', %(uid)s, now() AT TIME ZONE 'UTC')
-              ON CONFLICT (budget_id, date_start) DO NOTHING""",
-                budget=budget.id, company=budget.company_id.id, start=start, end=end,
-                spend=budget._ledger_spend(start, end), uid=self.env.uid,
-            ))
-        self.env.cr.commit()
-        read_committed(self.env)
-        return self._lock_current_periods(bounds)
+    @api.model
+    def _create_missing_periods(self, bounds):
+        """Create the period rows of `bounds` ({budget id: (start, end)}) that do not exist yet, in a
+        committed transaction of their own. A new row starts from what the ledger already holds for
+        the period, so a budget created mid-period counts the calls made before it."""
+        with self.env.registry.cursor() as cr:
+            env = self.env(cr=cr, su=True)
+            read_committed(env)
+            for budget in env["ai.cost.budget"].browse(sorted(bounds)):
+                start, end = bounds[budget.id]
+                cr.execute(SQL(
+                    """INSERT INTO ai_cost_budget_period
+                              (budget_id, company_id, date_start, date_end, spend, reserved, call_count,
+                               alerted_up_to, create_uid, create_date, write_uid, write_date)
+                       VALUES (%(budget)s, %(company)s, %(start)s, %(end)s, %(spend)s, 0, 0, 0,
+                               %(uid)s, now() AT TIME ZONE 'UTC', %(uid)s, now() AT TIME ZONE 'UTC')
+                  ON CONFLICT (budget_id, date_start) DO NOTHING""",
+                    budget=budget.id, company=budget.company_id.id, start=start, end=end,
+                    spend=budget._ledger_spend(start, end), uid=self.env.uid,
+                ))
 
     # ------------------------------------------------------------------
     # Checks and actions
@@ -308,14 +395,6 @@ class AiCostBudget(models.Model):
     def _thresholds(self):
         self.ensure_one()
         return budget_math.parse_thresholds(self.alert_thresholds)
-
-    def _status(self, committed, estimate):
-        """The action a call estimated at `estimate` triggers when `committed` is spent or reserved."""
-        self.ensure_one()
-        return budget_math.evaluate(
-            committed, estimate, self.budget_amount, self._thresholds(),
-            self.auto_switch_at_threshold, self.block_at_threshold,
-        )
 
     def _crossed_thresholds(self, spend, alerted_up_to):
         self.ensure_one()
@@ -332,11 +411,13 @@ class AiCostBudget(models.Model):
         for budget in self:
             period = budget._period_record(self._now())
             committed = period.spend + period.reserved
-            outcomes.append((budget, period, committed, budget._status(committed, estimated_cost)))
+            rule = budget._rule()
+            outcomes.append((rule, period, committed, rule.status(committed, estimated_cost)))
         return self._outcome(outcomes, estimated_cost)
 
+    @api.model
     def _outcome(self, outcomes, estimate, note=None):
-        """The result of a check from (budget, period, committed, status) tuples: the strictest
+        """The result of a check from (rule, period, committed, status) tuples: the strictest
         status, with the message of the budget that set it."""
         status = budget_math.strictest(outcome[3] for outcome in outcomes)
         details = []
@@ -348,26 +429,27 @@ class AiCostBudget(models.Model):
                 "percentage_used": committed / budget.budget_amount * 100,
             })
             if budget_status == status and status != "ok" and not message:
-                message = budget._status_message(status, period, committed, estimate)
+                message = self._status_message(budget, status, period, committed, estimate)
         return {"status": status, "message": message, "budgets": details}
 
-    def _status_message(self, status, period, committed, estimate):
-        self.ensure_one()
+    @api.model
+    def _status_message(self, rule, status, period, committed, estimate):
         args = {
-            "name": self.name, "period": self._period_label(period), "amount": usd(self.budget_amount),
-            "percent": committed / self.budget_amount * 100, "estimate": usd(estimate),
+            "name": rule.name, "period": self._period_label(rule.period_type, period),
+            "amount": usd(rule.budget_amount), "percent": committed / rule.budget_amount * 100,
+            "estimate": usd(estimate),
         }
         if status == "blocked":
             return self.env._(
                 "Budget '%(name)s' (%(period)s) blocks this call: %(percent).1f%% of %(amount)s is spent or "
                 "reserved, and the call (estimated %(estimate)s) would pass its block threshold of %(block)g%%.",
-                block=self.block_at_threshold, **args,
+                block=rule.block_at_threshold, **args,
             )
         if status == "switched":
             return self.env._(
                 "Budget '%(name)s' (%(period)s) is past its auto-switch threshold of %(switch)g%%: "
                 "the call goes to the cheapest qualifying provider.",
-                switch=self.auto_switch_at_threshold, **args,
+                switch=rule.auto_switch_at_threshold, **args,
             )
         return self.env._(
             "Budget '%(name)s' (%(period)s) is at %(percent).1f%% of %(amount)s.", **args
@@ -383,49 +465,67 @@ class AiCostBudget(models.Model):
         usage = Usage(input_tokens=call["estimate"].tokens, output_tokens=call["max_tokens"])
         return pricing.compute_cost(usage, price._as_core_price())
 
-    def _reserve_for_call(self, call, switch):
-        """Check these budgets for `call` and reserve its estimated cost, in a short transaction of
-        its own holding the period rows' locks, so concurrent calls see each other's reservations.
+    @api.model
+    def _reserve_for_call(self, rules, call, switch):
+        """Check the budgets of `rules` for `call` and reserve its estimated cost on their current
+        periods, committed at once so that concurrent calls see each other's reservations.
 
         `switch(call)` is called when a budget asks for the cheapest provider; it moves the call to
         that provider and returns True, or returns False when no cheaper one qualifies. Stores the
         reservations in call['budget_reservations'] and call['budget_periods'] and returns the result.
         """
-        # Everything the ORM reads (scope, thresholds, timezone, price) is read here, on the caller's
-        # warm cache; the locking transaction only runs a few statements of plain SQL.
+        # Everything Python needs (rules, timezone, price) comes from caches: the database sees one
+        # statement per check (see HOLD_SQL), two when a budget switches the call.
         now = self._now()
-        bounds = {budget.id: budget._period_at(now) for budget in self}
+        tz = call["provider"].company_id.partner_id.tz or "UTC"
+        bounds = {rule.id: budget_math.current_period(now, tz, rule.period_type) for rule in rules}
         estimate = self._estimate_cost(call["provider"], call)
+        outcomes, holds = self._hold(rules, bounds, estimate, honour_switch=True)
+        note = None
+        if budget_math.strictest(outcome[3] for outcome in outcomes) == "switched":
+            # Nothing is held yet: hold the estimate of the provider the call goes to.
+            if switch(call):
+                estimate = self._estimate_cost(call["provider"], call)
+            else:
+                note = self.env._("A budget asks for a cheaper provider, but none qualifies: the call proceeds.")
+            outcomes, holds = self._hold(rules, bounds, estimate, honour_switch=False)
+            if note:
+                outcomes = [(*outcome[:3], "warning" if outcome[3] == "switched" else outcome[3])
+                            for outcome in outcomes]
+        result = self._outcome(outcomes, estimate, note)
+        if holds:
+            call["budget_periods"] = [period_id for period_id, _reservation_id in holds]
+            call["budget_reservations"] = [reservation_id for _period_id, reservation_id in holds]
+        result["estimated_cost"] = estimate
+        return result
+
+    @api.model
+    def _hold(self, rules, bounds, estimate, honour_switch):
+        """Run HOLD_SQL for `rules` on the periods of `bounds`, creating missing period rows first.
+
+        Returns the outcomes, (rule, period bounds, committed before the hold, status) tuples, and the
+        holds, [(period id, reservation id)], empty when the call is blocked (or must switch first).
+        """
+        lines = [rule.lines() for rule in rules]
+        params = {
+            "budgets": [rule.id for rule in rules], "starts": [bounds[rule.id][0] for rule in rules],
+            "switch_lines": [line[0] for line in lines], "block_lines": [line[1] for line in lines],
+            "count": len(rules), "estimate": estimate, "honour_switch": honour_switch, "uid": self.env.uid,
+        }
         with self.env.registry.cursor() as cr:
-            lock_env = self.env(cr=cr, su=True)
-            read_committed(lock_env)
-            period_ids, totals = self.with_env(lock_env)._lock_current_periods(bounds)
-            periods = lock_env["ai.cost.budget.period"].browse(sorted(period_ids.values()))
-
-            def evaluate(estimate):
-                outcomes = []
-                for budget in self:
-                    committed = sum(totals[period_ids[budget.id]])
-                    period = PeriodBounds(*bounds[budget.id])
-                    outcomes.append((budget, period, committed, budget._status(committed, estimate)))
-                return outcomes
-
-            outcomes = evaluate(estimate)
-            note = None
-            if budget_math.strictest(outcome[3] for outcome in outcomes) == "switched":
-                if switch(call):
-                    estimate = self._estimate_cost(call["provider"], call)
-                    outcomes = evaluate(estimate)
-                else:
-                    note = self.env._("A budget asks for a cheaper provider, but none qualifies: the call proceeds.")
-                    outcomes = [(*outcome[:3], "warning" if outcome[3] == "switched" else outcome[3])
-                                for outcome in outcomes]
-            result = self._outcome(outcomes, estimate, note)
-            if result["status"] != "blocked":
-                call["budget_reservations"] = periods._reserve(estimate)
-                call["budget_periods"] = periods.ids
-            result["estimated_cost"] = estimate
-            return result
+            autocommit(cr)
+            cr.execute(SQL(HOLD_SQL, **params))
+            rows = cr.fetchall()
+        if len(rows) < len(rules):
+            found = {row[0] for row in rows}
+            self._create_missing_periods({rule.id: bounds[rule.id] for rule in rules if rule.id not in found})
+            return self._hold(rules, bounds, estimate, honour_switch)
+        committed = {budget_id: total for budget_id, _period_id, total, _hold in rows}
+        outcomes = [
+            (rule, PeriodBounds(*bounds[rule.id]), committed[rule.id], rule.status(committed[rule.id], estimate))
+            for rule in rules
+        ]
+        return outcomes, [(period_id, hold) for _budget_id, period_id, _total, hold in rows if hold]
 
     def send_alert(self, threshold, period=None):
         """Notify that this budget reached `threshold` percent in `period` (default: the current one):
@@ -437,7 +537,8 @@ class AiCostBudget(models.Model):
         body = self.env._(
             "Budget %(name)s reached %(threshold)g%% in the %(period)s: "
             "%(spend)s of %(amount)s spent (%(percent).1f%%).",
-            name=self.name, threshold=threshold, period=self._period_label(period), spend=usd(period.spend),
+            name=self.name, threshold=threshold, period=self._period_label(self.period_type, period),
+            spend=usd(period.spend),
             amount=usd(self.budget_amount), percent=percent,
         )
         has_mail_server = bool(self.env["ir.mail_server"].sudo().search_count([], limit=1))

@@ -18,3 +18,13 @@ class AiCostBudgetOperation(models.Model):
             if vals.get("name"):
                 vals["name"] = vals["name"].strip()
         return super().create(vals_list)
+
+    # Budgets are matched by operation name from cached rules (ai.cost.budget._company_rules).
+    def write(self, vals):
+        if "name" in vals:
+            self.env["ai.cost.budget"]._clear_rules()
+        return super().write(vals)
+
+    def unlink(self):
+        self.env["ai.cost.budget"]._clear_rules()
+        return super().unlink()

@@ -10,11 +10,11 @@ class AiService(models.AbstractModel):
 
     def _check_budget(self, call):
         result = super()._check_budget(call)
-        provider = call["provider"]
-        budgets = self.env["ai.cost.budget"].sudo()._matching(self.env.user, provider, call.get("operation"))
-        if not budgets:
+        Budget = self.env["ai.cost.budget"].sudo()
+        rules = Budget._matching_rules(self.env.user, call["provider"], call.get("operation"))
+        if not rules:
             return result
-        return budgets._reserve_for_call(call, self._switch_to_cheapest)
+        return Budget._reserve_for_call(rules, call, self._switch_to_cheapest)
 
     def _switch_to_cheapest(self, call):
         """Move the call to the cheapest qualifying provider (ai.cost.optimizer); False when the

@@ -2,7 +2,7 @@ from datetime import date, datetime, timedelta
 
 from odoo import Command
 from odoo.exceptions import ValidationError
-from odoo.tests import tagged
+from odoo.tests import HttpCase, tagged
 from odoo.tools import SQL
 
 from ..core import budget as budget_math
@@ -158,6 +158,47 @@ class TestCostBudget(AiCostCase):
         self.assertAlmostEqual(period.reserved, 0.25)
         self.assertAlmostEqual(period.spend, spend + 0.125)
 
+    def test_hold_statement_decides_like_evaluate_at_the_lines(self):
+        """The reservation statement (SQL) and core.budget.evaluate (Python) take the same decision,
+        exactly on the switch and block lines too (amounts exact in binary floating point)."""
+        budget = self._budget(budget_amount=1.0, auto_switch_at_threshold=50, block_at_threshold=100)
+        rule = budget._rule()
+        bounds = {budget.id: budget._period_at(budget._now())}
+        cases = [  # (reserved by others, estimate, honour the switch line): expected status
+            ((0.25, 0.125, True), "ok"),
+            ((0.25, 0.25, True), "switched"),  # on the switch line
+            ((0.25, 0.25, False), "switched"),  # after switching, the call is held anyway
+            ((0.75, 0.25, False), "switched"),  # on the block line: not past it
+            ((0.75, 0.2500001, False), "blocked"),
+        ]
+        for (reserved, estimate, honour_switch), status in cases:
+            with self.subTest(reserved=reserved, estimate=estimate, honour_switch=honour_switch):
+                self.Budget._create_missing_periods(bounds)
+                period = self._current_period(budget)
+                self.env.cr.execute(SQL("UPDATE ai_cost_budget_period SET reserved = %s WHERE id = %s",
+                                        reserved, period.id))
+                [outcome], holds = self.Budget._hold([rule], bounds, estimate, honour_switch)
+                self.assertEqual(outcome[2:], (reserved, status))
+                held = status != "blocked" and not (honour_switch and status == "switched")
+                self.assertEqual(bool(holds), held)
+                period.invalidate_recordset()
+                self.assertEqual(period.reserved, reserved + estimate if held else reserved)
+
+    def test_budget_rules_are_cached_and_follow_changes(self):
+        Service = self.env["ai.service"]
+        self._send()  # warm caches (rules, prices)
+        # No budget: the check sends no query at all.
+        call = {"provider": self.gpt, "operation": "lead_qualification"}
+        with self.assertQueryCount(0):
+            self.assertIsNone(Service._check_budget(call))
+        budget = self._budget(budget_amount=100.0)
+        self.assertEqual(self._send()["budget"]["budgets"][0]["id"], budget.id, "a new budget applies at once")
+        self.lead_qualification.name = "lead_scoring"
+        self.assertEqual(self._send()["budget"], {"status": "ok"}, "renamed operation: out of scope")
+        self.assertEqual(self._send(operation="lead_scoring")["budget"]["budgets"][0]["id"], budget.id)
+        budget.action_archive()
+        self.assertEqual(self._send(operation="lead_scoring")["budget"], {"status": "ok"})
+
     def test_budget_outside_the_call_scope_does_not_apply(self):
         budget = self._budget(operation_ids=[Command.create({"name": "ticket_summary"})], budget_amount=0.000001)
         result = self._send()
@@ -279,3 +320,13 @@ class TestCostBudget(AiCostCase):
         self.assertEqual(company._ai_cost_monitor(), {}, "an alert is sent once a day")
         company.ai_alert_cost_per_record = self.call_cost / 10
         self.assertEqual(list(company._ai_cost_monitor()), ["cost_per_record"])
+
+
+@tagged("post_install", "-at_install")
+class TestBudgetThresholdTags(HttpCase):
+    def test_thresholds_render_and_edit_as_badges(self):
+        budget = self.env["ai.cost.budget"].create({"name": "Tour budget", "budget_amount": 10.0})
+        self.start_tour("/odoo/action-ai_cost_optimizer.action_ai_cost_budget", "ai_cost_budget_thresholds_tour",
+                        login="admin")
+        budget.invalidate_recordset()
+        self.assertEqual(budget.alert_thresholds, "80, 90, 100")
