@@ -21,6 +21,11 @@ def num(text: str) -> float:
     return float(text.replace(",", ""))
 
 
+def versus(value: float, baseline: float) -> str:
+    """`value` as a fraction (1/n) of a slower baseline, or as a multiple (n x) of a faster one."""
+    return f"1/{baseline / value:.0f}" if baseline > value else f"{value / baseline:.2f}x"
+
+
 def row(figure, value, unit, target, passed, ratio="", naive=""):
     return {"figure": figure, "value": f"{value:.2f} {unit}".strip(), "target": target,
             "result": "pass" if passed else "FAIL", "ratio": ratio, "naive": naive}
@@ -41,7 +46,7 @@ def recommend_provider(out: str) -> list[dict]:
     rows = []
     for label, p50 in re.findall(rf"^\s*(stored as a record|internal \(gateway, not stored\))\s+{NUMBER}", out, re.M):
         # Naive: aggregate the benchmark rows on each call, as the refresh does for all providers at once.
-        ratio = f"1/{num(refresh.group(2)) / num(p50):.0f}" if refresh else ""
+        ratio = versus(num(p50), num(refresh.group(2))) if refresh else ""
         rows.append(row(f"recommend_provider, {label}", num(p50), "ms", "< 2 ms", num(p50) < 2, ratio,
                         f"aggregate {refresh.group(1)} rows: {refresh.group(2)} ms" if refresh else ""))
     return rows
@@ -60,10 +65,13 @@ def waste_analysis(out: str) -> list[dict]:
 def budget_check(out: str) -> list[dict]:
     pattern = rf"budget_check with\s+{NUMBER} usage rows: p50 {NUMBER}"
     found = {num(rows): num(p50) for rows, p50 in re.findall(pattern, out)}
+    naive_pattern = rf"budget_check naive \(ledger sum per call\) with\s+{NUMBER} usage rows: p50 {NUMBER}"
+    naive = {num(rows): num(p50) for rows, p50 in re.findall(naive_pattern, out)}
     empty = found.get(0.0)
     return [
         row(f"budget check, {int(rows):,} usage rows", p50, "ms", "< 1 ms, constant", p50 < 1,
-            f"{p50 / empty:.2f}x of empty ledger" if empty else "", "ledger sum per call: not run")
+            f"{p50 / empty:.2f}x of empty ledger" + (f", {versus(p50, naive[rows])} of naive" if rows in naive else "")
+            if empty else "", f"ledger sum per call: {naive[rows]:.2f} ms" if rows in naive else "not run")
         for rows, p50 in found.items()
     ]
 
@@ -77,7 +85,7 @@ def dashboard_api(out: str) -> list[dict]:
         base = naive.get("dashboard" if name.startswith("dashboard") else "API")
         speedup = base / num(ms) if base else 0
         rows.append(row(f"{name}, {size}", num(ms), "ms", "< 300 ms, >= 50x", num(ms) < 300 and speedup >= 50,
-                        f"1/{speedup:.0f}" if base else "", f"raw rows: {base:.0f} ms" if base else ""))
+                        versus(num(ms), base) if base else "", f"raw rows: {base:.0f} ms" if base else ""))
     return rows
 
 
