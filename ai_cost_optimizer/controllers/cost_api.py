@@ -7,35 +7,55 @@ import werkzeug.exceptions
 
 from odoo import fields, http
 from odoo.http import request
+from odoo.osv import expression
+from odoo.tools import SQL
 
 from ..core.messages import check_label, check_model_name, short_repr
 from ..models.ai_service import MAX_RECORD_ID
+from ..models.ai_service_provider_price import PRICE_DIGITS
+from ..models.ai_token_usage_record_monthly import month_end, month_start
 from ..models.ir_http import json_error
 
 COST_FILTERS = {"start", "end", "operation", "user", "provider", "res_model", "res_id"}
 USER_FILTERS = {"start", "end", "operation", "provider", "budget"}
 DEFAULT_DAYS = 30
 TOP_RECORDS = 10
+DAY = timedelta(days=1)
 # Strict formats: Python's own parsers also take Unicode digits, trailing junk (Date.to_date cuts
 # at 10 characters) or exponents.
 DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 INT_RE = re.compile(r"-?[0-9]+")
+
+# Filter name -> rollup field, for the filters that are equalities on a rollup key.
+KEY_FILTERS = {"operation": "operation", "user": "user_id", "provider": "provider_id", "res_model": "res_model",
+               "res_id": "res_id"}
+# Filters that the per-month record rollup cannot apply (it keys rows by month and record only), or that
+# leave so few rows (one record) that the per-day one answers at once.
+RECORD_DAILY_FILTERS = {"operation", "user", "provider", "res_id"}
+RECORD_COLUMNS = ("res_model", "res_id", "cost_usd", "call_count")
+NO_PROVIDER = {"provider_name": None, "model": None}
+# GROUPING(operation, provider_id, day) of each grouping set of `_daily_sections`.
+TOTAL_SET, OPERATION_SET, PROVIDER_SET, DAY_SET = 0b111, 0b011, 0b101, 0b110
 
 
 def json_response(payload):
     return request.make_response(json.dumps(payload), headers=[("Content-Type", "application/json")])
 
 
-def cost_payload(env, domain, filters):
-    """The body of /ai_cost/api/v1/costs for a rollup `domain`, read from the per-day rollups."""
-    Daily = env["ai.token.usage.daily"]
-    if "res_id" in filters:
-        Daily = env["ai.token.usage.record.daily"]
-    (cost, calls, hits, savings, unknown), = Daily._read_group(
-        domain, [], ["cost_usd:sum", "call_count:sum", "cache_hit_count:sum", "savings_usd:sum",
-                     "cost_unknown_count:sum"],
-    )
+def rollup_domain(filters, start=None, end=None):
+    """The rollup domain of the API `filters` (as `_prepare` returns them), over [start, end] if given."""
+    domain = [("day", ">=", start or filters["start"]), ("day", "<=", end or filters["end"])]
+    return domain + [(field, "=", filters[name]) for name, field in KEY_FILTERS.items() if name in filters]
+
+
+def cost_payload(env, filters):
+    """The body of /ai_cost/api/v1/costs for the API `filters`, read from the rollups in a few queries."""
+    Rollup = env["ai.token.usage.record.daily" if "res_id" in filters else "ai.token.usage.daily"]
+    sections = _daily_sections(Rollup, rollup_domain(filters))
+    (cost, calls, hits, savings, unknown), = sections[TOTAL_SET]
     calls = calls or 0
+    providers = env["ai.service.provider"].browse(key for key, *_sums in sections[PROVIDER_SET] if key)
+    names = {p.id: {"provider_name": p.name, "model": p.model} for p in providers}
     return {
         "filters": filters,
         "total_cost_usd": cost or 0.0,
@@ -43,23 +63,12 @@ def cost_payload(env, domain, filters):
         "cost_unknown_requests": unknown or 0,
         "by_operation": [
             {"operation": op or None, "cost_usd": c, "requests": n}
-            for op, c, n in Daily._read_group(
-                domain, ["operation"], ["cost_usd:sum", "call_count:sum"], order="cost_usd:sum desc"
-            )
+            for op, c, n, *_rest in _costliest_first(sections[OPERATION_SET])
         ],
-        "by_record": [
-            {"res_model": model, "res_id": res_id, "cost_usd": c, "requests": n}
-            for model, res_id, c, n in env["ai.token.usage.record.daily"]._read_group(
-                domain, ["res_model", "res_id"], ["cost_usd:sum", "call_count:sum"],
-                order="cost_usd:sum desc", limit=TOP_RECORDS,
-            )
-        ],
+        "by_record": _top_records(env, filters),
         "by_provider": [
-            {"provider_id": p.id or None, "provider_name": p.name or None, "model": p.model or None,
-             "cost_usd": c, "requests": n}
-            for p, c, n in Daily._read_group(
-                domain, ["provider_id"], ["cost_usd:sum", "call_count:sum"], order="cost_usd:sum desc"
-            )
+            {"provider_id": provider_id or None, **names.get(provider_id, NO_PROVIDER), "cost_usd": c, "requests": n}
+            for provider_id, c, n, *_rest in _costliest_first(sections[PROVIDER_SET])
         ],
         "cache_stats": {
             "hits": hits or 0,
@@ -68,23 +77,126 @@ def cost_payload(env, domain, filters):
         },
         "time_series": [
             {"date": str(day), "cost_usd": c, "requests": n}
-            for day, c, n in Daily._read_group(
-                domain, ["day:day"], ["cost_usd:sum", "call_count:sum"], order="day:day"
-            )
+            for day, c, n, *_rest in sorted(sections[DAY_SET])
         ],
     }
 
 
+def _costliest_first(rows):
+    return sorted(rows, key=lambda row: -(row[1] or 0.0))
+
+
+def _daily_sections(Rollup, domain):
+    """Totals and the sums by operation, by provider and by day, in one scan of the per-day `Rollup`:
+    {grouping set: [(key, cost, calls, cache hits, savings, cost-unknown calls)]} (no key for the totals)."""
+    query = Rollup._search(domain)
+    table = query.table
+    env = Rollup.env
+    env.cr.execute(SQL(
+        """SELECT GROUPING(%(op)s, %(provider)s, %(day)s), %(op)s, %(provider)s, %(day)s,
+                  SUM(%(cost)s), SUM(%(calls)s), SUM(%(hits)s), SUM(%(savings)s), SUM(%(unknown)s)
+             FROM %(tables)s WHERE %(where)s
+         GROUP BY GROUPING SETS ((), (%(op)s), (%(provider)s), (%(day)s))""",
+        op=SQL.identifier(table, "operation"), provider=SQL.identifier(table, "provider_id"),
+        day=SQL.identifier(table, "day"), cost=SQL.identifier(table, "cost_usd"),
+        calls=SQL.identifier(table, "call_count"), hits=SQL.identifier(table, "cache_hit_count"),
+        savings=SQL.identifier(table, "savings_usd"), unknown=SQL.identifier(table, "cost_unknown_count"),
+        tables=query.from_clause, where=query.where_clause,
+    ))
+    sections = {TOTAL_SET: [], OPERATION_SET: [], PROVIDER_SET: [], DAY_SET: []}
+    for grouping, op, provider_id, day, *sums in env.cr.fetchall():
+        key = {OPERATION_SET: [op], PROVIDER_SET: [provider_id], DAY_SET: [day]}.get(grouping, [])
+        sections[grouping].append((*key, *sums))
+    return sections
+
+
+def _top_records(env, filters):
+    """The TOP_RECORDS records that cost the most in the period: the per-month rollup sums the months that
+    the period covers, the per-day one the days of the months it cuts (one query for both)."""
+    start, end = fields.Date.to_date(filters["start"]), fields.Date.to_date(filters["end"])
+    first, last = (None, None) if RECORD_DAILY_FILTERS.intersection(filters) else _covered_months(env, start, end)
+    if first is None or first > last:
+        parts = [("ai.token.usage.record.daily", rollup_domain(filters))]
+    else:
+        parts = [("ai.token.usage.record.monthly", rollup_domain(filters, first, last))]
+        if start < first:  # the days of the first month that it cuts, if any
+            parts.append(("ai.token.usage.record.daily", rollup_domain(filters, start, first - DAY)))
+        if month_end(last) < end:  # and those of the last month
+            parts.append(("ai.token.usage.record.daily", rollup_domain(filters, month_end(last) + DAY, end)))
+    rows = SQL(" UNION ALL ").join(_select(env[model]._search(domain), RECORD_COLUMNS) for model, domain in parts)
+    # Summed as float8, whose aggregation state is a fraction of numeric's (so the hash table of thousands of
+    # records stays in work_mem), then rounded back: costs have PRICE_DIGITS decimals and a float8 sum of
+    # them is off by far less than half the last one, so the rounded sum is the exact one.
+    env.cr.execute(SQL(
+        """SELECT res_model, res_id, ROUND(cost::numeric, %s), calls FROM (
+               SELECT res_model, res_id, SUM(cost_usd::float8) AS cost, SUM(call_count) AS calls FROM (%s) r
+                GROUP BY res_model, res_id ORDER BY cost DESC LIMIT %s) top
+            ORDER BY cost DESC""",
+        PRICE_DIGITS[1], rows, TOP_RECORDS,
+    ))
+    return [
+        {"res_model": model, "res_id": res_id, "cost_usd": c, "requests": n}
+        for model, res_id, c, n in env.cr.fetchall()
+    ]
+
+
+def _select(query, columns):
+    """The SELECT of `query` (a rollup's `_search`, record rules included) for these columns of its table."""
+    return query.select(*(SQL.identifier(query.table, column) for column in columns))
+
+
+def _covered_months(env, start, end):
+    """The first and last month (their first days) whose rollup rows count exactly the usage of [start, end]:
+    the months inside it, and the months it cuts when the part left out has no usage at all (the current
+    month, up to today). first > last when there is none."""
+    first, last = month_start(start), month_start(end)
+    outside = expression.OR([
+        [("day", ">=", first), ("day", "<", start)], [("day", ">", end), ("day", "<=", month_end(last))]
+    ])
+    used = {
+        month_start(day) for day, in env["ai.token.usage.daily"]._read_group(
+            outside, ["day:month"], having=[("call_count:sum", "!=", 0)]
+        )
+    }
+    if first in used:
+        first = month_end(first) + DAY
+    if last in used:
+        last = month_start(last - DAY)
+    return first, last
+
+
+def user_summary_payload(env, filters, budget=None):
+    """The body of /ai_cost/api/v1/costs/users: cost per user, count, min, average and max, and whether all
+    are under `budget` (None: not asked)."""
+    groups = env["ai.token.usage.daily"]._read_group(
+        rollup_domain(filters), ["user_id"], ["cost_usd:sum", "call_count:sum"], order="cost_usd:sum desc"
+    )
+    costs = [cost for _user, cost, _n in groups]
+    return {
+        "filters": filters,
+        "users": [
+            {"user_id": user.id or None, "user_name": user.name or None, "cost_usd": cost, "requests": n}
+            for user, cost, n in groups
+        ],
+        "count": len(costs),
+        "min_cost_usd": min(costs, default=0.0),
+        "avg_cost_usd": sum(costs) / len(costs) if costs else 0.0,
+        "max_cost_usd": max(costs, default=0.0),
+        "budget_usd": budget,
+        "all_under_budget": None if budget is None else all(cost < budget for cost in costs),
+    }
+
+
 class CostApi(http.Controller):
-    """Read-only JSON API over the per-day usage rollups (AI Cost managers only)."""
+    """Read-only JSON API over the usage rollups (AI Cost managers only)."""
 
     @http.route(
         "/ai_cost/api/v1/costs", type="http", auth="ai_cost_api", methods=["GET"], csrf=False, save_session=False
     )
     def costs(self, **params):
         """Total cost and requests, by operation, record, provider, cache stats and time series."""
-        env, domain, filters = self._prepare(params, COST_FILTERS)
-        return json_response(cost_payload(env, domain, filters))
+        env, filters = self._prepare(params, COST_FILTERS)
+        return json_response(cost_payload(env, filters))
 
     @http.route(
         "/ai_cost/api/v1/costs/users", type="http", auth="ai_cost_api", methods=["GET"], csrf=False, save_session=False
@@ -92,31 +204,15 @@ class CostApi(http.Controller):
     def costs_by_user(self, **params):
         """Cost per user in the period: count, min, average and max, and whether all are under `budget`."""
         budget = params.pop("budget", None)
-        env, domain, filters = self._prepare(params, USER_FILTERS)
+        env, filters = self._prepare(params, USER_FILTERS)
         if budget is not None:
             budget = self._parse_number(budget, "budget")
             filters["budget"] = budget
-        groups = env["ai.token.usage.daily"]._read_group(
-            domain, ["user_id"], ["cost_usd:sum", "call_count:sum"], order="cost_usd:sum desc"
-        )
-        costs = [cost for _user, cost, _n in groups]
-        return json_response({
-            "filters": filters,
-            "users": [
-                {"user_id": user.id or None, "user_name": user.name or None, "cost_usd": cost, "requests": n}
-                for user, cost, n in groups
-            ],
-            "count": len(costs),
-            "min_cost_usd": min(costs, default=0.0),
-            "avg_cost_usd": sum(costs) / len(costs) if costs else 0.0,
-            "max_cost_usd": max(costs, default=0.0),
-            "budget_usd": budget,
-            "all_under_budget": None if budget is None else all(cost < budget for cost in costs),
-        })
+        return json_response(user_summary_payload(env, filters, budget))
 
     # ------------------------------------------------------------------
     def _prepare(self, params, allowed):
-        """The manager's environment, the rollup domain of the filters, and the filters echoed back."""
+        """The manager's environment and the checked filters (echoed back; see `rollup_domain`)."""
         env = request.env
         if not env.user.has_group("ai_cost_optimizer.group_ai_cost_manager"):
             raise json_error(werkzeug.exceptions.Forbidden, "The AI cost API is for AI Cost managers.")
@@ -133,7 +229,6 @@ class CostApi(http.Controller):
             raise self._bad_request(f"The default start, {DEFAULT_DAYS} days before end, is out of range.") from None
         if start > end:
             raise self._bad_request("start must not be after end.")
-        domain = [("day", ">=", start), ("day", "<=", end)]
         filters = {"start": str(start), "end": str(end)}
         for name, check in (("operation", check_label), ("res_model", check_model_name)):
             try:
@@ -141,17 +236,14 @@ class CostApi(http.Controller):
             except ValueError as error:
                 raise self._bad_request(str(error)) from None
             if value:
-                domain.append((name, "=", value))
                 filters[name] = value
-        for name, field in (("user", "user_id"), ("provider", "provider_id"), ("res_id", "res_id")):
+        for name in ("user", "provider", "res_id"):
             if params.get(name) not in (None, ""):
-                value = self._parse_int(params[name], name)
-                domain.append((field, "=", value))
-                filters[name] = value
+                filters[name] = self._parse_int(params[name], name)
         self._check_visible(env, filters)
         if "res_id" in filters and "res_model" not in filters:
             raise self._bad_request("res_id needs res_model.")
-        return env, domain, filters
+        return env, filters
 
     @staticmethod
     def _bad_request(message):

@@ -1,4 +1,15 @@
 from odoo import fields, models
+from odoo.tools import SQL
+
+# The usage rows that concern an Odoo record: what the per-record rollups cover.
+RECORD_ROWS_SQL = "u.res_model IS NOT NULL AND u.res_id IS NOT NULL AND u.res_id != 0"
+# What the API's top records read of a per-record rollup row.
+TOP_COLUMNS = "res_model, res_id, cost_usd, call_count"
+
+
+def record_usages(usages):
+    """The ORM twin of RECORD_ROWS_SQL (`_rollup_covers`): a superset of its rows, as the SQL filters again."""
+    return usages.filtered("res_id")
 
 
 class AiTokenUsageRecordDaily(models.Model):
@@ -12,6 +23,20 @@ class AiTokenUsageRecordDaily(models.Model):
     _description = "AI Usage per Record and Day"
     _order = "day desc, id desc"
     _rollup_extra_keys = [("res_id", "u.res_id", "res_id")]
-    _rollup_where = "u.res_model IS NOT NULL AND u.res_id IS NOT NULL AND u.res_id != 0"
+    _rollup_where = RECORD_ROWS_SQL
 
-    res_id = fields.Integer(string="Related Record", required=True, readonly=True)
+    # Indexed for the API's filter on one record.
+    res_id = fields.Integer(string="Related Record", required=True, readonly=True, index=True)
+
+    def _rollup_covers(self, usages):
+        return record_usages(usages)
+
+    def init(self):
+        super().init()
+        # The API's top records read these columns only, for a period (the days of the months it cuts) or for one
+        # operation's (cost per module): covering indexes answer from the index, not the wide rows.
+        for name, key in (("top", "company_id, day"), ("operation_top", "company_id, operation, day")):
+            self.env.cr.execute(SQL(
+                "CREATE INDEX IF NOT EXISTS %s ON %s (%s) INCLUDE (%s)",
+                SQL.identifier(f"{self._table}_{name}_idx"), SQL.identifier(self._table), SQL(key), SQL(TOP_COLUMNS),
+            ))

@@ -3,7 +3,7 @@ from odoo.tools import SQL
 
 from .ai_token_usage_rollup_mixin import ROLLUP_SOURCE_FIELDS
 
-ROLLUP_MODELS = ("ai.token.usage.daily", "ai.token.usage.record.daily")
+ROLLUP_MODELS = ("ai.token.usage.daily", "ai.token.usage.record.daily", "ai.token.usage.record.monthly")
 
 
 class AiTokenUsage(models.Model):
@@ -38,14 +38,16 @@ class AiTokenUsage(models.Model):
     def _rollup_apply(self, sign):
         """Add (sign 1) or remove (sign -1) these rows' contribution to every rollup, in one statement:
         the upserts after the first run as data-modifying CTEs, which PostgreSQL runs exactly once."""
-        if not self:
+        rollups = [self.env[model].sudo() for model in ROLLUP_MODELS]
+        rollups = [rollup for rollup in rollups if rollup._rollup_covers(self)]
+        if not rollups:
             return
         self.flush_recordset()
-        first, *others = [self.env[model].sudo()._upsert_sql(self.ids, sign) for model in ROLLUP_MODELS]
+        first, *others = [rollup._upsert_sql(self.ids, sign) for rollup in rollups]
         ctes = [SQL("%s AS (%s)", SQL.identifier(f"rollup_{index}"), upsert) for index, upsert in enumerate(others)]
         self.env.cr.execute(SQL("WITH %s %s", SQL(", ").join(ctes), first) if ctes else first)
-        for model in ROLLUP_MODELS:
-            self.env[model].invalidate_model()
+        for rollup in rollups:
+            rollup.invalidate_model()
 
     @api.model
     def _rollup_fold_deleted(self, column, ids):

@@ -1,0 +1,119 @@
+from collections import defaultdict
+from datetime import date, datetime
+
+from odoo.tests import TransactionCase, new_test_user, tagged
+from odoo.tools import SQL
+
+from ..controllers.cost_api import cost_payload
+
+# Usage days over three months, so that periods can cut months on either side.
+DAYS = [date(2025, 1, 10), date(2025, 1, 25), date(2025, 2, 5), date(2025, 2, 20), date(2025, 3, 15)]
+OPERATIONS = ["lead_qualification", "email_draft"]
+RECORDS = 12  # more than the API's top 10
+ROWS = 30
+PERIODS = [
+    (date(2025, 1, 1), date(2025, 3, 31)),  # whole months
+    (date(2025, 1, 20), date(2025, 3, 31)),  # cuts January after a usage day
+    (date(2025, 1, 1), date(2025, 2, 10)),  # cuts February before a usage day
+    (date(2025, 1, 20), date(2025, 2, 10)),  # cuts both months
+    (date(2025, 1, 20), date(2025, 3, 10)),  # cuts January and March, covers February
+    (date(2025, 1, 11), date(2025, 1, 31)),  # inside one month it cuts
+    (date(2025, 1, 26), date(2025, 2, 19)),  # cuts both, no usage day inside the first one
+    (date(2025, 2, 5), date(2025, 2, 5)),  # one day
+    (date(2025, 3, 1), date(2025, 12, 31)),  # the months after March have no usage: March counts whole
+    (date(2024, 12, 1), date(2025, 1, 10)),  # from a month without usage to the first usage day
+]
+
+
+@tagged("post_install", "-at_install")
+class TestCostApiPeriods(TransactionCase):
+    """The API's figures for periods that cut months equal the raw ledger: by_record combines the
+    per-month rollup for the months the period covers with the per-day one for the days of the others."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.provider = cls.env["ai.service.provider"].create({
+            "name": "Periods (test)", "kind": "openai_compatible", "base_url": "http://127.0.0.1:9/v1",
+            "model": "gpt-4o-mini",
+        })
+        cls.manager = new_test_user(
+            cls.env, login="ai_periods_manager", groups="base.group_user,ai_cost_optimizer.group_ai_cost_manager"
+        )
+        # Costs are distinct powers of two (in units of 1e-8 USD), so that no two records tie in a period.
+        cls.usages = cls.env["ai.token.usage"].create([
+            {
+                "provider_id": cls.provider.id, "model": "gpt-4o-mini", "operation": OPERATIONS[k % 2],
+                "res_model": "res.partner", "res_id": 1 + k % RECORDS, "cost_usd": 2 ** k * 1e-8,
+                "user_id": cls.manager.id, "status": "ok", "input_tokens": 100, "output_tokens": 10,
+            }
+            for k in range(ROWS)
+        ])
+        for k, usage in enumerate(cls.usages):
+            cls.env.cr.execute(SQL(
+                "UPDATE ai_token_usage SET create_date = %s WHERE id = %s",
+                datetime.combine(DAYS[k % len(DAYS)], datetime.min.time().replace(hour=12)), usage.id,
+            ))
+        cls.env["ai.token.usage"]._rebuild_rollups()
+
+    def _payload(self, start, end, **filters):
+        return cost_payload(self.env(user=self.manager), {"start": str(start), "end": str(end), **filters})
+
+    def _expected_records(self, start, end, operation=None):
+        sums = defaultdict(lambda: [0.0, 0])
+        for usage in self.usages:
+            if start <= usage.create_date.date() <= end and operation in (None, usage.operation):
+                sums[(usage.res_model, usage.res_id)][0] += usage.cost_usd
+                sums[(usage.res_model, usage.res_id)][1] += 1
+        ranked = sorted(sums.items(), key=lambda item: -item[1][0])[:10]
+        return [(model, res_id, round(cost, 8), n) for (model, res_id), (cost, n) in ranked]
+
+    def _records(self, body):
+        return [(row["res_model"], row["res_id"], round(row["cost_usd"], 8), row["requests"])
+                for row in body["by_record"]]
+
+    def test_periods_that_cut_months_equal_the_ledger(self):
+        for start, end in PERIODS:
+            with self.subTest(start=start, end=end):
+                body = self._payload(start, end)
+                expected = self._expected_records(start, end)
+                self.assertEqual(self._records(body), expected)
+                in_period = self.usages.filtered(lambda u, s=start, e=end: s <= u.create_date.date() <= e)
+                self.assertAlmostEqual(body["total_cost_usd"], sum(in_period.mapped("cost_usd")), places=10)
+                self.assertEqual(body["total_requests"], len(in_period))
+
+    def test_operation_filter_over_cut_months(self):
+        start, end = date(2025, 1, 20), date(2025, 3, 31)
+        body = self._payload(start, end, operation="email_draft")
+        self.assertEqual(self._records(body), self._expected_records(start, end, "email_draft"))
+        drafts = self.usages.filtered(lambda u: u.operation == "email_draft" and start <= u.create_date.date() <= end)
+        self.assertEqual(body["total_requests"], len(drafts))
+
+    def test_one_record(self):
+        body = self._payload(date(2025, 1, 20), date(2025, 3, 31), res_model="res.partner", res_id=2)
+        # res_id 2 has the rows k = 1 (Jan 25), 13 (Feb 20) and 25 (Jan 10, before the period).
+        self.assertEqual(self._records(body), [("res.partner", 2, round((2 + 2 ** 13) * 1e-8, 8), 2)])
+
+    def test_month_rollup_follows_the_ledger_and_rebuilds(self):
+        """Written rows move their month's sums at once; a rebuild from any day redoes whole months."""
+        Monthly = self.env["ai.token.usage.record.monthly"]
+        new = self.env["ai.token.usage"].create({
+            "provider_id": self.provider.id, "model": "gpt-4o-mini", "res_model": "res.partner", "res_id": 99,
+            "cost_usd": 0.5, "user_id": self.manager.id, "status": "ok",
+        })
+        row = Monthly.search([("res_id", "=", 99)])
+        self.assertEqual((row.day, row.call_count, row.cost_usd), (new.create_date.date().replace(day=1), 1, 0.5))
+        new.res_id = 98
+        self.assertEqual(Monthly.search([("res_id", "=", 99)]).call_count, 0)
+        self.assertEqual(Monthly.search([("res_id", "=", 98)]).call_count, 1)
+
+        def snapshot():
+            Monthly.invalidate_model()
+            return sorted(
+                (r.day, r.res_id, r.call_count, round(r.cost_usd, 8)) for r in Monthly.search([]) if r.call_count
+            )
+
+        before = snapshot()
+        self.env["ai.token.usage"]._rebuild_rollups(date(2025, 2, 10))  # mid-month: rebuilds February whole
+        self.assertEqual(snapshot(), before)
+        self.assertIn((date(2025, 2, 1), 3, 1, round(2 ** 2 * 1e-8, 8)), before)
