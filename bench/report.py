@@ -77,12 +77,13 @@ def budget_check(out: str) -> list[dict]:
 
 
 def dashboard_api(out: str) -> list[dict]:
-    naive = {kind: num(ms) for kind, ms in re.findall(rf"naive (dashboard|API) over raw rows\s+{NUMBER}", out)}
+    pattern = rf"^naive ((?:dashboard|API costs)[^\n]*?)\s+{NUMBER}"
+    naive = {name: num(ms) for name, ms in re.findall(pattern, out, re.M)}
     raw = re.search(r"raw usage rows: (\d+)", out)
     size = f"{int(raw.group(1)):,} rows" if raw else "1M rows"
     rows = []
     for name, ms in re.findall(rf"^((?:dashboard|API costs)[^\n]*?)\s+{NUMBER}\s+(?:OK|SLOW)", out, re.M):
-        base = naive.get("dashboard" if name.startswith("dashboard") else "API")
+        base = naive.get(name)
         speedup = base / num(ms) if base else 0
         rows.append(row(f"{name}, {size}", num(ms), "ms", "< 300 ms, >= 50x", num(ms) < 300 and speedup >= 50,
                         versus(num(ms), base) if base else "", f"raw rows: {base:.0f} ms" if base else ""))
