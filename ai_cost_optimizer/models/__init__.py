@@ -1,3 +1,4 @@
+from . import ai_cost_gateway_cache_mixin
 from . import ai_task_type
 from . import ai_service_provider_price
 from . import ai_service_provider

@@ -7,8 +7,10 @@ PRICE_DIGITS = (16, 8)
 
 class AiServiceProviderPrice(models.Model):
     _name = "ai.service.provider.price"
+    _inherit = ["ai.cost.gateway.cache.mixin"]
     _description = "AI Provider Price Version"
     _order = "provider_id, date_start desc, id desc"
+    _gateway_cache_fields = ("provider_id", "date_start")  # see _versions
 
     provider_id = fields.Many2one("ai.service.provider", required=True, ondelete="cascade", index=True)
     company_id = fields.Many2one(related="provider_id.company_id", store=True)
@@ -25,23 +27,6 @@ class AiServiceProviderPrice(models.Model):
     cache_write_price = fields.Float(digits=PRICE_DIGITS)
 
     usage_count = fields.Integer(compute="_compute_usage_count")
-
-    @api.model_create_multi
-    def create(self, vals_list):
-        prices = super().create(vals_list)
-        self.env.registry.clear_cache()
-        return prices
-
-    def write(self, vals):
-        result = super().write(vals)
-        if {"provider_id", "date_start"}.intersection(vals):
-            self.env.registry.clear_cache()
-        return result
-
-    def unlink(self):
-        result = super().unlink()
-        self.env.registry.clear_cache()
-        return result
 
     def _compute_usage_count(self):
         counts = dict(

@@ -7,27 +7,12 @@ FIGURE_FIELDS = ("code", "active", "expected_output_tokens", "learned_output_tok
 class AiTaskType(models.Model):
     """The answer length learned from the benchmarks, cached by ai.provider.benchmark."""
 
-    _inherit = "ai.task.type"
+    _name = "ai.task.type"
+    _inherit = ["ai.task.type", "ai.cost.gateway.cache.mixin"]
+    _gateway_cache_fields = FIGURE_FIELDS
 
     learned_output_tokens = fields.Float(readonly=True, help="Average output tokens of this task type's calls.")
     learned_output_samples = fields.Integer(readonly=True, help="Calls the learned average is computed from.")
-
-    @api.model_create_multi
-    def create(self, vals_list):
-        task_types = super().create(vals_list)
-        self.env.registry.clear_cache()
-        return task_types
-
-    def write(self, vals):
-        result = super().write(vals)
-        if set(FIGURE_FIELDS).intersection(vals):
-            self.env.registry.clear_cache()
-        return result
-
-    def unlink(self):
-        result = super().unlink()
-        self.env.registry.clear_cache()
-        return result
 
     @api.model
     def _output_figures(self):
