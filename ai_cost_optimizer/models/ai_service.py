@@ -187,7 +187,7 @@ class AiService(models.AbstractModel):
                     self.env.company.name,
                 )
             )
-        if provider.company_id not in self.env.user.company_ids:
+        if not self._is_users_company(provider.company_id):
             # Not kept on the call: the failed call is recorded in the caller's company, not in theirs.
             raise UserError(_("The AI provider '%s' belongs to another company.", provider.name))
         call["provider"] = provider
@@ -314,10 +314,15 @@ class AiService(models.AbstractModel):
             isinstance(provider, models.BaseModel)
             and provider._name == "ai.service.provider"
             and len(provider) == 1
-            and provider.sudo().company_id in self.env.user.company_ids
+            and self._is_users_company(provider.sudo().company_id)
         ):
             return provider
         return None
+
+    def _is_users_company(self, company):
+        """Whether `company` is one of the current user's active companies. Odoo caches them per user:
+        reading the user's company_ids instead would load every field of every company on each call."""
+        return company.id in self.env.user._get_company_ids()
 
     def _usage_values(self, call, status, error):
         provider = self._ledger_provider(call)
