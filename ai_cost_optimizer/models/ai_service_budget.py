@@ -22,7 +22,8 @@ class AiService(models.AbstractModel):
         if "ai.cost.optimizer" not in self.env:
             return False
         current = call["provider"]
-        recommendation = self.env["ai.cost.optimizer"].recommend_provider(
+        # The gateway's recommend step asked the same question already: its answer is reused.
+        recommendation = call.get("recommendation") or self.env["ai.cost.optimizer"].recommend_provider(
             call["task_type"], call["context_size_tokens"], call["quality_required"], call.get("max_budget_usd")
         )
         provider = self.env["ai.service.provider"].sudo().browse(recommendation.get("provider_id") or [])
