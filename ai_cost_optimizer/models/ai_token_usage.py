@@ -60,7 +60,7 @@ class AiTokenUsage(models.Model):
     )
     error_message = fields.Text()
     attempts = fields.Integer(default=1)
-    prompt_hash = fields.Char(index=True)
+    prompt_hash = fields.Char()  # searched through ai_token_usage_waste_prompt_idx, which it leads
     prompt_text = fields.Text()
     completion_text = fields.Text()
     quality_score = fields.Integer(help="User feedback, 0-100.")
@@ -73,7 +73,7 @@ class AiTokenUsage(models.Model):
     switched_from_id = fields.Many2one("ai.service.provider", ondelete="set null")
 
     # Waste
-    waste_detected = fields.Boolean(index=True)
+    waste_detected = fields.Boolean()  # the costly ones: ai_token_usage_waste_saved_idx, partial
     waste_reason = fields.Char()
     could_have_saved_usd = fields.Float(digits=PRICE_DIGITS)
     optimization_score = fields.Integer(help="100: nothing to improve.")

@@ -1,5 +1,6 @@
 from odoo import api, models
 from odoo.tools import SQL
+from odoo.tools.sql import drop_index
 
 from .ai_token_usage_rollup_mixin import ROLLUP_SOURCE_FIELDS
 
@@ -18,6 +19,8 @@ class AiTokenUsage(models.Model):
             "CREATE INDEX IF NOT EXISTS ai_token_usage_waste_saved_idx ON ai_token_usage "
             "(could_have_saved_usd DESC, create_date) WHERE waste_detected"
         )
+        # It supersedes the plain waste_detected index of earlier versions (Odoo keeps a dropped index).
+        drop_index(self.env.cr, "ai_token_usage__waste_detected_index", self._table)
 
     @api.model_create_multi
     def create(self, vals_list):

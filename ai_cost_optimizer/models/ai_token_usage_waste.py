@@ -1,5 +1,6 @@
 from odoo import fields, models
 from odoo.tools import create_index
+from odoo.tools.sql import drop_index
 
 from .ai_service_provider_price import PRICE_DIGITS
 
@@ -27,6 +28,9 @@ class AiTokenUsage(models.Model):
         create_index(
             self.env.cr, "ai_token_usage_waste_prompt_idx", self._table, ["prompt_hash", "company_id", "create_date"]
         )
+        # It supersedes the plain prompt_hash index of earlier versions (Odoo keeps a dropped index):
+        # one index less to maintain on every call.
+        drop_index(self.env.cr, "ai_token_usage__prompt_hash_index", self._table)
         create_index(
             self.env.cr, "ai_token_usage_waste_prefix_idx", self._table,
             ["static_prefix_hash", "provider_id", "create_date"], where="static_prefix_hash IS NOT NULL",
