@@ -151,7 +151,7 @@ class AiTokenAnalytics(models.Model):
                 "user_id": values["user_id"],
                 "operation": values["operation"],
                 "provider_id": values["provider_id"],
-                "call_date": usage.create_date,
+                "call_date": values["create_date"] or usage.create_date,
             }
             for finding in report["findings"]
         ])
