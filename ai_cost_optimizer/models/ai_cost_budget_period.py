@@ -76,28 +76,6 @@ class AiCostBudgetPeriod(models.Model):
     # ------------------------------------------------------------------
     # Gateway operations (plain SQL on the hot path, on the caller-given cursor)
     # ------------------------------------------------------------------
-    def _lock(self):
-        """Lock these rows (ordered by id, so concurrent callers never deadlock) and return their
-        current totals: {period_id: (spend, reserved)}."""
-        self.env.cr.execute(SQL(
-            "SELECT id, spend, reserved FROM ai_cost_budget_period WHERE id IN %s ORDER BY id FOR UPDATE",
-            tuple(self.ids),
-        ))
-        return {row[0]: (row[1] or 0.0, row[2] or 0.0) for row in self.env.cr.fetchall()}
-
-    def _reserve(self, amount):
-        """Hold `amount` on each of these (locked) periods; returns the reservation ids."""
-        self.env.cr.execute(SQL(
-            """UPDATE ai_cost_budget_period SET reserved = reserved + %(amount)s WHERE id IN %(ids)s;
-               INSERT INTO ai_cost_budget_reservation
-                      (period_id, amount, create_uid, create_date, write_uid, write_date)
-               SELECT id, %(amount)s, %(uid)s, now() AT TIME ZONE 'UTC', %(uid)s, now() AT TIME ZONE 'UTC'
-                 FROM unnest(%(id_list)s) AS id
-               RETURNING id""",
-            amount=amount, ids=tuple(self.ids), id_list=list(self.ids), uid=self.env.uid,
-        ))
-        return [row[0] for row in self.env.cr.fetchall()]
-
     def _unreserve(self, reservation_ids):
         """Drop reservations: returns {period_id: amount released} (expired ones are already gone)."""
         if not reservation_ids:

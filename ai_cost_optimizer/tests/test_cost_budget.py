@@ -24,6 +24,19 @@ class TestCostBudget(AiCostCase):
         assert cls.call_cost > 0
         cls.lead_qualification = cls.env["ai.cost.budget.operation"].create({"name": "lead_qualification"})
 
+    def _hold_elsewhere(self, period, amount):
+        """A reservation of another worker's call in flight, as the gateway's hold statement makes it;
+        returns the reservation ids."""
+        self.env.cr.execute(SQL(
+            """UPDATE ai_cost_budget_period SET reserved = reserved + %(amount)s WHERE id = %(id)s;
+               INSERT INTO ai_cost_budget_reservation (period_id, amount, create_uid, create_date, write_uid,
+                                                       write_date)
+               VALUES (%(id)s, %(amount)s, %(uid)s, now() AT TIME ZONE 'UTC', %(uid)s, now() AT TIME ZONE 'UTC')
+               RETURNING id""",
+            amount=amount, id=period.id, uid=self.env.uid,
+        ))
+        return [row[0] for row in self.env.cr.fetchall()]
+
     def _budget(self, **vals):
         return self.Budget.create({
             "name": "CRM", "budget_amount": 1.0, "provider_ids": [Command.set(self.gpt.ids)],
@@ -140,8 +153,7 @@ class TestCostBudget(AiCostCase):
         self._send()
         period = self._current_period(budget)
         spend = period.spend
-        period._lock()
-        fresh, stale = period._reserve(0.25), period._reserve(0.5)
+        fresh, stale = self._hold_elsewhere(period, 0.25), self._hold_elsewhere(period, 0.5)
         self.env.cr.execute(SQL(
             "UPDATE ai_cost_budget_reservation SET create_date = create_date - interval '2 hours' WHERE id IN %s",
             tuple(stale),
@@ -229,8 +241,7 @@ class TestCostBudget(AiCostCase):
         budget = self._budget(budget_amount=100.0)
         self._send()
         period = self._current_period(budget)
-        period._lock()
-        period._reserve(100 - 2 * self.call_cost)  # another worker's call in flight
+        self._hold_elsewhere(period, 100 - 2 * self.call_cost)
         self._fails(AiBudgetExceeded)
 
     def test_alert_once_per_threshold_per_period(self):
