@@ -36,12 +36,12 @@ def load_registry(args: argparse.Namespace):
 
 
 @contextmanager
-def environment(registry):
-    """A superuser environment on a cursor that commits on success."""
+def environment(registry, company_id=None):
+    """A superuser environment on a cursor that commits on success, in `company_id` when given."""
     from odoo import SUPERUSER_ID, api
 
     with registry.cursor() as cr:
-        yield api.Environment(cr, SUPERUSER_ID, {})
+        yield api.Environment(cr, SUPERUSER_ID, {"allowed_company_ids": [company_id]} if company_id else {})
 
 
 def percentile(values: list[float], fraction: float) -> float:

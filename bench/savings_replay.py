@@ -2,10 +2,17 @@
 provider, under four policies: always the premium model (the baseline), passthrough to each caller's
 configured provider, smart_router with the response cache and prompt caching, smart_router plus a budget.
 Target: smart_router with caching at least 40% cheaper than the baseline, with 0 calls served below
-their quality bar (the served provider's quality, its prior blended with rated benchmarks)."""
+their quality bar (the served provider's quality, its prior blended with rated benchmarks).
 
+The policies run in two processes at once, each in a company of its own (providers, response cache,
+budgets, ledger rows): the smart router's two here, the baseline and passthrough in a worker. Their
+figures are costs and counts; the milliseconds per call they print are shared by both processes."""
+
+import json
 import logging
 import random
+import subprocess
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -24,6 +31,9 @@ PROVIDERS = [
 PREMIUM = "claude-sonnet-4-5"
 RATED_SAMPLES = 30  # rated benchmark answers per provider: they weigh 60% of the blended quality
 POLICIES = ("premium", "passthrough", "smart_router+cache", "smart_router+budget")
+# The policies each process replays, in order (the budget policy's budget is the smart router's spend).
+GROUPS = {"smart": ("smart_router+cache", "smart_router+budget"), "baseline": ("premium", "passthrough")}
+RESULT = "savings_replay results: "
 WORDS = (
     "invoice customer order delivery quantity price discount tax warehouse product supplier contract clause "
     "payment term due date shipment lead opportunity revenue forecast quarter budget approval team manager "
@@ -101,9 +111,9 @@ def workload(calls: int) -> list[dict]:
 
 
 def setup(env, fake) -> tuple[dict, list[int]]:
-    """The four bench providers (prices from genai-prices); the company's other active providers (e.g. the
-    20 unreachable ones of bench/recommend_provider.py) are archived for the run, and their ids returned,
-    so that the smart router chooses among the bench providers only."""
+    """The four bench providers of the environment's company (prices from genai-prices); the company's
+    other active providers are archived for the run, and their ids returned, so that the smart router
+    chooses among the bench providers only."""
     Provider = env["ai.service.provider"].with_context(active_test=False)
     others = Provider.search([("company_id", "=", env.company.id), ("active", "=", True),
                               ("name", "not like", PREFIX)])
@@ -117,7 +127,7 @@ def setup(env, fake) -> tuple[dict, list[int]]:
             "quality_score": quality, "context_window": 200000 if kind == "anthropic" else 128000,
             "max_retries": 0, "task_type_ids": [(6, 0, TaskType.search([("code", "in", tasks)]).ids)],
         }
-        provider = Provider.search([("name", "=", PREFIX + model)], limit=1)
+        provider = Provider.search([("name", "=", PREFIX + model), ("company_id", "=", env.company.id)], limit=1)
         if provider:
             provider.write(vals)
         else:
@@ -127,15 +137,17 @@ def setup(env, fake) -> tuple[dict, list[int]]:
     return providers, others.ids
 
 
-def reset(registry, provider_ids: list[int]) -> None:
+def reset(registry, company_id: int, provider_ids: list[int]) -> None:
     """A clean slate for the next policy: no usage, cached answers, benchmarks, budgets or periods of the
     bench providers; then the rated benchmark answers that set each provider's quality."""
-    with environment(registry) as env:
+    with environment(registry, company_id) as env:
         Usage = env["ai.token.usage"]
         Usage.search(["|", ("provider_id", "in", provider_ids), ("session_id", "=like", PREFIX + "%")]).unlink()
         env["ai.response.cache"].search([("provider_id", "in", provider_ids)]).unlink()
         env["ai.cost.recommendation"].search([("recommended_provider_id", "in", provider_ids)]).unlink()
-        env["ai.cost.budget"].with_context(active_test=False).search([("name", "=like", PREFIX + "%")]).unlink()
+        env["ai.cost.budget"].with_context(active_test=False).search(
+            [("name", "=like", PREFIX + "%"), ("company_id", "=", company_id)]
+        ).unlink()
         Benchmark = env["ai.provider.benchmark"]
         Benchmark.search([("provider_id", "in", provider_ids)]).unlink()
         rng = random.Random(SEED)
@@ -150,7 +162,8 @@ def reset(registry, provider_ids: list[int]) -> None:
         env["ai.service.provider"].browse(provider_ids)._refresh_benchmark_quality()
 
 
-def replay(registry, fake, providers: dict, calls: list[dict], policy: str, budget_usd: float = 0.0) -> dict:
+def replay(registry, company_id: int, fake, providers: dict, calls: list[dict], policy: str,
+           budget_usd: float = 0.0) -> dict:
     """Send every call under `policy` (the budget policy gets a monthly budget of `budget_usd`); returns
     the figures of the run."""
     from odoo.addons.ai_cost_optimizer.core.recommendation import QUALITY_BARS
@@ -158,7 +171,7 @@ def replay(registry, fake, providers: dict, calls: list[dict], policy: str, budg
 
     smart = policy.startswith("smart_router")
     ids = [p.id for p in providers.values()]
-    with environment(registry) as env:
+    with environment(registry, company_id) as env:
         env["ai.service.provider"].browse(ids).write({"enable_prompt_caching": smart})
         env.company.ai_response_cache = smart
         if policy == "smart_router+budget":
@@ -169,7 +182,7 @@ def replay(registry, fake, providers: dict, calls: list[dict], policy: str, budg
     fake.reset()  # forget the prompt prefixes cached during the previous policy
     served, blocked, statuses = [], 0, {}
     started = time.perf_counter()
-    with environment(registry) as env:
+    with environment(registry, company_id) as env:
         quality = {p.id: p.effective_quality for p in env["ai.service.provider"].browse(ids)}
     for request in calls:
         caller = request["caller"]
@@ -177,7 +190,7 @@ def replay(registry, fake, providers: dict, calls: list[dict], policy: str, budg
         provider = providers[PREMIUM if policy == "premium" else caller.model]
         # One transaction per call, as one request each: a long transaction would not see the answers
         # cached (committed by the ledger transaction) after its snapshot.
-        with environment(registry) as env:
+        with environment(registry, company_id) as env:
             try:
                 result = env["ai.service"].send_message(
                     request["messages"], provider=provider.id, task_type=caller.task_type,
@@ -193,7 +206,7 @@ def replay(registry, fake, providers: dict, calls: list[dict], policy: str, budg
             below = quality[result["provider_id"]] < QUALITY_BARS[caller.quality]
             served.append((result["cost_usd"], result["cache_hit"], below))
     elapsed = time.perf_counter() - started
-    with environment(registry) as env:
+    with environment(registry, company_id) as env:
         env.cr.execute(
             """SELECT count(*) FILTER (WHERE waste_detected), COALESCE(sum(could_have_saved_usd), 0),
                       COALESCE(sum(cache_savings_usd), 0), COALESCE(sum(prompt_cache_savings_usd), 0)
@@ -211,8 +224,48 @@ def replay(registry, fake, providers: dict, calls: list[dict], policy: str, budg
     }
 
 
+def companies(registry) -> dict:
+    """{group: company id}: a company per process, with the superuser in it (made before the worker
+    starts: two processes adding companies to the same user would collide)."""
+    with environment(registry) as env:
+        found = {}
+        for group in GROUPS:
+            name = f"{PREFIX}{group}"
+            company = env["res.company"].search([("name", "=", name)]) or env["res.company"].create({"name": name})
+            env.user.write({"company_ids": [(4, company.id)]})
+            found[group] = company.id
+        return found
+
+
+def run_group(registry, company_id: int, calls: list[dict], policies: tuple, verbose: bool) -> dict:
+    """Replay `policies` in order in the company `company_id`; returns their figures."""
+    results = {}
+    with fake_provider_class()() as fake:
+        with environment(registry, company_id) as env:
+            providers, archived = setup(env, fake)
+            ids = [p.id for p in providers.values()]
+            for model, provider in providers.items():
+                if verbose:
+                    print(f"  {model:26} quality {provider.quality_score:3d}, ${provider.input_price:g} in / "
+                          f"${provider.output_price:g} out per M tokens")
+        try:
+            for policy in policies:
+                reset(registry, company_id, ids)
+                # A budget that the smart router's spend crosses halfway: alerts and auto-switch fire.
+                budget = results.get("smart_router+cache", {}).get("cost", 0.0)
+                results[policy] = replay(registry, company_id, fake, providers, calls, policy, budget)
+        finally:
+            reset(registry, company_id, ids)
+            with environment(registry, company_id) as env:
+                env["ai.service.provider"].browse(ids).write({"active": False})
+                env["ai.service.provider"].browse(archived).write({"active": True})
+                env.company.ai_response_cache = True
+    return results
+
+
 def main() -> None:
-    args = parse_args(__doc__, [(("--calls",), {"type": int, "default": 5000})])
+    args = parse_args(__doc__, [(("--calls",), {"type": int, "default": 5000}),
+                                (("--group",), {"choices": sorted(GROUPS), "help": "run as the worker of a group"})])
     registry = load_registry(args)
     # Every SDK request is logged at INFO by its HTTP library; that is not the gateway's cost.
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -220,29 +273,26 @@ def main() -> None:
     # The SDK warns that claude-sonnet-4-5 nears its end of life: the fake server serves it anyway.
     warnings.filterwarnings("ignore", message="The model .* is deprecated", category=DeprecationWarning)
     calls = workload(args.calls)
+    if args.group:
+        company_id = companies(registry)[args.group]
+        print(RESULT + json.dumps(run_group(registry, company_id, calls, GROUPS[args.group], verbose=False)))
+        return
     unique = len({id(request) for request in calls})
     print(f"savings_replay workload: {len(calls)} calls ({unique} distinct requests) from {len(CALLERS)} callers, "
           f"seed {SEED}")
-    results = {}
-    with fake_provider_class()() as fake:
-        with environment(registry) as env:
-            providers, archived = setup(env, fake)
-            ids = [p.id for p in providers.values()]
-            for model, provider in providers.items():
-                print(f"  {model:26} quality {provider.quality_score:3d}, ${provider.input_price:g} in / "
-                      f"${provider.output_price:g} out per M tokens")
-        try:
-            for policy in POLICIES:
-                reset(registry, ids)
-                # A budget that the smart router's spend crosses halfway: alerts and auto-switch fire.
-                budget = results.get("smart_router+cache", {}).get("cost", 0.0)
-                results[policy] = replay(registry, fake, providers, calls, policy, budget)
-        finally:
-            reset(registry, ids)
-            with environment(registry) as env:
-                env["ai.service.provider"].browse(ids).write({"active": False})
-                env["ai.service.provider"].browse(archived).write({"active": True})
-                env.company.ai_response_cache = True
+    company_ids = companies(registry)
+    worker = subprocess.Popen(
+        [sys.executable, __file__, "--odoo-tree", args.odoo_tree, "--addons", args.addons, "--db", args.db,
+         "--calls", str(args.calls), "--group", "baseline"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    results = run_group(registry, company_ids["smart"], calls, GROUPS["smart"], verbose=True)
+    output, _errors = worker.communicate()
+    lines = [line for line in output.splitlines() if line.startswith(RESULT)]
+    if worker.returncode or not lines:
+        sys.exit(f"savings_replay: the baseline worker failed (exit {worker.returncode})")
+    results.update(json.loads(lines[-1][len(RESULT):]))
+    results = {policy: results[policy] for policy in POLICIES}
     baseline = results["premium"]["cost"]
     for policy, r in results.items():
         saving = 1 - r["cost"] / baseline if baseline else 0.0
