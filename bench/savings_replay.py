@@ -142,7 +142,9 @@ def reset(registry, company_id: int, provider_ids: list[int]) -> None:
     bench providers; then the rated benchmark answers that set each provider's quality."""
     with environment(registry, company_id) as env:
         Usage = env["ai.token.usage"]
-        Usage.search(["|", ("provider_id", "in", provider_ids), ("session_id", "=like", PREFIX + "%")]).unlink()
+        # The company's rows only: the other process replays its policies meanwhile.
+        Usage.search([("company_id", "=", company_id), "|", ("provider_id", "in", provider_ids),
+                      ("session_id", "=like", PREFIX + "%")]).unlink()
         env["ai.response.cache"].search([("provider_id", "in", provider_ids)]).unlink()
         env["ai.cost.recommendation"].search([("recommended_provider_id", "in", provider_ids)]).unlink()
         env["ai.cost.budget"].with_context(active_test=False).search(
