@@ -166,25 +166,23 @@ class AiCostOptimizer(models.AbstractModel):
 
     def _store(self, result, task_type, context_size_tokens, quality_required, max_budget_usd):
         """Keep a recommendation (the dict recommend_provider returned) as a record; returns its id."""
-        return (
-            self.env["ai.cost.recommendation"]
-            .sudo()
-            .create(
-                {
-                    "name": f"{task_type} / {quality_required}: {result['provider_name'] or '-'}",
-                    "user_id": self.env.uid,
-                    "company_id": self.env.company.id,
-                    "task_type": task_type,
-                    "quality_required": quality_required,
-                    "context_size_tokens": context_size_tokens,
-                    "expected_output_tokens": result["expected_output_tokens"],
-                    "max_budget_usd": max_budget_usd or 0.0,
-                    "recommended_provider_id": result["provider_id"],
-                    "estimated_cost_usd": result["estimated_cost"],
-                    "qualifying_count": len(result["alternatives"]),
-                    "excluded_count": len(result["excluded"]),
-                    "reasoning": result["reasoning"],
-                }
-            )
-            .id
-        )
+        vals = self._recommendation_values(result, task_type, context_size_tokens, quality_required, max_budget_usd)
+        return self.env["ai.cost.recommendation"].sudo().create(vals).id
+
+    def _recommendation_values(self, result, task_type, context_size_tokens, quality_required, max_budget_usd):
+        """The values of the record of a recommendation (the gateway's are written by its ledger statement)."""
+        return {
+            "name": f"{task_type} / {quality_required}: {result['provider_name'] or '-'}",
+            "user_id": self.env.uid,
+            "company_id": self.env.company.id,
+            "task_type": task_type,
+            "quality_required": quality_required,
+            "context_size_tokens": context_size_tokens,
+            "expected_output_tokens": result["expected_output_tokens"],
+            "max_budget_usd": max_budget_usd or 0.0,
+            "recommended_provider_id": result["provider_id"],
+            "estimated_cost_usd": result["estimated_cost"],
+            "qualifying_count": len(result["alternatives"]),
+            "excluded_count": len(result["excluded"]),
+            "reasoning": result["reasoning"],
+        }

@@ -59,13 +59,19 @@ class AiProviderBenchmark(models.Model):
         provider = self.env["ai.service.provider"].sudo().browse(provider_id if valid_id else []).exists()
         if not provider:
             raise ValidationError(self.env._("Unknown AI provider %s.", short_repr(provider_id)))
-        return self._log(provider, task_type, task_complexity, input_tokens, output_tokens, cost_usd,
-                         response_time_ms, quality_score, error_occurred, usage_id)
+        row = self.sudo().create(self._benchmark_values(
+            provider, task_type, task_complexity, input_tokens, output_tokens, cost_usd, response_time_ms,
+            quality_score, error_occurred, usage_id,
+        ))
+        if quality_score is not None:
+            provider._refresh_benchmark_quality()
+        return row
 
-    def _log(self, provider, task_type, task_complexity, input_tokens, output_tokens, cost_usd, response_time_ms,
-             quality_score=None, error_occurred=False, usage_id=None):
-        """log_benchmark for a provider record known to exist (the gateway's, already read)."""
-        row = self.sudo().create({
+    @api.model
+    def _benchmark_values(self, provider, task_type, task_complexity, input_tokens, output_tokens, cost_usd,
+                          response_time_ms, quality_score=None, error_occurred=False, usage_id=None):
+        """The values of one benchmark row (the gateway's are written by its ledger statement)."""
+        return {
             "provider_id": provider.id,
             "company_id": provider.company_id.id,
             "usage_id": usage_id or False,
@@ -78,10 +84,7 @@ class AiProviderBenchmark(models.Model):
             "quality_score": quality_score or 0,
             "rated": quality_score is not None,
             "error_occurred": bool(error_occurred),
-        })
-        if quality_score is not None:
-            provider._refresh_benchmark_quality()
-        return row
+        }
 
     @api.model
     def compare_providers(self, task_type, period_days=30):

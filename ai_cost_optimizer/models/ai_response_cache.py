@@ -3,6 +3,7 @@ from datetime import timedelta
 from odoo import api, fields, models
 from odoo.tools import SQL
 
+from ..ledger import USAGE_ID
 from .ai_service_provider_price import PRICE_DIGITS
 
 
@@ -35,20 +36,21 @@ class AiResponseCache(models.Model):
             [("company_id", "=", company.id), ("key", "=", key), ("expires_at", ">", fields.Datetime.now())], limit=1
         )
 
-    def _store(self, key, company, usage, content):
-        """Store (or refresh) the answer of `usage`, unless `company` (the usage's) keeps no completions.
+    def _store_sql(self, key, company, usage, content):
+        """The statement that stores (or refreshes) the answer of the usage row of the values `usage`,
+        inserted by the same ledger statement; None when `company` (the usage's) keeps no completions.
 
         An upsert: two workers answering the same request at once must not make the ledger
         transaction fail on the unique key."""
         if company.ai_prompt_retention == "none" or not company.ai_prompt_retention_days:
-            return
+            return None
         now = fields.Datetime.now()
         # The cache keeps answers no longer than the ledger keeps completions.
         expires_at = min(
             now + timedelta(hours=company.ai_response_cache_ttl_hours),
             now + timedelta(days=company.ai_prompt_retention_days),
         )
-        self.env.cr.execute(SQL(
+        return SQL(
             """INSERT INTO ai_response_cache
                    (key, company_id, provider_id, model, content, cost_usd, usage_id, expires_at,
                     create_uid, write_uid, create_date, write_date)
@@ -58,10 +60,9 @@ class AiResponseCache(models.Model):
                    provider_id = EXCLUDED.provider_id, model = EXCLUDED.model, content = EXCLUDED.content,
                    cost_usd = EXCLUDED.cost_usd, usage_id = EXCLUDED.usage_id, expires_at = EXCLUDED.expires_at,
                    write_uid = EXCLUDED.write_uid, write_date = EXCLUDED.write_date""",
-            key=key, company=company.id, provider=usage.provider_id.id or None, model=usage.model,
-            content=content, cost=usage.cost_usd, usage=usage.id, expires=expires_at, uid=self.env.uid, now=now,
-        ))
-        self.invalidate_model()
+            key=key, company=company.id, provider=usage["provider_id"] or None, model=usage["model"],
+            content=content, cost=usage["cost_usd"], usage=USAGE_ID, expires=expires_at, uid=self.env.uid, now=now,
+        )
 
     @api.model
     def _cron_purge_expired(self):

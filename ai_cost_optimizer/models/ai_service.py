@@ -19,6 +19,7 @@ from ..core.messages import (
 )
 from ..core.tokens import count_message_tokens
 from ..exceptions import AiBudgetExceeded, AiProviderError
+from ..ledger import USAGE_CTE, LedgerStatement
 from .ai_token_usage import QUALITY_LEVELS
 
 _logger = logging.getLogger(__name__)
@@ -262,7 +263,8 @@ class AiService(models.AbstractModel):
 
     def _record_usage(self, call, status, error=None):
         """Write the usage row in a transaction of its own: the money was spent even if the
-        caller's transaction rolls back. The post-call steps run in the same transaction."""
+        caller's transaction rolls back. The post-call steps run in the same transaction, the
+        rows they write in the same statement as the usage row (see ledger.py)."""
         vals = self._usage_values(call, status, error)
         with self.env.registry.cursor() as ledger_cr:
             if not self.env.registry.in_test_mode():
@@ -272,11 +274,15 @@ class AiService(models.AbstractModel):
                 ledger_cr.connection.set_isolation_level(ISOLATION_LEVEL_READ_COMMITTED)
             # allowed_company_ids spares a read of the user's companies on every call.
             ledger_env = self.env(cr=ledger_cr, su=True, context=dict(allowed_company_ids=[vals["company_id"]]))
+            service = self.with_env(ledger_env)
             if status == "ok":
-                self.with_env(ledger_env)._before_usage(call, vals)
-            usage = ledger_env["ai.token.usage"].create(vals)
+                service._before_usage(call, vals)
+            ledger = LedgerStatement(ledger_env["ai.token.usage"], vals)
+            service._add_usage_followers(call, ledger, status)
+            ids = ledger.execute()
+            usage = ledger_env["ai.token.usage"].browse(ids[USAGE_CTE])
             if status == "ok":
-                self.with_env(ledger_env)._after_usage(call, usage)
+                service._after_usage(call, usage, ids)
             # The caller's snapshot predates this commit, so it gets the figures, not the record.
             return self._usage_summary(call, usage.id, vals)
 
@@ -284,16 +290,24 @@ class AiService(models.AbstractModel):
         """Hook: steps of a successful call that complete the values of its usage row before it is
         written, on the ledger transaction (the waste analysis: the row is then written once)."""
 
-    def _after_usage(self, call, usage):
-        """Steps after a successful call, on the ledger transaction: benchmark, waste (unless analysed
-        before the row was written), budget settle."""
-        self._log_benchmark(call, usage)
+    def _add_usage_followers(self, call, ledger, status):
+        """Hook: add to `ledger` (a LedgerStatement) the rows that follow the usage row of a call
+        with `status`, written by the same statement: its rollups, and for a served call its benchmark
+        (`_log_benchmark`), its recommendation, its waste findings and its response-cache entry."""
+        ledger.usage_model._add_ledger_rows(ledger)
+        if status == "ok" and call.get("result") is not None:  # a provider answered
+            self._log_benchmark(call, ledger)
+
+    def _after_usage(self, call, usage, ids):
+        """Steps after the ledger statement of a successful call, on the ledger transaction: the waste
+        analysis (unless made before the row was written) and the budget settle. `ids`: the ids of the
+        rows the statement wrote, by part name (see LedgerStatement.execute)."""
         if "waste_report" not in call:
             call["waste_report"] = self._analyze_waste(usage)
         self._settle_budget(call, usage)
 
-    def _log_benchmark(self, call, usage):
-        """Hook: record provider performance (ai.provider.benchmark)."""
+    def _log_benchmark(self, call, ledger):
+        """Hook: add the call's provider performance row (ai.provider.benchmark) to `ledger`."""
 
     def _analyze_waste(self, usage):
         """Hook: run the waste rules on a usage row and fill its waste fields; returns a report or None."""
@@ -375,6 +389,8 @@ class AiService(models.AbstractModel):
             )
         elif error and call.get("attempts"):
             vals["attempts"] = call["attempts"]
+        # Stored and computed: the ledger statement writes it, no create() computes it.
+        vals["total_tokens"] = vals.get("input_tokens", 0) + vals.get("output_tokens", 0)
         return vals
 
     @staticmethod

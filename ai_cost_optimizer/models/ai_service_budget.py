@@ -48,4 +48,5 @@ class AiService(models.AbstractModel):
         super()._settle_budget(call, usage)
         if call.get("budget_periods"):
             periods = self.env["ai.cost.budget.period"].sudo().browse(call["budget_periods"])
-            periods._settle(call.pop("budget_reservations", []), usage.cost_usd)
+            # The call's cost as the ledger statement wrote it: reading the row back would cost a query.
+            periods._settle(call.pop("budget_reservations", []), call.get("cost_usd", 0.0))

@@ -3,6 +3,7 @@ from odoo import models
 from ..core.clients import ProviderError
 from ..core.complexity import score_prompt
 from ..core.tokens import count_text_tokens
+from ..ledger import USAGE_ID
 
 # Errors every provider would give for the same request: falling back would only spend more.
 NO_FALLBACK_KINDS = frozenset({"invalid_request"})
@@ -142,24 +143,36 @@ class AiService(models.AbstractModel):
         )
         return vals
 
-    def _after_usage(self, call, usage):
-        recommendation = call.get("recommendation")
-        if recommendation:
-            recommendation["recommendation_id"] = self.env["ai.cost.optimizer"]._store(
-                recommendation, call["task_type"], call["context_size_tokens"], call["quality_required"],
+    def _add_usage_followers(self, call, ledger, status):
+        super()._add_usage_followers(call, ledger, status)
+        if status == "ok" and call.get("recommendation"):
+            vals = self.env["ai.cost.optimizer"]._recommendation_values(
+                call["recommendation"], call["task_type"], call["context_size_tokens"], call["quality_required"],
                 call["max_budget_usd"],
             )
+            ledger.add_insert("recommendation", self.env["ai.cost.recommendation"], vals)
+        if call.get("failed_attempt"):
+            # A failed request sent to a provider also counts in its benchmarks (error rate).
+            self._log_benchmark(call, ledger)
+
+    def _after_usage(self, call, usage, ids):
+        if "recommendation" in ids:
+            call["recommendation"]["recommendation_id"] = ids["recommendation"]
         # The waste rules ask the optimizer again: that question is not a recommendation to keep,
         # and must not fail the call for a task type the optimizer does not know.
-        super(AiService, self.with_context(ai_recommendation_internal=True))._after_usage(call, usage)
+        super(AiService, self.with_context(ai_recommendation_internal=True))._after_usage(call, usage, ids)
 
-    def _log_benchmark(self, call, usage):
-        super()._log_benchmark(call, usage)
+    def _log_benchmark(self, call, ledger):
+        super()._log_benchmark(call, ledger)
+        usage, Benchmark = ledger.vals, self.env["ai.provider.benchmark"]
+        failed = usage["status"] != "ok"
         # The call's provider, read by the caller's transaction: the ledger's need not read it again.
-        self.env["ai.provider.benchmark"]._log(
-            call["provider"], usage.task_type, usage.complexity, usage.input_tokens, usage.output_tokens,
-            usage.cost_usd, usage.latency_ms, usage_id=usage.id,
+        vals = Benchmark._benchmark_values(
+            call["provider"], usage["task_type"], usage.get("complexity"),
+            usage["estimated_input_tokens"] if failed else usage["input_tokens"], usage.get("output_tokens", 0),
+            usage.get("cost_usd", 0.0), usage.get("latency_ms", 0.0), error_occurred=failed, usage_id=USAGE_ID,
         )
+        ledger.add_insert("benchmark", Benchmark, vals)
 
     def _record_failed_attempt(self, call, error):
         call["failed_attempt"] = True
@@ -167,15 +180,3 @@ class AiService(models.AbstractModel):
             super()._record_failed_attempt(call, error)
         finally:
             call.pop("failed_attempt")
-
-    def _record_usage(self, call, status, error=None):
-        """A failed request sent to a provider also counts in its benchmarks (error rate)."""
-        summary = super()._record_usage(call, status, error)
-        if call.get("failed_attempt"):
-            complexity = call.get("complexity")
-            with self.env.registry.cursor() as cr:
-                self.env(cr=cr, su=True)["ai.provider.benchmark"].log_benchmark(
-                    call["provider"].id, call["task_type"], complexity.level if complexity else None,
-                    call["estimate"].tokens, 0, 0.0, 0.0, error_occurred=True, usage_id=summary["usage_id"],
-                )
-        return summary

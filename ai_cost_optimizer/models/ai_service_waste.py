@@ -5,6 +5,7 @@ from odoo import models
 from ..core import waste as waste_rules
 from ..core.response_cache import cache_key, is_cacheable
 from ..core.tokens import count_message_tokens, count_text_tokens
+from ..ledger import USAGE_ID, insert_sql
 from .ai_token_analytics import CALL_FIELDS, WASTE_FIELDS
 
 
@@ -41,19 +42,29 @@ class AiService(models.AbstractModel):
             )
         return call["response_key"]
 
-    def _after_usage(self, call, usage):
-        if call.get("cache_entry"):
-            # No provider was called: no benchmark, no waste, no reservation to settle.
-            call["waste_report"] = None
+    def _add_usage_followers(self, call, ledger, status):
+        super()._add_usage_followers(call, ledger, status)
+        if status != "ok" or call.get("cache_entry"):
             return
-        super()._after_usage(call, usage)
         if call.get("waste_report"):
-            self.env["ai.token.analytics"].sudo()._create_findings(usage, call["waste_values"], call["waste_report"])
+            Analytics = self.env["ai.token.analytics"].sudo()
+            findings = Analytics._finding_values(USAGE_ID, call["waste_values"], call["waste_report"])
+            for index, vals in enumerate(findings):
+                ledger.add(f"finding_{index}", insert_sql(self.env["ai.token.waste.finding"], vals))
         if self._response_cacheable(call):
             # The company as the caller's transaction has read it: the ledger's need not read it again.
-            self.env["ai.response.cache"].sudo()._store(
-                self._response_key(call), call["provider"].company_id, usage, call["result"].content
+            entry = self.env["ai.response.cache"].sudo()._store_sql(
+                self._response_key(call), call["provider"].company_id, ledger.vals, call["result"].content
             )
+            if entry:
+                ledger.add("response_cache", entry)
+
+    def _after_usage(self, call, usage, ids):
+        if call.get("cache_entry"):
+            # No provider was called: no waste, no reservation to settle.
+            call["waste_report"] = None
+            return
+        super()._after_usage(call, usage, ids)
 
     # ------------------------------------------------------------------
     # Waste

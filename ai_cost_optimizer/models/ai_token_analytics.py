@@ -137,11 +137,15 @@ class AiTokenAnalytics(models.Model):
 
     def _create_findings(self, usage, values, report):
         """The ai.token.waste.finding records of `report` on `usage`."""
-        if not report["findings"]:
-            return
-        self.env["ai.token.waste.finding"].sudo().create([
+        if report["findings"]:
+            self.env["ai.token.waste.finding"].sudo().create(self._finding_values(usage.id, values, report))
+
+    def _finding_values(self, usage_id, values, report):
+        """The values of the findings of `report` on the call of `values` (usage_id: its row's id, or an
+        SQL expression of it in a ledger statement)."""
+        return [
             {
-                "usage_id": usage.id,
+                "usage_id": usage_id,
                 "rule": finding["type"],
                 "description": finding["description"],
                 "recommendation": finding["recommendation"],
@@ -151,10 +155,10 @@ class AiTokenAnalytics(models.Model):
                 "user_id": values["user_id"],
                 "operation": values["operation"],
                 "provider_id": values["provider_id"],
-                "call_date": values["create_date"] or usage.create_date,
+                "call_date": values["create_date"] or self.env.cr.now(),
             }
             for finding in report["findings"]
-        ])
+        ]
 
     def _look_back(self, values, settings, before_id):
         """Whether the same prompt was answered within the company's duplicate window, whether the same

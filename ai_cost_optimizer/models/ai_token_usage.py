@@ -113,6 +113,11 @@ class AiTokenUsage(models.Model):
                 }
             )
 
+    @api.model
+    def _add_ledger_rows(self, ledger):
+        """Hook: add to `ledger` (ledger.LedgerStatement) the rows that every usage row the gateway
+        writes brings with it, written by the same statement (the rollups)."""
+
     def analyze_waste(self):
         """Fill the waste fields; the rules come with waste detection (ai.token.analytics)."""
         return self.env["ai.service"]._analyze_waste(self)

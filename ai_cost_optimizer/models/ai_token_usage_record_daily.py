@@ -7,9 +7,10 @@ RECORD_ROWS_SQL = "u.res_model IS NOT NULL AND u.res_id IS NOT NULL AND u.res_id
 TOP_COLUMNS = "res_model, res_id, cost_usd, call_count"
 
 
-def record_usages(usages):
-    """The ORM twin of RECORD_ROWS_SQL (`_rollup_covers`): a superset of its rows, as the SQL filters again."""
-    return usages.filtered("res_id")
+def covers_records(rows):
+    """The Python twin of RECORD_ROWS_SQL (`_rollup_covers`): whether any of `rows` (usage records or
+    values) concerns a record; it may say yes too often, as the SQL filters again."""
+    return any(row["res_id"] for row in rows)
 
 
 class AiTokenUsageRecordDaily(models.Model):
@@ -28,8 +29,8 @@ class AiTokenUsageRecordDaily(models.Model):
     # Indexed for the API's filter on one record.
     res_id = fields.Integer(string="Related Record", required=True, readonly=True, index=True)
 
-    def _rollup_covers(self, usages):
-        return record_usages(usages)
+    def _rollup_covers(self, rows):
+        return covers_records(rows)
 
     def init(self):
         super().init()

@@ -4,7 +4,7 @@ from datetime import date
 from odoo import api, fields, models
 from odoo.tools import SQL
 
-from .ai_token_usage_record_daily import RECORD_ROWS_SQL, record_usages
+from .ai_token_usage_record_daily import RECORD_ROWS_SQL, covers_records
 from .ai_token_usage_rollup_mixin import ROLLUP_KEYS
 
 # `day` holds the first day (UTC) of the month.
@@ -44,8 +44,8 @@ class AiTokenUsageRecordMonthly(models.Model):
         keys = {column: (column, expr, index) for column, expr, index in ROLLUP_KEYS}
         return [("day", MONTH_SQL, "day"), keys["company_id"], keys["res_model"], ("res_id", "u.res_id", "res_id")]
 
-    def _rollup_covers(self, usages):
-        return record_usages(usages)
+    def _rollup_covers(self, rows):
+        return covers_records(rows)
 
     def init(self):
         super().init()

@@ -2,6 +2,7 @@ from odoo import api, models
 from odoo.tools import SQL
 from odoo.tools.sql import drop_index
 
+from ..ledger import USAGE_CTE
 from .ai_token_usage_rollup_mixin import ROLLUP_SOURCE_FIELDS
 
 ROLLUP_MODELS = ("ai.token.usage.daily", "ai.token.usage.record.daily", "ai.token.usage.record.monthly")
@@ -41,16 +42,28 @@ class AiTokenUsage(models.Model):
     def _rollup_apply(self, sign):
         """Add (sign 1) or remove (sign -1) these rows' contribution to every rollup, in one statement:
         the upserts after the first run as data-modifying CTEs, which PostgreSQL runs exactly once."""
-        rollups = [self.env[model].sudo() for model in ROLLUP_MODELS]
-        rollups = [rollup for rollup in rollups if rollup._rollup_covers(self)]
+        rollups = self._covering_rollups(self)
         if not rollups:
             return
         self.flush_recordset()
-        first, *others = [rollup._upsert_sql(self.ids, sign) for rollup in rollups]
+        where = SQL("u.id = ANY(%s)", self.ids)
+        first, *others = [rollup._upsert_sql(where, sign) for rollup in rollups]
         ctes = [SQL("%s AS (%s)", SQL.identifier(f"rollup_{index}"), upsert) for index, upsert in enumerate(others)]
         self.env.cr.execute(SQL("WITH %s %s", SQL(", ").join(ctes), first) if ctes else first)
         for rollup in rollups:
             rollup.invalidate_model()
+
+    def _add_ledger_rows(self, ledger):
+        """The rollups of the usage row that `ledger` inserts: upserts of that statement."""
+        super()._add_ledger_rows(ledger)
+        for rollup in self._covering_rollups([ledger.vals]):
+            upsert = rollup._upsert_sql(SQL("TRUE"), source=SQL.identifier(USAGE_CTE))
+            ledger.add(f"rollup_{rollup._table}", upsert)
+
+    def _covering_rollups(self, rows):
+        """The rollup models that cover any of `rows` (usage records or values)."""
+        rollups = [self.env[model].sudo() for model in ROLLUP_MODELS]
+        return [rollup for rollup in rollups if rollup._rollup_covers(rows)]
 
     @api.model
     def _rollup_fold_deleted(self, column, ids):

@@ -3,6 +3,9 @@ from odoo.tools import SQL
 
 from .ai_service_provider_price import PRICE_DIGITS
 
+# The raw usage rows: what a rollup sums, unless told otherwise.
+LEDGER = SQL.identifier("ai_token_usage")
+
 # Measures of a rollup row: (column, SQL aggregate over the raw usage rows `u`).
 ROLLUP_MEASURES = [
     ("call_count", "COUNT(*)"),
@@ -79,11 +82,12 @@ class AiTokenUsageRollupMixin(models.AbstractModel):
     def _rollup_keys(cls):
         return ROLLUP_KEYS + cls._rollup_extra_keys
 
-    def _rollup_covers(self, usages):
-        """The rows of `usages` this rollup covers: the ORM twin of `_rollup_where`. It lets the gateway
-        leave out the upsert of a rollup that none of a call's rows concerns: planning that upsert costs
-        PostgreSQL more than running it."""
-        return usages
+    def _rollup_covers(self, rows):
+        """Whether this rollup covers any of `rows` (usage records, or the values of a usage row about to
+        be written): the Python twin of `_rollup_where`. It lets the gateway leave out the upsert of a
+        rollup that none of a call's rows concerns: planning that upsert costs PostgreSQL more than
+        running it."""
+        return bool(rows)
 
     def init(self):
         if self._abstract:
@@ -105,30 +109,32 @@ class AiTokenUsageRollupMixin(models.AbstractModel):
             )
         )
 
-    def _aggregate_sql(self, where, sign=1):
-        """SELECT of the rollup rows of the raw usage rows matching `where` (an SQL), times `sign`."""
+    def _aggregate_sql(self, where, sign=1, source=LEDGER):
+        """SELECT of the rollup rows of the raw usage rows of `source` (the ledger, or the usage row that a
+        ledger statement inserts) matching `where` (an SQL), times `sign`."""
         keys = self._rollup_keys()
         key_exprs = SQL(", ".join(expr for _column, expr, _index in keys))
         measures = SQL(", ".join(f"%s * {aggregate}" for _column, aggregate in ROLLUP_MEASURES), *[sign] * len(
             ROLLUP_MEASURES
         ))
         return SQL(
-            "SELECT %s, %s FROM ai_token_usage u WHERE %s AND %s GROUP BY %s",
-            key_exprs, measures, SQL(self._rollup_where), where, key_exprs,
+            "SELECT %s, %s FROM %s u WHERE %s AND %s GROUP BY %s",
+            key_exprs, measures, source, SQL(self._rollup_where), where, key_exprs,
         )
 
     def _columns_sql(self):
         return SQL(", ".join([column for column, _e, _i in self._rollup_keys()] + [m for m, _a in ROLLUP_MEASURES]))
 
-    def _upsert_sql(self, usage_ids, sign=1):
-        """The upsert that adds (sign 1) or removes (sign -1) the contribution of raw usage rows."""
+    def _upsert_sql(self, where, sign=1, source=LEDGER):
+        """The upsert that adds (sign 1) or removes (sign -1) the contribution of the raw usage rows of
+        `source` matching `where` (see `_aggregate_sql`)."""
         index_exprs = ", ".join(index for _column, _expr, index in self._rollup_keys())
         updates = ", ".join(f"{m} = {self._table}.{m} + EXCLUDED.{m}" for m, _a in ROLLUP_MEASURES)
         return SQL(
             "INSERT INTO %s (%s) %s ON CONFLICT (%s) DO UPDATE SET %s",
             SQL.identifier(self._table),
             self._columns_sql(),
-            self._aggregate_sql(SQL("u.id = ANY(%s)", list(usage_ids)), sign),
+            self._aggregate_sql(where, sign, source),
             SQL(index_exprs),
             SQL(updates),
         )

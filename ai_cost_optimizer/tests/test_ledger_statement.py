@@ -1,0 +1,71 @@
+import re
+from unittest.mock import patch
+
+from odoo.sql_db import Cursor
+from odoo.tests import tagged
+
+from .common import AiCostCase
+
+WRITE_STATEMENT = re.compile(r"\s*(WITH|INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
+
+
+@tagged("post_install", "-at_install")
+class TestLedgerStatement(AiCostCase):
+    """A served call writes its usage row and every row that follows it with one SQL statement
+    (ledger.py): the gateway's overhead is mostly the statements it sends."""
+
+    def _send_recording_writes(self, **kwargs):
+        writes = []
+        execute = Cursor.execute
+
+        def recording(cr, query, params=None, log_exceptions=True):
+            code = query.code if hasattr(query, "code") else str(query)
+            if WRITE_STATEMENT.match(code):
+                writes.append(code)
+            return execute(cr, query, params, log_exceptions)
+
+        messages = [{"role": "user", "content": "Summarize the last three e-mails of partner 7."}]
+        with patch.object(Cursor, "execute", recording):
+            result = self.env["ai.service"].send_message(
+                messages, provider=self.claude, operation="partner_summary", res_model="res.partner", res_id=7,
+                **kwargs,
+            )
+        return result, writes
+
+    def test_served_call_writes_its_rows_with_one_statement(self):
+        self.env.company.ai_response_cache = True
+        self.env.flush_all()  # read by the gateway's ledger transaction
+        result, writes = self._send_recording_writes()
+        self.assertEqual(len(writes), 1, writes)
+
+        usage = self.env["ai.token.usage"].browse(result["usage_id"])
+        self.assertEqual((usage.status, usage.create_uid, usage.user_id), ("ok", self.env.user, self.env.user))
+        self.assertTrue(usage.create_date)
+        self.assertEqual(usage.total_tokens, usage.input_tokens + usage.output_tokens)
+        self.assertGreater(usage.cost_usd, 0)
+
+        benchmark = self.env["ai.provider.benchmark"].search([("usage_id", "=", usage.id)])
+        self.assertEqual(
+            (benchmark.provider_id, benchmark.input_tokens, benchmark.cost_usd, benchmark.calls),
+            (self.claude, usage.input_tokens, usage.cost_usd, 1),
+        )
+        recommendation = self.env["ai.cost.recommendation"].browse(result["recommendation"]["recommendation_id"])
+        self.assertEqual(recommendation.recommended_provider_id.id, result["recommendation"]["provider_id"])
+        self.assertEqual(recommendation.user_id, self.env.user)
+        entry = self.env["ai.response.cache"].search([("usage_id", "=", usage.id)])
+        self.assertEqual(entry.content, result["content"])
+        for rollup in ("ai.token.usage.daily", "ai.token.usage.record.daily", "ai.token.usage.record.monthly"):
+            [(cost, calls)] = self.env[rollup]._read_group(
+                [("company_id", "=", usage.company_id.id)], [], ["cost_usd:sum", "call_count:sum"]
+            )
+            self.assertEqual((round(cost, 8), calls), (round(usage.cost_usd, 8), 1), rollup)
+
+    def test_waste_findings_come_with_the_usage_row(self):
+        self._send_recording_writes()
+        result, writes = self._send_recording_writes()  # the same prompt again: a duplicate query
+        self.assertEqual(len(writes), 1, writes)
+        usage = self.env["ai.token.usage"].browse(result["usage_id"])
+        self.assertTrue(usage.waste_detected)
+        self.assertIn("duplicate_query", usage.waste_finding_ids.mapped("rule"))
+        finding = usage.waste_finding_ids[:1]
+        self.assertEqual((finding.operation, finding.call_date), ("partner_summary", usage.create_date))
