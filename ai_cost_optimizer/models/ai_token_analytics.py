@@ -165,31 +165,40 @@ class AiTokenAnalytics(models.Model):
         static prefix was sent to the same provider within the prompt cache lifetime (by successful calls
         older than `before_id`, or all of them), and the cheaper alternatives: one query.
 
-        The look-backs are two probes of the hash indexes, each stopped at the first match (EXISTS, no
-        ORDER BY), so their time grows neither with the ledger nor with how often a hot prompt repeats.
-        Their parameters come from the call: the query plans in a fraction of a join on the row."""
+        The look-backs are two probes of the hash indexes (`_newest_match`), so their time grows neither
+        with the ledger nor with how often a hot prompt repeats. Their parameters come from the call: the
+        query plans in a fraction of a join on the row."""
         self.env["ai.token.usage"].flush_model()
         at = values.get("create_date") or self.env.cr.now()
         older = SQL("d.id < %s", before_id) if before_id else SQL("TRUE")
+        duplicate = SQL(
+            """d.prompt_hash = %s AND d.company_id = %s AND d.operation IS NOT DISTINCT FROM %s
+               AND d.create_date >= %s AND d.create_date <= %s AND %s""",
+            values["prompt_hash"] or None, values["company_id"], values["operation"] or None,
+            at - timedelta(seconds=settings.duplicate_window_seconds), at, older,
+        )
+        prefix = SQL(
+            "d.static_prefix_hash = %s AND d.provider_id = %s AND d.create_date >= %s AND d.create_date <= %s AND %s",
+            values["static_prefix_hash"] or None, values["provider_id"] or None,
+            at - timedelta(seconds=settings.missed_cache_window_seconds), at, older,
+        )
         self.env.cr.execute(SQL(
-            """SELECT EXISTS(SELECT 1 FROM ai_token_usage d
-                              WHERE d.prompt_hash = %(prompt_hash)s AND d.company_id = %(company)s
-                                AND d.operation IS NOT DISTINCT FROM %(operation)s
-                                AND d.create_date >= %(duplicate_since)s AND d.create_date <= %(at)s
-                                AND %(older)s AND d.status = 'ok'),
-                      EXISTS(SELECT 1 FROM ai_token_usage d
-                              WHERE d.static_prefix_hash = %(prefix_hash)s AND d.provider_id = %(provider)s
-                                AND d.create_date >= %(prefix_since)s AND d.create_date <= %(at)s
-                                AND %(older)s AND d.status = 'ok'),
-                      %(alternatives)s""",
-            prompt_hash=values["prompt_hash"] or None, company=values["company_id"],
-            operation=values["operation"] or None, prefix_hash=values["static_prefix_hash"] or None,
-            provider=values["provider_id"] or None, at=at,
-            duplicate_since=at - timedelta(seconds=settings.duplicate_window_seconds),
-            prefix_since=at - timedelta(seconds=settings.missed_cache_window_seconds),
-            older=older, alternatives=self._alternatives_sql(values),
+            "SELECT %s, %s, %s",
+            self._newest_match(duplicate), self._newest_match(prefix), self._alternatives_sql(values),
         ))
         return self.env.cr.fetchone()
+
+    @staticmethod
+    def _newest_match(where):
+        """Whether a successful call matches `where` (equalities on the leading columns of a hash index
+        ending with create_date, and a create_date range): its newest match, read from the end of that
+        index range. An EXISTS would let PostgreSQL choose a scan of the ledger for a hot prompt or
+        prefix, expecting a match early, where the matches within the window are all at its end."""
+        return SQL(
+            "COALESCE((SELECT TRUE FROM ai_token_usage d WHERE %s AND d.status = 'ok' "
+            "ORDER BY d.create_date DESC LIMIT 1), FALSE)",
+            where,
+        )
 
     def _facts(self, values, look_back):
         """What the rules need to know about the call of `values`."""
