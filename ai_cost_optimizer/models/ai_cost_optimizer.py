@@ -1,4 +1,4 @@
-from odoo import api, models
+from odoo import api, models, tools
 from odoo.exceptions import ValidationError
 from odoo.tools import SQL
 
@@ -6,6 +6,7 @@ from ..core import recommendation as ranking_rules
 from ..core.messages import check_code, is_finite_number, short_repr
 from ..core.recommendation import Candidate
 from .ai_service import MAX_RECORD_ID
+from .ai_service_provider import CANDIDATE_FIELDS
 
 
 class AiCostOptimizer(models.AbstractModel):
@@ -120,31 +121,7 @@ class AiCostOptimizer(models.AbstractModel):
     def _candidates(self, task_type):
         """The active providers of the current company as the ranking sees them."""
         Provider = self.env["ai.service.provider"].sudo()
-        # Never flush api_key here: a pending key change would be written, and logged at DEBUG
-        # level by the SQL logger. Pending key changes are taken from the ORM cache below.
-        Provider.flush_model(["company_id", "active", "sequence", "name", "quality_score", "context_window",
-                              "cost_unknown", "input_price", "output_price", "benchmark_quality",
-                              "benchmark_quality_samples", "task_type_ids"])
-        self.env["ai.task.type"].flush_model(["code", "active"])
-        relation = Provider._fields["task_type_ids"]
-        self.env.cr.execute(SQL(
-            """
-            SELECT p.id, p.name, p.quality_score, p.context_window, p.cost_unknown, p.input_price, p.output_price,
-                   COALESCE(p.api_key, '') != '', p.benchmark_quality, p.benchmark_quality_samples,
-                   array_remove(array_agg(t.code), NULL)
-              FROM ai_service_provider p
-         LEFT JOIN %(rel)s rel ON rel.%(provider_col)s = p.id
-         LEFT JOIN ai_task_type t ON t.id = rel.%(task_col)s AND t.active
-             WHERE p.company_id = %(company)s AND p.active
-          GROUP BY p.id
-          ORDER BY p.sequence, p.name, p.id
-            """,
-            rel=SQL.identifier(relation.relation),
-            provider_col=SQL.identifier(relation.column1),
-            task_col=SQL.identifier(relation.column2),
-            company=self.env.company.id,
-        ))
-        rows = self.env.cr.fetchall()
+        rows = self._candidate_rows(self.env.company.id)
         pending = self.env.cache.get_dirty_records(Provider, Provider._fields["api_key"])
         keys = {provider.id: bool(provider.api_key) for provider in pending}
         return [
@@ -163,6 +140,35 @@ class AiCostOptimizer(models.AbstractModel):
             for (provider_id, name, quality, context_window, cost_unknown, input_price, output_price, has_key,
                  benchmark_quality, samples, task_codes) in rows
         ]
+
+    @tools.ormcache("company_id")
+    def _candidate_rows(self, company_id):
+        """The fields the ranking reads of the company's active providers, cached per registry: read on
+        every gateway call and changed seldom (ai.service.provider's CANDIDATE_FIELDS clear the cache)."""
+        Provider = self.env["ai.service.provider"].sudo()
+        # Never flush api_key here: a pending key change would be written, and logged at DEBUG
+        # level by the SQL logger. Pending key changes are taken from the ORM cache (_candidates).
+        Provider.flush_model([name for name in CANDIDATE_FIELDS if name != "api_key"])
+        self.env["ai.task.type"].flush_model(["code", "active"])
+        relation = Provider._fields["task_type_ids"]
+        self.env.cr.execute(SQL(
+            """
+            SELECT p.id, p.name, p.quality_score, p.context_window, p.cost_unknown, p.input_price, p.output_price,
+                   COALESCE(p.api_key, '') != '', p.benchmark_quality, p.benchmark_quality_samples,
+                   array_remove(array_agg(t.code), NULL)
+              FROM ai_service_provider p
+         LEFT JOIN %(rel)s rel ON rel.%(provider_col)s = p.id
+         LEFT JOIN ai_task_type t ON t.id = rel.%(task_col)s AND t.active
+             WHERE p.company_id = %(company)s AND p.active
+          GROUP BY p.id
+          ORDER BY p.sequence, p.name, p.id
+            """,
+            rel=SQL.identifier(relation.relation),
+            provider_col=SQL.identifier(relation.column1),
+            task_col=SQL.identifier(relation.column2),
+            company=company_id,
+        ))
+        return tuple((*row[:-1], frozenset(row[-1])) for row in self.env.cr.fetchall())
 
     def _store(self, result, task_type, context_size_tokens, quality_required, max_budget_usd):
         """Keep a recommendation (the dict recommend_provider returned) as a record; returns its id."""

@@ -15,6 +15,12 @@ MAX_TOKENS = 100_000_000
 MAX_TIMEOUT = 3600
 MAX_RETRIES = 10
 PRICE_FIELDS = ("input_price", "output_price", "cache_read_price", "cache_write_price")
+# What the optimizer reads of every active provider on every gateway call, cached (see the optimizer's
+# _candidate_rows): a change of one of them clears the gateway's caches.
+CANDIDATE_FIELDS = (
+    "company_id", "active", "sequence", "name", "quality_score", "context_window", "cost_unknown", "input_price",
+    "output_price", "api_key", "benchmark_quality", "benchmark_quality_samples", "task_type_ids",
+)
 PROVIDER_HINTS = {
     "anthropic": "anthropic",
     "openai.com": "openai",
@@ -29,8 +35,10 @@ PROVIDER_HINTS = {
 
 class AiServiceProvider(models.Model):
     _name = "ai.service.provider"
+    _inherit = ["ai.cost.gateway.cache.mixin"]
     _description = "AI Provider"
     _order = "sequence, name, id"
+    _gateway_cache_fields = CANDIDATE_FIELDS
 
     # Identity and endpoint
     name = fields.Char(required=True)
