@@ -31,10 +31,14 @@ class AiResponseCache(models.Model):
     _sql_constraints = [("key_uniq", "UNIQUE(company_id, key)", "One cached answer per request and company.")]
 
     def _lookup(self, company, key):
-        """The live entry for `key` in `company`, or an empty recordset."""
-        return self.search(
-            [("company_id", "=", company.id), ("key", "=", key), ("expires_at", ">", fields.Datetime.now())], limit=1
-        )
+        """The live entry for `key` in `company`, or an empty recordset. Asked before every cacheable
+        call: one probe of the unique index, without the ORM's domain parsing (a third of its time)."""
+        self.flush_model(["company_id", "key", "expires_at"])
+        self.env.cr.execute(SQL(
+            "SELECT id FROM ai_response_cache WHERE company_id = %s AND key = %s AND expires_at > %s LIMIT 1",
+            company.id, key, fields.Datetime.now(),
+        ))
+        return self.browse(row[0] for row in self.env.cr.fetchall())
 
     def _store_sql(self, key, company, usage, content):
         """The statement that stores (or refreshes) the answer of the usage row of the values `usage`,
