@@ -32,9 +32,17 @@ class TestLedgerStatement(AiCostCase):
             )
         return result, writes
 
+    def _rollup_totals(self):
+        """(cost, calls) of each rollup; other tests' committed calls may be in them (test_ledger_rollback)."""
+        return {
+            rollup: self.env[rollup]._read_group([], [], ["cost_usd:sum", "call_count:sum"])[0]
+            for rollup in ("ai.token.usage.daily", "ai.token.usage.record.daily", "ai.token.usage.record.monthly")
+        }
+
     def test_served_call_writes_its_rows_with_one_statement(self):
         self.env.company.ai_response_cache = True
         self.env.flush_all()  # read by the gateway's ledger transaction
+        before = self._rollup_totals()
         result, writes = self._send_recording_writes()
         self.assertEqual(len(writes), 1, writes)
 
@@ -54,11 +62,13 @@ class TestLedgerStatement(AiCostCase):
         self.assertEqual(recommendation.user_id, self.env.user)
         entry = self.env["ai.response.cache"].search([("usage_id", "=", usage.id)])
         self.assertEqual(entry.content, result["content"])
-        for rollup in ("ai.token.usage.daily", "ai.token.usage.record.daily", "ai.token.usage.record.monthly"):
-            [(cost, calls)] = self.env[rollup]._read_group(
-                [("company_id", "=", usage.company_id.id)], [], ["cost_usd:sum", "call_count:sum"]
+        self.env.invalidate_all()
+        for rollup, (cost, calls) in self._rollup_totals().items():
+            cost_before, calls_before = before[rollup]
+            self.assertEqual(
+                (round((cost or 0) - (cost_before or 0), 8), calls - calls_before), (round(usage.cost_usd, 8), 1),
+                rollup,
             )
-            self.assertEqual((round(cost, 8), calls), (round(usage.cost_usd, 8), 1), rollup)
 
     def test_waste_findings_come_with_the_usage_row(self):
         self._send_recording_writes()
