@@ -62,3 +62,27 @@ def fake_provider_class():
         package.__path__ = [os.path.join(os.path.dirname(addon.__file__), "tests")]
         sys.modules[name] = package
     return importlib.import_module(name + ".fake_provider").FakeProviderServer
+
+
+@contextmanager
+def fake_provider_process():
+    """The fake provider server in a process of its own, as a real provider is: in a thread of the
+    measured process, its work after each answer would compete with the next call for the GIL and
+    count as the caller's time. Yields the running server's (anthropic_base_url, openai_base_url)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    ours, theirs = context.Pipe()
+
+    def serve(connection):
+        with fake_provider_class()() as server:
+            connection.send((server.anthropic_base_url, server.openai_base_url))
+            connection.recv()  # until told to stop
+
+    process = context.Process(target=serve, args=(theirs,), daemon=True)
+    process.start()
+    try:
+        yield ours.recv()
+    finally:
+        ours.send(None)
+        process.join(5)
