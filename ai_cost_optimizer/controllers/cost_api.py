@@ -126,11 +126,12 @@ def _top_records(env, filters):
     rows = SQL(" UNION ALL ").join(_select(env[model]._search(domain), RECORD_COLUMNS) for model, domain in parts)
     # Summed as float8, whose aggregation state is a fraction of numeric's (so the hash table of thousands of
     # records stays in work_mem), then rounded back: costs have PRICE_DIGITS decimals and a float8 sum of
-    # them is off by far less than half the last one, so the rounded sum is the exact one.
+    # them is off by far less than half the last one, so the rounded sum is the exact one. No calls left: the
+    # record's usage was moved to another record (a rollup row keeps its key at zero).
     env.cr.execute(SQL(
         """SELECT res_model, res_id, ROUND(cost::numeric, %s), calls FROM (
                SELECT res_model, res_id, SUM(cost_usd::float8) AS cost, SUM(call_count) AS calls FROM (%s) r
-                GROUP BY res_model, res_id ORDER BY cost DESC LIMIT %s) top
+                GROUP BY res_model, res_id HAVING SUM(call_count) > 0 ORDER BY cost DESC LIMIT %s) top
             ORDER BY cost DESC""",
         PRICE_DIGITS[1], rows, TOP_RECORDS,
     ))

@@ -89,6 +89,23 @@ class TestCostApiPeriods(TransactionCase):
         drafts = self.usages.filtered(lambda u: u.operation == "email_draft" and start <= u.create_date.date() <= end)
         self.assertEqual(body["total_requests"], len(drafts))
 
+    def test_records_without_calls_in_the_period_are_left_out(self):
+        """A record whose usage moved to another record has rollup rows that sum to no calls: it is not one
+        of the period's records."""
+        def create(*res_ids):
+            return self.env["ai.token.usage"].create([
+                {"provider_id": self.provider.id, "model": "gpt-4o-mini", "res_model": "res.partner",
+                 "res_id": res_id, "cost_usd": 0.01, "user_id": self.manager.id, "status": "ok"}
+                for res_id in res_ids
+            ])
+
+        moved, kept = create(301, 302)
+        moved.res_id = 303
+        today = kept.create_date.date()
+        self.assertEqual(self._records(self._payload(today, today)), [
+            ("res.partner", 302, 0.01, 1), ("res.partner", 303, 0.01, 1),
+        ])
+
     def test_one_record(self):
         body = self._payload(date(2025, 1, 20), date(2025, 3, 31), res_model="res.partner", res_id=2)
         # res_id 2 has the rows k = 1 (Jan 25), 13 (Feb 20) and 25 (Jan 10, before the period).
