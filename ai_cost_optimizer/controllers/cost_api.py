@@ -32,7 +32,7 @@ KEY_FILTERS = {"operation": "operation", "user": "user_id", "provider": "provide
 # Filters that the per-month record rollup cannot apply (it keys rows by month and record only), or that
 # leave so few rows (one record) that the per-day one answers at once.
 RECORD_DAILY_FILTERS = {"operation", "user", "provider", "res_id"}
-RECORD_COLUMNS = ("res_model", "res_id", "cost_usd", "call_count")
+RECORD_DAILY, RECORD_MONTHLY = "ai.token.usage.record.daily", "ai.token.usage.record.monthly"
 NO_PROVIDER = {"provider_name": None, "model": None}
 # GROUPING(operation, provider_id, day) of each grouping set of `_daily_sections`.
 TOTAL_SET, OPERATION_SET, PROVIDER_SET, DAY_SET = 0b111, 0b011, 0b101, 0b110
@@ -116,18 +116,19 @@ def _top_records(env, filters):
     start, end = fields.Date.to_date(filters["start"]), fields.Date.to_date(filters["end"])
     first, last = (None, None) if RECORD_DAILY_FILTERS.intersection(filters) else _covered_months(env, start, end)
     if first is None or first > last:
-        parts = [("ai.token.usage.record.daily", rollup_domain(filters))]
+        parts = [(RECORD_DAILY, rollup_domain(filters), 1)]
     else:
-        parts = [("ai.token.usage.record.monthly", rollup_domain(filters, first, last))]
+        parts = [(RECORD_MONTHLY, rollup_domain(filters, first, last), 1)]
         if start < first:  # the days of the first month that it cuts, if any
-            parts.append(("ai.token.usage.record.daily", rollup_domain(filters, start, first - DAY)))
+            parts += _cut_month(filters, start, first - DAY)
         if month_end(last) < end:  # and those of the last month
-            parts.append(("ai.token.usage.record.daily", rollup_domain(filters, month_end(last) + DAY, end)))
-    rows = SQL(" UNION ALL ").join(_select(env[model]._search(domain), RECORD_COLUMNS) for model, domain in parts)
+            parts += _cut_month(filters, month_end(last) + DAY, end)
+    rows = SQL(" UNION ALL ").join(_select(env[model]._search(domain), sign) for model, domain, sign in parts)
     # Summed as float8, whose aggregation state is a fraction of numeric's (so the hash table of thousands of
     # records stays in work_mem), then rounded back: costs have PRICE_DIGITS decimals and a float8 sum of
-    # them is off by far less than half the last one, so the rounded sum is the exact one. No calls left: the
-    # record's usage was moved to another record (a rollup row keeps its key at zero).
+    # them (at most a month's, less some of its days) is off by far less than half the last one, so the
+    # rounded sum is the exact one. No calls left: the record's usage is all in the days taken off its month,
+    # or was moved to another record (a rollup row keeps its key at zero).
     env.cr.execute(SQL(
         """SELECT res_model, res_id, ROUND(cost::numeric, %s), calls FROM (
                SELECT res_model, res_id, SUM(cost_usd::float8) AS cost, SUM(call_count) AS calls FROM (%s) r
@@ -141,9 +142,29 @@ def _top_records(env, filters):
     ]
 
 
-def _select(query, columns):
-    """The SELECT of `query` (a rollup's `_search`, record rules included) for these columns of its table."""
-    return query.select(*(SQL.identifier(query.table, column) for column in columns))
+def _cut_month(filters, day_from, day_to):
+    """The rollup parts (model, domain, sign) of the days [day_from, day_to] of one month: those days of the
+    per-day rollup or, when fewer days are left out, the month less the days left out. Per-record rows per
+    day outnumber those per month several times (they are keyed by provider, user, operation too), so a cut
+    month reads at most half its days of them."""
+    month = month_start(day_from)
+    left_out = [(a, b) for a, b in ((month, day_from - DAY), (day_to + DAY, month_end(month))) if a <= b]
+    if (day_to - day_from).days + 1 <= sum((b - a).days + 1 for a, b in left_out):
+        return [(RECORD_DAILY, rollup_domain(filters, day_from, day_to), 1)]
+    return [(RECORD_MONTHLY, rollup_domain(filters, month, month), 1)] + [
+        (RECORD_DAILY, rollup_domain(filters, a, b), -1) for a, b in left_out
+    ]
+
+
+def _select(query, sign):
+    """The SELECT of `query` (a rollup's `_search`, record rules included) of the columns the top records
+    read, its measures times `sign`."""
+    table = query.table
+    return query.select(
+        SQL.identifier(table, "res_model"), SQL.identifier(table, "res_id"),
+        *(SQL("%s * %s AS %s", sign, SQL.identifier(table, column), SQL.identifier(column))
+          for column in ("cost_usd", "call_count")),
+    )
 
 
 def _covered_months(env, start, end):

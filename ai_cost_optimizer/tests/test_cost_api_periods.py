@@ -18,6 +18,8 @@ PERIODS = [
     (date(2025, 1, 20), date(2025, 2, 10)),  # cuts both months
     (date(2025, 1, 20), date(2025, 3, 10)),  # cuts January and March, covers February
     (date(2025, 1, 11), date(2025, 1, 31)),  # inside one month it cuts
+    (date(2025, 1, 11), date(2025, 3, 31)),  # cuts January late: the month less its first days
+    (date(2025, 1, 1), date(2025, 2, 19)),  # cuts February late: the month less its last days
     (date(2025, 1, 26), date(2025, 2, 19)),  # cuts both, no usage day inside the first one
     (date(2025, 2, 5), date(2025, 2, 5)),  # one day
     (date(2025, 3, 1), date(2025, 12, 31)),  # the months after March have no usage: March counts whole
@@ -90,8 +92,8 @@ class TestCostApiPeriods(TransactionCase):
         self.assertEqual(body["total_requests"], len(drafts))
 
     def test_records_without_calls_in_the_period_are_left_out(self):
-        """A record whose usage moved to another record has rollup rows that sum to no calls: it is not one
-        of the period's records."""
+        """A record whose usage moved to another record, or used only in the days taken off a cut month,
+        has rollup rows that sum to no calls: it is not one of the period's records."""
         def create(*res_ids):
             return self.env["ai.token.usage"].create([
                 {"provider_id": self.provider.id, "model": "gpt-4o-mini", "res_model": "res.partner",
@@ -104,6 +106,17 @@ class TestCostApiPeriods(TransactionCase):
         today = kept.create_date.date()
         self.assertEqual(self._records(self._payload(today, today)), [
             ("res.partner", 302, 0.01, 1), ("res.partner", 303, 0.01, 1),
+        ])
+        # May 10-31 cuts May: read as the month less May 1-9, when record 201 was used.
+        days = (date(2025, 5, 3), date(2025, 5, 20), date(2025, 6, 10))
+        for usage, day in zip(create(201, 202, 203), days, strict=True):
+            self.env.cr.execute(SQL(
+                "UPDATE ai_token_usage SET create_date = %s WHERE id = %s", datetime.combine(day, datetime.min.time()),
+                usage.id,
+            ))
+        self.env["ai.token.usage"]._rebuild_rollups(date(2025, 5, 1))
+        self.assertEqual(self._records(self._payload(date(2025, 5, 10), date(2025, 6, 30))), [
+            ("res.partner", 202, 0.01, 1), ("res.partner", 203, 0.01, 1),
         ])
 
     def test_one_record(self):
