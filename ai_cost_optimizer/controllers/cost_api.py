@@ -128,12 +128,14 @@ def _top_records(env, filters):
     # records stays in work_mem), then rounded back: costs have PRICE_DIGITS decimals and a float8 sum of
     # them (at most a month's, less some of its days) is off by far less than half the last one, so the
     # rounded sum is the exact one. No calls left: the record's usage is all in the days taken off its month,
-    # or was moved to another record (a rollup row keeps its key at zero).
+    # or was moved to another record (a rollup row keeps its key at zero). Records of equal cost come in the
+    # order of their keys, so that the same request always gets the same ten.
     env.cr.execute(SQL(
         """SELECT res_model, res_id, ROUND(cost::numeric, %s), calls FROM (
                SELECT res_model, res_id, SUM(cost_usd::float8) AS cost, SUM(call_count) AS calls FROM (%s) r
-                GROUP BY res_model, res_id HAVING SUM(call_count) > 0 ORDER BY cost DESC LIMIT %s) top
-            ORDER BY cost DESC""",
+                GROUP BY res_model, res_id HAVING SUM(call_count) > 0 ORDER BY cost DESC, res_model, res_id
+                LIMIT %s) top
+            ORDER BY cost DESC, res_model, res_id""",
         PRICE_DIGITS[1], rows, TOP_RECORDS,
     ))
     return [
