@@ -32,7 +32,7 @@ class AiResponseCache(models.Model):
 
     def _lookup(self, company, key):
         """The live entry for `key` in `company`, or an empty recordset. Asked before every cacheable
-        call: one probe of the unique index, without the ORM's domain parsing (a third of its time)."""
+        call: one probe of the unique index, without the ORM's domain parsing."""
         self.flush_model(["company_id", "key", "expires_at"])
         self.env.cr.execute(SQL(
             "SELECT id FROM ai_response_cache WHERE company_id = %s AND key = %s AND expires_at > %s LIMIT 1",
