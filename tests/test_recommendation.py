@@ -64,3 +64,12 @@ def test_nothing_qualifies_names_each_exclusion():
 def test_unknown_quality_level_is_refused():
     with pytest.raises(ValueError, match="unknown quality level"):
         rec.rank([], 10, 10, "best")
+
+
+def test_strictest_quality_keeps_the_highest_bar_given():
+    assert rec.strictest_quality("high", "low") == "high"
+    assert rec.strictest_quality(None, "low") == "low"
+    assert rec.strictest_quality("low", "medium", None) == "medium"
+    assert rec.strictest_quality(None, None) == "medium"
+    with pytest.raises(ValueError):
+        rec.strictest_quality("urgent")

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 QUALITY_BARS = {"low": 40, "medium": 60, "high": 80}
+DEFAULT_QUALITY = "medium"
 # Rated samples at which the benchmarks weigh as much as the configured prior.
 BENCHMARK_FULL_WEIGHT = 20
 # Expected answer length when neither the task type nor the usage history says otherwise.
@@ -72,6 +73,12 @@ def quality_bar(level: str) -> int:
     if level not in QUALITY_BARS:
         raise ValueError(f"unknown quality level {level!r}; expected one of {', '.join(QUALITY_BARS)}")
     return QUALITY_BARS[level]
+
+
+def strictest_quality(*levels: str | None) -> str:
+    """The strictest of the quality levels given (None: not given), 'medium' when none is."""
+    given = [level for level in levels if level is not None]
+    return max(given, key=quality_bar) if given else DEFAULT_QUALITY
 
 
 def blended_quality(prior: float, benchmark: float | None, samples: int) -> float:

@@ -17,6 +17,7 @@ from ..core.messages import (
     storable_text,
     validate_messages,
 )
+from ..core.recommendation import strictest_quality
 from ..core.tokens import count_message_tokens
 from ..exceptions import AiBudgetExceeded, AiProviderError
 from ..ledger import USAGE_CTE, LedgerStatement
@@ -44,7 +45,7 @@ class AiService(models.AbstractModel):
         messages,
         provider=None,
         task_type="chat",
-        quality_required="medium",
+        quality_required=None,
         mode=None,
         max_tokens=1024,
         temperature=None,
@@ -59,6 +60,8 @@ class AiService(models.AbstractModel):
 
         Returns a dict: content, provider_id, provider_name, model, usage, cost_usd, latency_ms,
         cache_hit, usage_id, recommendation, switched_from, budget, waste_report.
+        quality_required (low, medium, high) is the least quality the answer needs: medium when not
+        given; in smart_router mode the prompt's complexity may raise it, never lower a given one.
         Raises UserError (AiProviderError, AiBudgetExceeded) with a clear message; every
         call, failed or refused ones included, leaves a usage row.
         """
@@ -117,9 +120,10 @@ class AiService(models.AbstractModel):
             raise UserError(_("Invalid messages: %s", error)) from None
         if not self._is_one_of(call["mode"], (None, *MODES)):
             raise UserError(_("Unknown mode %s: use 'passthrough' or 'smart_router'.", short_repr(call["mode"])))
-        if not self._is_one_of(call["quality_required"], dict(QUALITY_LEVELS)):
-            quality = short_repr(call["quality_required"])
-            raise UserError(_("quality_required must be low, medium or high, not %s.", quality))
+        quality = call["quality_required"]
+        if quality is not None and not self._is_one_of(quality, dict(QUALITY_LEVELS)):
+            raise UserError(_("quality_required must be low, medium or high, not %s.", short_repr(quality)))
+        call["quality_given"], call["quality_required"] = quality, strictest_quality(quality)
         max_tokens = call["max_tokens"]
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0:
             raise UserError(_("max_tokens must be a positive integer, not %s.", short_repr(max_tokens)))

@@ -2,6 +2,7 @@ from odoo import models
 
 from ..core.clients import ProviderError
 from ..core.complexity import score_prompt
+from ..core.recommendation import strictest_quality
 from ..core.tokens import count_text_tokens
 from ..ledger import USAGE_ID
 
@@ -29,7 +30,8 @@ class AiService(models.AbstractModel):
         model = call["provider"].model
         call["complexity"] = score_prompt(call["messages"], lambda text: count_text_tokens(text, model).tokens)
         if call["mode"] == "smart_router":
-            call["quality_required"] = call["complexity"].quality_level
+            # The complexity sets the bar of a call that gave none, and may raise a given one.
+            call["quality_required"] = strictest_quality(call["quality_given"], call["complexity"].quality_level)
         if recommendation is not None or call["task_type"] not in self.env["ai.task.type"]._output_figures():
             return recommendation
         # Stored with the usage row of a served call (_after_usage), not for refused ones.

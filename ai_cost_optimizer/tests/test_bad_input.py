@@ -107,7 +107,6 @@ SEND_MESSAGE_CASES = [
     ("task_type huge", {"task_type": "x" * 2_000_000}, "task_type must be a code"),
     # -- quality_required and mode
     ("quality ultra", {"quality_required": "ultra"}, "quality_required"),
-    ("quality None", {"quality_required": None}, "quality_required"),
     ("quality empty", {"quality_required": ""}, "quality_required"),
     ("quality uppercase", {"quality_required": "HIGH"}, "quality_required"),
     ("quality int", {"quality_required": 1}, "quality_required"),

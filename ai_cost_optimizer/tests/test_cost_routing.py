@@ -72,6 +72,16 @@ class TestRouting(RoutingCase):
         self.assertEqual((usage.complexity, usage.quality_required), ("complex", "high"))
         self.assertEqual(usage.provider_id, self.tiny, "tiny is the cheapest per point above the high bar")
 
+    def test_smart_router_never_lowers_a_given_quality_bar(self):
+        result = self.service.send_message(TRIVIAL, provider=self.cheap, mode="smart_router", quality_required="high")
+        usage = self.env["ai.token.usage"].browse(result["usage_id"])
+        self.assertEqual((usage.complexity, usage.quality_required), ("simple", "high"))
+        self.assertEqual(usage.provider_id, self.tiny, "tiny is the cheapest per point above the high bar")
+        # A given bar below the prompt's complexity is raised to it.
+        result = self.service.send_message(HARD, provider=self.cheap, mode="smart_router", quality_required="low")
+        usage = self.env["ai.token.usage"].browse(result["usage_id"])
+        self.assertEqual((usage.complexity, usage.quality_required), ("complex", "high"))
+
     def test_auto_switch_needs_both_flags(self):
         company = self.env.company
         for optimize, auto, company_auto, switches in [
