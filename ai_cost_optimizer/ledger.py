@@ -16,10 +16,10 @@ RETURNING_ID = SQL("id")
 
 
 def insert_sql(model, vals, returning=RETURNING_ID):
-    """`INSERT ... RETURNING id` (or `returning`) of one row of `model` holding `vals`, as create() would store it: the
-    fields' defaults and the log-access columns filled in, values converted by their fields. No create()
-    override, constraint or recomputation runs: `vals` must hold every stored computed field. A value may
-    be an SQL expression (such as USAGE_ID)."""
+    """`INSERT ... RETURNING id` (or `returning`) of one row of `model` holding `vals`, as create() would
+    store it: the fields' defaults and the log-access columns filled in, values converted by their fields.
+    No create() override, constraint or recomputation runs: `vals` must hold every stored computed field.
+    A value may be an SQL expression (such as USAGE_ID)."""
     vals = model._add_missing_default_values(dict(vals))
     if model._log_access:
         now = model.env.cr.now()
