@@ -68,3 +68,14 @@ def test_fallback_when_encoding_cannot_load():
     assert estimate.tokens == -(-len(TEXT) // 4) > 0
     message_estimate = count_message_tokens([{"role": "user", "content": TEXT}])
     assert message_estimate.exact is False and message_estimate.tokens > estimate.tokens
+
+
+def test_repeated_texts_are_counted_once_and_long_ones_never_kept(reference_encoding):
+    prompt = "You are the assistant of an Odoo CRM. " * 40
+    tokens._remembered_tokens.cache_clear()
+    for _ in range(3):
+        assert count_text_tokens(prompt).tokens == len(reference_encoding.encode(prompt))
+    assert tokens._remembered_tokens.cache_info().hits == 2
+    long_text = "lead " * 5000  # past the remembered length
+    assert count_text_tokens(long_text).tokens == len(reference_encoding.encode(long_text))
+    assert tokens._remembered_tokens.cache_info().currsize == 1

@@ -33,6 +33,12 @@ _TOKENS_PER_MESSAGE = 3
 _TOKENS_PER_NAME = 1
 _REPLY_PRIMING_TOKENS = 3
 
+# A call's texts are counted several times (estimate, complexity, waste facts), and system prompts and
+# conversation turns come back call after call: their counts are remembered, up to this length, so that
+# the memory held stays small (a few MB at most).
+_REMEMBERED_MAX_CHARS = 16_384
+_REMEMBERED_TEXTS = 512
+
 
 @dataclass(frozen=True)
 class TokenEstimate:
@@ -79,9 +85,21 @@ def _count(texts: Iterable[str], model: str | None) -> tuple[int, bool, str]:
     encoding = _load_encoding(name)
     if encoding is None:
         return sum(_heuristic_tokens(text) for text in texts), False, HEURISTIC
+    return sum(
+        _remembered_tokens(name, text) if len(text) <= _REMEMBERED_MAX_CHARS else _encoded_tokens(encoding, text)
+        for text in texts
+    ), True, name
+
+
+def _encoded_tokens(encoding: tiktoken.Encoding, text: str) -> int:
     # disallowed_special=() counts special-token text like "<|endoftext|>" as ordinary text
     # instead of raising: prompts are user data.
-    return sum(len(encoding.encode(text, disallowed_special=())) for text in texts), True, name
+    return len(encoding.encode(text, disallowed_special=()))
+
+
+@functools.lru_cache(maxsize=_REMEMBERED_TEXTS)
+def _remembered_tokens(encoding_name: str, text: str) -> int:
+    return _encoded_tokens(_load_encoding(encoding_name), text)
 
 
 def count_text_tokens(text: str, model: str | None = None) -> TokenEstimate:
