@@ -53,6 +53,7 @@ class AiTokenUsage(models.Model):
         for rollup in rollups:
             rollup.invalidate_model()
 
+    @api.model
     def _add_ledger_rows(self, ledger):
         """The rollups of the usage row that `ledger` inserts: upserts of that statement."""
         super()._add_ledger_rows(ledger)
