@@ -1,4 +1,6 @@
+import itertools
 import random
+from dataclasses import replace
 from datetime import datetime, time, timedelta
 
 from psycopg2.extras import execute_values
@@ -6,6 +8,7 @@ from psycopg2.extras import execute_values
 from odoo import Command, api, fields, models
 
 from ..core import pricing
+from ..core import recommendation as ranking_rules
 from ..core.usage import Usage
 
 # operation: (task type, weight, prompt tokens (mean), answer tokens (mean), about a record?)
@@ -148,8 +151,7 @@ class AiCostDemo(models.AbstractModel):
             )
 
     def _demo_extras(self, providers):
-        """Budgets at several fill levels, benchmarks and a running A/B test. No recommendation is
-        stored: the demo providers have no API keys, so the optimizer rightly finds none usable."""
+        """Budgets at several fill levels, benchmarks, recommendations and a running A/B test."""
         self._demo_budgets(providers)
         Benchmark = self.env["ai.provider.benchmark"]
         rng = random.Random(7)
@@ -169,6 +171,26 @@ class AiCostDemo(models.AbstractModel):
             ],
         })
         experiment.action_start()
+        self._demo_recommendations(rng)
+
+    def _demo_recommendations(self, rng, days=90, per_question=6):
+        """What the optimizer recommended over the demo period: `per_question` answers per task type of
+        the demo operations and quality bar, at various prompt sizes. The demo providers have no API
+        key, so the optimizer rightly finds none usable: they are ranked as once keys are entered."""
+        Optimizer = self.env["ai.cost.optimizer"]
+        now = fields.Datetime.now()
+        vals_list = []
+        for task_type in sorted({task_type for task_type, *_rest in OPERATIONS.values()}):
+            output_tokens = Optimizer._expected_output_tokens(task_type)
+            candidates = [replace(candidate, usable=True) for candidate in Optimizer._candidates(task_type)]
+            for quality, _n in itertools.product(("low", "medium", "high"), range(per_question)):
+                tokens = rng.randint(300, 6000)
+                ranking = ranking_rules.rank(candidates, tokens, output_tokens, quality)
+                result = Optimizer._result(ranking, task_type, quality, output_tokens)
+                vals = Optimizer._recommendation_values(result, task_type, tokens, quality, None)
+                vals["date"] = now - timedelta(days=rng.uniform(0, days))
+                vals_list.append(vals)
+        self.env["ai.cost.recommendation"].create(vals_list)
 
     def _demo_budgets(self, providers):
         """A roomy company budget, a tight one for sales operations and a provider cap that blocks."""

@@ -40,21 +40,24 @@ class AiCostOptimizer(models.AbstractModel):
         # Internal questions about an unknown task type (a past call's) get the "nothing qualifies" shape.
         candidates = self._candidates(task_type) if output_tokens is not None else []
         output_tokens = output_tokens or 0
-        ranking = ranking_rules.rank(
-            candidates,
-            context_size_tokens,
-            output_tokens,
-            quality_required,
-            max_budget_usd,
-        )
-        reasoning = ranking_rules.reasoning(ranking, task_type, quality_required)
+        ranking = ranking_rules.rank(candidates, context_size_tokens, output_tokens, quality_required, max_budget_usd)
+        result = self._result(ranking, task_type, quality_required, output_tokens)
+        if not self.env.context.get("ai_recommendation_internal"):
+            result["recommendation_id"] = self._store(
+                result, task_type, context_size_tokens, quality_required, max_budget_usd
+            )
+        return result
+
+    @staticmethod
+    def _result(ranking, task_type, quality_required, output_tokens):
+        """recommend_provider's answer for a core.recommendation Ranking (without recommendation_id)."""
         best = ranking.best
-        result = {
+        return {
             "provider_id": best.candidate.provider_id if best else False,
             "provider_name": best.candidate.name if best else False,
             "estimated_cost": best.estimated_cost if best else 0.0,
             "expected_output_tokens": output_tokens,
-            "reasoning": reasoning,
+            "reasoning": ranking_rules.reasoning(ranking, task_type, quality_required),
             "excluded": [
                 {"provider_id": candidate.provider_id, "provider_name": candidate.name, "reason": reason}
                 for candidate, reason in ranking.excluded
@@ -70,11 +73,6 @@ class AiCostOptimizer(models.AbstractModel):
                 for scored in ranking.ranked
             ],
         }
-        if not self.env.context.get("ai_recommendation_internal"):
-            result["recommendation_id"] = self._store(
-                result, task_type, context_size_tokens, quality_required, max_budget_usd
-            )
-        return result
 
     def _check_recommendation_input(self, task_type, context_size_tokens, quality_required, max_budget_usd):
         """Clear ValidationErrors for bad input; returns the task type's expected output tokens (or,

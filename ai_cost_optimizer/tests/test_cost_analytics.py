@@ -1,3 +1,5 @@
+import random
+
 from odoo import fields
 from odoo.exceptions import UserError
 from odoo.tests import tagged
@@ -88,3 +90,17 @@ class TestCostAnalytics(AiCostCase):
         Analytics = self.env["ai.token.analytics"]
         days = Analytics.search([("company_id", "=", self.env.company.id), ("period_type", "=", "day")])
         self.assertEqual(len(days), 2, "yesterday and today")
+
+    def test_demo_recommendations_rank_providers_as_once_keys_are_entered(self):
+        self.gpt.api_key = False  # as the demo providers: the optimizer finds it unusable
+        self.assertNotEqual(
+            self.env["ai.cost.optimizer"].recommend_provider("classify", 500, "low")["provider_id"], self.gpt.id
+        )
+        before = self.env["ai.cost.recommendation"].search([])
+        self.env["ai.cost.demo"]._demo_recommendations(random.Random(3), days=30, per_question=2)
+        made = self.env["ai.cost.recommendation"].search([]) - before
+        self.assertEqual(len(made), 5 * 3 * 2, "5 task types of the demo operations, 3 quality bars")
+        self.assertIn(self.gpt, made.recommended_provider_id)
+        now = fields.Datetime.now()
+        self.assertTrue(all(fields.Datetime.subtract(now, days=30) <= date <= now for date in made.mapped("date")))
+        self.assertTrue(all(made.mapped("reasoning")))
