@@ -12,6 +12,11 @@ from odoo.tools import SQL
 USAGE_CTE = "usage"
 # The id of the usage row that the statement inserts, as a value of the rows that follow it.
 USAGE_ID = SQL("(SELECT id FROM %s)", SQL.identifier(USAGE_CTE))
+# Its create_date, the transaction's timestamp (NOW), as the rows that follow it record the call's date.
+USAGE_DATE = SQL("(SELECT create_date FROM %s)", SQL.identifier(USAGE_CTE))
+# The transaction's timestamp, as Odoo's cr.now() gives it, read by the statement that writes it rather
+# than by a query of its own.
+NOW = SQL("(now() AT TIME ZONE 'UTC')")
 RETURNING_ID = SQL("id")
 
 
@@ -22,8 +27,7 @@ def insert_sql(model, vals, returning=RETURNING_ID):
     A value may be an SQL expression (such as USAGE_ID)."""
     vals = model._add_missing_default_values(dict(vals))
     if model._log_access:
-        now = model.env.cr.now()
-        vals.update(create_uid=model.env.uid, write_uid=model.env.uid, create_date=now, write_date=now)
+        vals.update(create_uid=model.env.uid, write_uid=model.env.uid, create_date=NOW, write_date=NOW)
     columns, values = [], []
     for name, value in vals.items():
         field = model._fields[name]

@@ -5,7 +5,7 @@ from odoo import models
 from ..core import waste as waste_rules
 from ..core.response_cache import cache_key, is_cacheable
 from ..core.tokens import count_message_tokens, count_text_tokens
-from ..ledger import USAGE_ID
+from ..ledger import USAGE_DATE, USAGE_ID
 from .ai_token_analytics import CALL_FIELDS, WASTE_FIELDS
 
 
@@ -48,7 +48,7 @@ class AiService(models.AbstractModel):
             return
         if call.get("waste_report"):
             Analytics = self.env["ai.token.analytics"].sudo()
-            findings = Analytics._finding_values(USAGE_ID, call["waste_values"], call["waste_report"])
+            findings = Analytics._finding_values(USAGE_ID, USAGE_DATE, call["waste_values"], call["waste_report"])
             for index, vals in enumerate(findings):
                 ledger.add_insert(f"finding_{index}", self.env["ai.token.waste.finding"], vals)
         if self._response_cacheable(call):

@@ -9,6 +9,7 @@ from odoo.tools import SQL
 from ..core import pricing
 from ..core import waste as waste_rules
 from ..core.usage import Usage
+from ..ledger import NOW
 from .ai_service_provider_price import PRICE_DIGITS
 from .ai_token_waste_finding import RULE_LABELS
 
@@ -138,11 +139,12 @@ class AiTokenAnalytics(models.Model):
     def _create_findings(self, usage, values, report):
         """The ai.token.waste.finding records of `report` on `usage`."""
         if report["findings"]:
-            self.env["ai.token.waste.finding"].sudo().create(self._finding_values(usage.id, values, report))
+            findings = self._finding_values(usage.id, usage.create_date, values, report)
+            self.env["ai.token.waste.finding"].sudo().create(findings)
 
-    def _finding_values(self, usage_id, values, report):
-        """The values of the findings of `report` on the call of `values` (usage_id: its row's id, or an
-        SQL expression of it in a ledger statement)."""
+    def _finding_values(self, usage_id, call_date, values, report):
+        """The values of the findings of `report` on the call of `values` (usage_id and call_date: its
+        row's, or SQL expressions of them in a ledger statement)."""
         return [
             {
                 "usage_id": usage_id,
@@ -155,7 +157,7 @@ class AiTokenAnalytics(models.Model):
                 "user_id": values["user_id"],
                 "operation": values["operation"],
                 "provider_id": values["provider_id"],
-                "call_date": values["create_date"] or self.env.cr.now(),
+                "call_date": call_date,
             }
             for finding in report["findings"]
         ]
@@ -169,18 +171,20 @@ class AiTokenAnalytics(models.Model):
         with the ledger nor with how often a hot prompt repeats. Their parameters come from the call: the
         query plans in a fraction of a join on the row."""
         self.env["ai.token.usage"].flush_model()
-        at = values.get("create_date") or self.env.cr.now()
+        # A call not yet stored happens now: the transaction's timestamp, its row's create_date.
+        at = SQL("%s::timestamp", values["create_date"]) if values.get("create_date") else NOW
         older = SQL("d.id < %s", before_id) if before_id else SQL("TRUE")
         duplicate = SQL(
             """d.prompt_hash = %s AND d.company_id = %s AND d.operation IS NOT DISTINCT FROM %s
-               AND d.create_date >= %s AND d.create_date <= %s AND %s""",
+               AND d.create_date >= %s - %s AND d.create_date <= %s AND %s""",
             values["prompt_hash"] or None, values["company_id"], values["operation"] or None,
-            at - timedelta(seconds=settings.duplicate_window_seconds), at, older,
+            at, timedelta(seconds=settings.duplicate_window_seconds), at, older,
         )
         prefix = SQL(
-            "d.static_prefix_hash = %s AND d.provider_id = %s AND d.create_date >= %s AND d.create_date <= %s AND %s",
+            """d.static_prefix_hash = %s AND d.provider_id = %s
+               AND d.create_date >= %s - %s AND d.create_date <= %s AND %s""",
             values["static_prefix_hash"] or None, values["provider_id"] or None,
-            at - timedelta(seconds=settings.missed_cache_window_seconds), at, older,
+            at, timedelta(seconds=settings.missed_cache_window_seconds), at, older,
         )
         self.env.cr.execute(SQL(
             "SELECT %s, %s, %s",
