@@ -261,8 +261,11 @@ class AiService(models.AbstractModel):
     def _record_failed_attempt(self, call, error):
         """One 'error' row, without cost, per failed request sent to a provider: retries and
         fallbacks are accounted attempt by attempt, and the error is not recorded twice."""
-        call["attempts"] = error.attempts
-        self._record_usage(call, status="error", error=str(error))
+        call["attempts"], call["failed_attempt"] = error.attempts, True
+        try:
+            self._record_usage(call, status="error", error=str(error))
+        finally:
+            call.pop("failed_attempt")
         call.setdefault("failed_attempts", []).append(error)
 
     def _record_usage(self, call, status, error=None):
@@ -297,9 +300,11 @@ class AiService(models.AbstractModel):
     def _add_usage_followers(self, call, ledger, status):
         """Hook: add to `ledger` (a LedgerStatement) the rows that follow the usage row of a call
         with `status`, written by the same statement: its rollups, and for a served call its benchmark
-        (`_log_benchmark`), its recommendation, its waste findings and its response-cache entry."""
+        (`_log_benchmark`, also for a failed attempt), its recommendation, its waste findings and its
+        response-cache entry."""
         ledger.usage_model._add_ledger_rows(ledger)
-        if status == "ok" and call.get("result") is not None:  # a provider answered
+        # A request that reached a provider, answered or failed, counts in its benchmarks (error rate).
+        if (status == "ok" and call.get("result") is not None) or call.get("failed_attempt"):
             self._log_benchmark(call, ledger)
 
     def _after_usage(self, call, usage, ids):

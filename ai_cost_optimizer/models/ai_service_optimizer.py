@@ -34,7 +34,7 @@ class AiService(models.AbstractModel):
             call["quality_required"] = strictest_quality(call["quality_given"], call["complexity"].quality_level)
         if recommendation is not None or call["task_type"] not in self.env["ai.task.type"]._output_figures():
             return recommendation
-        # Stored with the usage row of a served call (_after_usage), not for refused ones.
+        # Stored with the usage row of a served call (_add_usage_followers), not for refused ones.
         return (
             self.env["ai.cost.optimizer"]
             .with_company(call["provider"].company_id)
@@ -153,9 +153,6 @@ class AiService(models.AbstractModel):
                 call["max_budget_usd"],
             )
             ledger.add_insert("recommendation", self.env["ai.cost.recommendation"], vals)
-        if call.get("failed_attempt"):
-            # A failed request sent to a provider also counts in its benchmarks (error rate).
-            self._log_benchmark(call, ledger)
 
     def _after_usage(self, call, usage, ids):
         if "recommendation" in ids:
@@ -175,10 +172,3 @@ class AiService(models.AbstractModel):
             usage.get("cost_usd", 0.0), usage.get("latency_ms", 0.0), error_occurred=failed, usage_id=USAGE_ID,
         )
         ledger.add_insert("benchmark", Benchmark, vals)
-
-    def _record_failed_attempt(self, call, error):
-        call["failed_attempt"] = True
-        try:
-            super()._record_failed_attempt(call, error)
-        finally:
-            call.pop("failed_attempt")

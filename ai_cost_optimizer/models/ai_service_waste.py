@@ -59,13 +59,6 @@ class AiService(models.AbstractModel):
             if entry:
                 ledger.add("response_cache", entry)
 
-    def _after_usage(self, call, usage, ids):
-        if call.get("cache_entry"):
-            # No provider was called: no waste, no reservation to settle.
-            call["waste_report"] = None
-            return
-        super()._after_usage(call, usage, ids)
-
     # ------------------------------------------------------------------
     # Waste
     # ------------------------------------------------------------------
