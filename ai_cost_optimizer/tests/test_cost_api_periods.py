@@ -119,6 +119,18 @@ class TestCostApiPeriods(TransactionCase):
             ("res.partner", 202, 0.01, 1), ("res.partner", 203, 0.01, 1),
         ])
 
+    def test_records_of_equal_cost_come_in_the_order_of_their_keys(self):
+        tied = self.env["ai.token.usage"].create([
+            {"provider_id": self.provider.id, "model": "gpt-4o-mini", "res_model": "res.partner",
+             "res_id": res_id, "cost_usd": 0.01, "user_id": self.manager.id, "status": "ok"}
+            for res_id in range(412, 400, -1)
+        ])
+        today = tied[:1].create_date.date()
+        # Whatever plan PostgreSQL picks: a hash aggregate gives the records in no particular order.
+        self.env.cr.execute("SET enable_sort = off")
+        self.addCleanup(self.env.cr.execute, "RESET enable_sort")
+        self.assertEqual([row[1] for row in self._records(self._payload(today, today))], list(range(401, 411)))
+
     def test_one_record(self):
         body = self._payload(date(2025, 1, 20), date(2025, 3, 31), res_model="res.partner", res_id=2)
         # res_id 2 has the rows k = 1 (Jan 25), 13 (Feb 20) and 25 (Jan 10, before the period).

@@ -113,6 +113,15 @@ class TestRecommendProvider(OptimizerCase):
         self.tiny.company_id = other
         self.assertNotIn(self.tiny.id, self.ids(self.optimizer.recommend_provider("chat", 10, "low")))
 
+    def test_provider_changes_reach_the_cached_candidates(self):
+        self.assertIn(self.strong.id, self.ids(self.optimizer.recommend_provider("chat", 1000, "high")))
+        self.strong.quality_score = 60
+        self.assertNotIn(self.strong.id, self.ids(self.optimizer.recommend_provider("chat", 1000, "high")))
+        self.mid.input_price = 0.01
+        low = self.optimizer.recommend_provider("chat", 1000, "low")
+        self.assertAlmostEqual(low["alternatives"][self.ids(low).index(self.mid.id)]["estimated_cost"],
+                               self.cost(self.mid, 1000, 400))
+
     def test_every_recommendation_is_stored(self):
         Recommendation = self.env["ai.cost.recommendation"]
         before = Recommendation.search_count([])
