@@ -66,9 +66,8 @@ def fake_provider_class():
 
 @contextmanager
 def fake_provider_process():
-    """The fake provider server in a process of its own, as a real provider is: in a thread of the
-    measured process, its work after each answer would compete with the next call for the GIL and
-    count as the caller's time. Yields the running server's (anthropic_base_url, openai_base_url)."""
+    """The fake provider server in a process of its own, as a real provider is: none of its work runs in
+    the measured process. Yields the running server's (anthropic_base_url, openai_base_url)."""
     import multiprocessing
 
     context = multiprocessing.get_context("fork")
