@@ -11,7 +11,8 @@ from ..core import budget as budget_math
 from ..core import pricing
 from ..core.messages import check_label, is_finite_number, short_repr
 from ..core.usage import Usage
-from .ai_cost_budget_period import autocommit, read_committed
+from ..kept_cursors import KeptCursors, PreparedStatement
+from .ai_cost_budget_period import read_committed
 from .ai_service_provider_price import PRICE_DIGITS
 
 
@@ -61,15 +62,15 @@ class BudgetRule(namedtuple("BudgetRule", [
 
 
 # Check and reserve in ONE statement, in a transaction of its own (autocommit: no BEGIN/COMMIT round
-# trips): lock the budgets' period rows in id order (concurrent checks never deadlock), and hold the
-# estimate on all of them only when every row exists and the call passes no block line, nor a switch
-# line when `honour_switch` (a switched call is re-estimated on its new provider first). The lines
-# come from core.budget.action_lines and the comparisons are those of core.budget.evaluate, in the
-# same double precision arithmetic. Returns each locked row with its total before the hold and the
-# hold's reservation id (NULL when nothing was held). Losing this commit in a server crash loses a
-# temporary hold only: the commit need not wait for the disk.
-HOLD_SQL = """
-SET LOCAL synchronous_commit TO off;
+# trips), prepared once on each kept cursor (see kept_cursors): lock the budgets' period rows in id order
+# (concurrent checks never deadlock), and hold the estimate on all of them only when every row exists and
+# the call passes no block line, nor a switch line when `honour_switch` (a switched call is re-estimated on
+# its new provider first). The lines come from core.budget.action_lines and the comparisons are those of
+# core.budget.evaluate, in the same double precision arithmetic. Returns each locked row with its total
+# before the hold and the hold's reservation id (NULL when nothing was held). Losing this commit in a
+# server crash loses a temporary hold only: the commit need not wait for the disk (the kept cursors'
+# setting).
+HOLD = PreparedStatement("ai_cost_budget_hold", """
 WITH locked AS MATERIALIZED (
     SELECT p.id, p.budget_id, p.spend::float8 + p.reserved::float8 AS committed, rule.switch_line, rule.block_line
       FROM ai_cost_budget_period p
@@ -96,7 +97,11 @@ WITH locked AS MATERIALIZED (
 )
 SELECT locked.budget_id, locked.id, locked.committed, hold.id
   FROM locked LEFT JOIN hold ON hold.period_id = locked.id
-"""
+""", {
+    "budgets": "int[]", "starts": "date[]", "switch_lines": "float8[]", "block_lines": "float8[]", "count": "int",
+    "estimate": "numeric", "honour_switch": "bool", "uid": "int",
+})
+HOLD_CURSORS = KeptCursors("SET synchronous_commit TO off")
 
 
 class AiCostBudget(models.Model):
@@ -478,7 +483,7 @@ class AiCostBudget(models.Model):
         reservations in call['budget_reservations'] and call['budget_periods'] and returns the result.
         """
         # Everything Python needs (rules, timezone, price) comes from caches: the database sees one
-        # statement per check (see HOLD_SQL), two when a budget switches the call.
+        # statement per check (see HOLD), two when a budget switches the call.
         now = self._now()
         tz = call["provider"].company_id.partner_id.tz or "UTC"
         bounds = {rule.id: budget_math.current_period(now, tz, rule.period_type) for rule in rules}
@@ -504,7 +509,7 @@ class AiCostBudget(models.Model):
 
     @api.model
     def _hold(self, rules, bounds, estimate, honour_switch):
-        """Run HOLD_SQL for `rules` on the periods of `bounds`, creating missing period rows first.
+        """Run HOLD for `rules` on the periods of `bounds`, creating missing period rows first.
 
         Returns the outcomes, (rule, period bounds, committed before the hold, status) tuples, and the
         holds, [(period id, reservation id)], empty when the call is blocked (or must switch first).
@@ -515,10 +520,8 @@ class AiCostBudget(models.Model):
             "switch_lines": [line[0] for line in lines], "block_lines": [line[1] for line in lines],
             "count": len(rules), "estimate": estimate, "honour_switch": honour_switch, "uid": self.env.uid,
         }
-        with self.env.registry.cursor() as cr:
-            autocommit(cr)
-            cr.execute(SQL(HOLD_SQL, **params))
-            rows = cr.fetchall()
+        with HOLD_CURSORS.cursor(self.env.registry) as cr:
+            rows = HOLD.execute(cr, params)
         if len(rows) < len(rules):
             found = {row[0] for row in rows}
             self._create_missing_periods({rule.id: bounds[rule.id] for rule in rules if rule.id not in found})

@@ -3,7 +3,6 @@ from datetime import timedelta
 from psycopg2.extensions import ISOLATION_LEVEL_READ_COMMITTED
 
 from odoo import api, fields, models
-from odoo.sql_db import Cursor
 from odoo.tools import SQL
 
 from .ai_service_provider_price import PRICE_DIGITS
@@ -22,14 +21,6 @@ def read_committed(env):
         # Odoo resets the level of every connection it hands out as a new cursor.
         env.cr.connection.set_isolation_level(ISOLATION_LEVEL_READ_COMMITTED)
 
-
-def autocommit(cr):
-    """Run each statement on cr in a transaction of its own: a single-statement transaction needs
-    no BEGIN and COMMIT round trips. Odoo restores the isolation level (and so turns autocommit off)
-    of every connection it hands out as a new cursor. (In test mode every cursor shares the test
-    transaction, through a TestCursor: nothing to change.)"""
-    if isinstance(cr, Cursor):
-        cr._cnx.autocommit = True
 
 
 class AiCostBudgetPeriod(models.Model):

@@ -15,6 +15,7 @@ from . import test_waste_detection
 from . import test_response_cache
 from . import test_cost_analytics
 from . import test_cost_budget_concurrency
+from . import test_kept_cursors
 from . import test_bad_input
 from . import test_access
 from . import test_retention
