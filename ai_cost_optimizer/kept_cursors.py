@@ -1,13 +1,15 @@
 """Cursors kept open between the short transactions of the call path, and statements prepared on them.
 
-A budget check commits its reservation in a transaction of its own before the call goes out. Through
-`registry.cursor()` that costs more than the statement's work: Odoo's pool resets each connection it lends
-(DISCARD ALL), which also drops the plans the connection cached, so the statement is planned again each
-time. A kept cursor stays borrowed, in autocommit mode, and runs a prepared statement on a plan made once
-per connection."""
+A call commits in transactions of its own: its budget reservation before it goes out, its ledger rows after.
+Through `registry.cursor()` that costs more than the statements' work: Odoo's pool resets each connection it
+lends (DISCARD ALL), which also drops the plans the connection cached, so each statement and each of the
+foreign-key checks of the rows it inserts is planned again every time. A kept cursor stays borrowed, and
+keeps those plans; a prepared statement runs on a plan made once per connection."""
 
 import threading
 from contextlib import contextmanager
+
+from psycopg2.extensions import ISOLATION_LEVEL_AUTOCOMMIT
 
 from odoo.tools import SQL
 
@@ -16,49 +18,60 @@ PREPARED = "_ai_cost_prepared"
 
 
 class KeptCursors:
-    """Autocommit cursors of each database, kept open after use for the next caller of the same process.
+    """Cursors of each database at one isolation level, kept open after use for the next caller of the same
+    process, as `with registry.cursor() as cr:` would be used: committed when the block ends, rolled back
+    when it raises.
 
     As many stay open as callers ever used them at once. When Odoo closes its pool's connections (a
-    registry dropped, the server stopped), the kept cursors on them are forgotten; a cursor whose statement
-    fails goes back to Odoo's pool, which resets it. In test mode every cursor is the registry's test
+    registry dropped, the server stopped), the kept cursors on them are forgotten; a cursor whose block
+    raised goes back to Odoo's pool, which resets it. In test mode every cursor is the registry's test
     cursor, in the test transaction: nothing is kept, and statements run unprepared."""
 
-    def __init__(self, settings: str):
-        """`settings`: the session settings (`SET ...`) each kept cursor runs once, when it is opened."""
+    def __init__(self, isolation_level: int, settings: str | None = None):
+        """`isolation_level`: psycopg2's (ISOLATION_LEVEL_AUTOCOMMIT: every statement commits on its own);
+        `settings`: session settings (`SET ...`) each kept cursor runs once, when it is opened."""
+        self._isolation_level = isolation_level
         self._settings = settings
         self._idle: dict[str, list] = {}
         self._lock = threading.Lock()
 
     @contextmanager
     def cursor(self, registry):
-        """A cursor of `registry`'s database for statements that commit on their own."""
+        """A cursor of `registry`'s database, its transaction committed at the end of the block."""
         if registry.in_test_mode():
             with registry.cursor() as cr:
                 yield cr
             return
-        cr = self._take(registry.db_name) or self._open(registry)
+        cr = self._take(registry) or self._open(registry)
         try:
             yield cr
-        except Exception:
+            if self._isolation_level != ISOLATION_LEVEL_AUTOCOMMIT:
+                cr.commit()
+        except BaseException:
             if not cr._cnx.closed:
                 cr.close()
             raise
         with self._lock:
             self._idle.setdefault(registry.db_name, []).append(cr)
 
-    def _take(self, db_name: str):
+    def _take(self, registry):
         with self._lock:
-            idle = self._idle.get(db_name, [])
+            idle = self._idle.get(registry.db_name, [])
             while idle:
                 cr = idle.pop()
                 if not cr._cnx.closed:
-                    return cr
-        return None
+                    break
+            else:
+                return None
+        if cr.transaction is not None and cr.transaction.registry is not registry:
+            cr.transaction = None  # the registry was reloaded: environments must see the new one
+        return cr
 
     def _open(self, registry):
         cr = registry.cursor()
-        cr._cnx.autocommit = True
-        cr.execute(self._settings)
+        cr.connection.set_isolation_level(self._isolation_level)
+        if self._settings:
+            cr.execute(self._settings)
         setattr(cr, PREPARED, set())
         return cr
 

@@ -2,6 +2,7 @@ from collections import namedtuple
 from datetime import timedelta
 
 from markupsafe import Markup
+from psycopg2.extensions import ISOLATION_LEVEL_AUTOCOMMIT
 
 from odoo import api, fields, models, tools
 from odoo.exceptions import ValidationError
@@ -101,7 +102,7 @@ SELECT locked.budget_id, locked.id, locked.committed, hold.id
     "budgets": "int[]", "starts": "date[]", "switch_lines": "float8[]", "block_lines": "float8[]", "count": "int",
     "estimate": "numeric", "honour_switch": "bool", "uid": "int",
 })
-HOLD_CURSORS = KeptCursors("SET synchronous_commit TO off")
+HOLD_CURSORS = KeptCursors(ISOLATION_LEVEL_AUTOCOMMIT, "SET synchronous_commit TO off")
 
 
 class AiCostBudget(models.Model):

@@ -20,6 +20,7 @@ from ..core.messages import (
 from ..core.recommendation import strictest_quality
 from ..core.tokens import count_message_tokens
 from ..exceptions import AiBudgetExceeded, AiProviderError
+from ..kept_cursors import KeptCursors
 from ..ledger import USAGE_CTE, LedgerStatement
 from .ai_token_usage import QUALITY_LEVELS
 
@@ -27,6 +28,9 @@ _logger = logging.getLogger(__name__)
 
 MODES = ("passthrough", "smart_router")
 MAX_RECORD_ID = 2**31 - 1  # PostgreSQL integer ids
+# The ledger transactions, read committed: concurrent calls update the same budget and rollup rows, which
+# would make a repeatable-read ledger transaction fail with a serialization error.
+LEDGER_CURSORS = KeptCursors(ISOLATION_LEVEL_READ_COMMITTED)
 
 
 class AiService(models.AbstractModel):
@@ -273,12 +277,7 @@ class AiService(models.AbstractModel):
         caller's transaction rolls back. The post-call steps run in the same transaction, the
         rows they write in the same statement as the usage row (see ledger.py)."""
         vals = self._usage_values(call, status, error)
-        with self.env.registry.cursor() as ledger_cr:
-            if not self.env.registry.in_test_mode():
-                # Read committed: concurrent calls update the same budget and rollup rows, which would
-                # make a repeatable-read ledger transaction fail with a serialization error. Set on the
-                # connection, it travels with the BEGIN instead of costing a round trip of its own.
-                ledger_cr.connection.set_isolation_level(ISOLATION_LEVEL_READ_COMMITTED)
+        with LEDGER_CURSORS.cursor(self.env.registry) as ledger_cr:
             # allowed_company_ids spares a read of the user's companies on every call.
             ledger_env = self.env(cr=ledger_cr, su=True, context=dict(allowed_company_ids=[vals["company_id"]]))
             service = self.with_env(ledger_env)

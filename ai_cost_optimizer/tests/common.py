@@ -2,6 +2,7 @@ import genai_prices
 from genai_prices import Usage as PriceUsage
 
 from odoo.tests import TransactionCase
+from odoo.tools import SQL
 
 from .fake_provider import FakeProviderServer
 
@@ -21,6 +22,16 @@ def genai_price_of(model, provider_id, usage):
         provider_id=provider_id,
     )
     return float(price.total_price)
+
+
+def delete_rows_of(env, provider):
+    """Remove what committed calls to `provider` left: ledger, rollups (which keep purged rows' history on
+    purpose), benchmarks, findings... every stored row pointing at the provider."""
+    for model in env.registry.values():
+        field = model._fields.get("provider_id")
+        if model._auto and field and field.store and field.comodel_name == "ai.service.provider":
+            env.cr.execute(SQL("DELETE FROM %s WHERE provider_id = %s", SQL.identifier(model._table), provider.id))
+    env.invalidate_all()
 
 
 class AiCostCase(TransactionCase):

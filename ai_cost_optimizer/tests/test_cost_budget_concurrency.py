@@ -4,13 +4,12 @@ from unittest.mock import patch
 from odoo import SUPERUSER_ID, Command, api
 from odoo.modules.registry import DummyRLock, Registry
 from odoo.tests import TransactionCase, tagged
-from odoo.tools import SQL
 
 from ..core import pricing
 from ..core.tokens import count_message_tokens
 from ..core.usage import Usage
 from ..exceptions import AiBudgetExceeded
-from .common import AiCostCase
+from .common import AiCostCase, delete_rows_of
 from .fake_provider import FakeProviderServer
 
 MESSAGES = [{"role": "user", "content": "Qualify lead 42: ACME, 500 seats, budget approved."}]
@@ -59,19 +58,9 @@ class TestBudgetConcurrency(TransactionCase):
                 operations = budgets.operation_ids
                 budgets.unlink()
                 operations.unlink()
-                self._delete_rows_of(env, provider)
+                delete_rows_of(env, provider)
                 provider.unlink()
                 setup_cr.commit()
-
-    @staticmethod
-    def _delete_rows_of(env, provider):
-        """Remove what the committed calls left: ledger, rollups (which keep purged rows' history on
-        purpose), benchmarks, findings... every stored row pointing at the provider."""
-        for model in env.registry.values():
-            field = model._fields.get("provider_id")
-            if model._auto and field and field.store and field.comodel_name == "ai.service.provider":
-                env.cr.execute(SQL("DELETE FROM %s WHERE provider_id = %s", SQL.identifier(model._table), provider.id))
-        env.invalidate_all()
 
     @staticmethod
     def _messages(thread, call):

@@ -1,12 +1,17 @@
 import psycopg2.errors
+from psycopg2.extensions import ISOLATION_LEVEL_AUTOCOMMIT, ISOLATION_LEVEL_READ_COMMITTED
 
 from odoo import SUPERUSER_ID, Command, api
+from odoo.exceptions import UserError
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import mute_logger
 
 from ..core.tokens import count_message_tokens
 from ..kept_cursors import PREPARED, KeptCursors, PreparedStatement
 from ..models.ai_cost_budget import HOLD, HOLD_CURSORS
+from ..models.ai_service import LEDGER_CURSORS
+from .common import AiCostCase, delete_rows_of
+from .fake_provider import FakeProviderServer
 
 MESSAGES = [{"role": "user", "content": "Qualify lead 42: ACME, 500 seats, budget approved."}]
 OPERATION = "kept_cursor_check"
@@ -14,17 +19,17 @@ OPERATION = "kept_cursor_check"
 
 @tagged("post_install", "-at_install")
 class TestKeptCursors(TransactionCase):
-    """Budget holds commit on cursors kept open between checks, with their statement prepared once per
-    connection. Outside test mode, as in production: every check commits for real."""
+    """Budget holds and ledger transactions commit on cursors kept open between calls, the holds with
+    their statement prepared once per connection. Outside test mode, as in production: every call
+    commits for real."""
 
     def setUp(self):
         super().setUp()
+        self.fake = FakeProviderServer().start()
+        self.addCleanup(self.fake.stop)
         with self.registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
-            provider = env["ai.service.provider"].create({
-                "name": "Kept cursor provider", "kind": "openai_compatible", "base_url": "http://127.0.0.1:9/v1",
-                "model": "gpt-4o-mini",
-            })
+            provider = env["ai.service.provider"].create(AiCostCase._provider_vals(self.fake, "openai_compatible"))
             budget = env["ai.cost.budget"].create({
                 "name": "Kept cursor budget", "budget_amount": 1000, "provider_ids": [Command.set(provider.ids)],
                 "operation_ids": [Command.create({"name": OPERATION})],
@@ -39,7 +44,9 @@ class TestKeptCursors(TransactionCase):
             operations = budget.operation_ids
             budget.unlink()
             operations.unlink()
-            env["ai.service.provider"].browse(self.provider_id).unlink()
+            provider = env["ai.service.provider"].browse(self.provider_id)
+            delete_rows_of(env, provider)
+            provider.unlink()
 
     def _check(self):
         """One budget check as the gateway runs it, in a transaction of the caller's own; returns the
@@ -81,7 +88,7 @@ class TestKeptCursors(TransactionCase):
         self.assertNotIn(first, HOLD_CURSORS._idle[self.registry.db_name])
 
     def test_a_cursor_whose_statement_fails_goes_back_to_the_pool(self):
-        cursors = KeptCursors("SET synchronous_commit TO off")
+        cursors = KeptCursors(ISOLATION_LEVEL_AUTOCOMMIT)
         ratio = PreparedStatement("ai_cost_test_ratio", "SELECT %(a)s / %(b)s", {"a": "int", "b": "int"})
         with cursors.cursor(self.registry) as cr:
             self.assertEqual(ratio.execute(cr, {"a": 6, "b": 3}), [(2,)])
@@ -95,3 +102,40 @@ class TestKeptCursors(TransactionCase):
             self.assertEqual(ratio.execute(cr, {"a": 9, "b": 3}), [(3,)], "prepared again on the new connection")
         for cr in cursors._idle.pop(self.registry.db_name):
             cr.close()
+
+    def test_ledger_transactions_share_one_cursor(self):
+        kept = []
+        for number in range(2):
+            with self.registry.cursor() as cr:
+                env = api.Environment(cr, SUPERUSER_ID, {})
+                result = env["ai.service"].send_message(
+                    [{"role": "user", "content": f"Summarize ticket {number}."}], provider=self.provider_id,
+                    use_cache=False, operation=OPERATION,
+                )
+                kept.append(LEDGER_CURSORS._idle[self.registry.db_name][-1])
+                with self.registry.cursor() as other:  # committed before the caller's transaction ends
+                    other.execute("SELECT count(*) FROM ai_token_usage WHERE id = %s", [result["usage_id"]])
+                    self.assertEqual(other.fetchone()[0], 1)
+        self.assertIs(kept[1], kept[0])
+        self.assertEqual(kept[0].connection.isolation_level, ISOLATION_LEVEL_READ_COMMITTED)
+
+    def test_a_transaction_commits_at_the_end_of_its_block_or_rolls_back(self):
+        cursors = KeptCursors(ISOLATION_LEVEL_READ_COMMITTED)
+        key = "ai_cost_optimizer.kept_cursor_test"
+        insert = "INSERT INTO ir_config_parameter (key, value) VALUES (%s, %s)"
+        with self.assertRaises(UserError), cursors.cursor(self.registry) as cr:
+            cr.execute(insert, [key, "rolled back"])
+            failing = cr
+            raise UserError("The block fails after its insert.")
+        self.assertTrue(failing.closed)
+        with cursors.cursor(self.registry) as cr:
+            cr.execute(insert, [key, "committed"])
+        try:
+            with self.registry.cursor() as other:
+                other.execute("SELECT value FROM ir_config_parameter WHERE key = %s", [key])
+                self.assertEqual(other.fetchall(), [("committed",)])
+        finally:
+            with cursors.cursor(self.registry) as cr:
+                cr.execute("DELETE FROM ir_config_parameter WHERE key = %s", [key])
+            for cr in cursors._idle.pop(self.registry.db_name):
+                cr.close()
