@@ -11,9 +11,8 @@ from odoo.modules.registry import DummyRLock, Registry
 from odoo.tests import TransactionCase, tagged
 
 from ..exceptions import AiBudgetExceeded
-from .common import AiCostCase
+from .common import AiCostCase, delete_rows_of
 from .fake_provider import FakeProviderServer
-from .test_cost_budget_concurrency import TestBudgetConcurrency
 
 THREADS = 16
 ROUNDS = 4
@@ -74,7 +73,7 @@ class TestMixedScopeConcurrency(TransactionCase):
                 budgets.unlink()
                 operation.unlink()
                 for provider in providers:
-                    TestBudgetConcurrency._delete_rows_of(env, provider)
+                    delete_rows_of(env, provider)
                 providers.unlink()
                 env.company.ai_response_cache = cache_setting
                 setup_cr.commit()

@@ -12,9 +12,8 @@ from odoo.tools import SQL
 from ..exceptions import AiProviderError
 from ..models.ai_cost_budget_period import RESERVATION_TTL
 from ..models.ai_token_usage_rollup import ROLLUP_MODELS
-from .common import AiCostCase
+from .common import AiCostCase, delete_rows_of
 from .fake_provider import FakeProviderServer
-from .test_cost_budget_concurrency import TestBudgetConcurrency
 
 MESSAGES = [{"role": "user", "content": "Summarize ticket 7."}]
 MEASURES = ["cost_usd:sum", "input_tokens:sum", "output_tokens:sum"]
@@ -49,7 +48,7 @@ class TestCommittedCrashSafety(TransactionCase):
         self.setup_cr.rollback()
         env.invalidate_all()
         self.budget.unlink()
-        TestBudgetConcurrency._delete_rows_of(env, self.provider)
+        delete_rows_of(env, self.provider)
         self.provider.unlink()
         self.setup_cr.commit()
 
