@@ -14,6 +14,7 @@ from ..core.messages import check_label, check_model_name, short_repr
 from ..models.ai_service import MAX_RECORD_ID
 from ..models.ai_service_provider_price import PRICE_DIGITS
 from ..models.ai_token_usage_record_monthly import month_end, month_start
+from ..models.ai_token_usage_record_yearly import year_start
 from ..models.ir_http import json_error
 
 COST_FILTERS = {"start", "end", "operation", "user", "provider", "res_model", "res_id"}
@@ -33,6 +34,10 @@ KEY_FILTERS = {"operation": "operation", "user": "user_id", "provider": "provide
 # leave so few rows (one record) that the per-day one answers at once.
 RECORD_DAILY_FILTERS = {"operation", "user", "provider", "res_id"}
 RECORD_DAILY, RECORD_MONTHLY = "ai.token.usage.record.daily", "ai.token.usage.record.monthly"
+RECORD_YEARLY, RECORD_OPERATION_YEARLY = "ai.token.usage.record.yearly", "ai.token.usage.record.operation.yearly"
+# The filters that the per-year record rollups apply, and how many records they sum at most (see `_pruned_top`).
+PRUNE_FILTERS = {"start", "end", "operation", "res_model"}
+PRUNE_CANDIDATES, PRUNE_CONTENDERS = (4 * TOP_RECORDS, 40 * TOP_RECORDS), 50 * TOP_RECORDS
 NO_PROVIDER = {"provider_name": None, "model": None}
 # GROUPING(operation, provider_id, day) of each grouping set of `_daily_sections`.
 TOTAL_SET, OPERATION_SET, PROVIDER_SET, DAY_SET = 0b111, 0b011, 0b101, 0b110
@@ -44,8 +49,12 @@ def json_response(payload):
 
 def rollup_domain(filters, start=None, end=None):
     """The rollup domain of the API `filters` (as `_prepare` returns them), over [start, end] if given."""
-    domain = [("day", ">=", start or filters["start"]), ("day", "<=", end or filters["end"])]
-    return domain + [(field, "=", filters[name]) for name, field in KEY_FILTERS.items() if name in filters]
+    return [("day", ">=", start or filters["start"]), ("day", "<=", end or filters["end"])] + key_domain(filters)
+
+
+def key_domain(filters):
+    """The part of `rollup_domain` on the rollups' keys."""
+    return [(field, "=", filters[name]) for name, field in KEY_FILTERS.items() if name in filters]
 
 
 def cost_payload(env, filters):
@@ -112,17 +121,80 @@ def _daily_sections(Rollup, domain):
 
 def _top_records(env, filters):
     """The TOP_RECORDS records that cost the most in the period: the per-month rollup sums the months that
-    the period covers, the per-day one the days of the months it cuts (one query for both)."""
+    the period covers, the per-day one the days of the months it cuts. Summed for the costliest records of
+    the year only when that gives the exact answer (`_pruned_top`), for every record otherwise."""
+    parts = _record_parts(env, filters)
+    rows = _pruned_top(env, filters, parts)
+    if rows is None:
+        rows = _top_of(env, parts)
+    return [
+        {"res_model": model, "res_id": res_id, "cost_usd": c, "requests": n}
+        for model, res_id, c, n in rows
+    ]
+
+
+def _record_parts(env, filters):
+    """The per-record rollup parts (model, domain, sign) whose rows sum to the usage of the period."""
     start, end = fields.Date.to_date(filters["start"]), fields.Date.to_date(filters["end"])
     first, last = (None, None) if RECORD_DAILY_FILTERS.intersection(filters) else _covered_months(env, start, end)
     if first is None or first > last:
-        parts = [(RECORD_DAILY, rollup_domain(filters), 1)]
-    else:
-        parts = [(RECORD_MONTHLY, rollup_domain(filters, first, last), 1)]
-        if start < first:  # the days of the first month that it cuts, if any
-            parts += _cut_month(filters, start, first - DAY)
-        if month_end(last) < end:  # and those of the last month
-            parts += _cut_month(filters, month_end(last) + DAY, end)
+        return [(RECORD_DAILY, rollup_domain(filters), 1)]
+    parts = [(RECORD_MONTHLY, rollup_domain(filters, first, last), 1)]
+    if start < first:  # the days of the first month that it cuts, if any
+        parts += _cut_month(filters, start, first - DAY)
+    if month_end(last) < end:  # and those of the last month
+        parts += _cut_month(filters, month_end(last) + DAY, end)
+    return parts
+
+
+def _pruned_top(env, filters, parts):
+    """The top records of `parts`, summed for a few of the records of the period's year only; None when
+    that would not be the exact answer for sure.
+
+    No record costs more in a period than in the year that holds it (costs are never negative). So the
+    top of the year's costliest records (the candidates) gives a threshold, the cost of its last record:
+    a record of the exact top costs at least that much in the period, so at least that much in the year.
+    The top of the records that do (the contenders, at most PRUNE_CONTENDERS) is the exact one, ties
+    included. When the year's costliest records spent much of it outside the period, the threshold is too
+    low: more candidates raise it, up to the last of PRUNE_CANDIDATES."""
+    start, end = fields.Date.to_date(filters["start"]), fields.Date.to_date(filters["end"])
+    if start.year != end.year or not PRUNE_FILTERS.issuperset(filters):
+        return None
+    Yearly = env[RECORD_OPERATION_YEARLY if "operation" in filters else RECORD_YEARLY]
+    # An equality on the year: the index then reads its rows in cost order.
+    year = [("day", "=", year_start(start))] + key_domain(filters)
+    for limit in PRUNE_CANDIDATES:
+        candidates = _costliest(Yearly, year, limit)
+        rows = _top_of(env, _of_records(parts, candidates))
+        if len(candidates) < limit:  # every record of the year
+            return rows
+        if len(rows) < TOP_RECORDS:
+            continue
+        # Less half a unit of the last decimal: the threshold was rounded, the year's costs were not.
+        threshold = rows[-1][2] - 0.5 * 10 ** -PRICE_DIGITS[1]
+        contenders = _costliest(Yearly, year + [("cost_usd", ">=", threshold)], PRUNE_CONTENDERS + 1)
+        if len(contenders) <= PRUNE_CONTENDERS:
+            return rows if contenders <= candidates else _top_of(env, _of_records(parts, contenders))
+    return None
+
+
+def _costliest(Yearly, domain, limit):
+    """The (res_model, res_id) of the `limit` costliest rows of the per-year rollup `Yearly` in `domain`."""
+    query = Yearly._search(domain, order="cost_usd desc", limit=limit)
+    Yearly.env.cr.execute(query.select("res_model", "res_id"))
+    return set(Yearly.env.cr.fetchall())
+
+
+def _of_records(parts, records):
+    """The rollup `parts` restricted to the rows of `records` ((res_model, res_id) pairs; a few more when
+    they span models, which changes no top that they hold)."""
+    only = [("res_model", "in", list({model for model, _id in records})),
+            ("res_id", "in", [res_id for _model, res_id in records])]
+    return [(model, domain + only, sign) for model, domain, sign in parts]
+
+
+def _top_of(env, parts):
+    """The TOP_RECORDS costliest records of the rollup `parts`: [(res_model, res_id, cost, calls)]."""
     rows = SQL(" UNION ALL ").join(_select(env[model]._search(domain), sign) for model, domain, sign in parts)
     # Summed as float8, whose aggregation state is a fraction of numeric's (so the hash table of thousands of
     # records stays in work_mem), then rounded back: costs have PRICE_DIGITS decimals and a float8 sum of
@@ -138,10 +210,7 @@ def _top_records(env, filters):
             ORDER BY cost DESC, res_model, res_id""",
         PRICE_DIGITS[1], rows, TOP_RECORDS,
     ))
-    return [
-        {"res_model": model, "res_id": res_id, "cost_usd": c, "requests": n}
-        for model, res_id, c, n in env.cr.fetchall()
-    ]
+    return env.cr.fetchall()
 
 
 def _cut_month(filters, day_from, day_to):

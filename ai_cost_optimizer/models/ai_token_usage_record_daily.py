@@ -1,10 +1,22 @@
 from odoo import fields, models
 from odoo.tools import SQL
+from odoo.tools.sql import drop_index
 
 # The usage rows that concern an Odoo record: what the per-record rollups cover.
 RECORD_ROWS_SQL = "u.res_model IS NOT NULL AND u.res_id IS NOT NULL AND u.res_id != 0"
 # What the API's top records read of a per-record rollup row.
 TOP_COLUMNS = "res_model, res_id, cost_usd, call_count"
+
+
+def create_record_index(cr, table, columns):
+    """The index of the rows of given records, covering `columns` (those the API's top records read of
+    them and filter them on, see cost_api `_pruned_top`)."""
+    cr.execute(SQL(
+        "CREATE INDEX IF NOT EXISTS %s ON %s (res_id, day) INCLUDE (%s)",
+        SQL.identifier(f"{table}_record_idx"), SQL.identifier(table), SQL(columns),
+    ))
+    # It supersedes the plain res_id index of earlier versions (Odoo keeps a dropped index).
+    drop_index(cr, f"{table}__res_id_index", table)
 
 
 def covers_records(rows):
@@ -26,8 +38,7 @@ class AiTokenUsageRecordDaily(models.Model):
     _rollup_extra_keys = [("res_id", "u.res_id", "res_id")]
     _rollup_where = RECORD_ROWS_SQL
 
-    # Indexed for the API's filter on one record.
-    res_id = fields.Integer(string="Related Record", required=True, readonly=True, index=True)
+    res_id = fields.Integer(string="Related Record", required=True, readonly=True)
 
     def _rollup_covers(self, rows):
         return covers_records(rows)
@@ -41,3 +52,5 @@ class AiTokenUsageRecordDaily(models.Model):
                 "CREATE INDEX IF NOT EXISTS %s ON %s (%s) INCLUDE (%s)",
                 SQL.identifier(f"{self._table}_{name}_idx"), SQL.identifier(self._table), SQL(key), SQL(TOP_COLUMNS),
             ))
+        # The API's filter on one record, and its top records of one operation.
+        create_record_index(self.env.cr, self._table, "company_id, operation, res_model, cost_usd, call_count")

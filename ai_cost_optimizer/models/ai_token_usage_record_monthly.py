@@ -4,7 +4,7 @@ from datetime import date
 from odoo import api, fields, models
 from odoo.tools import SQL
 
-from .ai_token_usage_record_daily import RECORD_ROWS_SQL, covers_records
+from .ai_token_usage_record_daily import RECORD_ROWS_SQL, covers_records, create_record_index
 from .ai_token_usage_rollup_mixin import ROLLUP_KEYS
 
 # `day` holds the first day (UTC) of the month.
@@ -33,6 +33,10 @@ class AiTokenUsageRecordMonthly(models.Model):
     _description = "AI Usage per Record and Month"
     _order = "day desc, id desc"
     _rollup_where = RECORD_ROWS_SQL
+    _rollup_period_sql = MONTH_SQL  # the first day of the period a row sums, from the usage row `u`
+    _rollup_record_keys = ("company_id", "res_model")  # keys of ROLLUP_KEYS kept, besides the period and res_id
+    # The columns of the index of given records' rows: the API sums the months of its candidate records.
+    _rollup_record_index = "company_id, res_model, cost_usd, call_count"
 
     day = fields.Date(string="Month")
     # Not a key here: the month rollup leaves it empty.
@@ -42,18 +46,28 @@ class AiTokenUsageRecordMonthly(models.Model):
     @classmethod
     def _rollup_keys(cls):
         keys = {column: (column, expr, index) for column, expr, index in ROLLUP_KEYS}
-        return [("day", MONTH_SQL, "day"), keys["company_id"], keys["res_model"], ("res_id", "u.res_id", "res_id")]
+        return [
+            ("day", cls._rollup_period_sql, "day"), *(keys[column] for column in cls._rollup_record_keys),
+            ("res_id", "u.res_id", "res_id"),
+        ]
 
     def _rollup_covers(self, rows):
         return covers_records(rows)
 
     def init(self):
         super().init()
+        if self._rollup_record_index:
+            create_record_index(self.env.cr, self._table, self._rollup_record_index)
         self.env.cr.execute(SQL("SELECT 1 FROM %s LIMIT 1", SQL.identifier(self._table)))
         if not self.env.cr.rowcount:  # new (or unused) rollup: fill it from the ledger
             self._rebuild()
 
     @api.model
+    def _period_start(self, day: date) -> date:
+        """The first day of the period of `day`, as `day` holds it."""
+        return month_start(day)
+
+    @api.model
     def _rebuild(self, date_from=None):
-        """As the mixin's, from the start of `date_from`'s month: a month is rebuilt whole or not at all."""
-        return super()._rebuild(date_from and month_start(fields.Date.to_date(date_from)))
+        """As the mixin's, from the start of `date_from`'s period: a period is rebuilt whole or not at all."""
+        return super()._rebuild(date_from and self._period_start(fields.Date.to_date(date_from)))

@@ -1,11 +1,15 @@
-from odoo import api, models
+from odoo import api, fields, models
 from odoo.tools import SQL
 from odoo.tools.sql import drop_index
 
 from ..ledger import USAGE_CTE
+from .ai_token_usage_record_yearly import year_start
 from .ai_token_usage_rollup_mixin import ROLLUP_SOURCE_FIELDS
 
-ROLLUP_MODELS = ("ai.token.usage.daily", "ai.token.usage.record.daily", "ai.token.usage.record.monthly")
+ROLLUP_MODELS = (
+    "ai.token.usage.daily", "ai.token.usage.record.daily", "ai.token.usage.record.monthly",
+    "ai.token.usage.record.yearly", "ai.token.usage.record.operation.yearly",
+)
 
 
 class AiTokenUsage(models.Model):
@@ -74,7 +78,10 @@ class AiTokenUsage(models.Model):
 
     @api.model
     def _rebuild_rollups(self, date_from=None):
-        """Rebuild every per-day rollup from the raw usage rows (see the mixin's _rebuild)."""
+        """Rebuild every rollup from the raw usage rows (see the mixin's _rebuild), from the start of
+        `date_from`'s year: a year's per-record sums bound those of its months and days (the cost API's top
+        records rely on it), so all are rebuilt over the same whole years."""
+        date_from = date_from and year_start(fields.Date.to_date(date_from))
         for model in ROLLUP_MODELS:
             self.env[model].sudo()._rebuild(date_from)
         return True

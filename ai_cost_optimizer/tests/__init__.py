@@ -7,6 +7,7 @@ from . import test_secrets
 from . import test_cost_rollup
 from . import test_cost_api
 from . import test_cost_api_periods
+from . import test_cost_api_top_records
 from . import test_cost_dashboard
 from . import test_cost_playground
 from . import test_provider_faults

@@ -4,6 +4,7 @@ from unittest.mock import patch
 from odoo.sql_db import Cursor
 from odoo.tests import tagged
 
+from ..models.ai_token_usage_rollup import ROLLUP_MODELS
 from .common import AiCostCase
 
 WRITE_STATEMENT = re.compile(r"\s*(WITH|INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
@@ -36,7 +37,7 @@ class TestLedgerStatement(AiCostCase):
         """(cost, calls) of each rollup; other tests' committed calls may be in them (test_ledger_rollback)."""
         return {
             rollup: self.env[rollup]._read_group([], [], ["cost_usd:sum", "call_count:sum"])[0]
-            for rollup in ("ai.token.usage.daily", "ai.token.usage.record.daily", "ai.token.usage.record.monthly")
+            for rollup in ROLLUP_MODELS
         }
 
     def test_served_call_writes_its_rows_with_one_statement(self):
