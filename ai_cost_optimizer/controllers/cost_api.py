@@ -1,7 +1,7 @@
 import json
 import math
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 
 import werkzeug.exceptions
 
@@ -38,6 +38,7 @@ RECORD_YEARLY, RECORD_OPERATION_YEARLY = "ai.token.usage.record.yearly", "ai.tok
 # The filters that the per-year record rollups apply, and how many records they sum at most (see `_pruned_top`).
 PRUNE_FILTERS = {"start", "end", "operation", "res_model"}
 PRUNE_CANDIDATES, PRUNE_CONTENDERS = (4 * TOP_RECORDS, 40 * TOP_RECORDS), 50 * TOP_RECORDS
+PRUNE_SHARE = 0.5  # of the year's cost, that the period holds (see `_worth_pruning`)
 NO_PROVIDER = {"provider_name": None, "model": None}
 # GROUPING(operation, provider_id, day) of each grouping set of `_daily_sections`.
 TOTAL_SET, OPERATION_SET, PROVIDER_SET, DAY_SET = 0b111, 0b011, 0b101, 0b110
@@ -74,7 +75,7 @@ def cost_payload(env, filters):
             {"operation": op or None, "cost_usd": c, "requests": n}
             for op, c, n, *_rest in _costliest_first(sections[OPERATION_SET])
         ],
-        "by_record": _top_records(env, filters),
+        "by_record": _top_records(env, filters, cost or 0.0),
         "by_provider": [
             {"provider_id": provider_id or None, **names.get(provider_id, NO_PROVIDER), "cost_usd": c, "requests": n}
             for provider_id, c, n, *_rest in _costliest_first(sections[PROVIDER_SET])
@@ -119,12 +120,13 @@ def _daily_sections(Rollup, domain):
     return sections
 
 
-def _top_records(env, filters):
-    """The TOP_RECORDS records that cost the most in the period: the per-month rollup sums the months that
-    the period covers, the per-day one the days of the months it cuts. Summed for the costliest records of
-    the year only when that gives the exact answer (`_pruned_top`), for every record otherwise."""
+def _top_records(env, filters, period_cost):
+    """The TOP_RECORDS records that cost the most in the period (whose usage costs `period_cost` in all):
+    the per-month rollup sums the months that the period covers, the per-day one the days of the months it
+    cuts. Summed for the costliest records of the year only when that gives the exact answer
+    (`_pruned_top`), for every record otherwise."""
     parts = _record_parts(env, filters)
-    rows = _pruned_top(env, filters, parts)
+    rows = _pruned_top(env, filters, parts) if _worth_pruning(env, filters, period_cost) else None
     if rows is None:
         rows = _top_of(env, parts)
     return [
@@ -157,8 +159,8 @@ def _pruned_top(env, filters, parts):
     The top of the records that do (the contenders, at most PRUNE_CONTENDERS) is the exact one, ties
     included. When the year's costliest records spent much of it outside the period, the threshold is too
     low: more candidates raise it, up to the last of PRUNE_CANDIDATES."""
-    start, end = fields.Date.to_date(filters["start"]), fields.Date.to_date(filters["end"])
-    if start.year != end.year or not PRUNE_FILTERS.issuperset(filters):
+    start = fields.Date.to_date(filters["start"])
+    if start.year != fields.Date.to_date(filters["end"]).year or not PRUNE_FILTERS.issuperset(filters):
         return None
     Yearly = env[RECORD_OPERATION_YEARLY if "operation" in filters else RECORD_YEARLY]
     # An equality on the year: the index then reads its rows in cost order.
@@ -176,6 +178,19 @@ def _pruned_top(env, filters, parts):
         if len(contenders) <= PRUNE_CONTENDERS:
             return rows if contenders <= candidates else _top_of(env, _of_records(parts, contenders))
     return None
+
+
+def _worth_pruning(env, filters, period_cost):
+    """Whether the period holds PRUNE_SHARE of its year's cost at least, in the same scope. The year bounds
+    the period the closer, the more of the year the period holds: for a short part of a long year, the
+    year's costliest records show too little of the period's, and `_pruned_top` would sum hundreds of
+    records in vain before every record is summed."""
+    start, end = fields.Date.to_date(filters["start"]), fields.Date.to_date(filters["end"])
+    if start.year != end.year or not PRUNE_FILTERS.issuperset(filters):
+        return False
+    year = [("day", ">=", year_start(start)), ("day", "<=", date(start.year, 12, 31))] + key_domain(filters)
+    [(year_cost,)] = env["ai.token.usage.daily"]._read_group(year, [], ["cost_usd:sum"])
+    return bool(year_cost) and period_cost >= PRUNE_SHARE * year_cost
 
 
 def _costliest(Yearly, domain, limit):

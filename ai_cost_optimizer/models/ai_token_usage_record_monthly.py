@@ -4,7 +4,7 @@ from datetime import date
 from odoo import api, fields, models
 from odoo.tools import SQL
 
-from .ai_token_usage_record_daily import RECORD_ROWS_SQL, covers_records, create_record_index
+from .ai_token_usage_record_daily import RECORD_ROWS_SQL, TOP_COLUMNS, covers_records, create_record_index
 from .ai_token_usage_rollup_mixin import ROLLUP_KEYS
 
 # `day` holds the first day (UTC) of the month.
@@ -35,7 +35,8 @@ class AiTokenUsageRecordMonthly(models.Model):
     _rollup_where = RECORD_ROWS_SQL
     _rollup_period_sql = MONTH_SQL  # the first day of the period a row sums, from the usage row `u`
     _rollup_record_keys = ("company_id", "res_model")  # keys of ROLLUP_KEYS kept, besides the period and res_id
-    # The columns of the index of given records' rows: the API sums the months of its candidate records.
+    # The columns of the index of given records' rows (the API sums the months of its candidate records);
+    # None: neither that index nor the one of the top records of a month.
     _rollup_record_index = "company_id, res_model, cost_usd, call_count"
 
     day = fields.Date(string="Month")
@@ -58,6 +59,11 @@ class AiTokenUsageRecordMonthly(models.Model):
         super().init()
         if self._rollup_record_index:
             create_record_index(self.env.cr, self._table, self._rollup_record_index)
+            # The top records of the months a period covers, read from the index (see the per-day rollup's).
+            self.env.cr.execute(SQL(
+                "CREATE INDEX IF NOT EXISTS %s ON %s (company_id, day) INCLUDE (%s)",
+                SQL.identifier(f"{self._table}_top_idx"), SQL.identifier(self._table), SQL(TOP_COLUMNS),
+            ))
         self.env.cr.execute(SQL("SELECT 1 FROM %s LIMIT 1", SQL.identifier(self._table)))
         if not self.env.cr.rowcount:  # new (or unused) rollup: fill it from the ledger
             self._rebuild()

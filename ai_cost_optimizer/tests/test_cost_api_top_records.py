@@ -106,3 +106,12 @@ class TestTopRecordsPruning(TransactionCase):
     def test_a_period_across_years_sums_every_record(self):
         query = {"start": "2024-12-01", "end": "2025-03-31"}
         self.assertIsNone(cost_api._pruned_top(self.env, query, cost_api._record_parts(self.env, query)))
+
+    def test_pruning_only_for_a_period_that_holds_most_of_its_year(self):
+        # March costs 0.183 of the year's 0.233, January the rest.
+        self._usage(self._spent(spent_in_january=5))
+        for (start, end), worth in ((MARCH, True), ((date(2025, 1, 1), date(2025, 1, 31)), False)):
+            with self.subTest(start=start):
+                query = {"start": str(start), "end": str(end)}
+                cost = cost_api.cost_payload(self.env, query)["total_cost_usd"]
+                self.assertEqual(cost_api._worth_pruning(self.env, query, cost), worth)
