@@ -1,7 +1,7 @@
 import threading
 from unittest.mock import patch
 
-from odoo import SUPERUSER_ID, Command, api
+from odoo import SUPERUSER_ID, Command, api, fields
 from odoo.modules.registry import DummyRLock, Registry
 from odoo.tests import TransactionCase, tagged
 
@@ -29,7 +29,9 @@ class TestBudgetConcurrency(TransactionCase):
         with FakeProviderServer() as fake, registry.cursor() as setup_cr:
             env = api.Environment(setup_cr, SUPERUSER_ID, {})
             provider = env["ai.service.provider"].create(AiCostCase._provider_vals(fake, "openai_compatible"))
-            price = provider._price_at(provider.create_date)._as_core_price()
+            # In force now, as the gateway reads it: a version starts at a whole second (Datetime.now()),
+            # which may come after the transaction timestamp that create_date holds.
+            price = provider._price_at(fields.Datetime.now())._as_core_price()
             estimate = pricing.compute_cost(
                 Usage(input_tokens=count_message_tokens(self._messages(2**63, 9), provider.model).tokens,
                       output_tokens=MAX_TOKENS),
