@@ -9,7 +9,6 @@ from _odoo import environment, load_registry, parse_args
 
 OPERATIONS = ["lead_qualification", "lead_summary", "email_draft", "ticket_triage", "invoice_extraction",
               "product_description", "translation", "chatbot"]
-ROLLUP_TABLES = ("ai_token_usage_daily", "ai_token_usage_record_daily", "ai_token_usage_record_monthly")
 MODELS = ["claude-3-5-haiku-latest", "gpt-4o-mini", "gemini-2.0-flash", "deepseek-chat", "claude-sonnet-4-0"]
 
 
@@ -79,7 +78,9 @@ def vacuum(env) -> None:
     started = time.perf_counter()
     env.cr.commit()  # VACUUM runs outside a transaction
     env.cr._cnx.autocommit = True
-    for table in ("ai_token_usage", *ROLLUP_TABLES):
+    from odoo.addons.ai_cost_optimizer.models.ai_token_usage_rollup import ROLLUP_MODELS
+
+    for table in ("ai_token_usage", *(env[model]._table for model in ROLLUP_MODELS)):
         env.cr.execute(f"VACUUM ANALYZE {table}")
     env.cr._cnx.autocommit = False
     print(f"vacuumed the ledger and the rollups in {time.perf_counter() - started:.1f} s")
@@ -172,7 +173,7 @@ def main() -> None:
         one_operation = {**filters, "operation": "email_draft"}
         results["API costs, one operation"] = timed(lambda: cost_payload(env, one_operation))[0]
         month_of_one_operation = {**month, "operation": "email_draft"}
-        results["API costs, one operation, 30 days"] = timed(lambda: cost_payload(env, month_of_one_operation))[0]
+        results["API costs, one operation (30 days)"] = timed(lambda: cost_payload(env, month_of_one_operation))[0]
         # A start that cuts a month with usage: its days come from the per-day rollup.
         cut = {**filters, "start": str(start + timedelta(days=15))}
         results["API costs, start cuts a month"] = timed(lambda: cost_payload(env, cut))[0]
@@ -184,7 +185,7 @@ def main() -> None:
             "API costs (90 days)": lambda: naive_costs(env, start, end),
             "API costs (30 days, default)": lambda: naive_costs(env, end - timedelta(days=29), end),
             "API costs, one operation": lambda: naive_costs(env, start, end, one_operation["operation"]),
-            "API costs, one operation, 30 days": lambda: naive_costs(
+            "API costs, one operation (30 days)": lambda: naive_costs(
                 env, end - timedelta(days=29), end, one_operation["operation"]
             ),
             "API costs, start cuts a month": lambda: naive_costs(env, start + timedelta(days=15), end),

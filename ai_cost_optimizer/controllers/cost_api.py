@@ -75,7 +75,7 @@ def cost_payload(env, filters):
             {"operation": op or None, "cost_usd": c, "requests": n}
             for op, c, n, *_rest in _costliest_first(sections[OPERATION_SET])
         ],
-        "by_record": _top_records(env, filters, cost or 0.0),
+        "by_record": _top_records(env, filters),
         "by_provider": [
             {"provider_id": provider_id or None, **names.get(provider_id, NO_PROVIDER), "cost_usd": c, "requests": n}
             for provider_id, c, n, *_rest in _costliest_first(sections[PROVIDER_SET])
@@ -120,13 +120,12 @@ def _daily_sections(Rollup, domain):
     return sections
 
 
-def _top_records(env, filters, period_cost):
-    """The TOP_RECORDS records that cost the most in the period (whose usage costs `period_cost` in all):
-    the per-month rollup sums the months that the period covers, the per-day one the days of the months it
-    cuts. Summed for the costliest records of the year only when that gives the exact answer
-    (`_pruned_top`), for every record otherwise."""
+def _top_records(env, filters):
+    """The TOP_RECORDS records that cost the most in the period: the per-month rollup sums the months that
+    the period covers, the per-day one the days of the months it cuts. Summed for the costliest records of
+    the year only when that gives the exact answer (`_pruned_top`), for every record otherwise."""
     parts = _record_parts(env, filters)
-    rows = _pruned_top(env, filters, parts) if _worth_pruning(env, filters, period_cost) else None
+    rows = _pruned_top(env, filters, parts) if _worth_pruning(env, filters) else None
     if rows is None:
         rows = _top_of(env, parts)
     return [
@@ -151,7 +150,8 @@ def _record_parts(env, filters):
 
 def _pruned_top(env, filters, parts):
     """The top records of `parts`, summed for a few of the records of the period's year only; None when
-    that would not be the exact answer for sure.
+    that would not be the exact answer for sure. For a period within a year, and filters that the per-year
+    rollups apply (see `_worth_pruning`).
 
     No record costs more in a period than in the year that holds it (costs are never negative). So the
     top of the year's costliest records (the candidates) gives a threshold, the cost of its last record:
@@ -160,8 +160,6 @@ def _pruned_top(env, filters, parts):
     included. When the year's costliest records spent much of it outside the period, the threshold is too
     low: more candidates raise it, up to the last of PRUNE_CANDIDATES."""
     start = fields.Date.to_date(filters["start"])
-    if start.year != fields.Date.to_date(filters["end"]).year or not PRUNE_FILTERS.issuperset(filters):
-        return None
     Yearly = env[RECORD_OPERATION_YEARLY if "operation" in filters else RECORD_YEARLY]
     # An equality on the year: the index then reads its rows in cost order.
     year = [("day", "=", year_start(start))] + key_domain(filters)
@@ -180,17 +178,22 @@ def _pruned_top(env, filters, parts):
     return None
 
 
-def _worth_pruning(env, filters, period_cost):
-    """Whether the period holds PRUNE_SHARE of its year's cost at least, in the same scope. The year bounds
-    the period the closer, the more of the year the period holds: for a short part of a long year, the
-    year's costliest records show too little of the period's, and `_pruned_top` would sum hundreds of
-    records in vain before every record is summed."""
+def _worth_pruning(env, filters):
+    """Whether `_pruned_top` applies to the period and its filters, and the period holds PRUNE_SHARE of its
+    year's cost of records at least, in the same scope. The year bounds the period the closer, the more of
+    the year the period holds: for a short part of a long year, the year's costliest records show too
+    little of the period's, and `_pruned_top` would sum hundreds of records in vain before every record is
+    summed."""
     start, end = fields.Date.to_date(filters["start"]), fields.Date.to_date(filters["end"])
     if start.year != end.year or not PRUNE_FILTERS.issuperset(filters):
         return False
-    year = [("day", ">=", year_start(start)), ("day", "<=", date(start.year, 12, 31))] + key_domain(filters)
-    [(year_cost,)] = env["ai.token.usage.daily"]._read_group(year, [], ["cost_usd:sum"])
-    return bool(year_cost) and period_cost >= PRUNE_SHARE * year_cost
+    year = [("day", ">=", year_start(start)), ("day", "<=", date(start.year, 12, 31)), ("res_model", "!=", False)]
+    query = env["ai.token.usage.daily"]._search(year + key_domain(filters))
+    cost, day = SQL.identifier(query.table, "cost_usd"), SQL.identifier(query.table, "day")
+    env.cr.execute(query.select(SQL("SUM(%s) FILTER (WHERE %s >= %s AND %s <= %s), SUM(%s)", cost, day, start,
+                                    day, end, cost)))
+    [(period_cost, year_cost)] = env.cr.fetchall()
+    return bool(year_cost) and (period_cost or 0.0) >= PRUNE_SHARE * year_cost
 
 
 def _costliest(Yearly, domain, limit):
