@@ -15,6 +15,9 @@ from odoo.tools import SQL
 
 # A kept cursor's attribute: the names of the statements prepared on its connection.
 PREPARED = "_ai_cost_prepared"
+# Kept cursors per database and use, at most: each holds a connection of Odoo's pool (64 by default), and
+# a threaded server may run many calls at once. The cursors of the calls beyond go back to the pool.
+MAX_KEPT = 4
 
 
 class KeptCursors:
@@ -22,7 +25,7 @@ class KeptCursors:
     process, as `with registry.cursor() as cr:` would be used: committed when the block ends, rolled back
     when it raises.
 
-    As many stay open as callers ever used them at once. When Odoo closes its pool's connections (a
+    Up to MAX_KEPT stay open, as many as callers used them at once. When Odoo closes its pool's connections (a
     registry dropped, the server stopped), the kept cursors on them are forgotten; a cursor whose block
     raised goes back to Odoo's pool, which resets it. In test mode every cursor is the registry's test
     cursor, in the test transaction: nothing is kept, and statements run unprepared."""
@@ -52,7 +55,12 @@ class KeptCursors:
                 cr.close()
             raise
         with self._lock:
-            self._idle.setdefault(registry.db_name, []).append(cr)
+            idle = self._idle.setdefault(registry.db_name, [])
+            kept = len(idle) < MAX_KEPT
+            if kept:
+                idle.append(cr)
+        if not kept:
+            cr.close()
 
     def _take(self, registry):
         with self._lock:

@@ -7,7 +7,7 @@ from odoo.tests import TransactionCase, tagged
 from odoo.tools import mute_logger
 
 from ..core.tokens import count_message_tokens
-from ..kept_cursors import PREPARED, KeptCursors, PreparedStatement
+from ..kept_cursors import MAX_KEPT, PREPARED, KeptCursors, PreparedStatement
 from ..models.ai_cost_budget import HOLD, HOLD_CURSORS
 from ..models.ai_service import LEDGER_CURSORS
 from .common import AiCostCase, delete_rows_of
@@ -139,3 +139,15 @@ class TestKeptCursors(TransactionCase):
                 cr.execute("DELETE FROM ir_config_parameter WHERE key = %s", [key])
             for cr in cursors._idle.pop(self.registry.db_name):
                 cr.close()
+
+    def test_cursors_beyond_the_kept_ones_go_back_to_the_pool(self):
+        cursors = KeptCursors(ISOLATION_LEVEL_AUTOCOMMIT)
+        blocks = [cursors.cursor(self.registry) for _block in range(MAX_KEPT + 2)]
+        used = [block.__enter__() for block in blocks]  # all at once, as concurrent calls would
+        for block in blocks:
+            block.__exit__(None, None, None)
+        kept = cursors._idle.pop(self.registry.db_name)
+        self.assertEqual(len(kept), MAX_KEPT)
+        self.assertEqual([cr.closed for cr in used], [False] * MAX_KEPT + [True] * 2)
+        for cr in kept:
+            cr.close()
