@@ -5,7 +5,7 @@ import statistics
 import time
 from datetime import timedelta
 
-from _odoo import environment, load_registry, parse_args
+from _odoo import environment, load_registry, parse_args, settle
 
 OPERATIONS = ["lead_qualification", "lead_summary", "email_draft", "ticket_triage", "invoice_extraction",
               "product_description", "translation", "chatbot"]
@@ -82,8 +82,10 @@ def vacuum(env) -> None:
 
     for table in ("ai_token_usage", *(env[model]._table for model in ROLLUP_MODELS)):
         env.cr.execute(f"VACUUM ANALYZE {table}")
+    waited = settle(env.cr)
     env.cr._cnx.autocommit = False
-    print(f"vacuumed the ledger and the rollups in {time.perf_counter() - started:.1f} s")
+    print(f"vacuumed the ledger and the rollups in {time.perf_counter() - started:.1f} s "
+          f"({waited:.1f} s waiting for autovacuum and a checkpoint)")
 
 
 def naive_costs(env, start, end, operation=None):
