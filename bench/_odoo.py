@@ -44,10 +44,21 @@ def environment(registry, company_id=None):
         yield api.Environment(cr, SUPERUSER_ID, {"allowed_company_ids": [company_id]} if company_id else {})
 
 
-def settle(cr, timeout: float = 180.0) -> float:
-    """Wait until no autovacuum worker runs, then write the dirty buffers out (CHECKPOINT): after the
-    benchmarks insert or rewrite a million rows, autovacuum's pass over them would share the 2 cores with
-    the figures measured next (it slowed the API's by 2x). Returns the seconds waited. `cr` in autocommit."""
+def vacuum_settled(cr, tables) -> float:
+    """VACUUM ANALYZE `tables` (`cr` in autocommit) as autovacuum would have on a live database, with no
+    autovacuum worker running, neither during it nor after: a worker's snapshot keeps VACUUM from marking
+    the newest rows all-visible (index-only scans then read every row), and its pass over a million rows
+    would share the 2 cores with the figures measured next (it slowed the API's twice). Then CHECKPOINT
+    writes the dirty buffers out. Returns the seconds spent waiting for autovacuum."""
+    waited = _wait_for_autovacuum(cr)
+    for table in tables:
+        cr.execute(f"VACUUM ANALYZE {table}")
+    waited += _wait_for_autovacuum(cr)
+    cr.execute("CHECKPOINT")
+    return waited
+
+
+def _wait_for_autovacuum(cr, timeout: float = 180.0) -> float:
     import time
 
     started = time.perf_counter()
@@ -56,7 +67,6 @@ def settle(cr, timeout: float = 180.0) -> float:
         if not cr.fetchone()[0]:
             break
         time.sleep(0.5)
-    cr.execute("CHECKPOINT")
     return time.perf_counter() - started
 
 

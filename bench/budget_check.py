@@ -9,7 +9,7 @@ import os
 import threading
 import time
 
-from _odoo import environment, load_registry, parse_args, percentile, settle
+from _odoo import environment, load_registry, parse_args, percentile, vacuum_settled
 
 ROWS = 1_000_000
 OPERATION = "bench_budget"
@@ -124,9 +124,8 @@ def main() -> None:
                 with environment(registry) as env:
                     env.cr.commit()
                     env.cr._cnx.autocommit = True
-                    # What autovacuum would do over the new rows during the measurements, done before them.
-                    env.cr.execute("VACUUM ANALYZE ai_token_usage")
-                    print(f"budget_check: vacuumed, then waited {settle(env.cr):.1f} s for autovacuum and a checkpoint")
+                    waited = vacuum_settled(env.cr, ["ai_token_usage"])
+                    print(f"budget_check: vacuumed the ledger ({waited:.1f} s waiting for autovacuum)")
                     env.cr._cnx.autocommit = False
             measure(registry, provider_id, 20)  # warm-up (and the period row's creation)
             results[rows] = measure(registry, provider_id, args.calls)
