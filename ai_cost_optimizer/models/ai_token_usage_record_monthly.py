@@ -35,9 +35,9 @@ class AiTokenUsageRecordMonthly(models.Model):
     _rollup_where = RECORD_ROWS_SQL
     _rollup_period_sql = MONTH_SQL  # the first day of the period a row sums, from the usage row `u`
     _rollup_record_keys = ("company_id", "res_model")  # keys of ROLLUP_KEYS kept, besides the period and res_id
-    # The columns of the index of given records' rows (the API sums the months of its candidate records);
-    # None: neither that index nor the one of the top records of a month.
+    # The columns of the index of given records' rows: the API sums the months of its candidate records.
     _rollup_record_index = "company_id, res_model, cost_usd, call_count"
+    _rollup_top_columns = TOP_COLUMNS  # the top records of the months a period covers
 
     day = fields.Date(string="Month")
     # Not a key here: the month rollup leaves it empty.
@@ -59,11 +59,6 @@ class AiTokenUsageRecordMonthly(models.Model):
         super().init()
         if self._rollup_record_index:
             create_record_index(self.env.cr, self._table, self._rollup_record_index)
-            # The top records of the months a period covers, read from the index (see the per-day rollup's).
-            self.env.cr.execute(SQL(
-                "CREATE INDEX IF NOT EXISTS %s ON %s (company_id, day) INCLUDE (%s)",
-                SQL.identifier(f"{self._table}_top_idx"), SQL.identifier(self._table), SQL(TOP_COLUMNS),
-            ))
         self.env.cr.execute(SQL("SELECT 1 FROM %s LIMIT 1", SQL.identifier(self._table)))
         if not self.env.cr.rowcount:  # new (or unused) rollup: fill it from the ledger
             self._rebuild()

@@ -22,7 +22,9 @@ class AiTokenUsageRecordYearly(models.Model):
     _inherit = "ai.token.usage.record.monthly"
     _description = "AI Usage per Record and Year"
     _rollup_period_sql = YEAR_SQL
-    _rollup_record_index = None
+    # Read in cost order, by the index below, which also serves what the (company_id, day) one would.
+    _rollup_record_index = _rollup_top_columns = None
+    _rollup_company_day_index = False
 
     day = fields.Date(string="Year")
 
