@@ -1,7 +1,7 @@
 import genai_prices
 from genai_prices import Usage as PriceUsage
 
-from odoo.tests import TransactionCase
+from odoo.tests import TransactionCase, new_test_user
 from odoo.tools import SQL
 
 from .fake_provider import FakeProviderServer
@@ -32,6 +32,23 @@ def delete_rows_of(env, provider):
         if model._auto and field and field.store and field.comodel_name == "ai.service.provider":
             env.cr.execute(SQL("DELETE FROM %s WHERE provider_id = %s", SQL.identifier(model._table), provider.id))
     env.invalidate_all()
+
+
+class UsageRowsCase(TransactionCase):
+    """Usage rows written straight to the ledger, for a provider that is never called (`cls.provider`),
+    read by an AI Cost manager (`cls.manager`)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.provider = cls.env["ai.service.provider"].create({
+            "name": f"{cls.__name__} (test)", "kind": "openai_compatible", "base_url": "http://127.0.0.1:9/v1",
+            "model": "gpt-4o-mini",
+        })
+        cls.manager = new_test_user(
+            cls.env, login=f"ai_{cls.__name__.lower()}_manager",
+            groups="base.group_user,ai_cost_optimizer.group_ai_cost_manager",
+        )
 
 
 class AiCostCase(TransactionCase):

@@ -1,10 +1,11 @@
 from collections import defaultdict
 from datetime import date, datetime
 
-from odoo.tests import TransactionCase, new_test_user, tagged
+from odoo.tests import tagged
 from odoo.tools import SQL
 
 from ..controllers.cost_api import cost_payload
+from .common import UsageRowsCase
 
 # Usage days over three months, so that periods can cut months on either side.
 DAYS = [date(2025, 1, 10), date(2025, 1, 25), date(2025, 2, 5), date(2025, 2, 20), date(2025, 3, 15)]
@@ -28,20 +29,13 @@ PERIODS = [
 
 
 @tagged("post_install", "-at_install")
-class TestCostApiPeriods(TransactionCase):
+class TestCostApiPeriods(UsageRowsCase):
     """The API's figures for periods that cut months equal the raw ledger: by_record combines the
     per-month rollup for the months the period covers with the per-day one for the days of the others."""
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.provider = cls.env["ai.service.provider"].create({
-            "name": "Periods (test)", "kind": "openai_compatible", "base_url": "http://127.0.0.1:9/v1",
-            "model": "gpt-4o-mini",
-        })
-        cls.manager = new_test_user(
-            cls.env, login="ai_periods_manager", groups="base.group_user,ai_cost_optimizer.group_ai_cost_manager"
-        )
         # Costs are distinct powers of two (in units of 1e-8 USD), so that no two records tie in a period.
         cls.usages = cls.env["ai.token.usage"].create([
             {

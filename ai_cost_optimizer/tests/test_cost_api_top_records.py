@@ -1,10 +1,11 @@
 from datetime import date, datetime
 from unittest.mock import patch
 
-from odoo.tests import TransactionCase, new_test_user, tagged
+from odoo.tests import tagged
 from odoo.tools import SQL
 
 from ..controllers import cost_api
+from .common import UsageRowsCase
 
 MARCH = (date(2025, 3, 1), date(2025, 3, 31))
 OPERATION = "lead_summary"
@@ -12,20 +13,13 @@ RECORDS = 60  # more than the first candidates the API sums (cost_api.PRUNE_CAND
 
 
 @tagged("post_install", "-at_install")
-class TestTopRecordsPruning(TransactionCase):
+class TestTopRecordsPruning(UsageRowsCase):
     """The API's top records, summed for the year's costliest records only, equal the top of every record:
     also when the year's costliest records spent most of it outside the period."""
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.provider = cls.env["ai.service.provider"].create({
-            "name": "Top records (test)", "kind": "openai_compatible", "base_url": "http://127.0.0.1:9/v1",
-            "model": "gpt-4o-mini",
-        })
-        cls.manager = new_test_user(
-            cls.env, login="ai_top_records_manager", groups="base.group_user,ai_cost_optimizer.group_ai_cost_manager"
-        )
         cls.env = cls.env(user=cls.manager)
 
     def _usage(self, spent):
