@@ -30,15 +30,14 @@ INT_RE = re.compile(r"-?[0-9]+")
 # Filter name -> rollup field, for the filters that are equalities on a rollup key.
 KEY_FILTERS = {"operation": "operation", "user": "user_id", "provider": "provider_id", "res_model": "res_model",
                "res_id": "res_id"}
-# Filters that the per-month record rollup cannot apply (it keys rows by month and record only), or that
-# leave so few rows (one record) that the per-day one answers at once.
-RECORD_DAILY_FILTERS = {"operation", "user", "provider", "res_id"}
 RECORD_DAILY, RECORD_MONTHLY = "ai.token.usage.record.daily", "ai.token.usage.record.monthly"
+RECORD_OPERATION_MONTHLY = "ai.token.usage.record.operation.monthly"
 RECORD_YEARLY, RECORD_OPERATION_YEARLY = "ai.token.usage.record.yearly", "ai.token.usage.record.operation.yearly"
-# The filters that the per-year record rollups apply, and how many records they sum at most (see `_pruned_top`).
-PRUNE_FILTERS = {"start", "end", "operation", "res_model"}
+# The filters that the per-month and per-year record rollups apply; the others leave the per-day one.
+PERIOD_RECORD_FILTERS = {"start", "end", "operation", "res_model"}
+# How many records `_pruned_top` sums at most: the candidates of its two rounds, then the contenders.
 PRUNE_CANDIDATES, PRUNE_CONTENDERS = (4 * TOP_RECORDS, 40 * TOP_RECORDS), 50 * TOP_RECORDS
-PRUNE_SHARE = 0.5  # of the year's cost, that the period holds (see `_worth_pruning`)
+PRUNE_SHARE = 0.5  # of the cost of the year or month that holds the period, that the period holds (`_record_bound`)
 NO_PROVIDER = {"provider_name": None, "model": None}
 # GROUPING(operation, provider_id, day) of each grouping set of `_daily_sections`.
 TOTAL_SET, OPERATION_SET, PROVIDER_SET, DAY_SET = 0b111, 0b011, 0b101, 0b110
@@ -123,9 +122,10 @@ def _daily_sections(Rollup, domain):
 def _top_records(env, filters):
     """The TOP_RECORDS records that cost the most in the period: the per-month rollup sums the months that
     the period covers, the per-day one the days of the months it cuts. Summed for the costliest records of
-    the year only when that gives the exact answer (`_pruned_top`), for every record otherwise."""
+    a year or month only when that gives the exact answer (`_pruned_top`), for every record otherwise."""
     parts = _record_parts(env, filters)
-    rows = _pruned_top(env, filters, parts) if _worth_pruning(env, filters) else None
+    bound = _record_bound(env, filters)
+    rows = _pruned_top(env, parts, bound) if bound else None
     if rows is None:
         rows = _top_of(env, parts)
     return [
@@ -137,83 +137,93 @@ def _top_records(env, filters):
 def _record_parts(env, filters):
     """The per-record rollup parts (model, domain, sign) whose rows sum to the usage of the period."""
     start, end = fields.Date.to_date(filters["start"]), fields.Date.to_date(filters["end"])
-    first, last = (None, None) if RECORD_DAILY_FILTERS.intersection(filters) else _covered_months(env, start, end)
+    first, last = _covered_months(env, start, end) if PERIOD_RECORD_FILTERS.issuperset(filters) else (None, None)
     if first is None or first > last:
         return [(RECORD_DAILY, rollup_domain(filters), 1)]
-    parts = [(RECORD_MONTHLY, rollup_domain(filters, first, last), 1)]
+    monthly = RECORD_OPERATION_MONTHLY if "operation" in filters else RECORD_MONTHLY
+    parts = [(monthly, rollup_domain(filters, first, last), 1)]
     if start < first:  # the days of the first month that it cuts, if any
-        parts += _cut_month(filters, start, first - DAY)
+        parts += _cut_month(filters, monthly, start, first - DAY)
     if month_end(last) < end:  # and those of the last month
-        parts += _cut_month(filters, month_end(last) + DAY, end)
+        parts += _cut_month(filters, monthly, month_end(last) + DAY, end)
     return parts
 
 
-def _pruned_top(env, filters, parts):
-    """The top records of `parts`, summed for a few of the records of the period's year only; None when
-    that would not be the exact answer for sure. For a period within a year, and filters that the per-year
-    rollups apply (see `_worth_pruning`).
-
-    No record costs more in a period than in the year that holds it (costs are never negative). So the
-    top of the year's costliest records (the candidates) gives a threshold, the cost of its last record:
-    a record of the exact top costs at least that much in the period, so at least that much in the year.
-    The top of the records that do (the contenders, at most PRUNE_CONTENDERS) is the exact one, ties
-    included. When the year's costliest records spent much of it outside the period, the threshold is too
-    low: more candidates raise it, up to the last of PRUNE_CANDIDATES."""
-    start = fields.Date.to_date(filters["start"])
-    Yearly = env[RECORD_OPERATION_YEARLY if "operation" in filters else RECORD_YEARLY]
-    # An equality on the year: the index then reads its rows in cost order.
-    year = [("day", "=", year_start(start))] + key_domain(filters)
-    for limit in PRUNE_CANDIDATES:
-        candidates = _costliest(Yearly, year, limit)
-        rows = _top_of(env, _of_records(parts, candidates))
-        if len(candidates) < limit:  # every record of the year
-            return rows
-        if len(rows) < TOP_RECORDS:
-            continue
-        # Less half a unit of the last decimal: the threshold was rounded, the year's costs were not.
-        threshold = rows[-1][2] - 0.5 * 10 ** -PRICE_DIGITS[1]
-        contenders = _costliest(Yearly, year + [("cost_usd", ">=", threshold)], PRUNE_CONTENDERS + 1)
-        if len(contenders) <= PRUNE_CONTENDERS:
-            return rows if contenders <= candidates else _top_of(env, _of_records(parts, contenders))
-    return None
-
-
-def _worth_pruning(env, filters):
-    """Whether `_pruned_top` applies to the period and its filters, and the period holds PRUNE_SHARE of its
-    year's cost of records at least, in the same scope. The year bounds the period the closer, the more of
-    the year the period holds: for a short part of a long year, the year's costliest records show too
-    little of the period's, and `_pruned_top` would sum hundreds of records in vain before every record is
-    summed."""
+def _record_bound(env, filters):
+    """The month or the year that holds the period and whose per-record sums bound those of the period for
+    `_pruned_top`: (its per-record rollup, the domain of its rows). The month when the period lies in one.
+    None when the period does not hold PRUNE_SHARE of its cost at least, in the filters' scope, or the
+    filters are not those of the per-month and per-year rollups: the bucket's costliest records then show
+    too little of the period's, and `_pruned_top` would sum hundreds of records in vain before every record
+    is summed."""
     start, end = fields.Date.to_date(filters["start"]), fields.Date.to_date(filters["end"])
-    if start.year != end.year or not PRUNE_FILTERS.issuperset(filters):
-        return False
-    year = [("day", ">=", year_start(start)), ("day", "<=", date(start.year, 12, 31)), ("res_model", "!=", False)]
-    query = env["ai.token.usage.daily"]._search(year + key_domain(filters))
+    if start.year != end.year or not PERIOD_RECORD_FILTERS.issuperset(filters):
+        return None
+    operation = "operation" in filters
+    if month_start(start) == month_start(end):
+        bucket = RECORD_OPERATION_MONTHLY if operation else RECORD_MONTHLY
+        first, last = month_start(start), month_end(start)
+    else:
+        bucket = RECORD_OPERATION_YEARLY if operation else RECORD_YEARLY
+        first, last = year_start(start), date(start.year, 12, 31)
+    domain = [("day", ">=", first), ("day", "<=", last), ("res_model", "!=", False)] + key_domain(filters)
+    query = env["ai.token.usage.daily"]._search(domain)
     cost, day = SQL.identifier(query.table, "cost_usd"), SQL.identifier(query.table, "day")
     env.cr.execute(query.select(SQL("SUM(%s) FILTER (WHERE %s >= %s AND %s <= %s), SUM(%s)", cost, day, start,
                                     day, end, cost)))
-    [(period_cost, year_cost)] = env.cr.fetchall()
-    return bool(year_cost) and (period_cost or 0.0) >= PRUNE_SHARE * year_cost
+    [(period_cost, bucket_cost)] = env.cr.fetchall()
+    if not bucket_cost or (period_cost or 0.0) < PRUNE_SHARE * bucket_cost:
+        return None
+    # An equality on the bucket's day: the index then reads its rows in cost order.
+    return env[bucket], [("day", "=", first)] + key_domain(filters)
 
 
-def _costliest(Yearly, domain, limit):
-    """The (res_model, res_id) of the `limit` costliest rows of the per-year rollup `Yearly` in `domain`."""
-    query = Yearly._search(domain, order="cost_usd desc", limit=limit)
-    Yearly.env.cr.execute(query.select("res_model", "res_id"))
-    return set(Yearly.env.cr.fetchall())
+def _pruned_top(env, parts, bound):
+    """The top records of `parts`, summed for a few of the records of the month or year of `bound` (see
+    `_record_bound`) only; None when that would not be the exact answer for sure.
+
+    No record costs more in a period than in the month or year that holds it (costs are never negative).
+    So the top of the bucket's costliest records (the candidates) gives a threshold, the cost of its last
+    record: a record of the exact top costs at least that much in the period, so at least that much in the
+    bucket. The top of the records that do (the contenders, at most PRUNE_CONTENDERS) is the exact one, ties
+    included. When the bucket's costliest records spent much of it outside the period, the threshold is too
+    low: more candidates raise it, up to the last of PRUNE_CANDIDATES."""
+    Bucket, bucket = bound
+    for limit in PRUNE_CANDIDATES:
+        candidates = _costliest(Bucket, bucket, limit)
+        rows = _top_of(env, parts, candidates)
+        if len(candidates) < limit:  # every record of the bucket
+            return rows
+        if len(rows) < TOP_RECORDS:
+            continue
+        # Less half a unit of the last decimal: the threshold was rounded, the bucket's costs were not.
+        threshold = rows[-1][2] - 0.5 * 10 ** -PRICE_DIGITS[1]
+        contenders = _costliest(Bucket, bucket + [("cost_usd", ">=", threshold)], PRUNE_CONTENDERS + 1)
+        if len(contenders) <= PRUNE_CONTENDERS:
+            return rows if set(contenders) <= set(candidates) else _top_of(env, parts, contenders)
+    return None
 
 
-def _of_records(parts, records):
-    """The rollup `parts` restricted to the rows of `records` ((res_model, res_id) pairs; a few more when
-    they span models, which changes no top that they hold)."""
-    only = [("res_model", "in", list({model for model, _id in records})),
-            ("res_id", "in", [res_id for _model, res_id in records])]
-    return [(model, domain + only, sign) for model, domain, sign in parts]
+def _costliest(Bucket, domain, limit):
+    """The (res_model, res_id) of the `limit` costliest rows of the per-year or per-month rollup `Bucket`
+    in `domain`, one per row (a record has one in each of the companies it spent in)."""
+    query = Bucket._search(domain, order="cost_usd desc", limit=limit)
+    Bucket.env.cr.execute(query.select("res_model", "res_id"))
+    return Bucket.env.cr.fetchall()
 
 
-def _top_of(env, parts):
-    """The TOP_RECORDS costliest records of the rollup `parts`: [(res_model, res_id, cost, calls)]."""
-    rows = SQL(" UNION ALL ").join(_select(env[model]._search(domain), sign) for model, domain, sign in parts)
+def _top_of(env, parts, records=None):
+    """The TOP_RECORDS costliest records of the rollup `parts`, or of its `records` ((res_model, res_id)
+    pairs) only: [(res_model, res_id, cost, calls)]."""
+    rows = SQL(" UNION ALL ").join(
+        _select(_part_query(env[model], domain, records), sign) for model, domain, sign in parts
+    )
+    if records is not None:
+        # The rows of each record looked up by the (res_id, day) index, one record after the other: given a
+        # list of hundreds, PostgreSQL would rather read the period's rows and filter them, or plan the
+        # lookups in parallel, whose workers take longer to start than the lookups to run.
+        rows = SQL("SELECT r.* FROM unnest(%s::int[]) AS given(res_id) CROSS JOIN LATERAL (%s) r",
+                   sorted({res_id for _model, res_id in records}), rows)
     # Summed as float8, whose aggregation state is a fraction of numeric's (so the hash table of thousands of
     # records stays in work_mem), then rounded back: costs have PRICE_DIGITS decimals and a float8 sum of
     # them (at most a month's, less some of its days) is off by far less than half the last one, so the
@@ -231,16 +241,28 @@ def _top_of(env, parts):
     return env.cr.fetchall()
 
 
-def _cut_month(filters, day_from, day_to):
+def _part_query(Rollup, domain, records=None):
+    """The query of the rows of `Rollup` in `domain` (record rules included), or of those of the record
+    `given` of `_top_of` only, among `records` (a few more when they span models, which changes no top
+    that they hold)."""
+    if records is None:
+        return Rollup._search(domain)
+    query = Rollup._search(domain + [("res_model", "in", sorted({model for model, _id in records}))])
+    query.add_where(SQL("%s = given.res_id", SQL.identifier(query.table, "res_id")))
+    return query
+
+
+def _cut_month(filters, monthly, day_from, day_to):
     """The rollup parts (model, domain, sign) of the days [day_from, day_to] of one month: those days of the
-    per-day rollup or, when fewer days are left out, the month less the days left out. Per-record rows per
+    per-day rollup or, when fewer days are left out, the month of the per-month rollup `monthly` less the
+    days left out. Per-record rows per
     day outnumber those per month several times (they are keyed by provider, user, operation too), so a cut
     month reads at most half its days of them."""
     month = month_start(day_from)
     left_out = [(a, b) for a, b in ((month, day_from - DAY), (day_to + DAY, month_end(month))) if a <= b]
     if (day_to - day_from).days + 1 <= sum((b - a).days + 1 for a, b in left_out):
         return [(RECORD_DAILY, rollup_domain(filters, day_from, day_to), 1)]
-    return [(RECORD_MONTHLY, rollup_domain(filters, month, month), 1)] + [
+    return [(monthly, rollup_domain(filters, month, month), 1)] + [
         (RECORD_DAILY, rollup_domain(filters, a, b), -1) for a, b in left_out
     ]
 

@@ -7,6 +7,7 @@ from . import ai_token_usage_rollup_mixin
 from . import ai_token_usage_daily
 from . import ai_token_usage_record_daily
 from . import ai_token_usage_record_monthly
+from . import ai_token_usage_record_operation_monthly
 from . import ai_token_usage_record_yearly
 from . import ai_token_usage_record_operation_yearly
 from . import ai_token_usage_rollup

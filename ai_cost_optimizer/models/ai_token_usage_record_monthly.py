@@ -4,7 +4,7 @@ from datetime import date
 from odoo import api, fields, models
 from odoo.tools import SQL
 
-from .ai_token_usage_record_daily import RECORD_ROWS_SQL, TOP_COLUMNS, covers_records, create_record_index
+from .ai_token_usage_record_daily import RECORD_ROWS_SQL, covers_records, create_record_index
 from .ai_token_usage_rollup_mixin import ROLLUP_KEYS
 
 # `day` holds the first day (UTC) of the month.
@@ -37,7 +37,10 @@ class AiTokenUsageRecordMonthly(models.Model):
     _rollup_record_keys = ("company_id", "res_model")  # keys of ROLLUP_KEYS kept, besides the period and res_id
     # The columns of the index of given records' rows: the API sums the months of its candidate records.
     _rollup_record_index = "company_id, res_model, cost_usd, call_count"
-    _rollup_top_columns = TOP_COLUMNS  # the top records of the months a period covers
+    # The costliest-records index (see `init`) also serves what the (company_id, day) one would: the sums of
+    # the months a period covers, from the index alone.
+    _rollup_top_columns = None
+    _rollup_company_day_index = False
 
     day = fields.Date(string="Month")
     # Not a key here: the month rollup leaves it empty.
@@ -59,6 +62,12 @@ class AiTokenUsageRecordMonthly(models.Model):
         super().init()
         if self._rollup_record_index:
             create_record_index(self.env.cr, self._table, self._rollup_record_index)
+        # The costliest records of a period, read in order from the index, with the columns the API reads.
+        key = ", ".join(column for column in self._rollup_record_keys if column != "res_model")
+        self.env.cr.execute(SQL(
+            "CREATE INDEX IF NOT EXISTS %s ON %s (%s, day, cost_usd DESC) INCLUDE (res_model, res_id, call_count)",
+            SQL.identifier(f"{self._table}_costliest_idx"), SQL.identifier(self._table), SQL(key),
+        ))
         self.env.cr.execute(SQL("SELECT 1 FROM %s LIMIT 1", SQL.identifier(self._table)))
         if not self.env.cr.rowcount:  # new (or unused) rollup: fill it from the ledger
             self._rebuild()

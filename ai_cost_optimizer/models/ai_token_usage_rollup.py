@@ -8,7 +8,7 @@ from .ai_token_usage_rollup_mixin import ROLLUP_SOURCE_FIELDS
 
 ROLLUP_MODELS = (
     "ai.token.usage.daily", "ai.token.usage.record.daily", "ai.token.usage.record.monthly",
-    "ai.token.usage.record.yearly", "ai.token.usage.record.operation.yearly",
+    "ai.token.usage.record.operation.monthly", "ai.token.usage.record.yearly", "ai.token.usage.record.operation.yearly",
 )
 
 

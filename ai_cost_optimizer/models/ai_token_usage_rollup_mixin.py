@@ -116,11 +116,14 @@ class AiTokenUsageRollupMixin(models.AbstractModel):
                 "CREATE INDEX IF NOT EXISTS %s ON %s (company_id, day) INCLUDE (%s)",
                 SQL.identifier(f"{self._table}_top_idx"), table, SQL(self._rollup_top_columns),
             ))
-        elif self._rollup_company_day_index:
-            cr.execute(SQL("CREATE INDEX IF NOT EXISTS %s ON %s (company_id, day)", SQL.identifier(plain), table))
+            drop_index(cr, plain, self._table)
             return
-        # Superseded (earlier versions created it): an index less to write on every call.
-        drop_index(cr, plain, self._table)
+        # Superseded ones (earlier versions created them): an index less to write on every call.
+        drop_index(cr, f"{self._table}_top_idx", self._table)
+        if self._rollup_company_day_index:
+            cr.execute(SQL("CREATE INDEX IF NOT EXISTS %s ON %s (company_id, day)", SQL.identifier(plain), table))
+        else:
+            drop_index(cr, plain, self._table)
 
     def _aggregate_sql(self, where, sign=1, source=LEDGER):
         """SELECT of the rollup rows of the raw usage rows of `source` (the ledger, or the usage row that a
