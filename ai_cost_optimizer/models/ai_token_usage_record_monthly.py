@@ -26,7 +26,8 @@ class AiTokenUsageRecordMonthly(models.Model):
     It answers the API's "top records by cost" without filters: ai.token.usage.record.daily also keys
     its rows by provider, user, operation, status and cache hit, which multiplies them (a call session
     about one lead spreads over a dozen rows per day). Provider, user, operation, status and cache_hit
-    stay empty here; queries filtering on them read the daily per-record rollup."""
+    stay empty here: queries filtering on the operation read ai.token.usage.record.operation.monthly, those
+    filtering on the others the daily per-record rollup."""
 
     _name = "ai.token.usage.record.monthly"
     _inherit = "ai.token.usage.rollup.mixin"
