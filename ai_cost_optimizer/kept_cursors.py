@@ -6,15 +6,25 @@ lends (DISCARD ALL), which also drops the plans the connection cached, so each s
 foreign-key checks of the rows it inserts is planned again every time. A kept cursor stays borrowed, and
 keeps those plans; a prepared statement runs on a plan made once per connection."""
 
+import logging
+import re
 import threading
 from contextlib import contextmanager
+from datetime import date, datetime, timedelta
 
+import psycopg2
 from psycopg2.extensions import ISOLATION_LEVEL_AUTOCOMMIT
 
 from odoo.tools import SQL
 
-# A kept cursor's attribute: the names of the statements prepared on its connection.
+_logger = logging.getLogger(__name__)
+
+# A kept cursor's attribute: the names of the statements prepared on its connection, by their text.
 PREPARED = "_ai_cost_prepared"
+# Statements prepared by `execute_prepared` per connection, at most: a call's statements take a few shapes
+# (which rows follow its usage row), each one text; beyond, statements run unprepared.
+MAX_PREPARED = 64
+PLACEHOLDER = re.compile(r"%([s%])")
 # Kept cursors per database and use, at most: each holds a connection of Odoo's pool (64 by default), and
 # a threaded server may run many calls at once. The cursors of the calls beyond go back to the pool.
 MAX_KEPT = 4
@@ -80,7 +90,7 @@ class KeptCursors:
         cr.connection.set_isolation_level(self._isolation_level)
         if self._settings:
             cr.execute(self._settings)
-        setattr(cr, PREPARED, set())
+        setattr(cr, PREPARED, {})
         return cr
 
 
@@ -103,8 +113,55 @@ class PreparedStatement:
         if prepared is None:
             cr.execute(SQL(self.query, **params))
         else:
-            if self.name not in prepared:
+            if self._prepare.code not in prepared:
                 cr.execute(self._prepare)
-                prepared.add(self.name)
+                prepared[self._prepare.code] = self.name
             cr.execute(SQL(self._execute, *(params[name] for name in self._names)))
         return cr.fetchall()
+
+
+def execute_prepared(cr, statement: SQL) -> None:
+    """Run `statement` on `cr`: on a kept cursor (see KeptCursors) in a transaction, prepared once per
+    connection for each text, then executed with its parameters; on any other cursor, beyond MAX_PREPARED
+    texts, or for a text that PostgreSQL refuses to prepare, as a plain statement. For the call path's long
+    statements, whose parsing and planning cost more than their work.
+
+    PostgreSQL infers each parameter's type from where it stands (a column it is compared with or inserted
+    into), except for dates, timestamps and intervals, declared as such: in `timestamp - $1`, an untyped
+    interval would be taken for a timestamp."""
+    prepared = getattr(cr, PREPARED, None)
+    code, params = statement.code, statement.params
+    name = None if prepared is None else prepared.get(code)
+    if name is None and prepared is not None and len(prepared) < MAX_PREPARED:
+        name = prepared[code] = _prepare(cr, f"ai_cost_statement_{len(prepared)}", code, params)
+    if not name:
+        cr.execute(statement)
+    elif params:
+        cr.execute(SQL(f"EXECUTE {name} ({', '.join(['%s'] * len(params))})", *params))
+    else:
+        cr.execute(f"EXECUTE {name}")
+
+
+def _prepare(cr, name, code, params):
+    """PREPARE the statement `code` as `name`; its name, or False when PostgreSQL refuses it (in a savepoint,
+    so that the transaction goes on: the statement then runs unprepared, and the warning says why)."""
+    numbers = iter(range(1, len(params) + 1))
+    text = PLACEHOLDER.sub(lambda match: "%" if match[1] == "%" else f"${next(numbers)}", code)
+    types = f" ({', '.join(_parameter_type(param) for param in params)})" if params else ""
+    try:
+        with cr.savepoint(flush=False):
+            cr.execute(f"PREPARE {name}{types} AS {text}")
+    except psycopg2.Error as error:
+        _logger.warning("A statement of the call path runs unprepared: %s", error)
+        return False
+    return name
+
+
+def _parameter_type(value) -> str:
+    if isinstance(value, datetime):
+        return "timestamp"
+    if isinstance(value, date):
+        return "date"
+    if isinstance(value, timedelta):
+        return "interval"
+    return "unknown"

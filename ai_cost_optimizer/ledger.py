@@ -9,6 +9,8 @@ response-cache entry are data-modifying CTEs of one statement, the followers rea
 
 from odoo.tools import SQL
 
+from .kept_cursors import execute_prepared
+
 USAGE_CTE = "usage"
 # The id of the usage row that the statement inserts, as a value of the rows that follow it.
 USAGE_ID = SQL("(SELECT id FROM %s)", SQL.identifier(USAGE_CTE))
@@ -65,7 +67,7 @@ class LedgerStatement:
         """Run the statement; returns {name: id} of the parts that return one, the usage row's under "usage"."""
         cr = self.usage_model.env.cr
         returning = [name for name, _statement, returns_id in self._parts if returns_id]
-        cr.execute(SQL(
+        execute_prepared(cr, SQL(
             "WITH %s SELECT %s",
             SQL(", ").join(SQL("%s AS (%s)", SQL.identifier(name), statement) for name, statement, _r in self._parts),
             SQL(", ").join(SQL("(SELECT id FROM %s)", SQL.identifier(name)) for name in returning),

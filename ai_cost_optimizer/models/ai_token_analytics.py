@@ -9,6 +9,7 @@ from odoo.tools import SQL
 from ..core import pricing
 from ..core import waste as waste_rules
 from ..core.usage import Usage
+from ..kept_cursors import execute_prepared
 from ..ledger import NOW
 from .ai_service_provider_price import PRICE_DIGITS
 from .ai_token_waste_finding import RULE_LABELS
@@ -186,7 +187,7 @@ class AiTokenAnalytics(models.Model):
             values["static_prefix_hash"] or None, values["provider_id"] or None,
             at, timedelta(seconds=settings.missed_cache_window_seconds), at, older,
         )
-        self.env.cr.execute(SQL(
+        execute_prepared(self.env.cr, SQL(
             "SELECT %s, %s, %s",
             self._newest_match(duplicate), self._newest_match(prefix), self._alternatives_sql(values),
         ))

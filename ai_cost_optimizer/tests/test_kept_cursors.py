@@ -1,15 +1,20 @@
+from datetime import datetime, timedelta
+from unittest.mock import patch
+
 import psycopg2.errors
 from psycopg2.extensions import ISOLATION_LEVEL_AUTOCOMMIT, ISOLATION_LEVEL_READ_COMMITTED
 
 from odoo import SUPERUSER_ID, Command, api
 from odoo.exceptions import UserError
 from odoo.tests import TransactionCase, tagged
-from odoo.tools import mute_logger
+from odoo.tools import SQL, mute_logger
 
+from .. import kept_cursors
 from ..core.tokens import count_message_tokens
-from ..kept_cursors import MAX_KEPT, PREPARED, KeptCursors, PreparedStatement
+from ..kept_cursors import MAX_KEPT, PREPARED, KeptCursors, PreparedStatement, execute_prepared
 from ..models.ai_cost_budget import HOLD, HOLD_CURSORS
 from ..models.ai_service import LEDGER_CURSORS
+from ..models.ai_token_usage_rollup import ROLLUP_MODELS
 from .common import AiCostCase, delete_rows_of
 from .fake_provider import FakeProviderServer
 
@@ -75,7 +80,7 @@ class TestKeptCursors(TransactionCase):
         second, _committed = self._check()
         self.assertIs(second, first)
         self.assertEqual(second.connection.get_backend_pid(), first.connection.get_backend_pid())
-        self.assertIn(HOLD.name, getattr(second, PREPARED))
+        self.assertIn(HOLD.name, getattr(second, PREPARED).values())
         second.execute("SELECT count(*) FROM pg_prepared_statements WHERE name = %s", [HOLD.name])
         self.assertEqual(second.fetchone()[0], 1)
 
@@ -151,3 +156,122 @@ class TestKeptCursors(TransactionCase):
         self.assertEqual([cr.closed for cr in used], [False] * MAX_KEPT + [True] * 2)
         for cr in kept:
             cr.close()
+
+
+@tagged("post_install", "-at_install")
+class TestPreparedStatements(TransactionCase):
+    """The call path's long statements run prepared on the kept cursors, one plan per text and connection;
+    a statement that cannot be prepared runs as it is. Outside test mode, as in production."""
+
+    def setUp(self):
+        super().setUp()
+        self.cursors = KeptCursors(ISOLATION_LEVEL_READ_COMMITTED)
+        self.addCleanup(self._close_kept)
+
+    def _close_kept(self):
+        for cr in self.cursors._idle.pop(self.registry.db_name, []):
+            cr.close()
+
+    def _prepared(self, cr):
+        cr.execute("SELECT name FROM pg_prepared_statements ORDER BY name")
+        return [name for name, in cr.fetchall()]
+
+    def test_a_text_is_prepared_once_and_run_with_each_call_parameters(self):
+        # A timestamp less an interval, both declared: undeclared, the interval would be taken for a timestamp.
+        # A literal % in the text stays one.
+        statement = "SELECT %s - %s, %s::text || '%%', %s = ANY(ARRAY[1, 2])"
+        with self.cursors.cursor(self.registry) as cr:
+            execute_prepared(cr, SQL(statement, datetime(2026, 1, 2), timedelta(days=1), "a", 2))
+            self.assertEqual(cr.fetchall(), [(datetime(2026, 1, 1), "a%", True)])
+            execute_prepared(cr, SQL(statement, datetime(2026, 3, 1), timedelta(hours=1), "b", 3))
+            self.assertEqual(cr.fetchall(), [(datetime(2026, 2, 28, 23), "b%", False)])
+            self.assertEqual(self._prepared(cr), ["ai_cost_statement_0"])
+            self.assertEqual(list(getattr(cr, PREPARED).values()), ["ai_cost_statement_0"])
+
+    def test_a_statement_that_cannot_be_prepared_runs_as_it_is(self):
+        # PostgreSQL cannot tell the types of two untyped parameters added: PREPARE fails, in a savepoint.
+        with self.cursors.cursor(self.registry) as cr:
+            cr.execute("CREATE TEMPORARY TABLE prepared_check (n int)")
+            with self.assertLogs("odoo.addons.ai_cost_optimizer.kept_cursors", "WARNING") as logs, \
+                    mute_logger("odoo.sql_db"):
+                execute_prepared(cr, SQL("SELECT %s + %s", 1, 2))
+                self.assertEqual(cr.fetchall(), [(3,)])
+                cr.execute("INSERT INTO prepared_check VALUES (1) RETURNING n")  # the transaction goes on
+                self.assertEqual(cr.fetchall(), [(1,)])
+                execute_prepared(cr, SQL("SELECT %s + %s", 3, 4))
+                self.assertEqual(cr.fetchall(), [(7,)])
+            self.assertEqual(len(logs.output), 1, "not tried again")
+            self.assertIn("runs unprepared", logs.output[0])
+            self.assertEqual(self._prepared(cr), [])
+
+    def test_texts_beyond_the_limit_run_unprepared(self):
+        with patch.object(kept_cursors, "MAX_PREPARED", 1), self.cursors.cursor(self.registry) as cr:
+            for number in (1, 2, 3):
+                execute_prepared(cr, SQL(f"SELECT %s::int + {number}", 10))
+                self.assertEqual(cr.fetchall(), [(10 + number,)])
+            self.assertEqual(self._prepared(cr), ["ai_cost_statement_0"])
+
+    def test_a_plain_cursor_runs_the_statement_unprepared(self):
+        with self.registry.cursor() as cr:
+            execute_prepared(cr, SQL("SELECT %s::int * 2", 21))
+            self.assertEqual(cr.fetchall(), [(42,)])
+            self.assertEqual(self._prepared(cr), [])
+
+
+@tagged("post_install", "-at_install")
+class TestPreparedLedger(TransactionCase):
+    """A served call's look-back and ledger statement run prepared on the kept ledger cursor, and write
+    what they wrote unprepared: the usage row, its rollups and its waste findings."""
+
+    RECORD = ("res.country", 7)
+
+    def setUp(self):
+        super().setUp()
+        self.fake = FakeProviderServer().start()
+        self.addCleanup(self.fake.stop)
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            self.provider_id = env["ai.service.provider"].create(
+                AiCostCase._provider_vals(self.fake, "openai_compatible", name="Prepared ledger (fake)")
+            ).id
+        self.addCleanup(self._delete_rows)
+
+    def _delete_rows(self):
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            provider = env["ai.service.provider"].browse(self.provider_id)
+            delete_rows_of(env, provider)
+            for model in ROLLUP_MODELS:  # the per-record ones keep no provider
+                if "res_id" in env[model]._fields:
+                    cr.execute(SQL("DELETE FROM %s WHERE res_model = %s AND res_id = %s",
+                                   SQL.identifier(env[model]._table), *self.RECORD))
+            provider.unlink()
+
+    def test_served_calls_write_their_rows_through_prepared_statements(self):
+        usage_ids = []
+        for _call in range(3):  # the same prompt again: a duplicate, found by the look-back
+            with self.registry.cursor() as cr:
+                env = api.Environment(cr, SUPERUSER_ID, {})
+                result = env["ai.service"].send_message(
+                    [{"role": "user", "content": "Summarize the country's import rules."}],
+                    provider=self.provider_id, use_cache=False, operation=OPERATION, res_model=self.RECORD[0],
+                    res_id=self.RECORD[1],
+                )
+                usage_ids.append(result["usage_id"])
+        kept = LEDGER_CURSORS._idle[self.registry.db_name][-1]
+        statements = set(getattr(kept, PREPARED).values())
+        kept.execute("SELECT name, statement FROM pg_prepared_statements WHERE name = ANY(%s)", [list(statements)])
+        prepared = dict(kept.fetchall())
+        self.assertTrue(any(" AS WITH " in text for text in prepared.values()), "the ledger statement")
+        self.assertTrue(any("ai_token_usage d" in text for text in prepared.values()), "the look-back")
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            usages = env["ai.token.usage"].browse(usage_ids)
+            self.assertEqual(usages.mapped("status"), ["ok"] * 3)
+            self.assertEqual(usages.mapped("res_id"), [self.RECORD[1]] * 3)
+            self.assertEqual(usages.mapped("waste_detected"), [False, True, True])
+            self.assertEqual(set(usages[1:].waste_finding_ids.mapped("rule")), {"duplicate_query"})
+            for model in ("ai.token.usage.record.daily", "ai.token.usage.record.operation.monthly"):
+                rows = env[model].search([("res_model", "=", self.RECORD[0]), ("res_id", "=", self.RECORD[1])])
+                self.assertEqual(sum(rows.mapped("call_count")), 3, model)
+                self.assertAlmostEqual(sum(rows.mapped("cost_usd")), sum(usages.mapped("cost_usd")), places=8)
