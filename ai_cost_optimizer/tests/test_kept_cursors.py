@@ -24,9 +24,11 @@ OPERATION = "kept_cursor_check"
 
 @tagged("post_install", "-at_install")
 class TestKeptCursors(TransactionCase):
-    """Budget holds and ledger transactions commit on cursors kept open between calls, the holds with
-    their statement prepared once per connection. Outside test mode, as in production: every call
-    commits for real."""
+    """Budget holds and ledger transactions commit on cursors kept open between calls, with their
+    statements prepared once per connection. Outside test mode, as in production: every call commits for
+    real."""
+
+    RECORD = ("res.country", 7)  # what the calls of the ledger test are about
 
     def setUp(self):
         super().setUp()
@@ -51,6 +53,10 @@ class TestKeptCursors(TransactionCase):
             operations.unlink()
             provider = env["ai.service.provider"].browse(self.provider_id)
             delete_rows_of(env, provider)
+            for model in ROLLUP_MODELS:  # the per-record ones keep no provider
+                if "res_id" in env[model]._fields:
+                    cr.execute(SQL("DELETE FROM %s WHERE res_model = %s AND res_id = %s",
+                                   SQL.identifier(env[model]._table), *self.RECORD))
             provider.unlink()
 
     def _check(self):
@@ -123,6 +129,37 @@ class TestKeptCursors(TransactionCase):
                     self.assertEqual(other.fetchone()[0], 1)
         self.assertIs(kept[1], kept[0])
         self.assertEqual(kept[0].connection.isolation_level, ISOLATION_LEVEL_READ_COMMITTED)
+
+    def test_served_calls_write_their_rows_through_prepared_statements(self):
+        """The look-back and the ledger statement run prepared, and write what they wrote unprepared: the
+        usage row, its rollups and its waste findings."""
+        usage_ids = []
+        for _call in range(3):  # the same prompt again: a duplicate, found by the look-back
+            with self.registry.cursor() as cr:
+                env = api.Environment(cr, SUPERUSER_ID, {})
+                result = env["ai.service"].send_message(
+                    [{"role": "user", "content": "Summarize the country's import rules."}],
+                    provider=self.provider_id, use_cache=False, operation=OPERATION, res_model=self.RECORD[0],
+                    res_id=self.RECORD[1],
+                )
+                usage_ids.append(result["usage_id"])
+        kept = LEDGER_CURSORS._idle[self.registry.db_name][-1]
+        statements = set(getattr(kept, PREPARED).values())
+        kept.execute("SELECT name, statement FROM pg_prepared_statements WHERE name = ANY(%s)", [list(statements)])
+        prepared = dict(kept.fetchall())
+        self.assertTrue(any(" AS WITH " in text for text in prepared.values()), "the ledger statement")
+        self.assertTrue(any("ai_token_usage d" in text for text in prepared.values()), "the look-back")
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            usages = env["ai.token.usage"].browse(usage_ids)
+            self.assertEqual(usages.mapped("status"), ["ok"] * 3)
+            self.assertEqual(usages.mapped("res_id"), [self.RECORD[1]] * 3)
+            self.assertEqual(usages.mapped("waste_detected"), [False, True, True])
+            self.assertEqual(set(usages[1:].waste_finding_ids.mapped("rule")), {"duplicate_query"})
+            for model in ("ai.token.usage.record.daily", "ai.token.usage.record.operation.monthly"):
+                rows = env[model].search([("res_model", "=", self.RECORD[0]), ("res_id", "=", self.RECORD[1])])
+                self.assertEqual(sum(rows.mapped("call_count")), 3, model)
+                self.assertAlmostEqual(sum(rows.mapped("cost_usd")), sum(usages.mapped("cost_usd")), places=8)
 
     def test_a_transaction_commits_at_the_end_of_its_block_or_rolls_back(self):
         cursors = KeptCursors(ISOLATION_LEVEL_READ_COMMITTED)
@@ -216,62 +253,3 @@ class TestPreparedStatements(TransactionCase):
             execute_prepared(cr, SQL("SELECT %s::int * 2", 21))
             self.assertEqual(cr.fetchall(), [(42,)])
             self.assertEqual(self._prepared(cr), [])
-
-
-@tagged("post_install", "-at_install")
-class TestPreparedLedger(TransactionCase):
-    """A served call's look-back and ledger statement run prepared on the kept ledger cursor, and write
-    what they wrote unprepared: the usage row, its rollups and its waste findings."""
-
-    RECORD = ("res.country", 7)
-
-    def setUp(self):
-        super().setUp()
-        self.fake = FakeProviderServer().start()
-        self.addCleanup(self.fake.stop)
-        with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
-            self.provider_id = env["ai.service.provider"].create(
-                AiCostCase._provider_vals(self.fake, "openai_compatible", name="Prepared ledger (fake)")
-            ).id
-        self.addCleanup(self._delete_rows)
-
-    def _delete_rows(self):
-        with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
-            provider = env["ai.service.provider"].browse(self.provider_id)
-            delete_rows_of(env, provider)
-            for model in ROLLUP_MODELS:  # the per-record ones keep no provider
-                if "res_id" in env[model]._fields:
-                    cr.execute(SQL("DELETE FROM %s WHERE res_model = %s AND res_id = %s",
-                                   SQL.identifier(env[model]._table), *self.RECORD))
-            provider.unlink()
-
-    def test_served_calls_write_their_rows_through_prepared_statements(self):
-        usage_ids = []
-        for _call in range(3):  # the same prompt again: a duplicate, found by the look-back
-            with self.registry.cursor() as cr:
-                env = api.Environment(cr, SUPERUSER_ID, {})
-                result = env["ai.service"].send_message(
-                    [{"role": "user", "content": "Summarize the country's import rules."}],
-                    provider=self.provider_id, use_cache=False, operation=OPERATION, res_model=self.RECORD[0],
-                    res_id=self.RECORD[1],
-                )
-                usage_ids.append(result["usage_id"])
-        kept = LEDGER_CURSORS._idle[self.registry.db_name][-1]
-        statements = set(getattr(kept, PREPARED).values())
-        kept.execute("SELECT name, statement FROM pg_prepared_statements WHERE name = ANY(%s)", [list(statements)])
-        prepared = dict(kept.fetchall())
-        self.assertTrue(any(" AS WITH " in text for text in prepared.values()), "the ledger statement")
-        self.assertTrue(any("ai_token_usage d" in text for text in prepared.values()), "the look-back")
-        with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
-            usages = env["ai.token.usage"].browse(usage_ids)
-            self.assertEqual(usages.mapped("status"), ["ok"] * 3)
-            self.assertEqual(usages.mapped("res_id"), [self.RECORD[1]] * 3)
-            self.assertEqual(usages.mapped("waste_detected"), [False, True, True])
-            self.assertEqual(set(usages[1:].waste_finding_ids.mapped("rule")), {"duplicate_query"})
-            for model in ("ai.token.usage.record.daily", "ai.token.usage.record.operation.monthly"):
-                rows = env[model].search([("res_model", "=", self.RECORD[0]), ("res_id", "=", self.RECORD[1])])
-                self.assertEqual(sum(rows.mapped("call_count")), 3, model)
-                self.assertAlmostEqual(sum(rows.mapped("cost_usd")), sum(usages.mapped("cost_usd")), places=8)
