@@ -75,17 +75,25 @@ def main() -> None:
                 messages=[{"role": "user", "content": LEAD.format(next(leads))}],
             )
 
-        def gateway():
+        records = itertools.cycle(range(1, 1001))
+
+        def gateway(record=False):
             messages = [SYSTEM, {"role": "user", "content": LEAD.format(next(leads))}]
-            env["ai.service"].send_message(messages, provider=provider, max_tokens=64, operation="bench")
+            about = {"res_model": "res.partner", "res_id": next(records)} if record else {}
+            env["ai.service"].send_message(messages, provider=provider, max_tokens=64, operation="bench", **about)
+
+        def gateway_about_a_record():
+            gateway(record=True)
 
         timed(direct, 20)
         timed(gateway, 20)
-        # Interleave the two so drift of the machine affects both alike.
-        direct_ms, gateway_ms = [], []
+        timed(gateway_about_a_record, 20)
+        # Interleave them so drift of the machine affects all alike.
+        direct_ms, gateway_ms, record_ms = [], [], []
         for _ in range(args.calls // 10):
             direct_ms += timed(direct, 10)
             gateway_ms += timed(gateway, 10)
+            record_ms += timed(gateway_about_a_record, 10)
 
         statements = count_statements(gateway)
         round_trip_ms = timed(lambda: env.cr.execute("SELECT 1"), 200)
@@ -96,14 +104,15 @@ def main() -> None:
         env["ai.token.usage"].search([("provider_id", "=", provider_id)]).unlink()
         env["ai.service.provider"].browse(provider_id).unlink()
 
-    for label, q in (("p50", 0.5), ("p95", 0.95)):
-        base, total = percentile(direct_ms, q), percentile(gateway_ms, q)
-        print(
-            f"gateway_overhead {label}: direct SDK {base:.2f} ms, send_message {total:.2f} ms, "
-            f"overhead {total - base:.2f} ms, ratio {total / base:.2f}x "
-            f"(target {'5' if label == 'p50' else '15'} ms)"
-        )
-    print(f"gateway_overhead calls: {len(direct_ms)} direct, {len(gateway_ms)} through the gateway")
+    for kind, samples in (("", gateway_ms), (", a call about a record", record_ms)):
+        for label, q in (("p50", 0.5), ("p95", 0.95)):
+            base, total = percentile(direct_ms, q), percentile(samples, q)
+            print(
+                f"gateway_overhead {label}{kind}: direct SDK {base:.2f} ms, send_message {total:.2f} ms, "
+                f"overhead {total - base:.2f} ms, ratio {total / base:.2f}x "
+                f"(target {'5' if label == 'p50' else '15'} ms)"
+            )
+    print(f"gateway_overhead calls: {len(direct_ms)} direct, {len(gateway_ms) + len(record_ms)} through the gateway")
     rtt = percentile(round_trip_ms, 0.5)
     print(
         f"gateway_overhead SQL: {statements} statements per call, database round trip (SELECT 1) p50 {rtt:.2f} ms: "
