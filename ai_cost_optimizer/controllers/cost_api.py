@@ -227,16 +227,19 @@ def _top_of(env, parts, records=None):
     # Summed as float8, whose aggregation state is a fraction of numeric's (so the hash table of thousands of
     # records stays in work_mem), then rounded back: costs have PRICE_DIGITS decimals and a float8 sum of
     # them (at most a month's, less some of its days) is off by far less than half the last one, so the
-    # rounded sum is the exact one. No calls left: the record's usage is all in the days taken off its month,
-    # or was moved to another record (a rollup row keeps its key at zero). Records of equal cost come in the
-    # order of their keys, so that the same request always gets the same ten.
+    # rounded sum is the exact one. Ranked by that rounded sum too (in units of the last decimal): two equal
+    # costs summed from other rows differ in their float8 sums' last bits (0.1 + 0.2 > 0.3). No calls left:
+    # the record's usage is all in the days taken off its month, or was moved to another record (a rollup
+    # row keeps its key at zero). Records of equal cost come in the order of their keys, so that the same
+    # request always gets the same ten.
     env.cr.execute(SQL(
         """SELECT res_model, res_id, ROUND(cost::numeric, %s), calls FROM (
-               SELECT res_model, res_id, SUM(cost_usd::float8) AS cost, SUM(call_count) AS calls FROM (%s) r
-                GROUP BY res_model, res_id HAVING SUM(call_count) > 0 ORDER BY cost DESC, res_model, res_id
+               SELECT res_model, res_id, SUM(cost_usd::float8) AS cost, SUM(call_count) AS calls,
+                      ROUND(SUM(cost_usd::float8) * %s) AS units FROM (%s) r
+                GROUP BY res_model, res_id HAVING SUM(call_count) > 0 ORDER BY units DESC, res_model, res_id
                 LIMIT %s) top
-            ORDER BY cost DESC, res_model, res_id""",
-        PRICE_DIGITS[1], rows, TOP_RECORDS,
+            ORDER BY units DESC, res_model, res_id""",
+        PRICE_DIGITS[1], 10 ** PRICE_DIGITS[1], rows, TOP_RECORDS,
     ))
     return env.cr.fetchall()
 

@@ -125,6 +125,20 @@ class TestCostApiPeriods(UsageRowsCase):
         self.addCleanup(self.env.cr.execute, "RESET enable_sort")
         self.assertEqual([row[1] for row in self._records(self._payload(today, today))], list(range(401, 411)))
 
+    def test_equal_costs_summed_from_other_rows_come_in_key_order(self):
+        # Record 602 spends 0.1 then 0.2 in two operations, record 601 spends 0.3 at once: equal costs, whose
+        # float8 sums over the per-day rollup's rows (read for a user) are not: 0.1 + 0.2 > 0.3.
+        usages = self.env["ai.token.usage"].create([
+            {"provider_id": self.provider.id, "model": "gpt-4o-mini", "operation": operation,
+             "res_model": "res.partner", "res_id": res_id, "cost_usd": cost, "user_id": self.manager.id,
+             "status": "ok"}
+            for res_id, cost, operation in ((602, 0.1, "a"), (602, 0.2, "b"), (601, 0.3, "a"))
+        ])
+        today = usages[0].create_date.date()
+        self.assertEqual(self._records(self._payload(today, today, user=self.manager.id))[:2], [
+            ("res.partner", 601, 0.3, 1), ("res.partner", 602, 0.3, 2),
+        ])
+
     def test_one_record(self):
         body = self._payload(date(2025, 1, 20), date(2025, 3, 31), res_model="res.partner", res_id=2)
         # res_id 2 has the rows k = 1 (Jan 25), 13 (Feb 20) and 25 (Jan 10, before the period).
