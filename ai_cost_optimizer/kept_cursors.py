@@ -94,41 +94,16 @@ class KeptCursors:
         return cr
 
 
-class PreparedStatement:
-    """A statement with named parameters (`%(name)s`), prepared once on each kept cursor that runs it."""
-
-    def __init__(self, name: str, query: str, types: dict[str, str]):
-        """`types`: the SQL type of each parameter of `query`, by name."""
-        self.name = name
-        self.query = query
-        self._names = list(types)
-        positions = {param: f"${position}" for position, param in enumerate(types, 1)}
-        self._prepare = SQL(f"PREPARE {name} ({', '.join(types.values())}) AS {query % positions}")
-        self._execute = f"EXECUTE {name} ({', '.join(f'%s::{kind}' for kind in types.values())})"
-
-    def execute(self, cr, params: dict) -> list[tuple]:
-        """Run the statement with `params` on `cr` and return its rows: prepared on a kept cursor (see
-        KeptCursors), as a plain statement on any other."""
-        prepared = getattr(cr, PREPARED, None)
-        if prepared is None:
-            cr.execute(SQL(self.query, **params))
-        else:
-            if self._prepare.code not in prepared:
-                cr.execute(self._prepare)
-                prepared[self._prepare.code] = self.name
-            cr.execute(SQL(self._execute, *(params[name] for name in self._names)))
-        return cr.fetchall()
-
-
 def execute_prepared(cr, statement: SQL) -> None:
-    """Run `statement` on `cr`: on a kept cursor (see KeptCursors) in a transaction, prepared once per
-    connection for each text, then executed with its parameters; on any other cursor, beyond MAX_PREPARED
-    texts, or for a text that PostgreSQL refuses to prepare, as a plain statement. For the call path's long
-    statements, whose parsing and planning cost more than their work.
+    """Run `statement` on `cr`: on a kept cursor (see KeptCursors), prepared once per connection for each
+    text, then executed with its parameters; on any other cursor, beyond MAX_PREPARED texts, or for a text
+    that PostgreSQL refuses to prepare, as a plain statement. For the call path's statements, whose parsing
+    and planning cost more than their work.
 
     PostgreSQL infers each parameter's type from where it stands (a column it is compared with or inserted
-    into), except for dates, timestamps and intervals, declared as such: in `timestamp - $1`, an untyped
-    interval would be taken for a timestamp."""
+    into, a cast), except for dates, timestamps and intervals, declared as such: in `timestamp - $1`, an
+    untyped interval would be taken for a timestamp. A parameter that stands alone in a SELECT list is
+    taken for text: cast it."""
     prepared = getattr(cr, PREPARED, None)
     code, params = statement.code, statement.params
     name = None if prepared is None else prepared.get(code)
@@ -143,14 +118,18 @@ def execute_prepared(cr, statement: SQL) -> None:
 
 
 def _prepare(cr, name, code, params):
-    """PREPARE the statement `code` as `name`; its name, or False when PostgreSQL refuses it (in a savepoint,
-    so that the transaction goes on: the statement then runs unprepared, and the warning says why)."""
+    """PREPARE the statement `code` as `name`; its name, or False when PostgreSQL refuses it (in a savepoint
+    within a transaction, so that it goes on: the statement then runs unprepared, and the warning says why)."""
     numbers = iter(range(1, len(params) + 1))
     text = PLACEHOLDER.sub(lambda match: "%" if match[1] == "%" else f"${next(numbers)}", code)
     types = f" ({', '.join(_parameter_type(param) for param in params)})" if params else ""
+    prepare = f"PREPARE {name}{types} AS {text}"
     try:
-        with cr.savepoint(flush=False):
-            cr.execute(f"PREPARE {name}{types} AS {text}")
+        if cr._cnx.autocommit:  # a statement of its own: its failure aborts nothing
+            cr.execute(prepare)
+        else:
+            with cr.savepoint(flush=False):
+                cr.execute(prepare)
     except psycopg2.Error as error:
         _logger.warning("A statement of the call path runs unprepared: %s", error)
         return False

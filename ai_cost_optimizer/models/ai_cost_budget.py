@@ -12,7 +12,7 @@ from ..core import budget as budget_math
 from ..core import pricing
 from ..core.messages import check_label, is_finite_number, short_repr
 from ..core.usage import Usage
-from ..kept_cursors import KeptCursors, PreparedStatement
+from ..kept_cursors import KeptCursors, execute_prepared
 from .ai_cost_budget_period import read_committed
 from .ai_service_provider_price import PRICE_DIGITS
 
@@ -63,7 +63,8 @@ class BudgetRule(namedtuple("BudgetRule", [
 
 
 # Check and reserve in ONE statement, in a transaction of its own (autocommit: no BEGIN/COMMIT round
-# trips), prepared once on each kept cursor (see kept_cursors): lock the budgets' period rows in id order
+# trips), prepared once on each kept cursor (see kept_cursors `execute_prepared`, which its casts let type
+# the parameters): lock the budgets' period rows in id order
 # (concurrent checks never deadlock), and hold the estimate on all of them only when every row exists and
 # the call passes no block line, nor a switch line when `honour_switch` (a switched call is re-estimated on
 # its new provider first). The lines come from core.budget.action_lines and the comparisons are those of
@@ -71,7 +72,7 @@ class BudgetRule(namedtuple("BudgetRule", [
 # before the hold and the hold's reservation id (NULL when nothing was held). Losing this commit in a
 # server crash loses a temporary hold only: the commit need not wait for the disk (the kept cursors'
 # setting).
-HOLD = PreparedStatement("ai_cost_budget_hold", """
+HOLD_SQL = """
 WITH locked AS MATERIALIZED (
     SELECT p.id, p.budget_id, p.spend::float8 + p.reserved::float8 AS committed, rule.switch_line, rule.block_line
       FROM ai_cost_budget_period p
@@ -81,27 +82,26 @@ WITH locked AS MATERIALIZED (
      ORDER BY p.id
        FOR UPDATE OF p
 ), held AS (
-    UPDATE ai_cost_budget_period p SET reserved = p.reserved + %(estimate)s
+    UPDATE ai_cost_budget_period p SET reserved = p.reserved + %(estimate)s::numeric
       FROM locked
      WHERE p.id = locked.id AND (
-           SELECT count(*) = %(count)s AND bool_and(
-                      (block_line IS NULL OR committed + %(estimate)s <= block_line)
-                      AND (NOT %(honour_switch)s OR switch_line IS NULL OR committed + %(estimate)s < switch_line)
+           SELECT count(*) = %(count)s::int AND bool_and(
+                      (block_line IS NULL OR committed + %(estimate)s::numeric <= block_line)
+                      AND (NOT %(honour_switch)s::bool OR switch_line IS NULL
+                           OR committed + %(estimate)s::numeric < switch_line)
                   )
              FROM locked
            )
     RETURNING p.id
 ), hold AS (
     INSERT INTO ai_cost_budget_reservation (period_id, amount, create_uid, create_date, write_uid, write_date)
-    SELECT id, %(estimate)s, %(uid)s, now() AT TIME ZONE 'UTC', %(uid)s, now() AT TIME ZONE 'UTC' FROM held
+    SELECT id, %(estimate)s::numeric, %(uid)s::int, now() AT TIME ZONE 'UTC', %(uid)s::int, now() AT TIME ZONE 'UTC'
+      FROM held
     RETURNING id, period_id
 )
 SELECT locked.budget_id, locked.id, locked.committed, hold.id
   FROM locked LEFT JOIN hold ON hold.period_id = locked.id
-""", {
-    "budgets": "int[]", "starts": "date[]", "switch_lines": "float8[]", "block_lines": "float8[]", "count": "int",
-    "estimate": "numeric", "honour_switch": "bool", "uid": "int",
-})
+"""
 HOLD_CURSORS = KeptCursors(ISOLATION_LEVEL_AUTOCOMMIT, "SET synchronous_commit TO off")
 
 
@@ -484,7 +484,7 @@ class AiCostBudget(models.Model):
         reservations in call['budget_reservations'] and call['budget_periods'] and returns the result.
         """
         # Everything Python needs (rules, timezone, price) comes from caches: the database sees one
-        # statement per check (see HOLD), two when a budget switches the call.
+        # statement per check (see HOLD_SQL), two when a budget switches the call.
         now = self._now()
         tz = call["provider"].company_id.partner_id.tz or "UTC"
         bounds = {rule.id: budget_math.current_period(now, tz, rule.period_type) for rule in rules}
@@ -510,7 +510,7 @@ class AiCostBudget(models.Model):
 
     @api.model
     def _hold(self, rules, bounds, estimate, honour_switch):
-        """Run HOLD for `rules` on the periods of `bounds`, creating missing period rows first.
+        """Run HOLD_SQL for `rules` on the periods of `bounds`, creating missing period rows first.
 
         Returns the outcomes, (rule, period bounds, committed before the hold, status) tuples, and the
         holds, [(period id, reservation id)], empty when the call is blocked (or must switch first).
@@ -522,7 +522,8 @@ class AiCostBudget(models.Model):
             "count": len(rules), "estimate": estimate, "honour_switch": honour_switch, "uid": self.env.uid,
         }
         with HOLD_CURSORS.cursor(self.env.registry) as cr:
-            rows = HOLD.execute(cr, params)
+            execute_prepared(cr, SQL(HOLD_SQL, **params))
+            rows = cr.fetchall()
         if len(rows) < len(rules):
             found = {row[0] for row in rows}
             self._create_missing_periods({rule.id: bounds[rule.id] for rule in rules if rule.id not in found})
