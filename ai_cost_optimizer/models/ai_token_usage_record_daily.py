@@ -37,7 +37,7 @@ class AiTokenUsageRecordDaily(models.Model):
     _order = "day desc, id desc"
     _rollup_extra_keys = [("res_id", "u.res_id", "res_id")]
     _rollup_where = RECORD_ROWS_SQL
-    _rollup_top_columns = TOP_COLUMNS
+    _rollup_company_day_index = TOP_COLUMNS
 
     res_id = fields.Integer(string="Related Record", required=True, readonly=True)
 

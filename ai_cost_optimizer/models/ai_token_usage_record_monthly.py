@@ -40,7 +40,6 @@ class AiTokenUsageRecordMonthly(models.Model):
     _rollup_record_index = "company_id, res_model, cost_usd, call_count"
     # The costliest-records index (see `init`) also serves what the (company_id, day) one would: the sums of
     # the months a period covers, from the index alone.
-    _rollup_top_columns = None
     _rollup_company_day_index = False
 
     day = fields.Date(string="Month")

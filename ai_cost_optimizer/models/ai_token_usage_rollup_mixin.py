@@ -54,10 +54,9 @@ class AiTokenUsageRollupMixin(models.AbstractModel):
     _order = "day desc, id desc"
     _rollup_extra_keys = []  # [(column, expression over u, index expression)]
     _rollup_where = "TRUE"  # which raw rows this rollup covers
-    # Its (company_id, day) index: False when another one serves its queries (a write less per call); the
-    # columns that index covers, if any, for the API's top records to read from the index.
+    # Its (company_id, day) index: True for a plain one; the columns it covers, for the API's top records to
+    # read from the index; False when another index serves its queries (a write less per call).
     _rollup_company_day_index = True
-    _rollup_top_columns = None
 
     # Key
     day = fields.Date(required=True, index=True, readonly=True)
@@ -109,21 +108,21 @@ class AiTokenUsageRollupMixin(models.AbstractModel):
         self._create_company_day_index()
 
     def _create_company_day_index(self):
-        """The (company_id, day) index, covering `_rollup_top_columns` if any; none when another index serves."""
-        cr, table, plain = self.env.cr, SQL.identifier(self._table), f"{self._table}_company_day_idx"
-        if self._rollup_top_columns:
-            cr.execute(SQL(
-                "CREATE INDEX IF NOT EXISTS %s ON %s (company_id, day) INCLUDE (%s)",
-                SQL.identifier(f"{self._table}_top_idx"), table, SQL(self._rollup_top_columns),
-            ))
-            drop_index(cr, plain, self._table)
-            return
-        # Superseded ones (earlier versions created them): an index less to write on every call.
-        drop_index(cr, f"{self._table}_top_idx", self._table)
-        if self._rollup_company_day_index:
-            cr.execute(SQL("CREATE INDEX IF NOT EXISTS %s ON %s (company_id, day)", SQL.identifier(plain), table))
+        """The (company_id, day) index `_rollup_company_day_index` asks for, dropping the other variant."""
+        cr, table = self.env.cr, SQL.identifier(self._table)
+        plain, covering = f"{self._table}_company_day_idx", f"{self._table}_top_idx"
+        columns = self._rollup_company_day_index
+        if isinstance(columns, str):
+            kept, include = covering, SQL(" INCLUDE (%s)", SQL(columns))
         else:
-            drop_index(cr, plain, self._table)
+            kept, include = (plain if columns else None), SQL()
+        if kept:
+            cr.execute(SQL("CREATE INDEX IF NOT EXISTS %s ON %s (company_id, day)%s",
+                           SQL.identifier(kept), table, include))
+        # Earlier versions created the other ones: an index less to write on every call.
+        for name in (plain, covering):
+            if name != kept:
+                drop_index(cr, name, self._table)
 
     def _aggregate_sql(self, where, sign=1, source=LEDGER):
         """SELECT of the rollup rows of the raw usage rows of `source` (the ledger, or the usage row that a
