@@ -140,7 +140,7 @@ def _record_parts(env, filters):
     first, last = _covered_months(env, start, end) if PERIOD_RECORD_FILTERS.issuperset(filters) else (None, None)
     if first is None or first > last:
         return [(RECORD_DAILY, rollup_domain(filters), 1)]
-    monthly = RECORD_OPERATION_MONTHLY if "operation" in filters else RECORD_MONTHLY
+    monthly = _record_rollup(filters, yearly=False)
     parts = [(monthly, rollup_domain(filters, first, last), 1)]
     if start < first:  # the days of the first month that it cuts, if any
         parts += _cut_month(filters, monthly, start, first - DAY)
@@ -159,13 +159,9 @@ def _record_bound(env, filters):
     start, end = fields.Date.to_date(filters["start"]), fields.Date.to_date(filters["end"])
     if start.year != end.year or not PERIOD_RECORD_FILTERS.issuperset(filters):
         return None
-    operation = "operation" in filters
-    if month_start(start) == month_start(end):
-        bucket = RECORD_OPERATION_MONTHLY if operation else RECORD_MONTHLY
-        first, last = month_start(start), month_end(start)
-    else:
-        bucket = RECORD_OPERATION_YEARLY if operation else RECORD_YEARLY
-        first, last = year_start(start), date(start.year, 12, 31)
+    yearly = month_start(start) != month_start(end)
+    bucket = _record_rollup(filters, yearly)
+    first, last = (year_start(start), date(start.year, 12, 31)) if yearly else (month_start(start), month_end(start))
     domain = [("day", ">=", first), ("day", "<=", last), ("res_model", "!=", False)] + key_domain(filters)
     query = env["ai.token.usage.daily"]._search(domain)
     cost, day = SQL.identifier(query.table, "cost_usd"), SQL.identifier(query.table, "day")
@@ -176,6 +172,13 @@ def _record_bound(env, filters):
         return None
     # An equality on the bucket's day: the index then reads its rows in cost order.
     return env[bucket], [("day", "=", first)] + key_domain(filters)
+
+
+def _record_rollup(filters, yearly):
+    """The per-record rollup by year (or month) that applies the filters' operation, if any."""
+    if yearly:
+        return RECORD_OPERATION_YEARLY if "operation" in filters else RECORD_YEARLY
+    return RECORD_OPERATION_MONTHLY if "operation" in filters else RECORD_MONTHLY
 
 
 def _pruned_top(env, parts, bound):
@@ -258,9 +261,8 @@ def _part_query(Rollup, domain, records=None):
 def _cut_month(filters, monthly, day_from, day_to):
     """The rollup parts (model, domain, sign) of the days [day_from, day_to] of one month: those days of the
     per-day rollup or, when fewer days are left out, the month of the per-month rollup `monthly` less the
-    days left out. Per-record rows per
-    day outnumber those per month several times (they are keyed by provider, user, operation too), so a cut
-    month reads at most half its days of them."""
+    days left out. Per-record rows per day outnumber those per month several times (they are keyed by
+    provider, user, operation too), so a cut month reads at most half its days of them."""
     month = month_start(day_from)
     left_out = [(a, b) for a, b in ((month, day_from - DAY), (day_to + DAY, month_end(month))) if a <= b]
     if (day_to - day_from).days + 1 <= sum((b - a).days + 1 for a, b in left_out):
