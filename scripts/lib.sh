@@ -172,11 +172,40 @@ ensure_pure_venv() {
     echo "$want" >"$VENV.stamp"
 }
 
+# Where the private cluster lives. A normal user keeps it in the checkout (.pgdata, socket in
+# .run/pgsocket). Root must run it as 'postgres' (PostgreSQL refuses root), and 'postgres' may not
+# be able to enter the checkout (a clone in /root or in a mktemp -d folder): as root the cluster
+# lives in postgres's home instead, one folder per checkout path. A root cluster made in the
+# checkout by an earlier version of this script stays where it is.
+pg_locate() {
+    [ "$(id -u)" = 0 ] && [ ! -f "$PGDATA_DIR/PG_VERSION" ] || return 0
+    local home
+    home="$(getent passwd postgres | cut -d: -f6)" || true
+    [ -d "$home" ] || die "as root the cluster runs as user 'postgres', which is missing or has no home folder"
+    PG_CLUSTER_DIR="$home/ai_cost_optimizer/$(printf '%s' "$REPO_ROOT" | sha256sum | cut -c1-12)"
+    PGDATA_DIR="$PG_CLUSTER_DIR/data"
+    PG_SOCKET_DIR="$PG_CLUSTER_DIR/socket"
+    install -d -o postgres -g postgres -m 700 "$home/ai_cost_optimizer" "$PG_CLUSTER_DIR" "$PG_SOCKET_DIR"
+}
+
+# Runs a PostgreSQL program as the cluster's owner: as root that is 'postgres', from '/' since
+# 'postgres' may not be able to read the current folder.
+pg_as_owner() {
+    if [ "$(id -u)" = 0 ]; then
+        (cd / && runuser -u postgres -- "$@")
+    else
+        "$@"
+    fi
+}
+
 # Starts the private cluster unless it already runs; PG_STARTED_HERE tells pg_stop whether to stop it.
 pg_start() {
     local bin
     bin="$(pg_bin_dir)" || die "no PostgreSQL binaries found"
-    mkdir -p "$PG_SOCKET_DIR"
+    pg_locate
+    mkdir -p "$RUN_DIR" "$PG_SOCKET_DIR"
+    # The socket folder in the checkout of a root cluster made earlier may have been made again by root.
+    [ "$(id -u)" != 0 ] || chown postgres "$PG_SOCKET_DIR"
     export PGHOST="$PG_SOCKET_DIR" PGPORT="$PG_PORT" PGUSER=odoo
     PG_STARTED_HERE=0
     if [ -f "$PGDATA_DIR/PG_VERSION" ] && pg_ctl_run status >/dev/null 2>&1; then
@@ -185,15 +214,10 @@ pg_start() {
     fi
     if [ ! -f "$PGDATA_DIR/PG_VERSION" ]; then
         say "initdb a private PostgreSQL cluster in $PGDATA_DIR"
-        local owner_opt=()
-        if [ "$(id -u)" = 0 ]; then
-            # PostgreSQL refuses to run as root; the cluster belongs to 'postgres'.
-            mkdir -p "$PGDATA_DIR"; chown postgres "$PGDATA_DIR" "$PG_SOCKET_DIR" "$RUN_DIR"
-            owner_opt=(runuser -u postgres --)
-        fi
-        "${owner_opt[@]}" "$bin/initdb" -D "$PGDATA_DIR" -U odoo --auth=trust -E UTF8 --locale=C.UTF-8 >"$RUN_DIR/initdb.log" 2>&1 \
+        pg_as_owner "$bin/initdb" -D "$PGDATA_DIR" -U odoo --auth=trust -E UTF8 --locale=C.UTF-8 >"$RUN_DIR/initdb.log" 2>&1 \
             || { cat "$RUN_DIR/initdb.log" >&2; die "initdb failed"; }
     fi
+    # The server log is in the data folder: its owner can always write there.
     if ! pg_ctl_run start -w -t 60 -l "$PGDATA_DIR/server.log" \
         -o "-k $PG_SOCKET_DIR -p $PG_PORT -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
         >/dev/null; then
@@ -207,14 +231,7 @@ pg_start() {
 }
 
 pg_ctl_run() {
-    local bin
-    bin="$(pg_bin_dir)"
-    if [ "$(id -u)" = 0 ]; then
-        chown -R postgres "$PGDATA_DIR" "$PG_SOCKET_DIR"
-        runuser -u postgres -- "$bin/pg_ctl" -D "$PGDATA_DIR" "$@"
-    else
-        "$bin/pg_ctl" -D "$PGDATA_DIR" "$@"
-    fi
+    pg_as_owner "$(pg_bin_dir)/pg_ctl" -D "$PGDATA_DIR" "$@"
 }
 
 pg_stop() {
