@@ -84,7 +84,8 @@ src_fingerprint() {
 }
 
 extract_odoo() {
-    local src="$1" dest="$CACHE_DIR/odoo" archive="$src"
+    local src="$1" dest="$CACHE_DIR/odoo"
+    local archive="$src"
     if [ ! -f "$src" ]; then
         archive="$CACHE_DIR/odoo_src.tar"
         curl -fL --retry 3 -o "$archive" "$src"
