@@ -128,14 +128,17 @@ class AiCostBudget(models.Model):
         help="Gets an activity when an alert threshold is reached.",
     )
 
-    # Scope: empty means every user / operation / provider of the company
-    user_ids = fields.Many2many("res.users", string="Users", help="Empty: every user.")
+    # Scope: empty means every user / operation / provider of the company. Archived users and providers
+    # stay in the scope (active_test=False): the budget keeps meaning them, never every call of the company.
+    user_ids = fields.Many2many(
+        "res.users", string="Users", context={"active_test": False}, help="Empty: every user."
+    )
     operation_ids = fields.Many2many(
         "ai.cost.budget.operation", string="Operations", help="Empty: every operation (send_message's `operation`)."
     )
     provider_ids = fields.Many2many(
         "ai.service.provider", string="Providers", domain="[('company_id', '=', company_id)]",
-        help="Empty: every provider.",
+        context={"active_test": False}, help="Empty: every provider.",
     )
 
     # Limit and actions (percentages of the amount; 0 switches an action off)

@@ -2,7 +2,7 @@ from datetime import date, datetime, timedelta
 
 from odoo import Command
 from odoo.exceptions import ValidationError
-from odoo.tests import HttpCase, tagged
+from odoo.tests import HttpCase, new_test_user, tagged
 from odoo.tools import SQL
 
 from ..core import budget as budget_math
@@ -216,6 +216,42 @@ class TestCostBudget(AiCostCase):
         result = self._send()
         self.assertEqual(result["budget"], {"status": "ok"})
         self.assertFalse(budget.period_ids)
+
+    def test_archived_provider_keeps_its_budget_scope(self):
+        """Archiving the provider of a budget's scope does not widen the budget to every provider."""
+        budget = self._budget(name="GPT only", budget_amount=self.call_cost / 2)
+        self._fails(AiBudgetExceeded)
+        self.gpt.action_archive()
+        self.Budget._clear_rules()  # as after a restart: the rules are read again
+        self.env.invalidate_all()
+        self.assertEqual(budget.provider_ids, self.gpt, "the scope still lists the archived provider")
+        result = self._send(provider=self.claude)
+        self.assertEqual(result["budget"], {"status": "ok"}, "another provider's call is out of the scope")
+        start, end = budget._period_at(budget._now())
+        self.assertEqual(budget._ledger_spend(start, end), 0.0, "its spend is not the budget's")
+        self.assertEqual(self._current_period(budget).spend, 0.0)
+
+    def test_archived_user_keeps_its_budget_scope(self):
+        """Archiving the user of a budget's scope does not widen the budget to every user."""
+        intern = new_test_user(
+            self.env, login="budget_intern", groups="base.group_user,ai_cost_optimizer.group_ai_cost_user"
+        )
+        budget = self._budget(name="Intern", budget_amount=self.call_cost / 2, user_ids=[Command.set(intern.ids)])
+        try:
+            self.env["ai.service"].with_user(intern).send_message(
+                MESSAGES, provider=self.gpt, max_tokens=100, operation="lead_qualification", use_cache=False,
+            )
+            self.fail("the intern's budget must block the intern's call")
+        except AiBudgetExceeded:
+            pass
+        intern.action_archive()
+        self.Budget._clear_rules()
+        self.env.invalidate_all()
+        self.assertEqual(budget.user_ids, intern, "the scope still lists the archived user")
+        result = self._send()
+        self.assertEqual(result["budget"], {"status": "ok"}, "another user's call is out of the scope")
+        start, end = budget._period_at(budget._now())
+        self.assertEqual(budget._ledger_spend(start, end), 0.0)
 
     # ------------------------------------------------------------------
     # Actions
