@@ -3,10 +3,15 @@
 The addon's ``__init__.py`` files import ``odoo``. Stand-in package modules whose ``__path__``
 points at the real folders let Python import the sub-packages we need while never executing
 those ``__init__`` files.
+
+``tests/addons`` holds Odoo addons (their tests run in the Odoo tier) and ``tests/scale`` the
+two-server scale check, which needs an installed database: scripts/test runs it as its own step,
+with AI_COST_SCALE_DB set. Neither belongs to ``pytest tests``.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 from pathlib import Path
@@ -15,6 +20,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+collect_ignore_glob = ["addons/*"]
+if not os.environ.get("AI_COST_SCALE_DB"):
+    collect_ignore_glob.append("scale/*")
 
 for _name, _folder in (
     ("ai_cost_optimizer", ROOT / "ai_cost_optimizer"),

@@ -1,0 +1,1 @@
+# The lead adds the imports of the test modules (test_*.py) here.
