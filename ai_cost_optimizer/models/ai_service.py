@@ -106,9 +106,21 @@ class AiService(models.AbstractModel):
             self._release_budget(call)
             if error not in call.get("failed_attempts", ()):
                 self._record_usage(call, status="error", error=str(error))
-            raise AiProviderError(
-                self.env._("The AI provider '%(name)s' failed: %(error)s", name=call["provider"].name, error=error)
-            ) from None
+            # Every provider tried, in order, with its last error (a fallback may have tried several).
+            failures = list(call.get("provider_failures") or ())
+            if not failures or failures[-1][1] is not error:
+                failures.append((call["provider"], error))
+            if len(failures) == 1:
+                message = self.env._(
+                    "The AI provider '%(name)s' failed: %(error)s", name=failures[0][0].name, error=error
+                )
+            else:
+                message = self.env._(
+                    "The %(count)s AI providers tried failed, in this order: %(failures)s.",
+                    count=len(failures),
+                    failures="; ".join(f"'{provider.name}': {failure}" for provider, failure in failures),
+                )
+            raise AiProviderError(message) from None
         summary = self._record_usage(call, status="ok")
         return self._build_result(call, summary)
 

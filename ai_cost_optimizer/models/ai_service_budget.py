@@ -27,7 +27,8 @@ class AiService(models.AbstractModel):
             call["task_type"], call["context_size_tokens"], call["quality_required"], call.get("max_budget_usd")
         )
         provider = self.env["ai.service.provider"].sudo().browse(recommendation.get("provider_id") or [])
-        if not provider or provider == current:
+        failed = [failed_provider for failed_provider, _error in call.get("provider_failures", ())]
+        if not provider or provider == current or provider in failed:
             return False
         call["provider"] = provider
         call["config"] = provider._client_config()

@@ -108,20 +108,49 @@ class AiService(models.AbstractModel):
     # ------------------------------------------------------------------
     def _call_provider(self, call):
         """Call the provider; when it fails after its retries, move on to the next qualifying
-        alternative of the recommendation. Every failed attempt keeps its own usage row."""
-        tried = []
+        alternative of the recommendation (when the company falls back, see `_may_fall_back`).
+        Every failed attempt keeps its own usage row; call['provider_failures'] lists each provider
+        tried that failed, with its last error, in order (send_message's error names them all)."""
+        failures = call.setdefault("provider_failures", [])
         while True:
             try:
                 return super()._call_provider(call)
             except ProviderError as error:
-                tried.append(call["provider"])
-                target = self._fallback_target(call, error, tried)
-                if not target:
+                failures.append((call["provider"], error))
+                if not self._fall_back(call, error):
                     raise
-                self._switch_provider(call, target)
+
+    def _fall_back(self, call, error):
+        """Move the call to the next provider that may serve it, with its budget reservation: the
+        budgets of the failed provider's scope are released, those of the new one's checked and
+        reserved. A provider its budgets refuse is skipped. False when no provider is left."""
+        skip = [provider for provider, _error in call["provider_failures"]]
+        released = False
+        while True:
+            target = self._fallback_target(call, error, skip)
+            if not target:
+                return False
+            if not released:
+                self._release_budget(call)
+                call.pop("budget_periods", None)
+                released = True
+            moved = dict(call)
+            self._switch_provider(moved, target)
+            budget = self._check_budget(moved) or {"status": "ok"}
+            if budget["status"] != "blocked":
+                moved["budget"] = budget
+                call.update(moved)
+                return True
+            skip.append(target)
+
+    def _may_fall_back(self, call):
+        """Whether a call whose provider failed may go to another one: a company setting (on by
+        default) that applies in both modes."""
+        return call["provider"].company_id.ai_fallback_on_failure
 
     def _fallback_target(self, call, error, tried):
-        if error.kind in NO_FALLBACK_KINDS or not self._may_reroute(call):
+        """The next alternative of the recommendation not in `tried` that can serve the call, if any."""
+        if error.kind in NO_FALLBACK_KINDS or not self._may_fall_back(call):
             return None
         Provider = self.env["ai.service.provider"].sudo()
         for alternative in (call.get("recommendation") or {}).get("alternatives") or []:

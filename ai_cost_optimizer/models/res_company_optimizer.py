@@ -25,3 +25,10 @@ class ResCompany(models.Model):
         string="Auto-switch Providers (all providers)",
         help="Send calls to the recommended provider when it is cheaper, whatever the provider's own flag.",
     )
+    ai_fallback_on_failure = fields.Boolean(
+        string="Fall Back When a Provider Fails",
+        default=True,
+        help="When a provider still fails after its retries (outage, timeout, rate limit), send the call to the "
+        "next recommended provider that qualifies, in passthrough and smart router mode alike. A request the "
+        "provider rejects as invalid is never sent elsewhere. Off: the call fails with the provider's error.",
+    )

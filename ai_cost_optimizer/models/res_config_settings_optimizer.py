@@ -8,3 +8,4 @@ class ResConfigSettings(models.TransientModel):
     ai_enable_waste_detection = fields.Boolean(related="company_id.ai_enable_waste_detection", readonly=False)
     ai_enable_cost_optimization = fields.Boolean(related="company_id.ai_enable_cost_optimization", readonly=False)
     ai_auto_switch_provider = fields.Boolean(related="company_id.ai_auto_switch_provider", readonly=False)
+    ai_fallback_on_failure = fields.Boolean(related="company_id.ai_fallback_on_failure", readonly=False)

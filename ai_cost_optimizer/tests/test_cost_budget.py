@@ -141,6 +141,7 @@ class TestCostBudget(AiCostCase):
         self.assertAlmostEqual(self._current_period(budget).spend, 2 * self.call_cost, places=10)
 
     def test_failed_call_releases_its_reservation(self):
+        self.env.company.ai_fallback_on_failure = False  # the call fails (see test_cost_routing for fallbacks)
         budget = self._budget(budget_amount=100.0)
         self.fake.queue_responses([{"status": 503}, {"status": 503}])
         self._fails(AiProviderError)

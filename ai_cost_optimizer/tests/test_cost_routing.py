@@ -150,25 +150,96 @@ class TestFallback(RoutingCase):
         self.assertEqual(rows.provider_id, self.cheap)
         self.assertEqual(len(self.fake.requests), 1, "nothing was sent to another provider")
 
-    def test_passthrough_without_auto_switch_does_not_fall_back(self):
+    def test_passthrough_falls_back_by_default(self):
+        """Default settings (no cost optimization, no auto-switch): a passthrough call whose provider
+        answers 503 through its retries is served by the next recommended provider."""
+        company = self.env.company
+        self.assertTrue(company.ai_fallback_on_failure, "fallback is on by default")
+        self.assertFalse(company.ai_enable_cost_optimization or company.ai_auto_switch_provider)
+        before = self.last_id()
+        self.fake.queue_responses([{"status": 503}, {"status": 503}])
+        result = self.service.send_message(TRIVIAL, provider=self.mid)
+        rows = self.rows_since(before)
+        self.assertEqual(rows.mapped("status"), ["error", "error", "ok"], "one error row per failed attempt")
+        self.assertEqual(rows[:2].provider_id, self.mid)
+        self.assertEqual(rows.mapped("mode"), ["passthrough"] * 3)
+        self.assertTrue(all(row.cost_usd == 0 for row in rows[:2]))
+        # Medium bar: tiny, mid, strong qualify; tiny is the cheapest per quality point.
+        self.assertEqual((rows[2].id, rows[2].provider_id), (result["usage_id"], self.tiny))
+        self.assertEqual((result["provider_id"], result["switched_from"]), (self.tiny.id, self.mid.id))
+        self.assertGreater(result["cost_usd"], 0)
+
+    def test_passthrough_without_fallback_does_not_fall_back(self):
+        self.env.company.ai_fallback_on_failure = False
         before = self.last_id()
         self.fake.queue_responses([{"status": 500}, {"status": 500}])
-        self.assertCallFails(AiProviderError, messages=TRIVIAL, provider=self.cheap)
+        error = self.assertCallFails(AiProviderError, messages=TRIVIAL, provider=self.cheap)
         self.assertEqual(self.rows_since(before).mapped("status"), ["error", "error"])
+        self.assertEqual(len(self.fake.requests), 2, "nothing was sent to another provider")
+        self.assertIn("The AI provider 'Cheap' failed: ", str(error))
+        self.assertIn("HTTP 500", str(error))
+
+    def test_smart_router_without_fallback_does_not_fall_back(self):
+        self.env.company.ai_fallback_on_failure = False
+        before = self.last_id()
+        self.fake.queue_responses([{"status": 500}, {"status": 500}])
+        error = self.assertCallFails(AiProviderError, messages=TRIVIAL, provider=self.strong, mode="smart_router")
+        rows = self.rows_since(before)
+        self.assertEqual(rows.mapped("status"), ["error", "error"])
+        self.assertEqual(rows.provider_id, self.cheap, "the router picked cheap, which failed")
+        self.assertIn("The AI provider 'Cheap' failed: ", str(error))
 
     def test_every_provider_failing_raises(self):
         before = self.last_id()
         self.fake.queue_responses([{"status": 500}] * 8)
-        self.assertCallFails(AiProviderError, messages=TRIVIAL, provider=self.cheap, mode="smart_router")
+        error = self.assertCallFails(AiProviderError, messages=TRIVIAL, provider=self.cheap, mode="smart_router")
         rows = self.rows_since(before)
         self.assertEqual(len(rows), 8)
         self.assertEqual(set(rows.mapped("status")), {"error"})
         self.assertEqual(rows.provider_id, self.all_providers)
+        # Low bar, ranked cheap, tiny, mid, strong: the error names each, in the order tried.
+        message = str(error)
+        names = [f"'{provider.name}': Provider server error (HTTP 500)"
+                 for provider in (self.cheap, self.tiny, self.mid, self.strong)]
+        self.assertIn("The 4 AI providers tried failed, in this order: ", message)
+        self.assertEqual([message.index(name) for name in names], sorted(message.index(name) for name in names))
+
+    def test_every_provider_failing_in_passthrough_names_them_all(self):
+        before = self.last_id()
+        self.fake.queue_responses([{"status": 503}] * 6)
+        error = self.assertCallFails(AiProviderError, messages=TRIVIAL, provider=self.mid)
+        rows = self.rows_since(before)
+        # Medium bar: mid (asked), then tiny and strong, the alternatives that qualify.
+        self.assertEqual(rows.mapped("status"), ["error"] * 6)
+        self.assertEqual([row.provider_id.name for row in rows], ["Mid"] * 2 + ["Tiny window"] * 2 + ["Strong"] * 2)
+        message = str(error)
+        self.assertTrue(message.startswith("The 3 AI providers tried failed, in this order: 'Mid': "), message)
+        self.assertLess(message.index("'Tiny window': "), message.index("'Strong': "))
+        self.assertIn("HTTP 503", message)
+        self.assertNotIn("sk-test", message)
+
+    def test_fallback_skips_a_provider_its_budget_blocks(self):
+        """A fallback provider is checked against its own budgets: one that blocks it is skipped, and
+        the failed provider's reservation is released."""
+        Budget = self.env["ai.cost.budget"]
+        mid_budget = Budget.create({"name": "Mid", "budget_amount": 100.0, "provider_ids": [(6, 0, self.mid.ids)]})
+        tiny_budget = Budget.create({"name": "Tiny", "budget_amount": 1e-6, "provider_ids": [(6, 0, self.tiny.ids)]})
+        before = self.last_id()
+        self.fake.queue_responses([{"status": 503}, {"status": 503}])
+        result = self.service.send_message(TRIVIAL, provider=self.mid)
+        rows = self.rows_since(before)
+        self.assertEqual(rows.mapped("status"), ["error", "error", "ok"])
+        self.assertEqual(result["provider_id"], self.strong.id, "tiny's budget blocks it: strong is next")
+        self.env.invalidate_all()
+        for budget in (mid_budget, tiny_budget):
+            self.assertEqual((budget.current_spend, budget.current_reserved), (0.0, 0.0), budget.name)
 
 
 @tagged("post_install", "-at_install")
 class TestBenchmarks(RoutingCase):
     def test_compare_providers_agrees_with_usage(self):
+        # mid's failed call below must stay a failed call of mid, not fall back to another provider.
+        self.env.company.ai_fallback_on_failure = False
         before = self.last_id()
         for _ in range(3):
             self.service.send_message(TRIVIAL, provider=self.cheap)

@@ -132,6 +132,7 @@ class TestGateway(AiCostCase):
         self.assertFalse(self.fake.requests, "no invalid call may reach the provider")
 
     def test_unreachable_provider_records_error_without_cost(self):
+        self.env.company.ai_fallback_on_failure = False  # the error of this provider, not another's answer
         dead = self.env["ai.service.provider"].create(
             self._provider_vals(self.fake, "anthropic", name="Dead", base_url="http://127.0.0.1:9", max_retries=0)
         )
@@ -142,6 +143,7 @@ class TestGateway(AiCostCase):
         self.assertEqual((row.status, row.cost_usd, row.provider_id), ("error", 0.0, dead))
 
     def test_server_errors_exhaust_retries(self):
+        self.env.company.ai_fallback_on_failure = False  # the error of this provider, not another's answer
         self.fake.queue_responses([{"status": 503}, {"status": 503}])
         self.assertCallFails(AiProviderError, provider=self.gpt)
         self.assertEqual(len(self.fake.requests), 2)

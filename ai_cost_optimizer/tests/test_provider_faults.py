@@ -35,6 +35,9 @@ class TestProviderFaults(AiCostCase):
         super().setUpClass()
         # One retry after a millisecond-scale backoff keeps the suite fast.
         (cls.claude | cls.gpt).write({"max_retries": 1, "retry_backoff": 0.001, "timeout": 5})
+        # These tests are about one provider's retries and errors: no fallback to the other provider
+        # (on by default, tested in test_passthrough_falls_back_to_the_other_protocol and test_cost_routing).
+        cls.env.company.ai_fallback_on_failure = False
 
     @classmethod
     def _request_handler(cls, session, request, /, **kwargs):
@@ -179,6 +182,23 @@ class TestProviderFaults(AiCostCase):
             self.assert_exhausts_retries(provider, [{"status": 400, "message": "too large"}], "too large", attempts=1)
 
         self.for_each_protocol(check)
+
+    def test_passthrough_falls_back_to_the_other_protocol(self):
+        """With fallback on (the default), a provider overloaded through its retries hands the
+        passthrough call to the other one; each failed attempt keeps its error row."""
+        self.env.company.ai_fallback_on_failure = True
+        for provider, other in ((self.claude, self.gpt), (self.gpt, self.claude)):
+            with self.subTest(protocol=provider.kind):
+                self.fake.reset()
+                last_id = self.last_usage_id()
+                self.fake.queue_responses([{"status": 503}, {"status": 503}])
+                result = self.send(provider)
+                rows = self.rows_since(last_id)
+                self.assertEqual(len(self.fake.requests), 3, "two attempts, then the other provider")
+                self.assert_failed_attempts(rows[:2], provider, "HTTP 503")
+                self.assertEqual((rows[2].status, rows[2].provider_id, rows[2].id), ("ok", other, result["usage_id"]))
+                self.assertEqual((result["provider_id"], result["switched_from"]), (other.id, provider.id))
+                self.assertGreater(rows[2].cost_usd, 0)
 
     # -- bad bodies ----------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ class _Collector(logging.Handler):
 @tagged("post_install", "-at_install")
 class TestSecretsStayOutOfLogs(AiCostCase):
     def test_api_keys_never_logged_at_any_level(self):
+        self.env.company.ai_fallback_on_failure = False  # each refused key fails its own call
         collector = _Collector()
         collector.setFormatter(logging.Formatter("%(name)s %(message)s %(exc_info)s"))
         root = logging.getLogger()
