@@ -13,8 +13,10 @@ from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 
 import psycopg2
-from psycopg2.extensions import ISOLATION_LEVEL_AUTOCOMMIT
+import psycopg2.errors
+from psycopg2.extensions import ISOLATION_LEVEL_AUTOCOMMIT, ISOLATION_LEVEL_READ_COMMITTED
 
+import odoo.modules.module
 from odoo.tools import SQL
 
 _logger = logging.getLogger(__name__)
@@ -28,6 +30,9 @@ PLACEHOLDER = re.compile(r"%([s%])")
 # Kept cursors per database and use, at most: each holds a connection of Odoo's pool (64 by default), and
 # a threaded server may run many calls at once. The cursors of the calls beyond go back to the pool.
 MAX_KEPT = 4
+# The mark that a caller's transaction holds the rows of its calls (see `run_in_own_transaction`), in the data
+# of its postcommit callbacks: Odoo clears them when the transaction commits or rolls back, not when it flushes.
+HOLDS_CALL_ROWS = "ai_cost_holds_call_rows"
 
 
 class KeptCursors:
@@ -110,11 +115,13 @@ def execute_prepared(cr, statement: SQL) -> None:
     if name is None and prepared is not None and len(prepared) < MAX_PREPARED:
         name = prepared[code] = _prepare(cr, f"ai_cost_statement_{len(prepared)}", code, params)
     if not name:
-        cr.execute(statement)
+        query = statement
     elif params:
-        cr.execute(SQL(f"EXECUTE {name} ({', '.join(['%s'] * len(params))})", *params))
+        query = SQL(f"EXECUTE {name} ({', '.join(['%s'] * len(params))})", *params)
     else:
-        cr.execute(f"EXECUTE {name}")
+        query = SQL(f"EXECUTE {name}")
+    # A failure propagates; Odoo's log of it would show the parameters, the texts of a prompt among them.
+    cr.execute(query, log_exceptions=False)
 
 
 def _prepare(cr, name, code, params):
@@ -144,3 +151,48 @@ def _parameter_type(value) -> str:
     if isinstance(value, timedelta):
         return "interval"
     return "unknown"
+
+
+# Statements that commit on their own: the budget holds, committed before the call goes out so that concurrent
+# calls see them, and the response-cache probe, which must see the answers committed since the caller's
+# transaction began.
+STATEMENT_CURSORS = KeptCursors(ISOLATION_LEVEL_AUTOCOMMIT, "SET synchronous_commit TO off")
+# The ledger transactions, read committed: concurrent calls update the same budget and rollup rows, which
+# would make a repeatable-read ledger transaction fail with a serialization error.
+LEDGER_CURSORS = KeptCursors(ISOLATION_LEVEL_READ_COMMITTED)
+
+
+def is_test_transaction(cr) -> bool:
+    """Whether `cr` is the cursor of the test being run (a TransactionCase's): its rows must roll back with it."""
+    return getattr(odoo.modules.module.current_test, "cr", None) is cr
+
+
+def holds_call_rows(cr) -> bool:
+    """Whether the transaction of `cr` keeps the rows of its calls itself, rather than transactions of their own:
+    a test's transaction, or one whose calls named a record of its own (see `run_in_own_transaction`)."""
+    return is_test_transaction(cr) or cr.postcommit.data.get(HOLDS_CALL_ROWS, False)
+
+
+def run_in_own_transaction(env, work, cursors: KeptCursors | None = None):
+    """`work(cr)`'s result, run in a transaction of its own, committed before this returns: for the rows of a call
+    that must outlive the caller's transaction, since the money was spent. On a cursor of `cursors`, or a new
+    cursor of the registry.
+
+    Two kinds of callers' transactions keep those rows themselves, written in a savepoint:
+    - a test's (another module's TransactionCase): its rows roll back with it;
+    - one whose call names a record that exists in it only (a provider, a user just created): no other
+      transaction could refer to it. Such a transaction is found by a foreign-key violation; from then on, until
+      it ends, it keeps the rows of all its calls, which then roll back with it."""
+    if not holds_call_rows(env.cr):
+        try:
+            with cursors.cursor(env.registry) if cursors else env.registry.cursor() as cr:
+                return work(cr)
+        except psycopg2.errors.ForeignKeyViolation as error:
+            _logger.info(
+                "An AI call names a record of its caller's open transaction (%s): its rows go in that transaction.",
+                error.diag.constraint_name,
+            )
+            env.cr.postcommit.data[HOLDS_CALL_ROWS] = True
+    # Unflushed: the caller's pending writes are the caller's to flush (a provider's key is logged when written).
+    with env.cr.savepoint(flush=False):
+        return work(env.cr)

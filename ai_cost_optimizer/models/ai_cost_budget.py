@@ -1,8 +1,8 @@
 from collections import namedtuple
+from contextlib import nullcontext
 from datetime import timedelta
 
 from markupsafe import Markup
-from psycopg2.extensions import ISOLATION_LEVEL_AUTOCOMMIT
 
 from odoo import api, fields, models, tools
 from odoo.exceptions import ValidationError
@@ -12,7 +12,7 @@ from ..core import budget as budget_math
 from ..core import pricing
 from ..core.messages import check_label, is_finite_number, short_repr
 from ..core.usage import Usage
-from ..kept_cursors import KeptCursors, execute_prepared
+from ..kept_cursors import STATEMENT_CURSORS, execute_prepared, is_test_transaction, run_in_own_transaction
 from .ai_cost_budget_period import read_committed
 from .ai_service_provider_price import PRICE_DIGITS
 
@@ -102,7 +102,6 @@ WITH locked AS MATERIALIZED (
 SELECT locked.budget_id, locked.id, locked.committed, hold.id
   FROM locked LEFT JOIN hold ON hold.period_id = locked.id
 """
-HOLD_CURSORS = KeptCursors(ISOLATION_LEVEL_AUTOCOMMIT, "SET synchronous_commit TO off")
 
 
 class AiCostBudget(models.Model):
@@ -323,13 +322,15 @@ class AiCostBudget(models.Model):
         against them without a query (a company without budgets costs nothing).
 
         Read on a cursor of its own: the cache is shared by every transaction, so it holds committed
-        budgets only, never the uncommitted changes of the transaction that happens to fill it.
-        (In test mode that cursor shares the caller's transaction: flush the budgets first, and only
-        them: flushing everything would write, and log at DEBUG level, a pending provider key.)"""
-        if self.env.registry.in_test_mode():
+        budgets only, never the uncommitted changes of the transaction that happens to fill it. A test
+        reads its own budgets: in test mode that cursor shares the test's transaction, and a test's
+        TransactionCase reads on its own cursor. (Flush the budgets first, and only them: flushing
+        everything would write, and log at DEBUG level, a pending provider key.)"""
+        in_test = is_test_transaction(self.env.cr)
+        if in_test or self.env.registry.in_test_mode():
             for model in ("ai.cost.budget", "ai.cost.budget.operation"):
                 self.env[model].flush_model()
-        with self.env.registry.cursor() as cr:
+        with nullcontext(self.env.cr) if in_test else self.env.registry.cursor() as cr:
             Budget = self.env(cr=cr, su=True)["ai.cost.budget"].with_context(active_test=True)
             return tuple(budget._rule() for budget in Budget.search([("company_id", "=", company_id)]))
 
@@ -385,7 +386,8 @@ class AiCostBudget(models.Model):
         """Create the period rows of `bounds` ({budget id: (start, end)}) that do not exist yet, in a
         committed transaction of their own. A new row starts from what the ledger already holds for
         the period, so a budget created mid-period counts the calls made before it."""
-        with self.env.registry.cursor() as cr:
+
+        def create(cr):
             env = self.env(cr=cr, su=True)
             read_committed(env)
             for budget in env["ai.cost.budget"].browse(sorted(bounds)):
@@ -399,7 +401,9 @@ class AiCostBudget(models.Model):
                   ON CONFLICT (budget_id, date_start) DO NOTHING""",
                     budget=budget.id, company=budget.company_id.id, start=start, end=end,
                     spend=budget._ledger_spend(start, end), uid=self.env.uid,
-                ))
+                ), log_exceptions=False)  # a user of the caller's transaction fails it: see run_in_own_transaction
+
+        run_in_own_transaction(self.env, create)
 
     # ------------------------------------------------------------------
     # Checks and actions
@@ -524,9 +528,12 @@ class AiCostBudget(models.Model):
             "switch_lines": [line[0] for line in lines], "block_lines": [line[1] for line in lines],
             "count": len(rules), "estimate": estimate, "honour_switch": honour_switch, "uid": self.env.uid,
         }
-        with HOLD_CURSORS.cursor(self.env.registry) as cr:
+
+        def hold(cr):
             execute_prepared(cr, SQL(HOLD_SQL, **params))
-            rows = cr.fetchall()
+            return cr.fetchall()
+
+        rows = run_in_own_transaction(self.env, hold, STATEMENT_CURSORS)
         if len(rows) < len(rules):
             found = {row[0] for row in rows}
             self._create_missing_periods({rule.id: bounds[rule.id] for rule in rules if rule.id not in found})

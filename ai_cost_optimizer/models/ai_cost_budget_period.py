@@ -1,6 +1,6 @@
 from datetime import timedelta
 
-from psycopg2.extensions import ISOLATION_LEVEL_READ_COMMITTED
+from psycopg2.extensions import ISOLATION_LEVEL_READ_COMMITTED, TRANSACTION_STATUS_IDLE
 
 from odoo import api, fields, models
 from odoo.tools import SQL
@@ -13,14 +13,14 @@ RESERVATION_TTL = timedelta(minutes=30)
 
 
 def read_committed(env):
-    """Make the transaction just begun on env.cr READ COMMITTED, so that a row lock waits for a
+    """Make the transaction about to begin on env.cr READ COMMITTED, so that a row lock waits for a
     concurrent update and then sees it, instead of failing with a repeatable-read serialization
-    error. (In test mode every cursor shares the test transaction: nothing to change.)"""
-    if not env.registry.in_test_mode():
+    error. A transaction in progress (the caller's, or the test's in test mode) keeps its level."""
+    connection = env.cr.connection
+    if connection.info.transaction_status == TRANSACTION_STATUS_IDLE:
         # Set on the connection, psycopg2 opens the next transaction with it, sparing a round trip;
         # Odoo resets the level of every connection it hands out as a new cursor.
-        env.cr.connection.set_isolation_level(ISOLATION_LEVEL_READ_COMMITTED)
-
+        connection.set_isolation_level(ISOLATION_LEVEL_READ_COMMITTED)
 
 
 class AiCostBudgetPeriod(models.Model):

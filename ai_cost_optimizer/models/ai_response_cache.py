@@ -3,6 +3,7 @@ from datetime import timedelta
 from odoo import api, fields, models
 from odoo.tools import SQL
 
+from ..kept_cursors import STATEMENT_CURSORS, execute_prepared, holds_call_rows
 from ..ledger import USAGE_ID
 from .ai_service_provider_price import PRICE_DIGITS
 
@@ -31,14 +32,29 @@ class AiResponseCache(models.Model):
     _sql_constraints = [("key_uniq", "UNIQUE(company_id, key)", "One cached answer per request and company.")]
 
     def _lookup(self, company, key):
-        """The live entry for `key` in `company`, or an empty recordset. Asked before every cacheable
-        call: one probe of the unique index, without the ORM's domain parsing."""
-        self.flush_model(["company_id", "key", "expires_at"])
-        self.env.cr.execute(SQL(
-            "SELECT id FROM ai_response_cache WHERE company_id = %s AND key = %s AND expires_at > %s LIMIT 1",
+        """The live answer for `key` in `company`, as {'content', 'cost_usd'}, or None. Asked before every
+        cacheable call: one probe of the unique index, without the ORM's domain parsing.
+
+        Read committed, on a cursor of its own: the caller's snapshot may predate the answers committed since
+        it began, such as the answer to an identical request earlier in the same transaction. A transaction
+        that keeps its calls' rows itself (see holds_call_rows) is read as well."""
+        probe = SQL(
+            "SELECT content, cost_usd FROM ai_response_cache WHERE company_id = %s AND key = %s AND expires_at > %s"
+            " LIMIT 1",
             company.id, key, fields.Datetime.now(),
-        ))
-        return self.browse(row[0] for row in self.env.cr.fetchall())
+        )
+
+        def read(cr):
+            execute_prepared(cr, probe)
+            return cr.dictfetchone()
+
+        # In test mode the probe's cursor shares the caller's transaction, which must show its changes.
+        self.flush_model(["company_id", "key", "expires_at"])
+        with STATEMENT_CURSORS.cursor(self.env.registry) as cr:
+            answer = read(cr)
+        if answer is None and holds_call_rows(self.env.cr):
+            answer = read(self.env.cr)
+        return answer
 
     def _store_sql(self, key, company, usage, content):
         """The statement that stores (or refreshes) the answer of the usage row of the values `usage`,

@@ -1,8 +1,6 @@
 import logging
 import math
 
-from psycopg2.extensions import ISOLATION_LEVEL_READ_COMMITTED
-
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
@@ -20,7 +18,7 @@ from ..core.messages import (
 from ..core.recommendation import strictest_quality
 from ..core.tokens import count_message_tokens
 from ..exceptions import AiBudgetExceeded, AiProviderError
-from ..kept_cursors import KeptCursors
+from ..kept_cursors import LEDGER_CURSORS, run_in_own_transaction
 from ..ledger import USAGE_CTE, LedgerStatement
 from .ai_token_usage import QUALITY_LEVELS
 
@@ -28,9 +26,6 @@ _logger = logging.getLogger(__name__)
 
 MODES = ("passthrough", "smart_router")
 MAX_RECORD_ID = 2**31 - 1  # PostgreSQL integer ids
-# The ledger transactions, read committed: concurrent calls update the same budget and rollup rows, which
-# would make a repeatable-read ledger transaction fail with a serialization error.
-LEDGER_CURSORS = KeptCursors(ISOLATION_LEVEL_READ_COMMITTED)
 
 
 class AiService(models.AbstractModel):
@@ -286,23 +281,29 @@ class AiService(models.AbstractModel):
 
     def _record_usage(self, call, status, error=None):
         """Write the usage row in a transaction of its own: the money was spent even if the
-        caller's transaction rolls back. The post-call steps run in the same transaction, the
-        rows they write in the same statement as the usage row (see ledger.py)."""
+        caller's transaction rolls back (see run_in_own_transaction for the transactions that keep
+        it themselves). The post-call steps run in the same transaction, the rows they write in the
+        same statement as the usage row (see ledger.py)."""
+        return run_in_own_transaction(
+            self.env, lambda ledger_cr: self._write_ledger(ledger_cr, call, status, error), LEDGER_CURSORS
+        )
+
+    def _write_ledger(self, ledger_cr, call, status, error):
+        """Write the call's usage row and the rows that follow it on `ledger_cr`; returns its summary."""
         vals = self._usage_values(call, status, error)
-        with LEDGER_CURSORS.cursor(self.env.registry) as ledger_cr:
-            # allowed_company_ids spares a read of the user's companies on every call.
-            ledger_env = self.env(cr=ledger_cr, su=True, context=dict(allowed_company_ids=[vals["company_id"]]))
-            service = self.with_env(ledger_env)
-            if status == "ok":
-                service._before_usage(call, vals)
-            ledger = LedgerStatement(ledger_env["ai.token.usage"], vals)
-            service._add_usage_followers(call, ledger, status)
-            ids = ledger.execute()
-            usage = ledger_env["ai.token.usage"].browse(ids[USAGE_CTE])
-            if status == "ok":
-                service._after_usage(call, usage, ids)
-            # The caller's snapshot predates this commit, so it gets the figures, not the record.
-            return self._usage_summary(call, usage.id, vals)
+        # allowed_company_ids spares a read of the user's companies on every call.
+        ledger_env = self.env(cr=ledger_cr, su=True, context=dict(allowed_company_ids=[vals["company_id"]]))
+        service = self.with_env(ledger_env)
+        if status == "ok":
+            service._before_usage(call, vals)
+        ledger = LedgerStatement(ledger_env["ai.token.usage"], vals)
+        service._add_usage_followers(call, ledger, status)
+        ids = ledger.execute()
+        usage = ledger_env["ai.token.usage"].browse(ids[USAGE_CTE])
+        if status == "ok":
+            service._after_usage(call, usage, ids)
+        # The caller's snapshot may predate this commit, so it gets the figures, not the record.
+        return self._usage_summary(call, usage.id, vals)
 
     def _before_usage(self, call, vals):
         """Hook: steps of a successful call that complete the values of its usage row before it is

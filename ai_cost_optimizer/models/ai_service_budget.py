@@ -1,5 +1,6 @@
 from odoo import models
 
+from ..kept_cursors import run_in_own_transaction
 from .ai_cost_budget_period import read_committed
 
 
@@ -39,11 +40,14 @@ class AiService(models.AbstractModel):
     def _release_budget(self, call):
         super()._release_budget(call)
         if call.get("budget_reservations"):
-            with self.env.registry.cursor() as cr:
+            reservations = call.pop("budget_reservations")
+
+            def release(cr):
                 env = self.env(cr=cr, su=True)
                 read_committed(env)
-                periods = env["ai.cost.budget.period"].browse(call["budget_periods"])
-                periods._release(call.pop("budget_reservations"))
+                env["ai.cost.budget.period"].browse(call["budget_periods"])._release(reservations)
+
+            run_in_own_transaction(self.env, release)
 
     def _settle_budget(self, call, usage):
         super()._settle_budget(call, usage)

@@ -22,11 +22,11 @@ class AiService(models.AbstractModel):
         cached = super()._lookup_response_cache(call)
         if cached or not self._response_cacheable(call):
             return cached
-        entry = self.env["ai.response.cache"].sudo()._lookup(call["provider"].company_id, self._response_key(call))
-        if not entry:
+        answer = self.env["ai.response.cache"].sudo()._lookup(call["provider"].company_id, self._response_key(call))
+        if not answer:
             return None
-        call["cache_entry"] = entry
-        call["cached_content"] = entry.content
+        call["cache_entry"] = answer
+        call["cached_content"] = answer["content"]
         return self._record_usage(call, status="ok")
 
     def _response_cacheable(self, call):
@@ -64,12 +64,12 @@ class AiService(models.AbstractModel):
     # ------------------------------------------------------------------
     def _usage_values(self, call, status, error):
         vals = super()._usage_values(call, status, error)
-        entry = call.get("cache_entry")
-        if entry:
+        answer = call.get("cache_entry")
+        if answer:
             company = call["provider"].company_id
             vals.update(
-                cache_hit=True, cost_usd=0.0, cache_savings_usd=entry.cost_usd, latency_ms=0.0,
-                completion_text=company._ai_retained_text(entry.content),
+                cache_hit=True, cost_usd=0.0, cache_savings_usd=answer["cost_usd"], latency_ms=0.0,
+                completion_text=company._ai_retained_text(answer["content"]),
             )
         elif status == "ok" and call.get("result") is not None:
             vals.update(self._waste_facts(call["messages"], call["provider"].model))

@@ -26,3 +26,4 @@ from . import test_crash_safety
 from . import test_api_bad_input
 from . import test_concurrency_mixed
 from . import test_settings
+from . import test_callers_transaction

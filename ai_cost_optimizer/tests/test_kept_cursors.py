@@ -11,9 +11,7 @@ from odoo.tools import SQL, mute_logger
 
 from .. import kept_cursors
 from ..core.tokens import count_message_tokens
-from ..kept_cursors import MAX_KEPT, PREPARED, KeptCursors, execute_prepared
-from ..models.ai_cost_budget import HOLD_CURSORS
-from ..models.ai_service import LEDGER_CURSORS
+from ..kept_cursors import LEDGER_CURSORS, MAX_KEPT, PREPARED, STATEMENT_CURSORS, KeptCursors, execute_prepared
 from ..models.ai_token_usage_rollup import ROLLUP_MODELS
 from .common import AiCostCase, delete_rows_of
 from .fake_provider import FakeProviderServer
@@ -72,7 +70,7 @@ class TestKeptCursors(TransactionCase):
                 "context_size_tokens": estimate.tokens, "max_budget_usd": None,
             }
             self.assertEqual(env["ai.service"]._check_budget(call)["status"], "ok")
-            kept = HOLD_CURSORS._idle[self.registry.db_name][-1]  # the last one given back
+            kept = STATEMENT_CURSORS._idle[self.registry.db_name][-1]  # the last one given back
             with self.registry.cursor() as other:
                 other.execute("SELECT count(*) FROM ai_cost_budget_reservation WHERE id = ANY(%s)",
                               [call["budget_reservations"]])
@@ -98,7 +96,7 @@ class TestKeptCursors(TransactionCase):
         second, committed = self._check()
         self.assertIsNot(second, first)
         self.assertEqual(committed, 1)
-        self.assertNotIn(first, HOLD_CURSORS._idle[self.registry.db_name])
+        self.assertNotIn(first, STATEMENT_CURSORS._idle[self.registry.db_name])
 
     def test_a_cursor_whose_statement_fails_goes_back_to_the_pool(self):
         cursors = KeptCursors(ISOLATION_LEVEL_AUTOCOMMIT)
