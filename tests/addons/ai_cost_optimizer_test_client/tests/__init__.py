@@ -1,1 +1,1 @@
-# The lead adds the imports of the test modules (test_*.py) here.
+from . import test_gateway_in_a_module_test
