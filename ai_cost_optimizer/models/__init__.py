@@ -24,10 +24,6 @@ from . import ai_token_usage_waste
 from . import ai_token_analytics
 from . import ai_response_cache
 from . import ai_service_waste
-from . import res_company_waste
-from . import res_config_settings_waste
-from . import res_company_cost_monitor
-from . import res_config_settings_cost_monitor
 from . import res_company
 from . import res_config_settings
 from . import ai_cost_dashboard
@@ -44,6 +40,4 @@ from . import ai_provider_experiment
 from . import ai_provider_experiment_arm
 from . import ai_provider_experiment_assignment
 from . import ai_token_usage_optimizer
-from . import res_company_optimizer
-from . import res_config_settings_optimizer
 from . import ai_service_optimizer
