@@ -108,26 +108,28 @@ class TestCallersTransaction(TransactionCase):
 
     def test_an_identical_request_in_the_same_transaction_is_a_hit(self):
         """The probe reads what was committed since the caller's snapshot: a repeat is a hit without a commit
-        in between, with one, and in a transaction that keeps its calls' rows."""
+        in between, and with one."""
         messages = [{"role": "user", "content": "List the three steps of our refund policy."}]
         with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
-            send = env["ai.service"].send_message
+            send = api.Environment(cr, SUPERUSER_ID, {})["ai.service"].send_message
             first = send(messages, provider=self.provider_id)
             repeat = send(messages, provider=self.provider_id)
             cr.commit()
             after_commit = send(messages, provider=self.provider_id)
+        self.assertEqual([first["cache_hit"], repeat["cache_hit"], after_commit["cache_hit"]], [False, True, True])
+        self.assertEqual(repeat["content"], first["content"])
+        self.assertEqual(len(self.fake.requests), 1)
+
+    def test_an_identical_request_in_a_transaction_that_keeps_its_rows_is_a_hit(self):
+        messages = [{"role": "user", "content": "List the two steps of our exchange policy."}]
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
             provider = env["ai.service.provider"].create(
                 AiCostCase._provider_vals(self.fake, "openai_compatible", name="Cached provider of the transaction")
             )
             self.addCleanup(self._delete_committed, [provider.id])
-            # The cache key is the model's and the request's: another question, for the same model.
-            messages = [{"role": "user", "content": "List the two steps of our exchange policy."}]
-            kept_first = send(messages, provider=provider.id)
-            kept_repeat = send(messages, provider=provider.id)
-        self.assertEqual(
-            [first["cache_hit"], repeat["cache_hit"], after_commit["cache_hit"]], [False, True, True]
-        )
-        self.assertEqual([kept_first["cache_hit"], kept_repeat["cache_hit"]], [False, True])
-        self.assertEqual(repeat["content"], first["content"])
-        self.assertEqual(len(self.fake.requests), 2, "one request per provider")
+            first = env["ai.service"].send_message(messages, provider=provider.id)
+            repeat = env["ai.service"].send_message(messages, provider=provider.id)
+            self.assertTrue(cr.postcommit.data.get(HOLDS_CALL_ROWS))
+        self.assertEqual([first["cache_hit"], repeat["cache_hit"]], [False, True])
+        self.assertEqual(len(self.fake.requests), 1)
