@@ -87,7 +87,7 @@ def vacuum(env) -> None:
     started = time.perf_counter()
     env.cr.commit()  # VACUUM runs outside a transaction
     env.cr._cnx.autocommit = True
-    from odoo.addons.ai_cost_optimizer.models.ai_token_usage_rollup import ROLLUP_MODELS
+    from odoo.addons.ai_cost_optimizer.models.ai_token_usage import ROLLUP_MODELS
 
     waited = vacuum_settled(env.cr, ["ai_token_usage", *(env[model]._table for model in ROLLUP_MODELS)])
     env.cr._cnx.autocommit = False

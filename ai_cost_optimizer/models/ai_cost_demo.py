@@ -6,10 +6,14 @@ from datetime import datetime, time, timedelta
 from psycopg2.extras import execute_values
 
 from odoo import Command, api, fields, models
+from odoo.tools import SQL
 
 from ..core import pricing
 from ..core import recommendation as ranking_rules
 from ..core.usage import Usage
+from ..core.waste import ADVICE, RULES
+from .ai_token_analytics import PERIOD_TYPES, period_bounds
+from .ai_token_waste_finding import RULE_LABELS
 
 # operation: (task type, weight, prompt tokens (mean), answer tokens (mean), about a record?)
 OPERATIONS = {
@@ -50,7 +54,8 @@ COLUMNS = [
 
 
 class AiCostDemo(models.AbstractModel):
-    """Generates the demo ledger: realistic usage over several providers, operations, users and records."""
+    """Generates the demo ledger: realistic usage over several providers, operations, users and records,
+    with its waste report and analytics periods."""
 
     _name = "ai.cost.demo"
     _description = "AI Cost Demo Data"
@@ -151,7 +156,8 @@ class AiCostDemo(models.AbstractModel):
             )
 
     def _demo_extras(self, providers):
-        """Budgets at several fill levels, benchmarks, recommendations and a running A/B test."""
+        """Budgets at several fill levels, benchmarks, recommendations, a running A/B test, waste findings
+        and analytics periods."""
         self._demo_budgets(providers)
         Benchmark = self.env["ai.provider.benchmark"]
         rng = random.Random(7)
@@ -172,6 +178,8 @@ class AiCostDemo(models.AbstractModel):
         })
         experiment.action_start()
         self._demo_recommendations(rng)
+        self._demo_waste_findings()
+        self._demo_analytics_periods()
 
     def _demo_recommendations(self, rng, days=90, per_question=6):
         """What the optimizer recommended over the demo period: `per_question` answers per task type of
@@ -208,3 +216,40 @@ class AiCostDemo(models.AbstractModel):
             {"name": "Claude Sonnet cap", "budget_amount": round(max(month_spend * 0.05, 0.01), 2),
              "provider_ids": [Command.set(providers["demo_provider_claude_sonnet"].ids)], "block_at_threshold": 100},
         ])
+
+    def _demo_waste_findings(self):
+        """One finding per demo row flagged with waste (its waste_reason is the rule), in one statement:
+        the tokens wasted are the share of the call's tokens its savings represent."""
+        def by_rule(texts):
+            return SQL("CASE u.waste_reason %s END", SQL(" ").join(
+                SQL("WHEN %s THEN %s", rule, texts[rule]) for rule in RULES
+            ))
+
+        descriptions = {rule: f"{RULE_LABELS[rule]} (demo data)." for rule in RULES}
+        self.env.cr.execute(SQL(
+            """INSERT INTO ai_token_waste_finding (usage_id, rule, description, recommendation, tokens_wasted,
+                       cost_wasted_usd, reviewed, company_id, user_id, operation, provider_id, call_date,
+                       create_uid, write_uid, create_date, write_date)
+               SELECT u.id, u.waste_reason, %s, %s,
+                      ROUND(u.total_tokens * u.could_have_saved_usd / NULLIF(u.cost_usd, 0)),
+                      u.could_have_saved_usd, FALSE, u.company_id, u.user_id, u.operation, u.provider_id,
+                      u.create_date, %s, %s, u.create_date, u.create_date
+                 FROM ai_token_usage u
+                WHERE u.waste_detected AND u.waste_reason IN %s
+                  AND NOT EXISTS (SELECT 1 FROM ai_token_waste_finding f WHERE f.usage_id = u.id)""",
+            by_rule(descriptions), by_rule(ADVICE), self.env.uid, self.env.uid, tuple(RULES),
+        ))
+        self.env["ai.token.waste.finding"].invalidate_model()
+
+    def _demo_analytics_periods(self, days=90):
+        """The analytics periods (of every period type) covering the demo days, each built once."""
+        Analytics = self.env["ai.token.analytics"].sudo()
+        today = fields.Date.today()
+        built = set()
+        for offset in range(days, -1, -1):
+            day = today - timedelta(days=offset)
+            for period_type, _label in PERIOD_TYPES:
+                key = (period_type, period_bounds(period_type, day)[0])
+                if key not in built:
+                    built.add(key)
+                    Analytics._build_period(self.env.company, period_type, day)

@@ -7,6 +7,7 @@ from odoo.exceptions import UserError, ValidationError
 
 from ..core import pricing
 from ..core.clients import ProviderConfig
+from ..core.recommendation import blended_quality
 from .ai_service_provider_price import PRICE_DIGITS
 
 _logger = logging.getLogger(__name__)
@@ -34,6 +35,9 @@ PROVIDER_HINTS = {
 
 
 class AiServiceProvider(models.Model):
+    """One provider endpoint and model. It caches the benchmark figures the optimizer ranks with
+    (written by ai.provider.benchmark), so that a recommendation reads no benchmark rows."""
+
     _name = "ai.service.provider"
     _inherit = ["ai.cost.gateway.cache.mixin"]
     _description = "AI Provider"
@@ -68,7 +72,17 @@ class AiServiceProvider(models.Model):
     task_type_ids = fields.Many2many("ai.task.type", string="Task Types", help="Empty: serves every task type.")
     context_window = fields.Integer(default=128000)
     max_output_tokens = fields.Integer(default=4096)
+
+    # Quality: the configured prior blended with the rated answers of the benchmarks
     quality_score = fields.Integer(default=70, help="Configured quality prior (0-100), blended with benchmarks.")
+    benchmark_quality = fields.Float(
+        readonly=True, help="Average rated quality (0-100) of this provider's answers, from its benchmarks."
+    )
+    benchmark_quality_samples = fields.Integer(readonly=True, string="Rated Answers")
+    effective_quality = fields.Float(
+        compute="_compute_effective_quality",
+        help="The configured quality blended with the rated answers; the optimizer's quality bar applies to it.",
+    )
 
     # Prices (USD per million tokens); every change creates a price version
     price_source = fields.Selection(
@@ -105,6 +119,13 @@ class AiServiceProvider(models.Model):
         )
         for provider in self:
             provider.usage_count = counts.get(provider, 0)
+
+    @api.depends("quality_score", "benchmark_quality", "benchmark_quality_samples")
+    def _compute_effective_quality(self):
+        for provider in self:
+            provider.effective_quality = blended_quality(
+                provider.quality_score, provider.benchmark_quality, provider.benchmark_quality_samples
+            )
 
     @api.constrains("context_window", "max_output_tokens", "timeout", "max_retries", "retry_backoff", "quality_score")
     def _check_limits(self):
@@ -177,6 +198,37 @@ class AiServiceProvider(models.Model):
         return super().unlink()
 
     # ------------------------------------------------------------------
+    # Actions
+    # ------------------------------------------------------------------
+    def action_sync_prices(self):
+        to_sync = self.filtered(lambda p: p.price_source == "genai_prices")
+        to_sync._sync_prices()
+        unknown = to_sync.filtered("cost_unknown")
+        message = (
+            self.env._(
+                "genai-prices does not know: %s. Their calls are flagged 'cost unknown'.",
+                ", ".join(unknown.mapped("model")),
+            )
+            if unknown
+            else self.env._("Prices synced from genai-prices %s.", pricing.genai_prices_version())
+        )
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {"message": message, "type": "warning" if unknown else "success", "sticky": False},
+        }
+
+    def action_use_genai_prices(self):
+        self.write({"price_source": "genai_prices"})
+        return True
+
+    def action_view_usage(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("ai_cost_optimizer.action_ai_token_usage")
+        action["domain"] = [("provider_id", "=", self.id)]
+        return action
+
+    # ------------------------------------------------------------------
     # Prices
     # ------------------------------------------------------------------
     def _provider_hint(self):
@@ -227,37 +279,9 @@ class AiServiceProvider(models.Model):
         Price = self.env["ai.service.provider.price"]
         return Price.browse(next((price_id for start, price_id in Price._versions(self.id) if start <= when), []))
 
-    def action_sync_prices(self):
-        to_sync = self.filtered(lambda p: p.price_source == "genai_prices")
-        to_sync._sync_prices()
-        unknown = to_sync.filtered("cost_unknown")
-        message = (
-            self.env._(
-                "genai-prices does not know: %s. Their calls are flagged 'cost unknown'.",
-                ", ".join(unknown.mapped("model")),
-            )
-            if unknown
-            else self.env._("Prices synced from genai-prices %s.", pricing.genai_prices_version())
-        )
-        return {
-            "type": "ir.actions.client",
-            "tag": "display_notification",
-            "params": {"message": message, "type": "warning" if unknown else "success", "sticky": False},
-        }
-
-    def action_use_genai_prices(self):
-        self.write({"price_source": "genai_prices"})
-        return True
-
     @api.model
     def _cron_sync_prices(self):
         self.search([("price_source", "=", "genai_prices")])._sync_prices()
-
-    def action_view_usage(self):
-        self.ensure_one()
-        action = self.env["ir.actions.act_window"]._for_xml_id("ai_cost_optimizer.action_ai_token_usage")
-        action["domain"] = [("provider_id", "=", self.id)]
-        return action
 
     # ------------------------------------------------------------------
     # Gateway helpers
@@ -287,3 +311,26 @@ class AiServiceProvider(models.Model):
             backoff_base=self.retry_backoff,
             prompt_caching=self.enable_prompt_caching,
         )
+
+    # ------------------------------------------------------------------
+    # Benchmarks
+    # ------------------------------------------------------------------
+    def _refresh_benchmark_quality(self):
+        """Cache the average rated quality of each provider's answers (indexed on rated rows)."""
+        if not self:
+            return
+        self.env["ai.provider.benchmark"].flush_model(["provider_id", "quality_score", "rated"])
+        self.env.cr.execute(
+            """
+            SELECT provider_id, AVG(quality_score), COUNT(*)
+              FROM ai_provider_benchmark
+             WHERE provider_id = ANY(%s) AND rated
+          GROUP BY provider_id
+            """,
+            [self.ids],
+        )
+        figures = {provider_id: (float(average), count) for provider_id, average, count in self.env.cr.fetchall()}
+        for provider in self:
+            average, count = figures.get(provider.id, (0.0, 0))
+            if (provider.benchmark_quality, provider.benchmark_quality_samples) != (average, count):
+                provider.write({"benchmark_quality": average, "benchmark_quality_samples": count})

@@ -1,14 +1,33 @@
 from odoo import api, fields, models
+from odoo.exceptions import AccessError, ValidationError
+from odoo.tools import SQL, create_index
+from odoo.tools.sql import drop_index
 
 from ..core import pricing
+from ..core.messages import short_repr
 from ..core.usage import Usage
+from ..ledger import USAGE_CTE
 from .ai_service_provider_price import PRICE_DIGITS
+from .ai_token_usage_rollup_mixin import ROLLUP_SOURCE_FIELDS
 
 QUALITY_LEVELS = [("low", "Low"), ("medium", "Medium"), ("high", "High")]
 COMPLEXITIES = [("simple", "Simple"), ("medium", "Medium"), ("complex", "Complex")]
+# What a user may change on their own usage rows: their rating of the answer.
+USER_WRITABLE_FIELDS = frozenset({"quality_score", "feedback"})
+ROLLUP_MODELS = (
+    "ai.token.usage.daily", "ai.token.usage.record.daily", "ai.token.usage.record.monthly",
+    "ai.token.usage.record.operation.monthly", "ai.token.usage.record.yearly", "ai.token.usage.record.operation.yearly",
+)
 
 
 class AiTokenUsage(models.Model):
+    """The ledger of money spent: one row per provider attempt, and one per blocked or cached call.
+
+    Users rate their calls, only managers correct them. The per-day rollups are kept up to date as rows
+    are written (on the same transaction). The waste facts of a call are measured from its prompt when it
+    is recorded, so that the rules can run later on the row alone (the prompt text itself may not be kept).
+    """
+
     _name = "ai.token.usage"
     _description = "AI Token Usage"
     _order = "create_date desc, id desc"
@@ -51,6 +70,10 @@ class AiTokenUsage(models.Model):
         digits=PRICE_DIGITS,
         help="What cache-read tokens would have cost at the uncached input price, minus their cost.",
     )
+    cache_savings_usd = fields.Float(
+        digits=PRICE_DIGITS, string="Response Cache Savings (USD)",
+        help="Answered from the response cache: what the original call cost.",
+    )
 
     # Outcome
     latency_ms = fields.Float()
@@ -63,20 +86,30 @@ class AiTokenUsage(models.Model):
     prompt_hash = fields.Char()  # searched through ai_token_usage_waste_prompt_idx, which it leads
     prompt_text = fields.Text()
     completion_text = fields.Text()
+
+    # The user's rating of the answer
     quality_score = fields.Integer(help="User feedback, 0-100.")
+    quality_rated = fields.Boolean(readonly=True, help="The user rated this answer (quality_score holds the rating).")
     feedback = fields.Text()
 
-    # Recommendation made for this call
+    # Routing: the recommendation made for this call, and its A/B arm
     recommended_provider_id = fields.Many2one("ai.service.provider", ondelete="set null")
     recommended_cost_usd = fields.Float(digits=PRICE_DIGITS)
     switched = fields.Boolean()
     switched_from_id = fields.Many2one("ai.service.provider", ondelete="set null")
+    ab_arm_id = fields.Many2one("ai.provider.experiment.arm", string="A/B Arm", ondelete="set null",
+                                index="btree_not_null", readonly=True)
 
-    # Waste
+    # Waste: the findings, and the facts of the prompt the rules read
     waste_detected = fields.Boolean()  # the costly ones: ai_token_usage_waste_saved_idx, partial
     waste_reason = fields.Char()
     could_have_saved_usd = fields.Float(digits=PRICE_DIGITS)
     optimization_score = fields.Integer(help="100: nothing to improve.")
+    waste_finding_ids = fields.One2many("ai.token.waste.finding", "usage_id", string="Waste Findings")
+    static_prefix_hash = fields.Char(help="SHA-256 of the leading system messages: the cacheable prefix.")
+    static_prefix_tokens = fields.Integer(help="Tokens of the leading system messages.")
+    redundant_context_tokens = fields.Integer(help="Tokens of repeated text blocks inside the prompt.")
+    history_tokens = fields.Integer(help="Tokens of the conversation turns before the last user message.")
 
     @api.depends("input_tokens", "output_tokens")
     def _compute_total_tokens(self):
@@ -88,6 +121,104 @@ class AiTokenUsage(models.Model):
         for usage in self:
             usage.display_name = " · ".join(filter(None, [usage.model, usage.operation or usage.task_type]))
 
+    @api.constrains("quality_score")
+    def _check_quality_score(self):
+        if any(not 0 <= usage.quality_score <= 100 for usage in self):
+            raise ValidationError(self.env._("A rating is a number from 0 to 100."))
+
+    def init(self):
+        super().init()
+        # The dashboard's "top waste" reads the costliest findings of a period without a scan.
+        self.env.cr.execute(
+            "CREATE INDEX IF NOT EXISTS ai_token_usage_waste_saved_idx ON ai_token_usage "
+            "(could_have_saved_usd DESC, create_date) WHERE waste_detected"
+        )
+        # It supersedes the plain waste_detected index of earlier versions (Odoo keeps a dropped index).
+        drop_index(self.env.cr, "ai_token_usage__waste_detected_index", self._table)
+        # Constant-time look-ups of the waste rules: an earlier identical prompt or prefix,
+        # of the same company, within a time window.
+        create_index(
+            self.env.cr, "ai_token_usage_waste_prompt_idx", self._table, ["prompt_hash", "company_id", "create_date"]
+        )
+        # It supersedes the plain prompt_hash index of earlier versions (Odoo keeps a dropped index):
+        # one index less to maintain on every call.
+        drop_index(self.env.cr, "ai_token_usage__prompt_hash_index", self._table)
+        create_index(
+            self.env.cr, "ai_token_usage_waste_prefix_idx", self._table,
+            ["static_prefix_hash", "provider_id", "create_date"], where="static_prefix_hash IS NOT NULL",
+        )
+
+    # ------------------------------------------------------------------
+    # CRUD: the ledger records money spent, and its rollups follow it
+    # ------------------------------------------------------------------
+    @api.model_create_multi
+    def create(self, vals_list):
+        usages = super().create(vals_list)
+        usages._rollup_apply(1)
+        return usages
+
+    def write(self, vals):
+        if not self.env.su and set(vals) - USER_WRITABLE_FIELDS and not self.env.user.has_group(
+            "ai_cost_optimizer.group_ai_cost_manager"
+        ):
+            raise AccessError(
+                self.env._(
+                    "Only AI Cost managers can change usage rows; you may rate your own calls (%s).",
+                    ", ".join(sorted(USER_WRITABLE_FIELDS)),
+                )
+            )
+        moves_rollups = bool(self) and bool(ROLLUP_SOURCE_FIELDS.intersection(vals))
+        if moves_rollups:
+            self._rollup_apply(-1)
+        result = super().write(vals)
+        if moves_rollups:
+            self._rollup_apply(1)
+        if "quality_score" in vals:
+            self._feed_rating_to_benchmarks()
+        return result
+
+    # Unlinking raw rows (retention) keeps their history in the rollups on purpose.
+
+    # ------------------------------------------------------------------
+    # Actions
+    # ------------------------------------------------------------------
+    def analyze_waste(self):
+        """Fill the waste fields; the rules come with waste detection (ai.token.analytics)."""
+        return self.env["ai.service"]._analyze_waste(self)
+
+    def rate_quality(self, score, feedback=None):
+        """Rate the answers: score 0-100 (True/False: thumbs up/down), optional feedback text.
+        The rating feeds the provider's benchmark quality, which the optimizer blends in."""
+        if isinstance(score, bool):
+            score = 100 if score else 0
+        if not isinstance(score, int) or not 0 <= score <= 100:
+            raise ValidationError(self.env._("A rating is a number from 0 to 100, not %s.", short_repr(score)))
+        if any(usage.status != "ok" for usage in self):
+            raise ValidationError(self.env._("Only answered calls can be rated."))
+        vals = {"quality_score": score}
+        if feedback is not None:
+            vals["feedback"] = feedback
+        # Written as the user: only their own rows, and only the rating (see write).
+        return self.write(vals)
+
+    def action_thumbs_up(self):
+        return self.rate_quality(True)
+
+    def action_thumbs_down(self):
+        return self.rate_quality(False)
+
+    def action_open_record(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "res_model": self.res_model,
+            "res_id": self.res_id,
+            "view_mode": "form",
+        }
+
+    # ------------------------------------------------------------------
+    # Cost and rating
+    # ------------------------------------------------------------------
     def _core_usage(self):
         self.ensure_one()
         return Usage(
@@ -113,24 +244,65 @@ class AiTokenUsage(models.Model):
                 }
             )
 
+    def _feed_rating_to_benchmarks(self):
+        """A rating (also one typed in the form) marks the row rated and becomes its benchmark's quality."""
+        rows = self.sudo()
+        rows.write({"quality_rated": True})
+        benchmarks = self.env["ai.provider.benchmark"].sudo().search([("usage_id", "in", rows.ids)])
+        for benchmark in benchmarks:
+            benchmark.write({"quality_score": benchmark.usage_id.quality_score, "rated": True})
+        benchmarks.provider_id._refresh_benchmark_quality()
+
+    # ------------------------------------------------------------------
+    # Rollups
+    # ------------------------------------------------------------------
     @api.model
     def _add_ledger_rows(self, ledger):
         """Hook: add to `ledger` (ledger.LedgerStatement) the rows that every usage row the gateway
-        writes brings with it, written by the same statement (the rollups)."""
+        writes brings with it, written by the same statement: the upserts of its rollups."""
+        for rollup in self._covering_rollups([ledger.vals]):
+            upsert = rollup._upsert_sql(SQL("TRUE"), source=SQL.identifier(USAGE_CTE))
+            ledger.add(f"rollup_{rollup._table}", upsert)
 
-    def analyze_waste(self):
-        """Fill the waste fields; the rules come with waste detection (ai.token.analytics)."""
-        return self.env["ai.service"]._analyze_waste(self)
+    def _rollup_apply(self, sign):
+        """Add (sign 1) or remove (sign -1) these rows' contribution to every rollup, in one statement:
+        the upserts after the first run as data-modifying CTEs, which PostgreSQL runs exactly once."""
+        rollups = self._covering_rollups(self)
+        if not rollups:
+            return
+        self.flush_recordset()
+        where = SQL("u.id = ANY(%s)", self.ids)
+        first, *others = [rollup._upsert_sql(where, sign) for rollup in rollups]
+        ctes = [SQL("%s AS (%s)", SQL.identifier(f"rollup_{index}"), upsert) for index, upsert in enumerate(others)]
+        self.env.cr.execute(SQL("WITH %s %s", SQL(", ").join(ctes), first) if ctes else first)
+        for rollup in rollups:
+            rollup.invalidate_model()
 
-    def action_open_record(self):
-        self.ensure_one()
-        return {
-            "type": "ir.actions.act_window",
-            "res_model": self.res_model,
-            "res_id": self.res_id,
-            "view_mode": "form",
-        }
+    def _covering_rollups(self, rows):
+        """The rollup models that cover any of `rows` (usage records or values)."""
+        rollups = [self.env[model].sudo() for model in ROLLUP_MODELS]
+        return [rollup for rollup in rollups if rollup._rollup_covers(rows)]
 
+    @api.model
+    def _rollup_fold_deleted(self, column, ids):
+        """Keep the rollups' history of providers or users being deleted (see the mixin's _fold_deleted)."""
+        for model in ROLLUP_MODELS:
+            self.env[model].sudo()._fold_deleted(column, ids)
+
+    @api.model
+    def _rebuild_rollups(self, date_from=None):
+        """Rebuild every rollup from the raw usage rows (see the mixin's _rebuild), from the start of
+        `date_from`'s year: a year's per-record sums bound those of its months and days (the cost API's top
+        records rely on it), so all are rebuilt over the same whole years."""
+        yearly = self.env["ai.token.usage.record.yearly"]
+        date_from = date_from and yearly._period_start(fields.Date.to_date(date_from))
+        for model in ROLLUP_MODELS:
+            self.env[model].sudo()._rebuild(date_from)
+        return True
+
+    # ------------------------------------------------------------------
+    # Retention
+    # ------------------------------------------------------------------
     @api.model
     def _cron_purge_prompts(self):
         """Blank prompt and completion texts older than each company's retention period."""

@@ -12,7 +12,7 @@ from odoo.tests import new_test_user, tagged
 from odoo.tools import SQL
 
 from ..core.messages import MAX_PROMPT_CHARS
-from ..models.ai_token_usage_rollup import ROLLUP_MODELS
+from ..models.ai_token_usage import ROLLUP_MODELS
 from .common import AiCostCase
 
 OK = [{"role": "user", "content": "Qualify lead 42."}]

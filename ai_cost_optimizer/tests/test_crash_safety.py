@@ -11,7 +11,7 @@ from odoo.tools import SQL
 
 from ..exceptions import AiProviderError
 from ..models.ai_cost_budget_period import RESERVATION_TTL
-from ..models.ai_token_usage_rollup import ROLLUP_MODELS
+from ..models.ai_token_usage import ROLLUP_MODELS
 from .common import AiCostCase, delete_rows_of
 from .fake_provider import FakeProviderServer
 

@@ -12,7 +12,7 @@ from odoo.tools import SQL, mute_logger
 from .. import kept_cursors
 from ..core.tokens import count_message_tokens
 from ..kept_cursors import LEDGER_CURSORS, MAX_KEPT, PREPARED, STATEMENT_CURSORS, KeptCursors, execute_prepared
-from ..models.ai_token_usage_rollup import ROLLUP_MODELS
+from ..models.ai_token_usage import ROLLUP_MODELS
 from .common import AiCostCase, delete_rows_of
 from .fake_provider import FakeProviderServer
 

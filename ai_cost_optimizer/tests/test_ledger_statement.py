@@ -4,7 +4,7 @@ from unittest.mock import patch
 from odoo.sql_db import Cursor
 from odoo.tests import tagged
 
-from ..models.ai_token_usage_rollup import ROLLUP_MODELS
+from ..models.ai_token_usage import ROLLUP_MODELS
 from .common import AiCostCase
 
 WRITE_STATEMENT = re.compile(r"\s*(WITH|INSERT|UPDATE|DELETE)\b", re.IGNORECASE)

@@ -1,5 +1,5 @@
 from odoo import Command
-from odoo.addons.ai_cost_optimizer.models.ai_token_usage_rollup import ROLLUP_MODELS
+from odoo.addons.ai_cost_optimizer.models.ai_token_usage import ROLLUP_MODELS
 from odoo.addons.ai_cost_optimizer.tests.fake_provider import FakeProviderServer
 from odoo.tests import TransactionCase, new_test_user, tagged
 
