@@ -11,16 +11,13 @@ from . import ai_token_usage_record_operation_monthly
 from . import ai_token_usage_record_yearly
 from . import ai_token_usage_record_operation_yearly
 from . import res_users
-from . import ai_service
 from . import ai_cost_budget_operation
 from . import ai_cost_budget
 from . import ai_cost_budget_period
 from . import ai_cost_budget_reservation
-from . import ai_service_budget
 from . import ai_token_waste_finding
 from . import ai_token_analytics
 from . import ai_response_cache
-from . import ai_service_waste
 from . import res_company
 from . import res_config_settings
 from . import ai_cost_dashboard
@@ -33,4 +30,4 @@ from . import ai_provider_benchmark
 from . import ai_provider_experiment
 from . import ai_provider_experiment_arm
 from . import ai_provider_experiment_assignment
-from . import ai_service_optimizer
+from . import ai_service

@@ -1,11 +1,13 @@
-import logging
+import hashlib
 import math
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from ..core import clients, pricing
+from ..core import waste as waste_rules
 from ..core.clients import ProviderError
+from ..core.complexity import score_prompt
 from ..core.messages import (
     check_code,
     check_label,
@@ -16,23 +18,29 @@ from ..core.messages import (
     validate_messages,
 )
 from ..core.recommendation import strictest_quality
-from ..core.tokens import count_message_tokens
+from ..core.response_cache import cache_key, is_cacheable
+from ..core.tokens import count_message_tokens, count_text_tokens
 from ..exceptions import AiBudgetExceeded, AiProviderError
 from ..kept_cursors import LEDGER_CURSORS, run_in_own_transaction
-from ..ledger import USAGE_CTE, LedgerStatement
+from ..ledger import USAGE_CTE, USAGE_DATE, USAGE_ID, LedgerStatement
+from .ai_cost_budget_period import read_committed
+from .ai_token_analytics import CALL_FIELDS, WASTE_FIELDS
 from .ai_token_usage import QUALITY_LEVELS
-
-_logger = logging.getLogger(__name__)
 
 MODES = ("passthrough", "smart_router")
 MAX_RECORD_ID = 2**31 - 1  # PostgreSQL integer ids
+# Errors every provider would give for the same request: falling back would only spend more.
+NO_FALLBACK_KINDS = frozenset({"invalid_request"})
 
 
 class AiService(models.AbstractModel):
     """The gateway every LLM call of Odoo goes through.
 
     `send_message` runs a pipeline of small overridable steps, each taking and enriching
-    one `call` dict, so other modules can hook in with `super()`.
+    one `call` dict, so other modules can hook in with `super()`: validation, token estimate,
+    response cache, recommendation and routing (smart router, auto-switch, A/B arms), budget
+    reservation, provider call with fallback, then the ledger (usage row, benchmark, waste
+    analysis) and the budget settle.
     """
 
     _name = "ai.service"
@@ -168,18 +176,11 @@ class AiService(models.AbstractModel):
         if not res_model:
             raise UserError(_("res_id %s needs res_model, the model of the record.", res_id))
 
-    @staticmethod
-    def _is_one_of(value, choices):
-        """Membership that tolerates unhashable junk (lists, dicts) instead of raising TypeError."""
-        return (value is None or isinstance(value, str)) and value in choices
-
-    @staticmethod
-    def _is_number(value):
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
-
     def _resolve_provider(self, call):
         """The given provider (record or id) or the company's default; it must be usable."""
         _ = self.env._
+        # A call that names no provider may be routed by an A/B experiment even in passthrough mode.
+        call["provider_given"] = call["provider"] is not None
         Provider = self.env["ai.service.provider"].sudo()
         given = call["provider"]
         if isinstance(given, models.BaseModel) and given._name == Provider._name:
@@ -227,47 +228,109 @@ class AiService(models.AbstractModel):
         call["prompt_hash"] = prompt_hash(call["messages"], call["provider"].model)
 
     def _lookup_response_cache(self, call):
-        """Hook: a stored answer for this exact request, or None. Filled by the response cache."""
-        return None
+        """A stored answer for this exact request, or None. A hit records a usage row with cache_hit,
+        cost 0 and the original cost as the saving, and returns its summary."""
+        if not self._response_cacheable(call):
+            return None
+        answer = self.env["ai.response.cache"].sudo()._lookup(call["provider"].company_id, self._response_key(call))
+        if not answer:
+            return None
+        call["cache_entry"] = answer
+        call["cached_content"] = answer["content"]
+        return self._record_usage(call, status="ok")
 
     def _recommend(self, call):
-        """Hook: the optimizer's recommendation for this call (a dict), or None."""
-        return None
+        """Score the prompt's complexity (smart_router: it sets the quality bar) and ask the optimizer
+        which provider it would pick; passthrough calls record it too (the wrong_model waste rule).
+        Returns the recommendation (a dict), or None for a task type the optimizer cannot price."""
+        model = call["provider"].model
+        call["complexity"] = score_prompt(call["messages"], lambda text: count_text_tokens(text, model).tokens)
+        if call["mode"] == "smart_router":
+            # The complexity sets the bar of a call that gave none, and may raise a given one.
+            call["quality_required"] = strictest_quality(call["quality_given"], call["complexity"].quality_level)
+        if call["task_type"] not in self.env["ai.task.type"]._output_figures():
+            return None
+        # Stored with the usage row of a served call (_add_usage_followers), not for refused ones.
+        return (
+            self.env["ai.cost.optimizer"]
+            .with_company(call["provider"].company_id)
+            .with_context(ai_recommendation_internal=True)
+            .recommend_provider(
+                call["task_type"], call["context_size_tokens"], call["quality_required"], call["max_budget_usd"]
+            )
+        )
 
     def _apply_recommendation(self, call):
-        """Hook: switch call['provider'] to the recommendation when configured to."""
+        """Switch call['provider'] when configured to. smart_router always follows the recommendation;
+        passthrough only when cost optimization and auto-switch are both on (on the provider or for
+        the company) and it is cheaper. A running A/B experiment on the task type takes precedence
+        over both, and also routes passthrough calls that name no provider."""
         call.setdefault("switched_from", False)
+        if call["switched_from"]:
+            return
+        may_reroute = self._may_reroute(call)
+        target = self._ab_target(call) if may_reroute or not call["provider_given"] else None
+        if not target and may_reroute:
+            target = self._recommended_target(call)
+        if target and target != call["provider"] and target.max_output_tokens >= call["max_tokens"]:
+            self._switch_provider(call, target)
 
     def _check_budget(self, call):
-        """Hook: check and reserve budgets; returns {'status': 'ok'|'warning'|'switched'|'blocked',
-        'message': ...} or None when no budget applies. 'blocked' records the call and raises."""
-        return None
+        """Check the budgets whose scope matches the call and reserve its estimated cost on them;
+        returns {'status': 'ok'|'warning'|'switched'|'blocked', 'message': ...} or None when no budget
+        applies. 'blocked' records the call and raises (send_message)."""
+        Budget = self.env["ai.cost.budget"].sudo()
+        rules = Budget._matching_rules(self.env.user, call["provider"], call.get("operation"))
+        if not rules:
+            return None
+        return Budget._reserve_for_call(rules, call, self._switch_to_cheapest)
 
     def _release_budget(self, call):
-        """Hook: release the reservation of a call that failed."""
+        """Release the budget reservation of a call that failed."""
+        if call.get("budget_reservations"):
+            reservations = call.pop("budget_reservations")
+
+            def release(cr):
+                env = self.env(cr=cr, su=True)
+                read_committed(env)
+                env["ai.cost.budget.period"].browse(call["budget_periods"])._release(reservations)
+
+            run_in_own_transaction(self.env, release)
 
     def _call_provider(self, call):
         """Call call['provider'] with retries; sets result, price and cost_usd or raises ProviderError.
-        Every failed attempt is recorded on the way (see `_record_failed_attempt`)."""
-        provider = call["provider"]
-        if call["estimate"].tokens > provider.context_window:
-            # Refused before sending: the provider would reject it, maybe after billing it.
-            raise ProviderError(
-                "invalid_request",
-                f"the prompt has about {call['estimate'].tokens} tokens, more than the "
-                f"{provider.context_window}-token context window of {provider.model}",
-            )
-        result = clients.chat(
-            call["config"],
-            call["messages"],
-            call["max_tokens"],
-            call["temperature"],
-            on_attempt_failed=lambda error: self._record_failed_attempt(call, error),
-        )
-        call["result"] = result
-        price = call["provider"]._price_at(fields.Datetime.now())
-        call["price"] = price
-        call["cost_usd"] = pricing.compute_cost(result.usage, price._as_core_price()) if price else 0.0
+        When the provider fails after its retries, move on to the next qualifying alternative of the
+        recommendation (when the company falls back, see `_may_fall_back`). Every failed attempt keeps
+        its own usage row (see `_record_failed_attempt`); call['provider_failures'] lists each provider
+        tried that failed, with its last error, in order (send_message's error names them all)."""
+        failures = call.setdefault("provider_failures", [])
+        while True:
+            provider = call["provider"]
+            try:
+                if call["estimate"].tokens > provider.context_window:
+                    # Refused before sending: the provider would reject it, maybe after billing it.
+                    raise ProviderError(
+                        "invalid_request",
+                        f"the prompt has about {call['estimate'].tokens} tokens, more than the "
+                        f"{provider.context_window}-token context window of {provider.model}",
+                    )
+                result = clients.chat(
+                    call["config"],
+                    call["messages"],
+                    call["max_tokens"],
+                    call["temperature"],
+                    on_attempt_failed=lambda error: self._record_failed_attempt(call, error),
+                )
+            except ProviderError as error:
+                failures.append((provider, error))
+                if not self._fall_back(call, error):
+                    raise
+                continue
+            call["result"] = result
+            price = provider._price_at(fields.Datetime.now())
+            call["price"] = price
+            call["cost_usd"] = pricing.compute_cost(result.usage, price._as_core_price()) if price else 0.0
+            return
 
     def _record_failed_attempt(self, call, error):
         """One 'error' row, without cost, per failed request sent to a provider: retries and
@@ -305,61 +368,10 @@ class AiService(models.AbstractModel):
         # The caller's snapshot may predate this commit, so it gets the figures, not the record.
         return self._usage_summary(call, usage.id, vals)
 
-    def _before_usage(self, call, vals):
-        """Hook: steps of a successful call that complete the values of its usage row before it is
-        written, on the ledger transaction (the waste analysis: the row is then written once)."""
-
-    def _add_usage_followers(self, call, ledger, status):
-        """Hook: add to `ledger` (a LedgerStatement) the rows that follow the usage row of a call
-        with `status`, written by the same statement: its rollups, and for a served call its benchmark
-        (`_log_benchmark`, also for a failed attempt), its recommendation, its waste findings and its
-        response-cache entry."""
-        ledger.usage_model._add_ledger_rows(ledger)
-        # A request that reached a provider, answered or failed, counts in its benchmarks (error rate).
-        if (status == "ok" and call.get("result") is not None) or call.get("failed_attempt"):
-            self._log_benchmark(call, ledger)
-
-    def _after_usage(self, call, usage, ids):
-        """Steps after the ledger statement of a successful call, on the ledger transaction: the waste
-        analysis (unless made before the row was written) and the budget settle. `ids`: the ids of the
-        rows the statement wrote, by part name (see LedgerStatement.execute)."""
-        if "waste_report" not in call:
-            call["waste_report"] = self._analyze_waste(usage)
-        self._settle_budget(call, usage)
-
-    def _log_benchmark(self, call, ledger):
-        """Hook: add the call's provider performance row (ai.provider.benchmark) to `ledger`."""
-
-    def _analyze_waste(self, usage):
-        """Hook: run the waste rules on a usage row and fill its waste fields; returns a report or None."""
-        return None
-
-    def _settle_budget(self, call, usage):
-        """Hook: replace the budget reservation with the actual cost."""
-
-    # ------------------------------------------------------------------
-    # Helpers
-    # ------------------------------------------------------------------
-    def _ledger_provider(self, call):
-        """The provider a usage row may name: the call's provider once it is one provider of the
-        caller's companies. Input that failed validation names none, so that a row never lands in
-        another company's ledger."""
-        provider = call.get("provider")
-        if (
-            isinstance(provider, models.BaseModel)
-            and provider._name == "ai.service.provider"
-            and len(provider) == 1
-            and self._is_users_company(provider.sudo().company_id)
-        ):
-            return provider
-        return None
-
-    def _is_users_company(self, company):
-        """Whether `company` is one of the current user's active companies. Odoo caches them per user:
-        reading the user's company_ids instead would load every field of every company on each call."""
-        return company.id in self.env.user._get_company_ids()
-
     def _usage_values(self, call, status, error):
+        """The values of the call's usage row: the request, the answer and its cost (a response-cache
+        hit costs nothing and records the original cost as saved), the prompt's waste facts, and the
+        routing (recommendation, complexity, A/B arm)."""
         provider = self._ledger_provider(call)
         company = provider.company_id if provider else self.env.company
         result = call.get("result")
@@ -412,7 +424,266 @@ class AiService(models.AbstractModel):
             vals["attempts"] = call["attempts"]
         # Stored and computed: the ledger statement writes it, no create() computes it.
         vals["total_tokens"] = vals.get("input_tokens", 0) + vals.get("output_tokens", 0)
+        answer = call.get("cache_entry")
+        if answer:
+            vals.update(
+                cache_hit=True, cost_usd=0.0, cache_savings_usd=answer["cost_usd"], latency_ms=0.0,
+                completion_text=company._ai_retained_text(answer["content"]),
+            )
+        elif status == "ok" and result is not None:
+            vals.update(self._waste_facts(call["messages"], call["provider"].model))
+        # The optimizer's verdict for this call: what the wrong_model waste rule compares against.
+        recommendation = call.get("recommendation") or {}
+        complexity = call.get("complexity")
+        vals.update(
+            recommended_provider_id=recommendation.get("provider_id") or False,
+            recommended_cost_usd=recommendation.get("estimated_cost") or 0.0,
+            complexity=complexity.level if complexity else False,
+            ab_arm_id=call.get("ab_arm_id") or False,
+        )
         return vals
+
+    def _before_usage(self, call, vals):
+        """Steps of a successful call that complete the values of its usage row before it is written,
+        on the ledger transaction: the waste rules run here, so that the row is written once, with its
+        waste fields; the findings follow it in the same statement (_add_usage_followers)."""
+        provider = call["provider"]
+        if call.get("cache_entry") or not provider._waste_detection_enabled():
+            call["waste_report"] = None
+            return
+        price = call.get("price") or self.env["ai.service.provider.price"]
+        # The row's values and what the caller's transaction has read of its provider and price.
+        values = {
+            **dict.fromkeys(CALL_FIELDS + WASTE_FIELDS, False),
+            **vals,
+            "context_window": provider.context_window,
+            "provider_quality": provider.quality_score,
+            "input_price": price.input_price,
+            "output_price": price.output_price,
+            "cache_read_price": price.cache_read_price,
+        }
+        Analytics = self.env["ai.token.analytics"].sudo()
+        report = Analytics._report(values)
+        vals.update(Analytics._waste_values(report))
+        call["waste_report"], call["waste_values"] = report, values
+
+    def _add_usage_followers(self, call, ledger, status):
+        """Add to `ledger` (a LedgerStatement) the rows that follow the usage row of a call with
+        `status`, written by the same statement: its rollups, and for a served call its benchmark
+        (`_log_benchmark`, also for a failed attempt), its waste findings, its response-cache entry
+        and its recommendation."""
+        ledger.usage_model._add_ledger_rows(ledger)
+        # A request that reached a provider, answered or failed, counts in its benchmarks (error rate).
+        if (status == "ok" and call.get("result") is not None) or call.get("failed_attempt"):
+            self._log_benchmark(call, ledger)
+        if status != "ok":
+            return
+        # An answer from the response cache has no findings and is stored already.
+        served = not call.get("cache_entry")
+        if served and call.get("waste_report"):
+            Analytics = self.env["ai.token.analytics"].sudo()
+            findings = Analytics._finding_values(USAGE_ID, USAGE_DATE, call["waste_values"], call["waste_report"])
+            for index, vals in enumerate(findings):
+                ledger.add_insert(f"finding_{index}", self.env["ai.token.waste.finding"], vals)
+        if served and self._response_cacheable(call):
+            # The company as the caller's transaction has read it: the ledger's need not read it again.
+            entry = self.env["ai.response.cache"].sudo()._store_sql(
+                self._response_key(call), call["provider"].company_id, ledger.vals, call["result"].content
+            )
+            if entry:
+                ledger.add("response_cache", entry)
+        if call.get("recommendation"):
+            vals = self.env["ai.cost.optimizer"]._recommendation_values(
+                call["recommendation"], call["task_type"], call["context_size_tokens"], call["quality_required"],
+                call["max_budget_usd"],
+            )
+            ledger.add_insert("recommendation", self.env["ai.cost.recommendation"], vals)
+
+    def _after_usage(self, call, usage, ids):
+        """Steps after the ledger statement of a successful call, on the ledger transaction: the waste
+        analysis (unless made before the row was written) and the budget settle. `ids`: the ids of the
+        rows the statement wrote, by part name (see LedgerStatement.execute)."""
+        if "recommendation" in ids:
+            call["recommendation"]["recommendation_id"] = ids["recommendation"]
+        # The waste rules ask the optimizer again: that question is not a recommendation to keep,
+        # and must not fail the call for a task type the optimizer does not know.
+        service = self.with_context(ai_recommendation_internal=True)
+        if "waste_report" not in call:
+            call["waste_report"] = service._analyze_waste(usage)
+        service._settle_budget(call, usage)
+
+    def _log_benchmark(self, call, ledger):
+        """Add the call's provider performance row (ai.provider.benchmark) to `ledger`."""
+        usage, Benchmark = ledger.vals, self.env["ai.provider.benchmark"]
+        failed = usage["status"] != "ok"
+        # The call's provider, read by the caller's transaction: the ledger's need not read it again.
+        vals = Benchmark._benchmark_values(
+            call["provider"], usage["task_type"], usage.get("complexity"),
+            usage["estimated_input_tokens"] if failed else usage["input_tokens"], usage.get("output_tokens", 0),
+            usage.get("cost_usd", 0.0), usage.get("latency_ms", 0.0), error_occurred=failed, usage_id=USAGE_ID,
+        )
+        ledger.add_insert("benchmark", Benchmark, vals)
+
+    def _analyze_waste(self, usage):
+        """Run the waste rules on stored calls of providers with waste detection and fill their waste
+        fields; returns the report of the last one, or None."""
+        report = None
+        Analytics = self.env["ai.token.analytics"].sudo()
+        for row in usage.sudo().filtered(lambda row: row.provider_id._waste_detection_enabled()):
+            report = Analytics._analyze_usage(row)
+        return report
+
+    def _settle_budget(self, call, usage):
+        """Replace the budget reservation with the actual cost."""
+        if call.get("budget_periods"):
+            periods = self.env["ai.cost.budget.period"].sudo().browse(call["budget_periods"])
+            # The call's cost as the ledger statement wrote it: reading the row back would cost a query.
+            periods._settle(call.pop("budget_reservations", []), call.get("cost_usd", 0.0))
+
+    # ------------------------------------------------------------------
+    # Helpers
+    # ------------------------------------------------------------------
+    @staticmethod
+    def _is_one_of(value, choices):
+        """Membership that tolerates unhashable junk (lists, dicts) instead of raising TypeError."""
+        return (value is None or isinstance(value, str)) and value in choices
+
+    @staticmethod
+    def _is_number(value):
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+
+    def _is_users_company(self, company):
+        """Whether `company` is one of the current user's active companies. Odoo caches them per user:
+        reading the user's company_ids instead would load every field of every company on each call."""
+        return company.id in self.env.user._get_company_ids()
+
+    def _response_cacheable(self, call):
+        return call["provider"].company_id.ai_response_cache and is_cacheable(call["use_cache"], call["temperature"])
+
+    @staticmethod
+    def _response_key(call):
+        """The request's key, fixed at lookup: a call re-routed afterwards must store its answer
+        under the key the next identical request will look up, the caller's model."""
+        if "response_key" not in call:
+            call["response_key"] = cache_key(
+                call["provider"].model, call["messages"], call["max_tokens"], call["temperature"]
+            )
+        return call["response_key"]
+
+    def _may_reroute(self, call):
+        """Whether the gateway may send this call elsewhere than the given provider."""
+        if call["mode"] == "smart_router":
+            return True
+        provider, company = call["provider"], call["provider"].company_id
+        return (provider.enable_cost_optimization or company.ai_enable_cost_optimization) and (
+            provider.auto_switch_provider or company.ai_auto_switch_provider
+        )
+
+    def _recommended_target(self, call):
+        recommendation = call.get("recommendation") or {}
+        target = self.env["ai.service.provider"].sudo().browse(recommendation.get("provider_id") or [])
+        if not target or call["mode"] == "smart_router":
+            return target
+        current = next(
+            (alt for alt in recommendation["alternatives"] if alt["provider_id"] == call["provider"].id), None
+        )
+        # A passthrough call moves only to save money: the current provider may be the cheapest one
+        # in dollars while another one wins per quality point.
+        if current and current["estimated_cost"] <= recommendation["estimated_cost"]:
+            return self.env["ai.service.provider"]
+        return target
+
+    def _ab_target(self, call):
+        """The provider of the user's arm in a running A/B experiment on this task type."""
+        group = self.env["ai.provider.experiment"].sudo()._group_for_user(
+            call["task_type"], self.env.user, call["provider"].company_id
+        )
+        if not group:
+            return self.env["ai.service.provider"]
+        provider = self.env["ai.service.provider"].sudo().browse(group["provider_id"])
+        if not (provider.active and provider.api_key):
+            # An arm that cannot serve leaves the call where it was, outside the experiment.
+            return self.env["ai.service.provider"]
+        call["ab_arm_id"] = group["arm_id"]
+        return provider
+
+    def _switch_provider(self, call, target):
+        """Send the call to `target`, re-estimated with its tokenizer; the first provider asked is kept."""
+        call["switched_from"] = call.get("switched_from") or call["provider"]
+        call["provider"] = target
+        call["config"] = target._client_config()
+        self._estimate_tokens(call)
+
+    def _switch_to_cheapest(self, call):
+        """Move the call to the cheapest qualifying provider (a budget's auto-switch); False when the
+        optimizer recommends nothing cheaper than the current provider."""
+        current = call["provider"]
+        # The gateway's recommend step asked the same question already: its answer is reused.
+        recommendation = call.get("recommendation") or self.env["ai.cost.optimizer"].recommend_provider(
+            call["task_type"], call["context_size_tokens"], call["quality_required"], call.get("max_budget_usd")
+        )
+        provider = self.env["ai.service.provider"].sudo().browse(recommendation.get("provider_id") or [])
+        failed = [failed_provider for failed_provider, _error in call.get("provider_failures", ())]
+        if not provider or provider == current or provider in failed:
+            return False
+        call["provider"] = provider
+        call["config"] = provider._client_config()
+        call["switched_from"] = call.get("switched_from") or current
+        call["budget_switch"] = recommendation
+        return True
+
+    def _fall_back(self, call, error):
+        """Move the call to the next provider that may serve it, with its budget reservation: the
+        budgets of the failed provider's scope are released, those of the new one's checked and
+        reserved. A provider its budgets refuse is skipped. False when no provider is left."""
+        skip = [provider for provider, _error in call["provider_failures"]]
+        released = False
+        while True:
+            target = self._fallback_target(call, error, skip)
+            if not target:
+                return False
+            if not released:
+                self._release_budget(call)
+                call.pop("budget_periods", None)
+                released = True
+            moved = dict(call)
+            self._switch_provider(moved, target)
+            budget = self._check_budget(moved) or {"status": "ok"}
+            if budget["status"] != "blocked":
+                moved["budget"] = budget
+                call.update(moved)
+                return True
+            skip.append(target)
+
+    def _may_fall_back(self, call):
+        """Whether a call whose provider failed may go to another one: a company setting (on by
+        default) that applies in both modes."""
+        return call["provider"].company_id.ai_fallback_on_failure
+
+    def _fallback_target(self, call, error, tried):
+        """The next alternative of the recommendation not in `tried` that can serve the call, if any."""
+        if error.kind in NO_FALLBACK_KINDS or not self._may_fall_back(call):
+            return None
+        Provider = self.env["ai.service.provider"].sudo()
+        for alternative in (call.get("recommendation") or {}).get("alternatives") or []:
+            provider = Provider.browse(alternative["provider_id"])
+            if provider not in tried and provider.max_output_tokens >= call["max_tokens"]:
+                return provider
+        return None
+
+    def _ledger_provider(self, call):
+        """The provider a usage row may name: the call's provider once it is one provider of the
+        caller's companies. Input that failed validation names none, so that a row never lands in
+        another company's ledger."""
+        provider = call.get("provider")
+        if (
+            isinstance(provider, models.BaseModel)
+            and provider._name == "ai.service.provider"
+            and len(provider) == 1
+            and self._is_users_company(provider.sudo().company_id)
+        ):
+            return provider
+        return None
 
     @staticmethod
     def _clean_str(value, limit=256):
@@ -429,6 +700,21 @@ class AiService(models.AbstractModel):
         if not price or not usage.cache_read_tokens:
             return 0.0
         return usage.cache_read_tokens * (price.input_price - (price.cache_read_price or price.input_price)) / 1e6
+
+    @staticmethod
+    def _waste_facts(messages, model):
+        """What the waste rules need from the prompt, measured once, so the prompt need not be kept."""
+        prefix = waste_rules.static_prefix(messages)
+        history = waste_rules.history_messages(messages)
+        return {
+            # Exact bytes: a prompt cache only matches a byte-identical prefix.
+            "static_prefix_hash": hashlib.sha256(f"{model}\n{prefix}".encode()).hexdigest() if prefix else False,
+            "static_prefix_tokens": count_text_tokens(prefix, model).tokens if prefix else 0,
+            "redundant_context_tokens": waste_rules.redundant_tokens(
+                messages, lambda text: count_text_tokens(text, model).tokens
+            ),
+            "history_tokens": count_message_tokens(history, model).tokens if history else 0,
+        }
 
     def _usage_summary(self, call, usage_id, vals):
         """The figures of the usage row, from the values it was written with."""
