@@ -478,7 +478,7 @@ class AiCostBudget(models.Model):
         price = provider.sudo()._price_at(fields.Datetime.now())
         if not price:
             return 0.0
-        usage = Usage(input_tokens=call["estimate"].tokens, output_tokens=call["max_tokens"])
+        usage = Usage(input_tokens=call.estimate.tokens, output_tokens=call.max_tokens)
         return pricing.compute_cost(usage, price._as_core_price())
 
     @api.model
@@ -488,20 +488,20 @@ class AiCostBudget(models.Model):
 
         `switch(call)` is called when a budget asks for the cheapest provider; it moves the call to
         that provider and returns True, or returns False when no cheaper one qualifies. Stores the
-        reservations in call['budget_reservations'] and call['budget_periods'] and returns the result.
+        reservations in call.budget_reservations and call.budget_periods and returns the result.
         """
         # Everything Python needs (rules, timezone, price) comes from caches: the database sees one
         # statement per check (see HOLD_SQL), two when a budget switches the call.
         now = self._now()
-        tz = call["provider"].company_id.partner_id.tz or "UTC"
+        tz = call.provider.company_id.partner_id.tz or "UTC"
         bounds = {rule.id: budget_math.current_period(now, tz, rule.period_type) for rule in rules}
-        estimate = self._estimate_cost(call["provider"], call)
+        estimate = self._estimate_cost(call.provider, call)
         outcomes, holds = self._hold(rules, bounds, estimate, honour_switch=True)
         note = None
         if budget_math.strictest(outcome[3] for outcome in outcomes) == "switched":
             # Nothing is held yet: hold the estimate of the provider the call goes to.
             if switch(call):
-                estimate = self._estimate_cost(call["provider"], call)
+                estimate = self._estimate_cost(call.provider, call)
             else:
                 note = self.env._("A budget asks for a cheaper provider, but none qualifies: the call proceeds.")
             outcomes, holds = self._hold(rules, bounds, estimate, honour_switch=False)
@@ -510,8 +510,8 @@ class AiCostBudget(models.Model):
                             for outcome in outcomes]
         result = self._outcome(outcomes, estimate, note)
         if holds:
-            call["budget_periods"] = [period_id for period_id, _reservation_id in holds]
-            call["budget_reservations"] = [reservation_id for _period_id, reservation_id in holds]
+            call.budget_periods = [period_id for period_id, _reservation_id in holds]
+            call.budget_reservations = [reservation_id for _period_id, reservation_id in holds]
         result["estimated_cost"] = estimate
         return result
 

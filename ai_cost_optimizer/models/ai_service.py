@@ -1,11 +1,13 @@
 import hashlib
 import math
+from dataclasses import replace
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from ..core import clients, pricing
 from ..core import waste as waste_rules
+from ..core.call import GatewayCall
 from ..core.clients import ProviderError
 from ..core.complexity import score_prompt
 from ..core.messages import (
@@ -36,8 +38,8 @@ NO_FALLBACK_KINDS = frozenset({"invalid_request"})
 class AiService(models.AbstractModel):
     """The gateway every LLM call of Odoo goes through.
 
-    `send_message` runs a pipeline of small overridable steps, each taking and enriching
-    one `call` dict, so other modules can hook in with `super()`: validation, token estimate,
+    `send_message` runs a pipeline of small overridable steps, each reading and completing one
+    `call` (core.call.GatewayCall), so other modules can hook in with `super()`: validation, token estimate,
     response cache, recommendation and routing (smart router, auto-switch, A/B arms), budget
     reservation, provider call with fallback, then the ledger (usage row, benchmark, waste
     analysis) and the budget settle.
@@ -72,21 +74,11 @@ class AiService(models.AbstractModel):
         Raises UserError (AiProviderError, AiBudgetExceeded) with a clear message; every
         call, failed or refused ones included, leaves a usage row.
         """
-        call = {
-            "messages": messages,
-            "provider": provider,
-            "task_type": task_type,
-            "quality_required": quality_required,
-            "mode": mode,
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "operation": operation,
-            "res_model": res_model,
-            "res_id": res_id,
-            "session_id": session_id,
-            "max_budget_usd": max_budget_usd,
-            "use_cache": use_cache,
-        }
+        call = GatewayCall(
+            messages, provider=provider, task_type=task_type, quality_required=quality_required, mode=mode,
+            max_tokens=max_tokens, temperature=temperature, operation=operation, res_model=res_model, res_id=res_id,
+            session_id=session_id, max_budget_usd=max_budget_usd, use_cache=use_cache,
+        )
         try:
             self._validate_request(call)
             self._resolve_provider(call)
@@ -97,22 +89,22 @@ class AiService(models.AbstractModel):
         cached = self._lookup_response_cache(call)
         if cached:
             return self._build_result(call, cached)
-        call["recommendation"] = self._recommend(call)
+        call.recommendation = self._recommend(call)
         self._apply_recommendation(call)
-        call["budget"] = self._check_budget(call) or {"status": "ok"}
-        if call["budget"]["status"] == "blocked":
-            self._record_usage(call, status="blocked", error=call["budget"].get("message"))
-            raise AiBudgetExceeded(call["budget"].get("message") or self.env._("A budget refused this AI call."))
+        call.budget = self._check_budget(call) or {"status": "ok"}
+        if call.budget["status"] == "blocked":
+            self._record_usage(call, status="blocked", error=call.budget.get("message"))
+            raise AiBudgetExceeded(call.budget.get("message") or self.env._("A budget refused this AI call."))
         try:
             self._call_provider(call)
         except ProviderError as error:
             self._release_budget(call)
-            if error not in call.get("failed_attempts", ()):
+            if error not in call.failed_attempts:
                 self._record_usage(call, status="error", error=str(error))
             # Every provider tried, in order, with its last error (a fallback may have tried several).
-            failures = list(call.get("provider_failures") or ())
+            failures = list(call.provider_failures or ())
             if not failures or failures[-1][1] is not error:
-                failures.append((call["provider"], error))
+                failures.append((call.provider, error))
             if len(failures) == 1:
                 message = self.env._(
                     "The AI provider '%(name)s' failed: %(error)s", name=failures[0][0].name, error=error
@@ -134,42 +126,42 @@ class AiService(models.AbstractModel):
         """Check every parameter, so that bad input gets a clear UserError before anything is sent."""
         _ = self.env._
         try:
-            call["messages"] = validate_messages(call["messages"])
+            call.messages = validate_messages(call.messages)
         except ValueError as error:
             raise UserError(_("Invalid messages: %s", error)) from None
-        if not self._is_one_of(call["mode"], (None, *MODES)):
-            raise UserError(_("Unknown mode %s: use 'passthrough' or 'smart_router'.", short_repr(call["mode"])))
-        quality = call["quality_required"]
+        if not self._is_one_of(call.mode, (None, *MODES)):
+            raise UserError(_("Unknown mode %s: use 'passthrough' or 'smart_router'.", short_repr(call.mode)))
+        quality = call.quality_required
         if quality is not None and not self._is_one_of(quality, dict(QUALITY_LEVELS)):
             raise UserError(_("quality_required must be low, medium or high, not %s.", short_repr(quality)))
-        call["quality_given"], call["quality_required"] = quality, strictest_quality(quality)
-        max_tokens = call["max_tokens"]
+        call.quality_given, call.quality_required = quality, strictest_quality(quality)
+        max_tokens = call.max_tokens
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0:
             raise UserError(_("max_tokens must be a positive integer, not %s.", short_repr(max_tokens)))
-        temperature = call["temperature"]
+        temperature = call.temperature
         if temperature is not None and not (self._is_number(temperature) and 0 <= temperature <= 2):
             raise UserError(_("temperature must be a number between 0 and 2, not %s.", short_repr(temperature)))
-        budget = call["max_budget_usd"]
+        budget = call.max_budget_usd
         if budget is not None and not (self._is_number(budget) and math.isfinite(budget) and budget >= 0):
             raise UserError(_("max_budget_usd must be a positive number, not %s.", short_repr(budget)))
-        if not isinstance(call["use_cache"], bool):
-            raise UserError(_("use_cache must be True or False, not %s.", short_repr(call["use_cache"])))
+        if not isinstance(call.use_cache, bool):
+            raise UserError(_("use_cache must be True or False, not %s.", short_repr(call.use_cache)))
         try:
-            call["task_type"] = check_code(call["task_type"], "task_type")
-            for name in ("operation", "session_id"):
-                call[name] = check_label(call[name], name)
-            call["res_model"] = check_model_name(call["res_model"], "res_model")
+            call.task_type = check_code(call.task_type, "task_type")
+            call.operation = check_label(call.operation, "operation")
+            call.session_id = check_label(call.session_id, "session_id")
+            call.res_model = check_model_name(call.res_model, "res_model")
         except ValueError as error:
             raise UserError(str(error)) from None
         self._validate_record_reference(call)
-        call["mode"] = call["mode"] or self.env.company.ai_default_mode or "passthrough"
+        call.mode = call.mode or self.env.company.ai_default_mode or "passthrough"
 
     def _validate_record_reference(self, call):
         """res_model/res_id name an Odoo record: a model name and a positive id, or nothing."""
         _ = self.env._
-        res_model, res_id = call["res_model"], call["res_id"]
+        res_model, res_id = call.res_model, call.res_id
         if res_id is None or res_id is False:
-            call["res_id"] = None
+            call.res_id = None
             return
         if isinstance(res_id, bool) or not isinstance(res_id, int) or not 0 < res_id <= MAX_RECORD_ID:
             raise UserError(_("res_id must be the id of a record (a positive integer), not %s.", short_repr(res_id)))
@@ -180,9 +172,9 @@ class AiService(models.AbstractModel):
         """The given provider (record or id) or the company's default; it must be usable."""
         _ = self.env._
         # A call that names no provider may be routed by an A/B experiment even in passthrough mode.
-        call["provider_given"] = call["provider"] is not None
+        call.provider_given = call.provider is not None
         Provider = self.env["ai.service.provider"].sudo()
-        given = call["provider"]
+        given = call.provider
         if isinstance(given, models.BaseModel) and given._name == Provider._name:
             provider = given.sudo()
         elif isinstance(given, int) and not isinstance(given, bool) and 0 < given <= MAX_RECORD_ID:
@@ -207,72 +199,70 @@ class AiService(models.AbstractModel):
         if not self._is_users_company(provider.company_id):
             # Not kept on the call: the failed call is recorded in the caller's company, not in theirs.
             raise UserError(_("The AI provider '%s' belongs to another company.", provider.name))
-        call["provider"] = provider
+        call.provider = provider
         if not provider.active:
             raise UserError(_("The AI provider '%s' is archived.", provider.name))
-        if call["max_tokens"] > provider.max_output_tokens:
+        if call.max_tokens > provider.max_output_tokens:
             raise UserError(
                 _(
                     "max_tokens %(asked)s exceeds the %(limit)s output tokens of '%(name)s'.",
-                    asked=short_repr(call["max_tokens"]),
+                    asked=short_repr(call.max_tokens),
                     limit=provider.max_output_tokens,
                     name=provider.name,
                 )
             )
-        call["config"] = provider._client_config()
+        call.config = provider._client_config()
 
     def _estimate_tokens(self, call):
-        estimate = count_message_tokens(call["messages"], call["provider"].model)
-        call["estimate"] = estimate
-        call["context_size_tokens"] = estimate.tokens
-        call["prompt_hash"] = prompt_hash(call["messages"], call["provider"].model)
+        estimate = count_message_tokens(call.messages, call.provider.model)
+        call.estimate = estimate
+        call.context_size_tokens = estimate.tokens
+        call.prompt_hash = prompt_hash(call.messages, call.provider.model)
 
     def _lookup_response_cache(self, call):
         """A stored answer for this exact request, or None. A hit records a usage row with cache_hit,
         cost 0 and the original cost as the saving, and returns its summary."""
         if not self._response_cacheable(call):
             return None
-        answer = self.env["ai.response.cache"].sudo()._lookup(call["provider"].company_id, self._response_key(call))
+        answer = self.env["ai.response.cache"].sudo()._lookup(call.provider.company_id, self._response_key(call))
         if not answer:
             return None
-        call["cache_entry"] = answer
-        call["cached_content"] = answer["content"]
+        call.cached_answer = answer
         return self._record_usage(call, status="ok")
 
     def _recommend(self, call):
         """Score the prompt's complexity (smart_router: it sets the quality bar) and ask the optimizer
         which provider it would pick; passthrough calls record it too (the wrong_model waste rule).
         Returns the recommendation (a dict), or None for a task type the optimizer cannot price."""
-        model = call["provider"].model
-        call["complexity"] = score_prompt(call["messages"], lambda text: count_text_tokens(text, model).tokens)
-        if call["mode"] == "smart_router":
+        model = call.provider.model
+        call.complexity = score_prompt(call.messages, lambda text: count_text_tokens(text, model).tokens)
+        if call.mode == "smart_router":
             # The complexity sets the bar of a call that gave none, and may raise a given one.
-            call["quality_required"] = strictest_quality(call["quality_given"], call["complexity"].quality_level)
-        if call["task_type"] not in self.env["ai.task.type"]._output_figures():
+            call.quality_required = strictest_quality(call.quality_given, call.complexity.quality_level)
+        if call.task_type not in self.env["ai.task.type"]._output_figures():
             return None
         # Stored with the usage row of a served call (_add_usage_followers), not for refused ones.
         return (
             self.env["ai.cost.optimizer"]
-            .with_company(call["provider"].company_id)
+            .with_company(call.provider.company_id)
             .with_context(ai_recommendation_internal=True)
             .recommend_provider(
-                call["task_type"], call["context_size_tokens"], call["quality_required"], call["max_budget_usd"]
+                call.task_type, call.context_size_tokens, call.quality_required, call.max_budget_usd
             )
         )
 
     def _apply_recommendation(self, call):
-        """Switch call['provider'] when configured to. smart_router always follows the recommendation;
+        """Switch call.provider when configured to. smart_router always follows the recommendation;
         passthrough only when cost optimization and auto-switch are both on (on the provider or for
         the company) and it is cheaper. A running A/B experiment on the task type takes precedence
         over both, and also routes passthrough calls that name no provider."""
-        call.setdefault("switched_from", False)
-        if call["switched_from"]:
+        if call.switched_from:
             return
         may_reroute = self._may_reroute(call)
-        target = self._ab_target(call) if may_reroute or not call["provider_given"] else None
+        target = self._ab_target(call) if may_reroute or not call.provider_given else None
         if not target and may_reroute:
             target = self._recommended_target(call)
-        if target and target != call["provider"] and target.max_output_tokens >= call["max_tokens"]:
+        if target and target != call.provider and target.max_output_tokens >= call.max_tokens:
             self._switch_provider(call, target)
 
     def _check_budget(self, call):
@@ -280,45 +270,45 @@ class AiService(models.AbstractModel):
         returns {'status': 'ok'|'warning'|'switched'|'blocked', 'message': ...} or None when no budget
         applies. 'blocked' records the call and raises (send_message)."""
         Budget = self.env["ai.cost.budget"].sudo()
-        rules = Budget._matching_rules(self.env.user, call["provider"], call.get("operation"))
+        rules = Budget._matching_rules(self.env.user, call.provider, call.operation)
         if not rules:
             return None
         return Budget._reserve_for_call(rules, call, self._switch_to_cheapest)
 
     def _release_budget(self, call):
         """Release the budget reservation of a call that failed."""
-        if call.get("budget_reservations"):
-            reservations = call.pop("budget_reservations")
+        if call.budget_reservations:
+            reservations, call.budget_reservations = call.budget_reservations, []
 
             def release(cr):
                 env = self.env(cr=cr, su=True)
                 read_committed(env)
-                env["ai.cost.budget.period"].browse(call["budget_periods"])._release(reservations)
+                env["ai.cost.budget.period"].browse(call.budget_periods)._release(reservations)
 
             run_in_own_transaction(self.env, release)
 
     def _call_provider(self, call):
-        """Call call['provider'] with retries; sets result, price and cost_usd or raises ProviderError.
+        """Call call.provider with retries; sets result, price and cost_usd or raises ProviderError.
         When the provider fails after its retries, move on to the next qualifying alternative of the
         recommendation (when the company falls back, see `_may_fall_back`). Every failed attempt keeps
-        its own usage row (see `_record_failed_attempt`); call['provider_failures'] lists each provider
+        its own usage row (see `_record_failed_attempt`); call.provider_failures lists each provider
         tried that failed, with its last error, in order (send_message's error names them all)."""
-        failures = call.setdefault("provider_failures", [])
+        failures = call.provider_failures
         while True:
-            provider = call["provider"]
+            provider = call.provider
             try:
-                if call["estimate"].tokens > provider.context_window:
+                if call.estimate.tokens > provider.context_window:
                     # Refused before sending: the provider would reject it, maybe after billing it.
                     raise ProviderError(
                         "invalid_request",
-                        f"the prompt has about {call['estimate'].tokens} tokens, more than the "
+                        f"the prompt has about {call.estimate.tokens} tokens, more than the "
                         f"{provider.context_window}-token context window of {provider.model}",
                     )
                 result = clients.chat(
-                    call["config"],
-                    call["messages"],
-                    call["max_tokens"],
-                    call["temperature"],
+                    call.config,
+                    call.messages,
+                    call.max_tokens,
+                    call.temperature,
                     on_attempt_failed=lambda error: self._record_failed_attempt(call, error),
                 )
             except ProviderError as error:
@@ -326,21 +316,21 @@ class AiService(models.AbstractModel):
                 if not self._fall_back(call, error):
                     raise
                 continue
-            call["result"] = result
+            call.result = result
             price = provider._price_at(fields.Datetime.now())
-            call["price"] = price
-            call["cost_usd"] = pricing.compute_cost(result.usage, price._as_core_price()) if price else 0.0
+            call.price = price
+            call.cost_usd = pricing.compute_cost(result.usage, price._as_core_price()) if price else 0.0
             return
 
     def _record_failed_attempt(self, call, error):
         """One 'error' row, without cost, per failed request sent to a provider: retries and
         fallbacks are accounted attempt by attempt, and the error is not recorded twice."""
-        call["attempts"], call["failed_attempt"] = error.attempts, True
+        call.attempts, call.failed_attempt = error.attempts, True
         try:
             self._record_usage(call, status="error", error=str(error))
         finally:
-            call.pop("failed_attempt")
-        call.setdefault("failed_attempts", []).append(error)
+            call.failed_attempt = False
+        call.failed_attempts.append(error)
 
     def _record_usage(self, call, status, error=None):
         """Write the usage row in a transaction of its own: the money was spent even if the
@@ -374,38 +364,38 @@ class AiService(models.AbstractModel):
         routing (recommendation, complexity, A/B arm)."""
         provider = self._ledger_provider(call)
         company = provider.company_id if provider else self.env.company
-        result = call.get("result")
-        estimate = call.get("estimate")
-        messages = call["messages"] if isinstance(call["messages"], list) else []
+        result = call.result
+        estimate = call.estimate
+        messages = call.messages if isinstance(call.messages, list) else []
         vals = {
             "user_id": self.env.uid,
             "company_id": company.id,
             "provider_id": provider.id if provider else False,
             "model": provider.model if provider else False,
-            "mode": call["mode"] if self._is_one_of(call["mode"], MODES) else "passthrough",
-            "operation": self._clean_str(call["operation"]),
-            "res_model": self._clean_str(call["res_model"]),
-            "res_id": self._clean_id(call["res_id"]),
-            "session_id": self._clean_str(call["session_id"]),
-            "task_type": self._clean_str(call["task_type"]) or "chat",
-            "quality_required": call["quality_required"]
-            if self._is_one_of(call["quality_required"], dict(QUALITY_LEVELS))
+            "mode": call.mode if self._is_one_of(call.mode, MODES) else "passthrough",
+            "operation": self._clean_str(call.operation),
+            "res_model": self._clean_str(call.res_model),
+            "res_id": self._clean_id(call.res_id),
+            "session_id": self._clean_str(call.session_id),
+            "task_type": self._clean_str(call.task_type) or "chat",
+            "quality_required": call.quality_required
+            if self._is_one_of(call.quality_required, dict(QUALITY_LEVELS))
             else False,
             "status": status,
             "error_message": error and storable_text(error),
             "estimated_input_tokens": estimate.tokens if estimate else 0,
             "estimate_exact": estimate.exact if estimate else False,
-            "context_size_tokens": call.get("context_size_tokens", 0),
-            "prompt_hash": call.get("prompt_hash"),
-            "switched_from_id": call["switched_from"].id if call.get("switched_from") else False,
-            "switched": bool(call.get("switched_from")),
+            "context_size_tokens": call.context_size_tokens,
+            "prompt_hash": call.prompt_hash,
+            "switched_from_id": call.switched_from.id if call.switched_from else False,
+            "switched": bool(call.switched_from),
         }
         if all(isinstance(m, dict) for m in messages) and messages:
             vals["prompt_text"] = company._ai_retained_text(
                 storable_text("\n\n".join(f"[{message.get('role')}] {message.get('content')}" for message in messages))
             )
         if result is not None:
-            price = call.get("price")
+            price = call.price
             vals.update(
                 input_tokens=result.usage.input_tokens,
                 output_tokens=result.usage.output_tokens,
@@ -414,32 +404,32 @@ class AiService(models.AbstractModel):
                 usage_reported=result.usage_reported,
                 latency_ms=result.latency_ms,
                 attempts=result.attempts,
-                cost_usd=call["cost_usd"],
+                cost_usd=call.cost_usd,
                 cost_unknown=not price,
                 price_id=price.id if price else False,
                 prompt_cache_savings_usd=self._prompt_cache_savings(result.usage, price),
                 completion_text=company._ai_retained_text(storable_text(result.content)),
             )
-        elif error and call.get("attempts"):
-            vals["attempts"] = call["attempts"]
+        elif error and call.attempts:
+            vals["attempts"] = call.attempts
         # Stored and computed: the ledger statement writes it, no create() computes it.
         vals["total_tokens"] = vals.get("input_tokens", 0) + vals.get("output_tokens", 0)
-        answer = call.get("cache_entry")
+        answer = call.cached_answer
         if answer:
             vals.update(
                 cache_hit=True, cost_usd=0.0, cache_savings_usd=answer["cost_usd"], latency_ms=0.0,
                 completion_text=company._ai_retained_text(answer["content"]),
             )
         elif status == "ok" and result is not None:
-            vals.update(self._waste_facts(call["messages"], call["provider"].model))
+            vals.update(self._waste_facts(call.messages, call.provider.model))
         # The optimizer's verdict for this call: what the wrong_model waste rule compares against.
-        recommendation = call.get("recommendation") or {}
-        complexity = call.get("complexity")
+        recommendation = call.recommendation or {}
+        complexity = call.complexity
         vals.update(
             recommended_provider_id=recommendation.get("provider_id") or False,
             recommended_cost_usd=recommendation.get("estimated_cost") or 0.0,
             complexity=complexity.level if complexity else False,
-            ab_arm_id=call.get("ab_arm_id") or False,
+            ab_arm_id=call.ab_arm_id or False,
         )
         return vals
 
@@ -447,11 +437,11 @@ class AiService(models.AbstractModel):
         """Steps of a successful call that complete the values of its usage row before it is written,
         on the ledger transaction: the waste rules run here, so that the row is written once, with its
         waste fields; the findings follow it in the same statement (_add_usage_followers)."""
-        provider = call["provider"]
-        if call.get("cache_entry") or not provider._waste_detection_enabled():
-            call["waste_report"] = None
+        provider = call.provider
+        if call.cached_answer or not provider._waste_detection_enabled():
+            call.waste_report = None
             return
-        price = call.get("price") or self.env["ai.service.provider.price"]
+        price = call.price or self.env["ai.service.provider.price"]
         # The row's values and what the caller's transaction has read of its provider and price.
         values = {
             **dict.fromkeys(CALL_FIELDS + WASTE_FIELDS, False),
@@ -465,7 +455,7 @@ class AiService(models.AbstractModel):
         Analytics = self.env["ai.token.analytics"].sudo()
         report = Analytics._report(values)
         vals.update(Analytics._waste_values(report))
-        call["waste_report"], call["waste_values"] = report, values
+        call.waste_report, call.waste_values = report, values
 
     def _add_usage_followers(self, call, ledger, status):
         """Add to `ledger` (a LedgerStatement) the rows that follow the usage row of a call with
@@ -474,43 +464,37 @@ class AiService(models.AbstractModel):
         and its recommendation."""
         ledger.usage_model._add_ledger_rows(ledger)
         # A request that reached a provider, answered or failed, counts in its benchmarks (error rate).
-        if (status == "ok" and call.get("result") is not None) or call.get("failed_attempt"):
+        if (status == "ok" and call.result is not None) or call.failed_attempt:
             self._log_benchmark(call, ledger)
         if status != "ok":
             return
         # An answer from the response cache has no findings and is stored already.
-        served = not call.get("cache_entry")
-        if served and call.get("waste_report"):
+        served = not call.cached_answer
+        if served and call.waste_report:
             Analytics = self.env["ai.token.analytics"].sudo()
-            findings = Analytics._finding_values(USAGE_ID, USAGE_DATE, call["waste_values"], call["waste_report"])
+            findings = Analytics._finding_values(USAGE_ID, USAGE_DATE, call.waste_values, call.waste_report)
             for index, vals in enumerate(findings):
                 ledger.add_insert(f"finding_{index}", self.env["ai.token.waste.finding"], vals)
         if served and self._response_cacheable(call):
             # The company as the caller's transaction has read it: the ledger's need not read it again.
             entry = self.env["ai.response.cache"].sudo()._store_sql(
-                self._response_key(call), call["provider"].company_id, ledger.vals, call["result"].content
+                self._response_key(call), call.provider.company_id, ledger.vals, call.result.content
             )
             if entry:
                 ledger.add("response_cache", entry)
-        if call.get("recommendation"):
+        if call.recommendation:
             vals = self.env["ai.cost.optimizer"]._recommendation_values(
-                call["recommendation"], call["task_type"], call["context_size_tokens"], call["quality_required"],
-                call["max_budget_usd"],
+                call.recommendation, call.task_type, call.context_size_tokens, call.quality_required,
+                call.max_budget_usd,
             )
             ledger.add_insert("recommendation", self.env["ai.cost.recommendation"], vals)
 
     def _after_usage(self, call, usage, ids):
-        """Steps after the ledger statement of a successful call, on the ledger transaction: the waste
-        analysis (unless made before the row was written) and the budget settle. `ids`: the ids of the
-        rows the statement wrote, by part name (see LedgerStatement.execute)."""
+        """Steps after the ledger statement of a successful call, on the ledger transaction: the budget
+        settle. `ids`: the ids of the rows the statement wrote, by part name (see LedgerStatement.execute)."""
         if "recommendation" in ids:
-            call["recommendation"]["recommendation_id"] = ids["recommendation"]
-        # The waste rules ask the optimizer again: that question is not a recommendation to keep,
-        # and must not fail the call for a task type the optimizer does not know.
-        service = self.with_context(ai_recommendation_internal=True)
-        if "waste_report" not in call:
-            call["waste_report"] = service._analyze_waste(usage)
-        service._settle_budget(call, usage)
+            call.recommendation["recommendation_id"] = ids["recommendation"]
+        self._settle_budget(call, usage)
 
     def _log_benchmark(self, call, ledger):
         """Add the call's provider performance row (ai.provider.benchmark) to `ledger`."""
@@ -518,7 +502,7 @@ class AiService(models.AbstractModel):
         failed = usage["status"] != "ok"
         # The call's provider, read by the caller's transaction: the ledger's need not read it again.
         vals = Benchmark._benchmark_values(
-            call["provider"], usage["task_type"], usage.get("complexity"),
+            call.provider, usage["task_type"], usage.get("complexity"),
             usage["estimated_input_tokens"] if failed else usage["input_tokens"], usage.get("output_tokens", 0),
             usage.get("cost_usd", 0.0), usage.get("latency_ms", 0.0), error_occurred=failed, usage_id=USAGE_ID,
         )
@@ -535,10 +519,11 @@ class AiService(models.AbstractModel):
 
     def _settle_budget(self, call, usage):
         """Replace the budget reservation with the actual cost."""
-        if call.get("budget_periods"):
-            periods = self.env["ai.cost.budget.period"].sudo().browse(call["budget_periods"])
+        if call.budget_periods:
+            periods = self.env["ai.cost.budget.period"].sudo().browse(call.budget_periods)
             # The call's cost as the ledger statement wrote it: reading the row back would cost a query.
-            periods._settle(call.pop("budget_reservations", []), call.get("cost_usd", 0.0))
+            reservations, call.budget_reservations = call.budget_reservations, []
+            periods._settle(reservations, call.cost_usd)
 
     # ------------------------------------------------------------------
     # Helpers
@@ -558,34 +543,34 @@ class AiService(models.AbstractModel):
         return company.id in self.env.user._get_company_ids()
 
     def _response_cacheable(self, call):
-        return call["provider"].company_id.ai_response_cache and is_cacheable(call["use_cache"], call["temperature"])
+        return call.provider.company_id.ai_response_cache and is_cacheable(call.use_cache, call.temperature)
 
     @staticmethod
     def _response_key(call):
         """The request's key, fixed at lookup: a call re-routed afterwards must store its answer
         under the key the next identical request will look up, the caller's model."""
-        if "response_key" not in call:
-            call["response_key"] = cache_key(
-                call["provider"].model, call["messages"], call["max_tokens"], call["temperature"]
+        if call.response_key is None:
+            call.response_key = cache_key(
+                call.provider.model, call.messages, call.max_tokens, call.temperature
             )
-        return call["response_key"]
+        return call.response_key
 
     def _may_reroute(self, call):
         """Whether the gateway may send this call elsewhere than the given provider."""
-        if call["mode"] == "smart_router":
+        if call.mode == "smart_router":
             return True
-        provider, company = call["provider"], call["provider"].company_id
+        provider, company = call.provider, call.provider.company_id
         return (provider.enable_cost_optimization or company.ai_enable_cost_optimization) and (
             provider.auto_switch_provider or company.ai_auto_switch_provider
         )
 
     def _recommended_target(self, call):
-        recommendation = call.get("recommendation") or {}
+        recommendation = call.recommendation or {}
         target = self.env["ai.service.provider"].sudo().browse(recommendation.get("provider_id") or [])
-        if not target or call["mode"] == "smart_router":
+        if not target or call.mode == "smart_router":
             return target
         current = next(
-            (alt for alt in recommendation["alternatives"] if alt["provider_id"] == call["provider"].id), None
+            (alt for alt in recommendation["alternatives"] if alt["provider_id"] == call.provider.id), None
         )
         # A passthrough call moves only to save money: the current provider may be the cheapest one
         # in dollars while another one wins per quality point.
@@ -596,7 +581,7 @@ class AiService(models.AbstractModel):
     def _ab_target(self, call):
         """The provider of the user's arm in a running A/B experiment on this task type."""
         group = self.env["ai.provider.experiment"].sudo()._group_for_user(
-            call["task_type"], self.env.user, call["provider"].company_id
+            call.task_type, self.env.user, call.provider.company_id
         )
         if not group:
             return self.env["ai.service.provider"]
@@ -604,39 +589,39 @@ class AiService(models.AbstractModel):
         if not (provider.active and provider.api_key):
             # An arm that cannot serve leaves the call where it was, outside the experiment.
             return self.env["ai.service.provider"]
-        call["ab_arm_id"] = group["arm_id"]
+        call.ab_arm_id = group["arm_id"]
         return provider
 
     def _switch_provider(self, call, target):
         """Send the call to `target`, re-estimated with its tokenizer; the first provider asked is kept."""
-        call["switched_from"] = call.get("switched_from") or call["provider"]
-        call["provider"] = target
-        call["config"] = target._client_config()
+        call.switched_from = call.switched_from or call.provider
+        call.provider = target
+        call.config = target._client_config()
         self._estimate_tokens(call)
 
     def _switch_to_cheapest(self, call):
         """Move the call to the cheapest qualifying provider (a budget's auto-switch); False when the
         optimizer recommends nothing cheaper than the current provider."""
-        current = call["provider"]
+        current = call.provider
         # The gateway's recommend step asked the same question already: its answer is reused.
-        recommendation = call.get("recommendation") or self.env["ai.cost.optimizer"].recommend_provider(
-            call["task_type"], call["context_size_tokens"], call["quality_required"], call.get("max_budget_usd")
+        recommendation = call.recommendation or self.env["ai.cost.optimizer"].recommend_provider(
+            call.task_type, call.context_size_tokens, call.quality_required, call.max_budget_usd
         )
         provider = self.env["ai.service.provider"].sudo().browse(recommendation.get("provider_id") or [])
-        failed = [failed_provider for failed_provider, _error in call.get("provider_failures", ())]
+        failed = [failed_provider for failed_provider, _error in call.provider_failures]
         if not provider or provider == current or provider in failed:
             return False
-        call["provider"] = provider
-        call["config"] = provider._client_config()
-        call["switched_from"] = call.get("switched_from") or current
-        call["budget_switch"] = recommendation
+        call.provider = provider
+        call.config = provider._client_config()
+        call.switched_from = call.switched_from or current
+        call.budget_switch = recommendation
         return True
 
     def _fall_back(self, call, error):
         """Move the call to the next provider that may serve it, with its budget reservation: the
         budgets of the failed provider's scope are released, those of the new one's checked and
         reserved. A provider its budgets refuse is skipped. False when no provider is left."""
-        skip = [provider for provider, _error in call["provider_failures"]]
+        skip = [provider for provider, _error in call.provider_failures]
         released = False
         while True:
             target = self._fallback_target(call, error, skip)
@@ -644,30 +629,30 @@ class AiService(models.AbstractModel):
                 return False
             if not released:
                 self._release_budget(call)
-                call.pop("budget_periods", None)
+                call.budget_periods = []
                 released = True
-            moved = dict(call)
+            moved = replace(call)
             self._switch_provider(moved, target)
             budget = self._check_budget(moved) or {"status": "ok"}
             if budget["status"] != "blocked":
-                moved["budget"] = budget
-                call.update(moved)
+                moved.budget = budget
+                vars(call).update(vars(moved))
                 return True
             skip.append(target)
 
     def _may_fall_back(self, call):
         """Whether a call whose provider failed may go to another one: a company setting (on by
         default) that applies in both modes."""
-        return call["provider"].company_id.ai_fallback_on_failure
+        return call.provider.company_id.ai_fallback_on_failure
 
     def _fallback_target(self, call, error, tried):
         """The next alternative of the recommendation not in `tried` that can serve the call, if any."""
         if error.kind in NO_FALLBACK_KINDS or not self._may_fall_back(call):
             return None
         Provider = self.env["ai.service.provider"].sudo()
-        for alternative in (call.get("recommendation") or {}).get("alternatives") or []:
+        for alternative in (call.recommendation or {}).get("alternatives") or []:
             provider = Provider.browse(alternative["provider_id"])
-            if provider not in tried and provider.max_output_tokens >= call["max_tokens"]:
+            if provider not in tried and provider.max_output_tokens >= call.max_tokens:
                 return provider
         return None
 
@@ -675,7 +660,7 @@ class AiService(models.AbstractModel):
         """The provider a usage row may name: the call's provider once it is one provider of the
         caller's companies. Input that failed validation names none, so that a row never lands in
         another company's ledger."""
-        provider = call.get("provider")
+        provider = call.provider
         if (
             isinstance(provider, models.BaseModel)
             and provider._name == "ai.service.provider"
@@ -737,9 +722,9 @@ class AiService(models.AbstractModel):
     def _build_result(self, call, summary):
         return {
             **summary,
-            "content": call["result"].content if call.get("result") else call.get("cached_content"),
-            "recommendation": call.get("recommendation"),
-            "switched_from": call["switched_from"].id if call.get("switched_from") else False,
-            "budget": call.get("budget") or {"status": "ok"},
-            "waste_report": call.get("waste_report"),
+            "content": call.content,
+            "recommendation": call.recommendation,
+            "switched_from": call.switched_from.id if call.switched_from else False,
+            "budget": call.budget or {"status": "ok"},
+            "waste_report": call.waste_report,
         }

@@ -10,6 +10,7 @@ from odoo import SUPERUSER_ID, Command, api
 from odoo.modules.registry import DummyRLock, Registry
 from odoo.tests import TransactionCase, tagged
 
+from ..core.call import GatewayCall
 from ..exceptions import AiBudgetExceeded
 from .common import AiCostCase, delete_rows_of
 from .fake_provider import FakeProviderServer
@@ -85,16 +86,14 @@ class TestMixedScopeConcurrency(TransactionCase):
         with registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
             Service = env["ai.service"]
-            call = {
-                "messages": [{"role": "user", "content": PROMPT.format("0-00")}], "provider": provider.id,
-                "task_type": "chat", "quality_required": "medium", "mode": None, "max_tokens": MAX_TOKENS,
-                "temperature": None, "operation": None, "res_model": None, "res_id": None, "session_id": None,
-                "max_budget_usd": None, "use_cache": False,
-            }
+            call = GatewayCall(
+                [{"role": "user", "content": PROMPT.format("0-00")}], provider=provider.id, quality_required="medium",
+                max_tokens=MAX_TOKENS, use_cache=False,
+            )
             Service._validate_request(call)
             Service._resolve_provider(call)
             Service._estimate_tokens(call)
-            return env["ai.cost.budget"]._estimate_cost(call["provider"], call)
+            return env["ai.cost.budget"]._estimate_cost(call.provider, call)
 
     def _race(self, registry, round_, users, providers, operation):
         """One round: every thread makes one call, all at once; returns the outcomes."""

@@ -6,6 +6,7 @@ from odoo.tests import HttpCase, new_test_user, tagged
 from odoo.tools import SQL
 
 from ..core import budget as budget_math
+from ..core.call import GatewayCall
 from ..exceptions import AiBudgetExceeded, AiProviderError
 from .common import AiCostCase
 
@@ -201,7 +202,7 @@ class TestCostBudget(AiCostCase):
         Service = self.env["ai.service"]
         self._send()  # warm caches (rules, prices)
         # No budget: the check sends no query at all.
-        call = {"provider": self.gpt, "operation": "lead_qualification"}
+        call = GatewayCall([], provider=self.gpt, operation="lead_qualification")
         with self.assertQueryCount(0):
             self.assertIsNone(Service._check_budget(call))
         budget = self._budget(budget_amount=100.0)

@@ -9,6 +9,7 @@ from odoo.modules.registry import DummyRLock, Registry
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import SQL
 
+from ..core.call import GatewayCall
 from ..exceptions import AiProviderError
 from ..models.ai_cost_budget_period import RESERVATION_TTL
 from ..models.ai_token_usage import ROLLUP_MODELS
@@ -78,12 +79,10 @@ class TestCommittedCrashSafety(TransactionCase):
         with self.registry.cursor() as worker_cr:
             # The steps of send_message up to the budget check; the worker then dies: nothing settles.
             Service = api.Environment(worker_cr, SUPERUSER_ID, {})["ai.service"]
-            call = {
-                "messages": MESSAGES, "provider": self.provider.id, "task_type": "chat",
-                "quality_required": "medium", "mode": None, "max_tokens": 256, "temperature": None,
-                "operation": "killed", "res_model": None, "res_id": None, "session_id": None,
-                "max_budget_usd": None, "use_cache": False,
-            }
+            call = GatewayCall(
+                MESSAGES, provider=self.provider.id, quality_required="medium", max_tokens=256, operation="killed",
+                use_cache=False,
+            )
             Service._validate_request(call)
             Service._resolve_provider(call)
             Service._estimate_tokens(call)
@@ -98,7 +97,7 @@ class TestCommittedCrashSafety(TransactionCase):
             period = self._period(env)
             self.assertAlmostEqual(period.reserved, estimate, places=12, msg="the reservation was committed")
             reservation = env["ai.cost.budget.reservation"].search([("period_id", "=", period.id)])
-            self.assertEqual(reservation.ids, call["budget_reservations"])
+            self.assertEqual(reservation.ids, call.budget_reservations)
             # Within the TTL the worker may still be running: the cron leaves its reservation.
             env["ai.cost.budget.period"]._cron_expire_reservations()
             cr.commit()

@@ -10,6 +10,7 @@ from odoo.tests import TransactionCase, tagged
 from odoo.tools import SQL, mute_logger
 
 from .. import kept_cursors
+from ..core.call import GatewayCall
 from ..core.tokens import count_message_tokens
 from ..kept_cursors import LEDGER_CURSORS, MAX_KEPT, PREPARED, STATEMENT_CURSORS, KeptCursors, execute_prepared
 from ..models.ai_token_usage import ROLLUP_MODELS
@@ -64,16 +65,15 @@ class TestKeptCursors(TransactionCase):
             env = api.Environment(cr, SUPERUSER_ID, {})
             provider = env["ai.service.provider"].browse(self.provider_id)
             estimate = count_message_tokens(MESSAGES, provider.model)
-            call = {
-                "provider": provider, "messages": MESSAGES, "estimate": estimate, "max_tokens": 200,
-                "operation": OPERATION, "task_type": "chat", "quality_required": "medium",
-                "context_size_tokens": estimate.tokens, "max_budget_usd": None,
-            }
+            call = GatewayCall(
+                MESSAGES, provider=provider, estimate=estimate, max_tokens=200, operation=OPERATION,
+                quality_required="medium", context_size_tokens=estimate.tokens,
+            )
             self.assertEqual(env["ai.service"]._check_budget(call)["status"], "ok")
             kept = STATEMENT_CURSORS._idle[self.registry.db_name][-1]  # the last one given back
             with self.registry.cursor() as other:
                 other.execute("SELECT count(*) FROM ai_cost_budget_reservation WHERE id = ANY(%s)",
-                              [call["budget_reservations"]])
+                              [call.budget_reservations])
                 [(committed,)] = other.fetchall()
             env["ai.service"]._release_budget(call)
         return kept, committed

@@ -1,0 +1,81 @@
+"""One call through the gateway, as the steps of `ai.service.send_message` read and complete it.
+
+The steps are methods that other modules override with `super()`: each reads the fields it needs and sets
+the ones it decides, so a step's contract is the fields named here, not keys of a dict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .clients.base import ChatResult, ProviderConfig
+from .complexity import Complexity
+from .tokens import TokenEstimate
+
+
+@dataclass
+class GatewayCall:
+    """A call's request, then what each step decided about it.
+
+    Odoo records (providers, price versions) are typed `Any`: this module never imports Odoo."""
+
+    # The request, as the caller gave it; validation normalizes these fields in place.
+    messages: Any
+    provider: Any = None  # as given (a record, an id or None), then the ai.service.provider record that answers
+    task_type: Any = "chat"
+    quality_required: Any = None  # as given, then the bar the answer must meet (low | medium | high)
+    mode: Any = None  # passthrough | smart_router, the company's default when not given
+    max_tokens: Any = 1024
+    temperature: Any = None
+    operation: Any = None
+    res_model: Any = None
+    res_id: Any = None
+    session_id: Any = None
+    max_budget_usd: Any = None
+    use_cache: Any = True
+
+    # Validation and the provider
+    quality_given: str | None = None  # the bar the caller asked for, before the prompt's complexity raised it
+    provider_given: bool = False  # False: the company's default provider, which an A/B experiment may replace
+    config: ProviderConfig | None = None  # how to reach the provider that answers
+
+    # The prompt, measured with the answering provider's tokenizer
+    estimate: TokenEstimate | None = None
+    context_size_tokens: int = 0
+    prompt_hash: str | None = None
+
+    # The response cache
+    response_key: str | None = None  # fixed at the lookup: a re-routed call stores its answer under it
+    cached_answer: dict | None = None  # {'content', 'cost_usd'} of a hit
+
+    # Routing
+    complexity: Complexity | None = None
+    recommendation: dict | None = None  # ai.cost.optimizer's answer for this call
+    switched_from: Any = None  # the provider first asked, when the call went to another one
+    ab_arm_id: int | None = None
+
+    # Budgets
+    budget: dict | None = None  # {'status': 'ok'|'warning'|'switched'|'blocked', 'message', ...}
+    budget_periods: list[int] = field(default_factory=list)  # the periods that hold the reservations
+    budget_reservations: list[int] = field(default_factory=list)
+    budget_switch: dict | None = None  # the recommendation a budget's auto-switch followed
+
+    # The provider's answer
+    result: ChatResult | None = None
+    price: Any = None  # the ai.service.provider.price version in force, empty when the model has no known price
+    cost_usd: float = 0.0
+    attempts: int = 0  # of the last failed request (a served one carries its own in `result`)
+    failed_attempt: bool = False  # while the usage row of a failed attempt is written
+    failed_attempts: list = field(default_factory=list)  # the errors already recorded attempt by attempt
+    provider_failures: list = field(default_factory=list)  # (provider, last error) of each provider that failed
+
+    # Waste
+    waste_values: dict | None = None  # what the waste rules read of the call
+    waste_report: dict | None = None
+
+    @property
+    def content(self) -> str | None:
+        """The answer: the provider's, or the response cache's."""
+        if self.result is not None:
+            return self.result.content
+        return self.cached_answer["content"] if self.cached_answer else None
