@@ -5,7 +5,14 @@ from datetime import datetime, timezone
 import genai_prices
 import pytest
 
-from ai_cost_optimizer.core.pricing import ModelPrice, compute_cost, genai_prices_version, lookup_price
+from ai_cost_optimizer.core.pricing import (
+    ModelPrice,
+    cache_read_savings,
+    compute_cost,
+    format_usd,
+    genai_prices_version,
+    lookup_price,
+)
 from ai_cost_optimizer.core.usage import Usage, from_anthropic, from_openai
 
 AT = datetime(2025, 11, 3, 12, 0, tzinfo=timezone.utc)
@@ -107,3 +114,29 @@ def test_each_part_priced_once_at_its_own_rate():
     )
     usage = Usage(input_tokens=1_000_000, output_tokens=0, cache_read_tokens=600_000, cache_write_tokens=100_000)
     assert compute_cost(usage, price) == pytest.approx(0.3 * 3.0 + 0.6 * 0.3 + 0.1 * 3.75, rel=1e-15)
+
+
+def test_cache_read_savings_is_the_rate_difference_on_the_cached_tokens():
+    # 90,000 tokens read from the cache at $0.30 instead of $3.00 per million.
+    assert cache_read_savings(90_000, 3.0, 0.3) == pytest.approx(0.243, rel=1e-12)
+    # A model with no cache-read price bills cache reads as input: nothing saved.
+    assert cache_read_savings(90_000, 3.0, None) == 0.0
+    assert cache_read_savings(90_000, 3.0, 0.0) == 0.0
+    assert cache_read_savings(0, 3.0, 0.3) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("amount", "text"),
+    [
+        (1234.5, "$1,234.50"),
+        (1.0, "$1.00"),
+        (-2.5, "$-2.50"),
+        (0.5, "$0.5"),
+        (0.0025, "$0.0025"),
+        (0.00000149, "$0.000001"),
+        (0.0000004, "$0"),
+        (0.0, "$0"),
+    ],
+)
+def test_format_usd_reads_at_any_size(amount, text):
+    assert format_usd(amount) == text

@@ -112,3 +112,17 @@ def compute_cost(usage: Usage, price: ModelPrice) -> float:
         (usage.output_tokens, _rate(price.output_per_mtok, price.output_per_mtok)),
     )
     return float(sum((rate * tokens / _PER for tokens, rate in parts), Decimal(0)))
+
+
+def cache_read_savings(cache_read_tokens: int, input_per_mtok: float, cache_read_per_mtok: float | None) -> float:
+    """USD saved by reading `cache_read_tokens` prompt tokens from the provider's prompt cache rather than
+    sending them as plain input: the difference of the two rates per million tokens (none when the model
+    publishes no cache-read price, which is billed at the input rate)."""
+    return cache_read_tokens * (input_per_mtok - (cache_read_per_mtok or input_per_mtok)) / 1e6
+
+
+def format_usd(amount: float) -> str:
+    """A dollar amount readable at any size, since calls cost fractions of a cent: two decimals with
+    thousands separators from one dollar up ('$1,234.50'), below that up to six significant decimals
+    without trailing zeros ('$0.0025', '$0.000001')."""
+    return f"${amount:,.2f}" if abs(amount) >= 1 else f"${amount:.6f}".rstrip("0").rstrip(".")

@@ -10,9 +10,10 @@ from odoo.tools import SQL
 
 from ..core import pricing
 from ..core import recommendation as ranking_rules
+from ..core.periods import report_period_bounds
 from ..core.usage import Usage
 from ..core.waste import ADVICE, RULES
-from .ai_token_analytics import PERIOD_TYPES, period_bounds
+from .ai_token_analytics import PERIOD_TYPES
 from .ai_token_waste_finding import RULE_LABELS
 
 # operation: (task type, weight, prompt tokens (mean), answer tokens (mean), about a record?)
@@ -128,7 +129,7 @@ class AiCostDemo(models.AbstractModel):
         cost = pricing.compute_cost(usage, price) if price and status == "ok" and not cache_hit else 0.0
         savings = 0.0
         if price and cache_read and status == "ok" and not cache_hit:
-            savings = cache_read * (price.input_per_mtok - (price.cache_read_per_mtok or price.input_per_mtok)) / 1e6
+            savings = pricing.cache_read_savings(cache_read, price.input_per_mtok, price.cache_read_per_mtok)
         waste = status == "ok" and not cache_hit and rng.random() < 0.12
         rule = rng.choice(WASTE_RULES) if waste else None
         return (
@@ -249,7 +250,7 @@ class AiCostDemo(models.AbstractModel):
         for offset in range(days, -1, -1):
             day = today - timedelta(days=offset)
             for period_type, _label in PERIOD_TYPES:
-                key = (period_type, period_bounds(period_type, day)[0])
+                key = (period_type, report_period_bounds(period_type, day)[0])
                 if key not in built:
                     built.add(key)
                     Analytics._build_period(self.env.company, period_type, day)

@@ -1,0 +1,37 @@
+"""Calendar periods of the cost reports: first and last day included, the same periods as budgets."""
+
+from datetime import date, timedelta
+
+import pytest
+
+from ai_cost_optimizer.core import budget
+from ai_cost_optimizer.core.periods import REPORT_PERIOD_TYPES, report_period_bounds
+
+
+def test_day_week_and_month():
+    assert report_period_bounds("day", date(2024, 2, 29)) == (date(2024, 2, 29), date(2024, 2, 29))
+    # Thursday 2025-03-13: the ISO week runs Monday 10th to Sunday 16th.
+    assert report_period_bounds("week", date(2025, 3, 13)) == (date(2025, 3, 10), date(2025, 3, 16))
+    assert report_period_bounds("week", date(2025, 3, 10)) == (date(2025, 3, 10), date(2025, 3, 16))
+    assert report_period_bounds("week", date(2025, 3, 16)) == (date(2025, 3, 10), date(2025, 3, 16))
+    # A week across the new year.
+    assert report_period_bounds("week", date(2025, 1, 1)) == (date(2024, 12, 30), date(2025, 1, 5))
+    assert report_period_bounds("month", date(2024, 2, 10)) == (date(2024, 2, 1), date(2024, 2, 29))
+    assert report_period_bounds("month", date(2023, 2, 28)) == (date(2023, 2, 1), date(2023, 2, 28))
+    assert report_period_bounds("month", date(2024, 12, 31)) == (date(2024, 12, 1), date(2024, 12, 31))
+
+
+@pytest.mark.parametrize("period_type", sorted(REPORT_PERIOD_TYPES))
+def test_same_periods_as_budgets(period_type):
+    """Every day of two years falls in the report period that the budget period of the same kind spans."""
+    day = date(2023, 1, 1)
+    while day < date(2025, 1, 1):
+        start, last = report_period_bounds(period_type, day)
+        assert start <= day <= last
+        assert budget.period_bounds(day, REPORT_PERIOD_TYPES[period_type]) == (start, last + timedelta(days=1))
+        day += timedelta(days=1)
+
+
+def test_unknown_period_type():
+    with pytest.raises(ValueError, match="use day, week or month"):
+        report_period_bounds("daily", date(2025, 1, 1))
