@@ -99,7 +99,8 @@ def action_lines(
     block line), None for an action switched off (threshold 0).
 
     `evaluate` compares spend with these very numbers, and so does the gateway's reservation statement
-    in SQL (the same IEEE double arithmetic), so both take the same decision at the boundary.
+    in SQL (HOLD_SQL of ai.cost.budget.period, the same IEEE double arithmetic), so both take the same
+    decision at the boundary; an Odoo-tier test compares the two on generated cases.
     """
     if amount <= 0:
         raise ValueError("A budget amount must be positive.")

@@ -6,24 +6,14 @@ from markupsafe import Markup
 
 from odoo import api, fields, models, tools
 from odoo.exceptions import ValidationError
-from odoo.tools import SQL
 
 from ..core import budget as budget_math
 from ..core import pricing
 from ..core.messages import check_label, is_finite_number, short_repr
 from ..core.usage import Usage
-from ..kept_cursors import STATEMENT_CURSORS, execute_prepared, is_test_transaction, run_in_own_transaction
-from .ai_cost_budget_period import read_committed
+from ..kept_cursors import is_test_transaction
+from .ai_cost_budget_period import PeriodBounds
 from .ai_service_provider_price import PRICE_DIGITS
-
-
-def usd(amount):
-    """A dollar amount readable at any size: calls cost fractions of a cent."""
-    return f"${amount:,.2f}" if abs(amount) >= 1 else f"${amount:.6f}".rstrip("0").rstrip(".")
-
-
-# The calendar bounds of a period that has no row read yet (same attribute names as the row).
-PeriodBounds = namedtuple("PeriodBounds", ["date_start", "date_end"])
 
 PERIOD_TYPES = [("daily", "Daily"), ("weekly", "Weekly"), ("monthly", "Monthly")]
 # The fields a BudgetRule is made of: writing one of them clears the cached rules.
@@ -62,53 +52,12 @@ class BudgetRule(namedtuple("BudgetRule", [
         return budget_math.action_lines(self.budget_amount, self.auto_switch_at_threshold, self.block_at_threshold)
 
 
-# Check and reserve in ONE statement, in a transaction of its own (autocommit: no BEGIN/COMMIT round
-# trips), prepared once on each kept cursor (see kept_cursors `execute_prepared`, which its casts let type
-# the parameters): lock the budgets' period rows in id order
-# (concurrent checks never deadlock), and hold the estimate on all of them only when every row exists and
-# the call passes no block line, nor a switch line when `honour_switch` (a switched call is re-estimated on
-# its new provider first). The lines come from core.budget.action_lines and the comparisons are those of
-# core.budget.evaluate, in the same double precision arithmetic. Returns each locked row with its total
-# before the hold and the hold's reservation id (NULL when nothing was held). Losing this commit in a
-# server crash loses a temporary hold only: the commit need not wait for the disk (the kept cursors'
-# setting).
-HOLD_SQL = """
-WITH locked AS MATERIALIZED (
-    SELECT p.id, p.budget_id, p.spend::float8 + p.reserved::float8 AS committed, rule.switch_line, rule.block_line
-      FROM ai_cost_budget_period p
-      JOIN unnest(%(budgets)s::int[], %(starts)s::date[], %(switch_lines)s::float8[], %(block_lines)s::float8[])
-           AS rule(budget_id, date_start, switch_line, block_line)
-        ON p.budget_id = rule.budget_id AND p.date_start = rule.date_start
-     ORDER BY p.id
-       FOR UPDATE OF p
-), held AS (
-    UPDATE ai_cost_budget_period p SET reserved = p.reserved + %(estimate)s::numeric
-      FROM locked
-     WHERE p.id = locked.id AND (
-           SELECT count(*) = %(count)s::int AND bool_and(
-                      (block_line IS NULL OR committed + %(estimate)s::numeric <= block_line)
-                      AND (NOT %(honour_switch)s::bool OR switch_line IS NULL
-                           OR committed + %(estimate)s::numeric < switch_line)
-                  )
-             FROM locked
-           )
-    RETURNING p.id
-), hold AS (
-    INSERT INTO ai_cost_budget_reservation (period_id, amount, create_uid, create_date, write_uid, write_date)
-    SELECT id, %(estimate)s::numeric, %(uid)s::int, now() AT TIME ZONE 'UTC', %(uid)s::int, now() AT TIME ZONE 'UTC'
-      FROM held
-    RETURNING id, period_id
-)
-SELECT locked.budget_id, locked.id, locked.committed, hold.id
-  FROM locked LEFT JOIN hold ON hold.period_id = locked.id
-"""
-
-
 class AiCostBudget(models.Model):
     """A spending limit on AI calls over a calendar period, with alert, auto-switch and block lines.
 
     Every budget whose scope matches a call applies to it, and the strictest action wins (see
-    ai.service `_check_budget`). Running totals live in one `ai.cost.budget.period` row per period.
+    ai.service `_check_budget`). Running totals live in one `ai.cost.budget.period` row per period,
+    which holds, settles and releases the calls' estimates; this model says what each total means.
     """
 
     _name = "ai.cost.budget"
@@ -381,30 +330,6 @@ class AiCostBudget(models.Model):
             {"budget_id": self.id, "date_start": start, "date_end": end, "spend": self._ledger_spend(start, end)}
         )
 
-    @api.model
-    def _create_missing_periods(self, bounds):
-        """Create the period rows of `bounds` ({budget id: (start, end)}) that do not exist yet, in a
-        committed transaction of their own. A new row starts from what the ledger already holds for
-        the period, so a budget created mid-period counts the calls made before it."""
-
-        def create(cr):
-            env = self.env(cr=cr, su=True)
-            read_committed(env)
-            for budget in env["ai.cost.budget"].browse(sorted(bounds)):
-                start, end = bounds[budget.id]
-                cr.execute(SQL(
-                    """INSERT INTO ai_cost_budget_period
-                              (budget_id, company_id, date_start, date_end, spend, reserved, call_count,
-                               alerted_up_to, create_uid, create_date, write_uid, write_date)
-                       VALUES (%(budget)s, %(company)s, %(start)s, %(end)s, %(spend)s, 0, 0, 0,
-                               %(uid)s, now() AT TIME ZONE 'UTC', %(uid)s, now() AT TIME ZONE 'UTC')
-                  ON CONFLICT (budget_id, date_start) DO NOTHING""",
-                    budget=budget.id, company=budget.company_id.id, start=start, end=end,
-                    spend=budget._ledger_spend(start, end), uid=self.env.uid,
-                ), log_exceptions=False)  # a user of the caller's transaction fails it: see run_in_own_transaction
-
-        run_in_own_transaction(self.env, create)
-
     # ------------------------------------------------------------------
     # Checks and actions
     # ------------------------------------------------------------------
@@ -452,8 +377,8 @@ class AiCostBudget(models.Model):
     def _status_message(self, rule, status, period, committed, estimate):
         args = {
             "name": rule.name, "period": self._period_label(rule.period_type, period),
-            "amount": usd(rule.budget_amount), "percent": committed / rule.budget_amount * 100,
-            "estimate": usd(estimate),
+            "amount": pricing.format_usd(rule.budget_amount), "percent": committed / rule.budget_amount * 100,
+            "estimate": pricing.format_usd(estimate),
         }
         if status == "blocked":
             return self.env._(
@@ -491,12 +416,12 @@ class AiCostBudget(models.Model):
         reservations in call.budget_reservations and call.budget_periods and returns the result.
         """
         # Everything Python needs (rules, timezone, price) comes from caches: the database sees one
-        # statement per check (see HOLD_SQL), two when a budget switches the call.
+        # statement per check (ai.cost.budget.period's HOLD_SQL), two when a budget switches the call.
         now = self._now()
         tz = call.provider.company_id.partner_id.tz or "UTC"
         bounds = {rule.id: budget_math.current_period(now, tz, rule.period_type) for rule in rules}
         estimate = self._estimate_cost(call.provider, call)
-        outcomes, holds = self._hold(rules, bounds, estimate, honour_switch=True)
+        outcomes, holds = self._hold_on_periods(rules, bounds, estimate, honour_switch=True)
         note = None
         if budget_math.strictest(outcome[3] for outcome in outcomes) == "switched":
             # Nothing is held yet: hold the estimate of the provider the call goes to.
@@ -504,7 +429,7 @@ class AiCostBudget(models.Model):
                 estimate = self._estimate_cost(call.provider, call)
             else:
                 note = self.env._("A budget asks for a cheaper provider, but none qualifies: the call proceeds.")
-            outcomes, holds = self._hold(rules, bounds, estimate, honour_switch=False)
+            outcomes, holds = self._hold_on_periods(rules, bounds, estimate, honour_switch=False)
             if note:
                 outcomes = [(*outcome[:3], "warning" if outcome[3] == "switched" else outcome[3])
                             for outcome in outcomes]
@@ -516,34 +441,19 @@ class AiCostBudget(models.Model):
         return result
 
     @api.model
-    def _hold(self, rules, bounds, estimate, honour_switch):
-        """Run HOLD_SQL for `rules` on the periods of `bounds`, creating missing period rows first.
+    def _hold_on_periods(self, rules, bounds, estimate, honour_switch):
+        """Hold `estimate` on the periods of `rules` (see ai.cost.budget.period `_hold`), and judge each rule
+        on what its period held before.
 
         Returns the outcomes, (rule, period bounds, committed before the hold, status) tuples, and the
         holds, [(period id, reservation id)], empty when the call is blocked (or must switch first).
         """
-        lines = [rule.lines() for rule in rules]
-        params = {
-            "budgets": [rule.id for rule in rules], "starts": [bounds[rule.id][0] for rule in rules],
-            "switch_lines": [line[0] for line in lines], "block_lines": [line[1] for line in lines],
-            "count": len(rules), "estimate": estimate, "honour_switch": honour_switch, "uid": self.env.uid,
-        }
-
-        def hold(cr):
-            execute_prepared(cr, SQL(HOLD_SQL, **params))
-            return cr.fetchall()
-
-        rows = run_in_own_transaction(self.env, hold, STATEMENT_CURSORS)
-        if len(rows) < len(rules):
-            found = {row[0] for row in rows}
-            self._create_missing_periods({rule.id: bounds[rule.id] for rule in rules if rule.id not in found})
-            return self._hold(rules, bounds, estimate, honour_switch)
-        committed = {budget_id: total for budget_id, _period_id, total, _hold in rows}
+        committed, holds = self.env["ai.cost.budget.period"]._hold(rules, bounds, estimate, honour_switch)
         outcomes = [
             (rule, PeriodBounds(*bounds[rule.id]), committed[rule.id], rule.status(committed[rule.id], estimate))
             for rule in rules
         ]
-        return outcomes, [(period_id, hold) for _budget_id, period_id, _total, hold in rows if hold]
+        return outcomes, holds
 
     def send_alert(self, threshold, period=None):
         """Notify that this budget reached `threshold` percent in `period` (default: the current one):
@@ -556,8 +466,8 @@ class AiCostBudget(models.Model):
             "Budget %(name)s reached %(threshold)g%% in the %(period)s: "
             "%(spend)s of %(amount)s spent (%(percent).1f%%).",
             name=self.name, threshold=threshold, period=self._period_label(self.period_type, period),
-            spend=usd(period.spend),
-            amount=usd(self.budget_amount), percent=percent,
+            spend=pricing.format_usd(period.spend),
+            amount=pricing.format_usd(self.budget_amount), percent=percent,
         )
         has_mail_server = bool(self.env["ir.mail_server"].sudo().search_count([], limit=1))
         self.message_post(

@@ -1,3 +1,4 @@
+from collections import namedtuple
 from datetime import timedelta
 
 from psycopg2.extensions import ISOLATION_LEVEL_READ_COMMITTED, TRANSACTION_STATUS_IDLE
@@ -5,11 +6,57 @@ from psycopg2.extensions import ISOLATION_LEVEL_READ_COMMITTED, TRANSACTION_STAT
 from odoo import api, fields, models
 from odoo.tools import SQL
 
+from ..kept_cursors import STATEMENT_CURSORS, execute_prepared, run_in_own_transaction
 from .ai_service_provider_price import PRICE_DIGITS
 
 # A reservation older than this belongs to a call whose worker died: the cron releases it.
 # Far above any provider timeout with its retries.
 RESERVATION_TTL = timedelta(minutes=30)
+
+# The calendar bounds of a period that has no row read yet (same attribute names as the row).
+PeriodBounds = namedtuple("PeriodBounds", ["date_start", "date_end"])
+
+# Check and reserve in ONE statement, in a transaction of its own (autocommit: no BEGIN/COMMIT round
+# trips), prepared once on each kept cursor (see kept_cursors `execute_prepared`, which its casts let type
+# the parameters): lock the budgets' period rows in id order
+# (concurrent checks never deadlock), and hold the estimate on all of them only when every row exists and
+# the call passes no block line, nor a switch line when `honour_switch` (a switched call is re-estimated on
+# its new provider first). The lines come from core.budget.action_lines and the comparisons are those of
+# core.budget.evaluate, in the same double precision arithmetic: the rule is written once in Python, and
+# test_hold_statement_decides_like_evaluate_on_generated_cases holds this SQL form to it, on the lines and
+# one double either side of them. Returns each locked row with its total before the hold and the hold's
+# reservation id (NULL when nothing was held). Losing this commit in a server crash loses a temporary hold
+# only: the commit need not wait for the disk (the kept cursors' setting).
+HOLD_SQL = """
+WITH locked AS MATERIALIZED (
+    SELECT p.id, p.budget_id, p.spend::float8 + p.reserved::float8 AS committed, rule.switch_line, rule.block_line
+      FROM ai_cost_budget_period p
+      JOIN unnest(%(budgets)s::int[], %(starts)s::date[], %(switch_lines)s::float8[], %(block_lines)s::float8[])
+           AS rule(budget_id, date_start, switch_line, block_line)
+        ON p.budget_id = rule.budget_id AND p.date_start = rule.date_start
+     ORDER BY p.id
+       FOR UPDATE OF p
+), held AS (
+    UPDATE ai_cost_budget_period p SET reserved = p.reserved + %(estimate)s::numeric
+      FROM locked
+     WHERE p.id = locked.id AND (
+           SELECT count(*) = %(count)s::int AND bool_and(
+                      (block_line IS NULL OR committed + %(estimate)s::numeric <= block_line)
+                      AND (NOT %(honour_switch)s::bool OR switch_line IS NULL
+                           OR committed + %(estimate)s::numeric < switch_line)
+                  )
+             FROM locked
+           )
+    RETURNING p.id
+), hold AS (
+    INSERT INTO ai_cost_budget_reservation (period_id, amount, create_uid, create_date, write_uid, write_date)
+    SELECT id, %(estimate)s::numeric, %(uid)s::int, now() AT TIME ZONE 'UTC', %(uid)s::int, now() AT TIME ZONE 'UTC'
+      FROM held
+    RETURNING id, period_id
+)
+SELECT locked.budget_id, locked.id, locked.committed, hold.id
+  FROM locked LEFT JOIN hold ON hold.period_id = locked.id
+"""
 
 
 def read_committed(env):
@@ -28,7 +75,9 @@ class AiCostBudgetPeriod(models.Model):
 
     The gateway reads and updates this single row under a row lock, so a budget check costs the
     same whatever the size of the usage ledger. `spend` is the settled cost of the period's calls,
-    `reserved` the estimates of the calls in flight.
+    `reserved` the estimates of the calls in flight: a call is held (`_hold`) before it goes out, then
+    settled (`_settle`) or released (`_release`). What a budget is, and what each status means, is
+    ai.cost.budget's.
     """
 
     _name = "ai.cost.budget.period"
@@ -67,6 +116,58 @@ class AiCostBudgetPeriod(models.Model):
     # ------------------------------------------------------------------
     # Gateway operations (plain SQL on the hot path, on the caller-given cursor)
     # ------------------------------------------------------------------
+    @api.model
+    def _hold(self, rules, bounds, estimate, honour_switch):
+        """Check a call estimated at `estimate` against the lines of `rules` (ai.cost.budget BudgetRule tuples)
+        and hold it on their periods of `bounds` ({budget id: (start, end)}): HOLD_SQL, committed in a
+        transaction of its own (see run_in_own_transaction), creating the missing period rows first.
+
+        Returns ({budget id: spend plus reservations of its period before the hold}, holds), the holds
+        [(period id, reservation id)], empty when the call is blocked (or must switch first).
+        """
+        lines = [rule.lines() for rule in rules]
+        params = {
+            "budgets": [rule.id for rule in rules], "starts": [bounds[rule.id][0] for rule in rules],
+            "switch_lines": [line[0] for line in lines], "block_lines": [line[1] for line in lines],
+            "count": len(rules), "estimate": estimate, "honour_switch": honour_switch, "uid": self.env.uid,
+        }
+
+        def hold(cr):
+            execute_prepared(cr, SQL(HOLD_SQL, **params))
+            return cr.fetchall()
+
+        rows = run_in_own_transaction(self.env, hold, STATEMENT_CURSORS)
+        if len(rows) < len(rules):
+            found = {row[0] for row in rows}
+            self._create_missing_periods({rule.id: bounds[rule.id] for rule in rules if rule.id not in found})
+            return self._hold(rules, bounds, estimate, honour_switch)
+        committed = {budget_id: total for budget_id, _period_id, total, _hold in rows}
+        return committed, [(period_id, hold) for _budget_id, period_id, _total, hold in rows if hold]
+
+    @api.model
+    def _create_missing_periods(self, bounds):
+        """Create the period rows of `bounds` ({budget id: (start, end)}) that do not exist yet, in a
+        committed transaction of their own. A new row starts from what the ledger already holds for
+        the period, so a budget created mid-period counts the calls made before it."""
+
+        def create(cr):
+            env = self.env(cr=cr, su=True)
+            read_committed(env)
+            for budget in env["ai.cost.budget"].browse(sorted(bounds)):
+                start, end = bounds[budget.id]
+                cr.execute(SQL(
+                    """INSERT INTO ai_cost_budget_period
+                              (budget_id, company_id, date_start, date_end, spend, reserved, call_count,
+                               alerted_up_to, create_uid, create_date, write_uid, write_date)
+                       VALUES (%(budget)s, %(company)s, %(start)s, %(end)s, %(spend)s, 0, 0, 0,
+                               %(uid)s, now() AT TIME ZONE 'UTC', %(uid)s, now() AT TIME ZONE 'UTC')
+                  ON CONFLICT (budget_id, date_start) DO NOTHING""",
+                    budget=budget.id, company=budget.company_id.id, start=start, end=end,
+                    spend=budget._ledger_spend(start, end), uid=self.env.uid,
+                ), log_exceptions=False)  # a user of the caller's transaction fails it: see run_in_own_transaction
+
+        run_in_own_transaction(self.env, create)
+
     def _unreserve(self, reservation_ids):
         """Drop reservations: returns {period_id: amount released} (expired ones are already gone)."""
         if not reservation_ids:

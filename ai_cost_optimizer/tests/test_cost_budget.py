@@ -1,3 +1,5 @@
+import math
+import random
 from datetime import date, datetime, timedelta
 
 from odoo import Command
@@ -187,16 +189,100 @@ class TestCostBudget(AiCostCase):
         ]
         for (reserved, estimate, honour_switch), status in cases:
             with self.subTest(reserved=reserved, estimate=estimate, honour_switch=honour_switch):
-                self.Budget._create_missing_periods(bounds)
+                self.env["ai.cost.budget.period"]._create_missing_periods(bounds)
                 period = self._current_period(budget)
                 self.env.cr.execute(SQL("UPDATE ai_cost_budget_period SET reserved = %s WHERE id = %s",
                                         reserved, period.id))
-                [outcome], holds = self.Budget._hold([rule], bounds, estimate, honour_switch)
+                [outcome], holds = self.Budget._hold_on_periods([rule], bounds, estimate, honour_switch)
                 self.assertEqual(outcome[2:], (reserved, status))
                 held = status != "blocked" and not (honour_switch and status == "switched")
                 self.assertEqual(bool(holds), held)
                 period.invalidate_recordset()
                 self.assertEqual(period.reserved, reserved + estimate if held else reserved)
+
+    def test_hold_statement_decides_like_evaluate_on_generated_cases(self):
+        """The budget rule is written once, in core.budget.evaluate; the hold statement (HOLD_SQL of
+        ai.cost.budget.period) restates its comparisons in SQL, so it must take evaluate's decision on every
+        case: amounts and thresholds of all kinds, spend plus estimate exactly on a line and on the doubles
+        just below and above it, the switch line honoured or not, one budget or two at once (held only when
+        both pass)."""
+        Period = self.env["ai.cost.budget.period"]
+        budgets = self._budget(name="A") | self._budget(name="B")
+        bounds = {budget.id: budget._period_at(budget._now()) for budget in budgets}
+        Period._create_missing_periods(bounds)
+        periods = {budget.id: self._current_period(budget).id for budget in budgets}
+        rng = random.Random(17)
+
+        def on_line(line, estimate):
+            """(spend, reserved), stored as the period's numeric columns, whose sum plus `estimate` is `line`
+            or as near as the 8 stored decimals allow."""
+            committed = max(round(line - estimate, 8), 0.0)
+            spend = round(committed * rng.choice((1.0, 0.5, 0.3)), 8)
+            return spend, round(committed - spend, 8)
+
+        def estimates(line, committed):
+            """The estimates that carry `committed` exactly to `line` and to the doubles just below and above it."""
+            found = []
+            for target in (math.nextafter(line, 0), line, math.nextafter(line, math.inf)):
+                estimate = max(target - committed, 0.0)
+                for _step in range(8):
+                    if committed + estimate == target:
+                        break
+                    estimate = math.nextafter(estimate, math.inf if committed + estimate < target else 0)
+                self.assertEqual(committed + estimate, target)
+                found.append(estimate)
+            return found
+
+        cases = []  # (rule, spend, reserved, estimate)
+        for amount in (1.0, 0.3, 7.77, 123.456789, 0.00012345):
+            for switch_at, block_at in ((0, 0), (0, 100), (50, 100), (80, 80), (33.3, 90.1), (75, 0), (12.5, 250)):
+                rule = budgets[0]._rule()._replace(
+                    budget_amount=amount, thresholds=(), auto_switch_at_threshold=switch_at,
+                    block_at_threshold=block_at,
+                )
+                lines = [line for line in rule.lines() if line is not None] or [amount]
+                for line in lines:
+                    for share in (0.5, 0.001):
+                        spend, reserved = on_line(line, line * share)
+                        for estimate in estimates(line, float(spend) + float(reserved)):
+                            cases.append((rule, spend, reserved, estimate))
+        self.assertGreater(len(cases), 300)
+
+        def check(case_by_budget, estimate, honour_switch):
+            for budget_id, (_rule, spend, reserved, _estimate) in case_by_budget.items():
+                self.env.cr.execute(SQL("UPDATE ai_cost_budget_period SET spend = %s, reserved = %s WHERE id = %s",
+                                        spend, reserved, periods[budget_id]))
+            rules = [case[0]._replace(id=budget_id) for budget_id, case in case_by_budget.items()]
+            committed, holds = Period._hold(rules, bounds, estimate, honour_switch)
+            statuses = []
+            for rule in rules:
+                _rule, spend, reserved, _estimate = case_by_budget[rule.id]
+                self.assertEqual(committed[rule.id], float(spend) + float(reserved))
+                statuses.append(budget_math.evaluate(
+                    committed[rule.id], estimate, rule.budget_amount, (), rule.auto_switch_at_threshold,
+                    rule.block_at_threshold,
+                ))
+            passes = all(status != "blocked" and not (honour_switch and status == "switched") for status in statuses)
+            self.assertEqual(
+                bool(holds), passes,
+                f"{[(rule.budget_amount, rule.auto_switch_at_threshold, rule.block_at_threshold) for rule in rules]} "
+                f"committed {committed} estimate {estimate!r} honour_switch {honour_switch}: evaluate says {statuses}",
+            )
+            self.assertEqual(len(holds), len(rules) if passes else 0)
+            return statuses
+
+        seen = set()
+        for case in cases:
+            for honour_switch in (True, False):
+                seen.update(check({budgets[0].id: case}, case[3], honour_switch))
+        # Two budgets, one estimate: the second budget's totals are put on one of its lines for that estimate.
+        for case in rng.sample(cases, 120):
+            other = rng.choice(cases)[0]
+            line = rng.choice([line for line in other.lines() if line is not None] or [other.budget_amount])
+            spend, reserved = on_line(line, case[3])
+            seen.update(check({budgets[0].id: case, budgets[1].id: (other, spend, reserved, case[3])}, case[3],
+                              rng.choice((True, False))))
+        self.assertEqual(seen, {"ok", "switched", "blocked"}, "the cases reach every action")
 
     def test_budget_rules_are_cached_and_follow_changes(self):
         Service = self.env["ai.service"]
