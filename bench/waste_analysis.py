@@ -66,18 +66,18 @@ def measure(registry) -> list[float]:
         env = api.Environment(cr, SUPERUSER_ID, {})
         cr.execute("SELECT id FROM ai_token_usage WHERE session_id = %s ORDER BY id DESC LIMIT %s", [SESSION, SAMPLES])
         ids = [row[0] for row in cr.fetchall()]
-        Analytics = env["ai.token.analytics"]
-        Analytics._analyze_usage(env["ai.token.usage"].browse(ids[-1]))  # warm-up
+        Finding = env["ai.token.waste.finding"]
+        Finding._analyze_usage(env["ai.token.usage"].browse(ids[-1]))  # warm-up
         samples = {False: [], True: []}
         for usage_id in ids:
             # The row's values as the gateway has them before the INSERT (with its provider and price).
             usage = env["ai.token.usage"].browse(usage_id)
-            values = Analytics._call_values(usage)
+            values = Finding._call_values(usage)
             env.invalidate_all()  # each call is analyzed on a fresh ledger transaction
             started = time.perf_counter()
-            report = Analytics._report(values, before_id=usage_id)
-            Analytics._waste_values(report)
-            Analytics._create_findings(usage, values, report)
+            report = Finding._report(values, before_id=usage_id)
+            Finding._waste_values(report)
+            Finding._create_findings(usage, values, report)
             env.flush_all()
             samples[report["waste_detected"]].append((time.perf_counter() - started) * 1000)
         cr.rollback()
@@ -90,18 +90,18 @@ def measure_facts(registry) -> float:
     from odoo import SUPERUSER_ID, api
 
     with registry.cursor() as cr:
-        Service = api.Environment(cr, SUPERUSER_ID, {})["ai.service"]
+        Finding = api.Environment(cr, SUPERUSER_ID, {})["ai.token.waste.finding"]
         messages = [
             {"role": "system", "content": "You are the assistant of an Odoo CRM. Be brief. " * 100},
             {"role": "user", "content": "Earlier question about lead 41 and its budget."},
             {"role": "assistant", "content": "Lead 41 has a confirmed budget for Q3."},
             {"role": "user", "content": "Qualify lead 42: hardware wholesaler, 40 employees, Lyon."},
         ]
-        Service._waste_facts(messages, "gpt-4o-mini")
+        Finding._waste_facts(messages, "gpt-4o-mini")
         samples = []
         for _ in range(200):
             started = time.perf_counter()
-            Service._waste_facts(messages, "gpt-4o-mini")
+            Finding._waste_facts(messages, "gpt-4o-mini")
             samples.append((time.perf_counter() - started) * 1000)
     return statistics.median(samples)
 

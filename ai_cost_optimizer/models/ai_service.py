@@ -1,4 +1,3 @@
-import hashlib
 import math
 from dataclasses import replace
 
@@ -6,7 +5,6 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from ..core import clients, pricing
-from ..core import waste as waste_rules
 from ..core.call import GatewayCall
 from ..core.clients import ProviderError
 from ..core.complexity import score_prompt
@@ -26,8 +24,8 @@ from ..exceptions import AiBudgetExceeded, AiProviderError
 from ..kept_cursors import LEDGER_CURSORS, run_in_own_transaction
 from ..ledger import USAGE_CTE, USAGE_DATE, USAGE_ID, LedgerStatement
 from .ai_cost_budget_period import read_committed
-from .ai_token_analytics import CALL_FIELDS, WASTE_FIELDS
 from .ai_token_usage import QUALITY_LEVELS
+from .ai_token_waste_finding import CALL_FIELDS, WASTE_FIELDS
 
 MODES = ("passthrough", "smart_router")
 MAX_RECORD_ID = 2**31 - 1  # PostgreSQL integer ids
@@ -421,7 +419,7 @@ class AiService(models.AbstractModel):
                 completion_text=company._ai_retained_text(answer["content"]),
             )
         elif status == "ok" and result is not None:
-            vals.update(self._waste_facts(call.messages, call.provider.model))
+            vals.update(self.env["ai.token.waste.finding"]._waste_facts(call.messages, call.provider.model))
         # The optimizer's verdict for this call: what the wrong_model waste rule compares against.
         recommendation = call.recommendation or {}
         complexity = call.complexity
@@ -452,9 +450,9 @@ class AiService(models.AbstractModel):
             "output_price": price.output_price,
             "cache_read_price": price.cache_read_price,
         }
-        Analytics = self.env["ai.token.analytics"].sudo()
-        report = Analytics._report(values)
-        vals.update(Analytics._waste_values(report))
+        Finding = self.env["ai.token.waste.finding"].sudo()
+        report = Finding._report(values)
+        vals.update(Finding._waste_values(report))
         call.waste_report, call.waste_values = report, values
 
     def _add_usage_followers(self, call, ledger, status):
@@ -471,8 +469,8 @@ class AiService(models.AbstractModel):
         # An answer from the response cache has no findings and is stored already.
         served = not call.cached_answer
         if served and call.waste_report:
-            Analytics = self.env["ai.token.analytics"].sudo()
-            findings = Analytics._finding_values(USAGE_ID, USAGE_DATE, call.waste_values, call.waste_report)
+            Finding = self.env["ai.token.waste.finding"].sudo()
+            findings = Finding._finding_values(USAGE_ID, USAGE_DATE, call.waste_values, call.waste_report)
             for index, vals in enumerate(findings):
                 ledger.add_insert(f"finding_{index}", self.env["ai.token.waste.finding"], vals)
         if served and self._response_cacheable(call):
@@ -512,9 +510,9 @@ class AiService(models.AbstractModel):
         """Run the waste rules on stored calls of providers with waste detection and fill their waste
         fields; returns the report of the last one, or None."""
         report = None
-        Analytics = self.env["ai.token.analytics"].sudo()
+        Finding = self.env["ai.token.waste.finding"].sudo()
         for row in usage.sudo().filtered(lambda row: row.provider_id._waste_detection_enabled()):
-            report = Analytics._analyze_usage(row)
+            report = Finding._analyze_usage(row)
         return report
 
     def _settle_budget(self, call, usage):
@@ -684,22 +682,7 @@ class AiService(models.AbstractModel):
     def _prompt_cache_savings(usage, price):
         if not price or not usage.cache_read_tokens:
             return 0.0
-        return usage.cache_read_tokens * (price.input_price - (price.cache_read_price or price.input_price)) / 1e6
-
-    @staticmethod
-    def _waste_facts(messages, model):
-        """What the waste rules need from the prompt, measured once, so the prompt need not be kept."""
-        prefix = waste_rules.static_prefix(messages)
-        history = waste_rules.history_messages(messages)
-        return {
-            # Exact bytes: a prompt cache only matches a byte-identical prefix.
-            "static_prefix_hash": hashlib.sha256(f"{model}\n{prefix}".encode()).hexdigest() if prefix else False,
-            "static_prefix_tokens": count_text_tokens(prefix, model).tokens if prefix else 0,
-            "redundant_context_tokens": waste_rules.redundant_tokens(
-                messages, lambda text: count_text_tokens(text, model).tokens
-            ),
-            "history_tokens": count_message_tokens(history, model).tokens if history else 0,
-        }
+        return pricing.cache_read_savings(usage.cache_read_tokens, price.input_price, price.cache_read_price)
 
     def _usage_summary(self, call, usage_id, vals):
         """The figures of the usage row, from the values it was written with."""
