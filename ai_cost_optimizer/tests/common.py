@@ -1,6 +1,7 @@
 import genai_prices
 from genai_prices import Usage as PriceUsage
 
+from odoo import SUPERUSER_ID, Command, api
 from odoo.tests import TransactionCase, new_test_user
 from odoo.tools import SQL
 
@@ -103,3 +104,42 @@ class AiCostCase(TransactionCase):
     def usage_rows(self):
         return self.env["ai.token.usage"].search([], order="id")
 
+
+
+class CommittedProviderCase(TransactionCase):
+    """Outside test mode, as in production, where every call really commits: a provider at a fake provider
+    server and a budget on it, committed before each test, deleted after it with the rows their calls left."""
+
+    def setUp(self):
+        super().setUp()
+        self.fake = FakeProviderServer().start()
+        self.addCleanup(self.fake.stop)
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            provider = env["ai.service.provider"].create(AiCostCase._provider_vals(self.fake, "openai_compatible"))
+            budget = env["ai.cost.budget"].create({
+                "name": f"{type(self).__name__} budget", "budget_amount": 1000,
+                "provider_ids": [Command.set(provider.ids)], **self._budget_vals(),
+            })
+            self.provider_id, self.budget_id = provider.id, budget.id
+        self.addCleanup(self._delete_committed)
+
+    def _budget_vals(self):
+        """More values of the budget."""
+        return {}
+
+    def _delete_committed(self):
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            budget = env["ai.cost.budget"].browse(self.budget_id)
+            operations = budget.operation_ids
+            budget.unlink()
+            operations.unlink()
+            self.delete_provider(env, self.provider_id)
+
+    @staticmethod
+    def delete_provider(env, provider_id):
+        """Delete a committed provider and every row its calls left."""
+        provider = env["ai.service.provider"].browse(provider_id).exists()
+        delete_rows_of(env, provider)
+        provider.unlink()

@@ -1,39 +1,20 @@
-from odoo import SUPERUSER_ID, Command, api
-from odoo.tests import TransactionCase, new_test_user, tagged
+from odoo import SUPERUSER_ID, api
+from odoo.tests import new_test_user, tagged
 
 from ..kept_cursors import HOLDS_CALL_ROWS
-from .common import AiCostCase, delete_rows_of
-from .fake_provider import FakeProviderServer
+from .common import AiCostCase, CommittedProviderCase
 
 PROMPT = [{"role": "user", "content": "Summarize the onboarding rules of the new sales rep."}]
 
 
 @tagged("post_install", "-at_install")
-class TestCallersTransaction(TransactionCase):
+class TestCallersTransaction(CommittedProviderCase):
     """The gateway inside the caller's open transaction, outside test mode, as in production: every
     transaction below really commits or rolls back."""
 
-    def setUp(self):
-        super().setUp()
-        self.fake = FakeProviderServer().start()
-        self.addCleanup(self.fake.stop)
+    def _delete_provider(self, provider_id):
         with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
-            provider = env["ai.service.provider"].create(AiCostCase._provider_vals(self.fake, "openai_compatible"))
-            budget = env["ai.cost.budget"].create({
-                "name": "Caller's transaction budget", "budget_amount": 1000,
-                "provider_ids": [Command.set(provider.ids)],
-            })
-            self.provider_id, self.budget_id = provider.id, budget.id
-        self.addCleanup(self._delete_committed, [self.provider_id])
-
-    def _delete_committed(self, provider_ids):
-        with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
-            env["ai.cost.budget"].browse(self.budget_id).unlink()
-            for provider in env["ai.service.provider"].browse(provider_ids).exists():
-                delete_rows_of(env, provider)
-                provider.unlink()
+            self.delete_provider(api.Environment(cr, SUPERUSER_ID, {}), provider_id)
 
     def _committed_usage(self, usage_id):
         """The usage row as another transaction sees it: (provider, user, status), or None."""
@@ -56,7 +37,7 @@ class TestCallersTransaction(TransactionCase):
             provider = env["ai.service.provider"].create(
                 AiCostCase._provider_vals(self.fake, "openai_compatible", name="Provider of the open transaction")
             )
-            self.addCleanup(self._delete_committed, [provider.id])
+            self.addCleanup(self._delete_provider, provider.id)
             result = env["ai.service"].send_message(PROMPT, provider=provider.id, operation="onboarding")
             self.assertEqual(result["provider_id"], provider.id)
             self.assertGreater(result["cost_usd"], 0)
@@ -127,7 +108,7 @@ class TestCallersTransaction(TransactionCase):
             provider = env["ai.service.provider"].create(
                 AiCostCase._provider_vals(self.fake, "openai_compatible", name="Cached provider of the transaction")
             )
-            self.addCleanup(self._delete_committed, [provider.id])
+            self.addCleanup(self._delete_provider, provider.id)
             first = env["ai.service"].send_message(messages, provider=provider.id)
             repeat = env["ai.service"].send_message(messages, provider=provider.id)
             self.assertTrue(cr.postcommit.data.get(HOLDS_CALL_ROWS))

@@ -14,49 +14,31 @@ from ..core.call import GatewayCall
 from ..core.tokens import count_message_tokens
 from ..kept_cursors import LEDGER_CURSORS, MAX_KEPT, PREPARED, STATEMENT_CURSORS, KeptCursors, execute_prepared
 from ..models.ai_token_usage import ROLLUP_MODELS
-from .common import AiCostCase, delete_rows_of
-from .fake_provider import FakeProviderServer
+from .common import CommittedProviderCase
 
 MESSAGES = [{"role": "user", "content": "Qualify lead 42: ACME, 500 seats, budget approved."}]
 OPERATION = "kept_cursor_check"
 
 
 @tagged("post_install", "-at_install")
-class TestKeptCursors(TransactionCase):
+class TestKeptCursors(CommittedProviderCase):
     """Budget holds and ledger transactions commit on cursors kept open between calls, with their
     statements prepared once per connection. Outside test mode, as in production: every call commits for
     real."""
 
     RECORD = ("res.country", 7)  # what the calls of the ledger test are about
 
-    def setUp(self):
-        super().setUp()
-        self.fake = FakeProviderServer().start()
-        self.addCleanup(self.fake.stop)
-        with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
-            provider = env["ai.service.provider"].create(AiCostCase._provider_vals(self.fake, "openai_compatible"))
-            budget = env["ai.cost.budget"].create({
-                "name": "Kept cursor budget", "budget_amount": 1000, "provider_ids": [Command.set(provider.ids)],
-                "operation_ids": [Command.create({"name": OPERATION})],
-            })
-            self.provider_id, self.budget_id = provider.id, budget.id
-        self.addCleanup(self._delete_setup)
+    def _budget_vals(self):
+        return {"operation_ids": [Command.create({"name": OPERATION})]}
 
-    def _delete_setup(self):
+    def _delete_committed(self):
         with self.registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
-            budget = env["ai.cost.budget"].browse(self.budget_id)
-            operations = budget.operation_ids
-            budget.unlink()
-            operations.unlink()
-            provider = env["ai.service.provider"].browse(self.provider_id)
-            delete_rows_of(env, provider)
             for model in ROLLUP_MODELS:  # the per-record ones keep no provider
                 if "res_id" in env[model]._fields:
                     cr.execute(SQL("DELETE FROM %s WHERE res_model = %s AND res_id = %s",
                                    SQL.identifier(env[model]._table), *self.RECORD))
-            provider.unlink()
+        super()._delete_committed()
 
     def _check(self):
         """One budget check as the gateway runs it, in a transaction of the caller's own; returns the
@@ -160,7 +142,7 @@ class TestKeptCursors(TransactionCase):
             self.assertEqual(usages.mapped("res_id"), [self.RECORD[1]] * 3)
             self.assertEqual(usages.mapped("waste_detected"), [False, True, True])
             self.assertEqual(set(usages[1:].waste_finding_ids.mapped("rule")), {"duplicate_query"})
-            for model in ("ai.token.usage.record.daily", "ai.token.usage.record.operation.monthly"):
+            for model in ("ai.token.usage.record.daily", "ai.token.usage.record.monthly"):
                 rows = env[model].search([("res_model", "=", self.RECORD[0]), ("res_id", "=", self.RECORD[1])])
                 self.assertEqual(sum(rows.mapped("call_count")), 3, model)
                 self.assertAlmostEqual(sum(rows.mapped("cost_usd")), sum(usages.mapped("cost_usd")), places=8)
