@@ -1,30 +1,16 @@
 from datetime import timedelta
 
-from dateutil.relativedelta import relativedelta
-
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from ..core import waste as waste_rules
+from ..core.periods import report_period_bounds
 from .ai_service_provider_price import PRICE_DIGITS
 from .ai_token_waste_finding import RULE_LABELS
 
 PERIOD_TYPES = [("day", "Day"), ("week", "Week"), ("month", "Month")]
 # The rollup's keys behind each breakdown of get_cost_breakdown.
 BREAKDOWNS = {"by_module": "operation", "by_context": "res_model", "by_user": "user_id", "by_provider": "provider_id"}
-
-
-def period_bounds(period_type, day):
-    """The calendar period of type `period_type` containing `day`: (first day, last day)."""
-    if period_type == "day":
-        return day, day
-    if period_type == "week":
-        start = day - timedelta(days=day.weekday())
-        return start, start + timedelta(days=6)
-    if period_type == "month":
-        start = day.replace(day=1)
-        return start, start + relativedelta(months=1, days=-1)
-    raise ValueError(f"Unknown period type {period_type!r}: use day, week or month.")
 
 
 class AiTokenAnalytics(models.Model):
@@ -96,8 +82,8 @@ class AiTokenAnalytics(models.Model):
             raise UserError(_("user_id must be the id of a user, not %r.", user_id))
         if not self.env.user.has_group("ai_cost_optimizer.group_ai_cost_manager"):
             user_id = self.env.uid
-        date_from, date_to = period_bounds(period_type, fields.Date.today())
-        previous_from, previous_to = period_bounds(period_type, date_from - timedelta(days=1))
+        date_from, date_to = report_period_bounds(period_type, fields.Date.today())
+        previous_from, previous_to = report_period_bounds(period_type, date_from - timedelta(days=1))
         current = self._breakdown(date_from, date_to, user_id)
         previous = self._breakdown(previous_from, previous_to, user_id)
         change = current["total_cost"] - previous["total_cost"]
@@ -158,7 +144,7 @@ class AiTokenAnalytics(models.Model):
         return records
 
     def _build_period(self, company, period_type, day):
-        date_from, date_to = period_bounds(period_type, day)
+        date_from, date_to = report_period_bounds(period_type, day)
         totals = self.with_context(allowed_company_ids=[company.id])._breakdown(date_from, date_to)
         Daily = self.env["ai.token.usage.daily"].sudo()
         [(waste_count, waste_usd)] = Daily._read_group(
