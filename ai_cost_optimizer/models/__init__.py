@@ -7,9 +7,6 @@ from . import ai_token_usage
 from . import ai_token_usage_daily
 from . import ai_token_usage_record_daily
 from . import ai_token_usage_record_monthly
-from . import ai_token_usage_record_operation_monthly
-from . import ai_token_usage_record_yearly
-from . import ai_token_usage_record_operation_yearly
 from . import res_users
 from . import ai_cost_budget_operation
 from . import ai_cost_budget
@@ -20,6 +17,7 @@ from . import ai_token_analytics
 from . import ai_response_cache
 from . import res_company
 from . import res_config_settings
+from . import ai_cost_report
 from . import ai_cost_dashboard
 from . import ai_cost_playground
 from . import ir_http

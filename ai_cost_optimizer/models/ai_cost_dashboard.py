@@ -13,6 +13,11 @@ PERIODS = {
 }
 TOP_USERS = 10
 TOP_ITEMS = 5
+# What the dashboard reads of the per-day rollup for its period, in one scan (ai.cost.report `_grouped_sums`):
+# the totals, cost per day and provider, per operation, per user, per provider and outcome.
+PERIOD_GROUPINGS = [(), ("day", "provider_id"), ("operation",), ("user_id",), ("provider_id", "status", "cache_hit")]
+PERIOD_MEASURES = ["cost_usd", "call_count", "savings_usd", "cache_hit_count", "waste_usd", "waste_count",
+                   "cost_unknown_count", "latency_ms_sum"]
 
 
 def period_bounds(period, today):
@@ -35,7 +40,8 @@ def month_forecast(spent, today):
 
 
 class AiCostDashboard(models.AbstractModel):
-    """The figures of the cost dashboard, read from the per-day rollup in one round trip."""
+    """The figures of the cost dashboard, read from the per-day rollup through ai.cost.report, the way the
+    JSON API reads them."""
 
     _name = "ai.cost.dashboard"
     _description = "AI Cost Dashboard"
@@ -50,18 +56,21 @@ class AiCostDashboard(models.AbstractModel):
         companies = self._dashboard_companies(company_ids)
         today = fields.Date.context_today(self)
         start, end = period_bounds(period, today)
-        Daily = self.env["ai.token.usage.daily"]
+        Report = self.env["ai.cost.report"]
         company_domain = [("company_id", "in", companies.ids)]
-        domain = company_domain + [("day", ">=", start), ("day", "<=", end)]
+        # One scan of the per-day rollup for the period's figures, one for this month's and last month's cost.
+        sections = Report._grouped_sums(
+            company_domain + [("day", ">=", start), ("day", "<=", end)], PERIOD_GROUPINGS, PERIOD_MEASURES
+        )
         return {
             "period": {"key": period, "start": str(start), "end": str(end), "options": PERIODS},
             "companies": [{"id": c.id, "name": c.name} for c in self.env.user.company_ids],
             "company_ids": companies.ids,
-            "kpis": self._kpis(Daily, company_domain, domain, today),
-            "daily": self._daily_by_provider(Daily, domain, start, end),
-            "by_operation": self._by_dimension(Daily, domain, "operation"),
-            "by_user": self._by_dimension(Daily, domain, "user_id", limit=TOP_USERS),
-            "providers": self._provider_comparison(Daily, domain),
+            "kpis": self._kpis(Report, company_domain, sections[()], today),
+            "daily": self._daily_by_provider(sections[("day", "provider_id")], start, end),
+            "by_operation": self._by_dimension(sections[("operation",)]),
+            "by_user": self._by_dimension(sections[("user_id",)], self.env["res.users"], limit=TOP_USERS),
+            "providers": self._provider_comparison(sections[("provider_id", "status", "cache_hit")]),
             "budgets": self._budgets(companies),
             "recommendations": self._recommendations(companies),
             "waste": self._top_waste(companies, start, end),
@@ -76,25 +85,19 @@ class AiCostDashboard(models.AbstractModel):
             raise UserError(self.env._("You do not have access to all of the requested companies."))
         return companies
 
-    def _kpis(self, Daily, company_domain, domain, today):
+    def _kpis(self, Report, company_domain, totals, today):
         first_of_month = today.replace(day=1)
         first_of_last = (first_of_month - timedelta(days=1)).replace(day=1)
-        (this_month,), = Daily._read_group(
-            company_domain + [("day", ">=", first_of_month), ("day", "<=", today)], [], ["cost_usd:sum"]
-        )
-        (last_month,), = Daily._read_group(
-            company_domain + [("day", ">=", first_of_last), ("day", "<", first_of_month)], [], ["cost_usd:sum"]
-        )
-        (cost, calls, savings, hits, waste, waste_count, unknown), = Daily._read_group(
-            domain,
-            [],
-            ["cost_usd:sum", "call_count:sum", "savings_usd:sum", "cache_hit_count:sum", "waste_usd:sum",
-             "waste_count:sum", "cost_unknown_count:sum"],
-        )
+        by_day = Report._grouped_sums(
+            company_domain + [("day", ">=", first_of_last), ("day", "<=", today)], [("day",)], ["cost_usd"]
+        )[("day",)]
+        this_month = sum((cost for day, cost in by_day if day >= first_of_month), 0.0)
+        last_month = sum((cost for day, cost in by_day if day < first_of_month), 0.0)
+        (cost, calls, savings, hits, waste, waste_count, unknown, _latency), = totals
         return {
-            "cost_this_month": this_month or 0.0,
-            "cost_last_month": last_month or 0.0,
-            "forecast_month": month_forecast(this_month or 0.0, today),
+            "cost_this_month": this_month,
+            "cost_last_month": last_month,
+            "forecast_month": month_forecast(this_month, today),
             "cost": cost or 0.0,
             "calls": calls or 0,
             "savings": savings or 0.0,
@@ -104,14 +107,15 @@ class AiCostDashboard(models.AbstractModel):
             "cost_unknown_count": unknown or 0,
         }
 
-    def _daily_by_provider(self, Daily, domain, start, end):
-        groups = Daily._read_group(domain, ["day:day", "provider_id"], ["cost_usd:sum"])
+    def _daily_by_provider(self, rows, start, end):
         days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
         index = {day: n for n, day in enumerate(days)}
+        providers = self.env["ai.service.provider"].browse({provider for _day, provider, *_ in rows if provider})
+        names = {provider.id: provider.name for provider in providers}
         series = {}
-        for day, provider, cost in groups:
-            name = provider.name or self.env._("Unknown provider")
-            series.setdefault((provider.id, name), [0.0] * len(days))[index[day]] += cost
+        for day, provider_id, cost, *_sums in rows:
+            name = names.get(provider_id) or self.env._("Unknown provider")
+            series.setdefault((provider_id or False, name), [0.0] * len(days))[index[day]] += cost
         return {
             "labels": [str(day) for day in days],
             "datasets": [
@@ -120,28 +124,26 @@ class AiCostDashboard(models.AbstractModel):
             ],
         }
 
-    def _by_dimension(self, Daily, domain, field, limit=None):
-        groups = Daily._read_group(
-            domain, [field], ["cost_usd:sum", "call_count:sum"], order="cost_usd:sum desc", limit=limit
-        )
-        rows = []
-        for key, cost, calls in groups:
-            if isinstance(key, models.BaseModel):
-                key_id, name = key.id, key.display_name
-            else:
-                key_id, name = key or False, key
-            rows.append({"id": key_id, "name": name or self.env._("(none)"), "cost": cost, "calls": calls})
-        return rows
+    def _by_dimension(self, rows, Model=None, limit=None):
+        """Cost and calls by the key of `rows` (ids of `Model`'s records, if given), costliest first."""
+        rows = sorted(rows, key=lambda row: -row[1])[:limit]
+        names = {}
+        if Model is not None:
+            names = {record.id: record.display_name for record in Model.browse(key for key, *_ in rows if key)}
+        return [
+            {"id": key or False, "name": (names.get(key) if Model is not None else key) or self.env._("(none)"),
+             "cost": cost, "calls": calls}
+            for key, cost, calls, *_sums in rows
+        ]
 
-    def _provider_comparison(self, Daily, domain):
-        groups = Daily._read_group(
-            domain + [("cache_hit", "=", False)],
-            ["provider_id", "status"],
-            ["cost_usd:sum", "call_count:sum", "latency_ms_sum:sum"],
-        )
+    def _provider_comparison(self, rows):
         stats = {}
-        for provider, status, cost, calls, latency in groups:
-            row = stats.setdefault(provider, {"cost": 0.0, "calls": 0, "errors": 0, "latency": 0.0, "ok": 0})
+        for provider_id, status, cache_hit, cost, calls, *_sums, latency in rows:
+            if cache_hit:  # answered from the response cache: not a provider call
+                continue
+            row = stats.setdefault(
+                provider_id or False, {"cost": 0.0, "calls": 0, "errors": 0, "latency": 0.0, "ok": 0}
+            )
             row["cost"] += cost
             row["calls"] += calls
             if status == "ok":
@@ -149,8 +151,12 @@ class AiCostDashboard(models.AbstractModel):
                 row["latency"] += latency
             elif status == "error":
                 row["errors"] += calls
-        return [
-            {
+        providers = self.env["ai.service.provider"].browse(pid for pid in stats if pid)
+        records = {provider.id: provider for provider in providers}
+        result = []
+        for provider_id, row in sorted(stats.items(), key=lambda item: -item[1]["cost"]):
+            provider = records.get(provider_id, self.env["ai.service.provider"])
+            result.append({
                 "id": provider.id,
                 "name": provider.name or self.env._("Unknown provider"),
                 "model": provider.model or "",
@@ -159,9 +165,8 @@ class AiCostDashboard(models.AbstractModel):
                 "avg_latency_ms": row["latency"] / row["ok"] if row["ok"] else 0.0,
                 "error_rate": row["errors"] / row["calls"] if row["calls"] else 0.0,
                 "quality": self._provider_quality(provider),
-            }
-            for provider, row in sorted(stats.items(), key=lambda item: -item[1]["cost"])
-        ]
+            })
+        return result
 
     @staticmethod
     def _provider_quality(provider):

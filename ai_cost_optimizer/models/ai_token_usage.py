@@ -14,10 +14,7 @@ QUALITY_LEVELS = [("low", "Low"), ("medium", "Medium"), ("high", "High")]
 COMPLEXITIES = [("simple", "Simple"), ("medium", "Medium"), ("complex", "Complex")]
 # What a user may change on their own usage rows: their rating of the answer.
 USER_WRITABLE_FIELDS = frozenset({"quality_score", "feedback"})
-ROLLUP_MODELS = (
-    "ai.token.usage.daily", "ai.token.usage.record.daily", "ai.token.usage.record.monthly",
-    "ai.token.usage.record.operation.monthly", "ai.token.usage.record.yearly", "ai.token.usage.record.operation.yearly",
-)
+ROLLUP_MODELS = ("ai.token.usage.daily", "ai.token.usage.record.daily", "ai.token.usage.record.monthly")
 
 
 class AiTokenUsage(models.Model):
@@ -292,10 +289,9 @@ class AiTokenUsage(models.Model):
     @api.model
     def _rebuild_rollups(self, date_from=None):
         """Rebuild every rollup from the raw usage rows (see the mixin's _rebuild), from the start of
-        `date_from`'s year: a year's per-record sums bound those of its months and days (the cost API's top
-        records rely on it), so all are rebuilt over the same whole years."""
-        yearly = self.env["ai.token.usage.record.yearly"]
-        date_from = date_from and yearly._period_start(fields.Date.to_date(date_from))
+        `date_from`'s month: the cost API's top records add the per-month sums of some months to the per-day
+        sums of others, so all are rebuilt over the same whole months."""
+        date_from = date_from and fields.Date.to_date(date_from).replace(day=1)
         for model in ROLLUP_MODELS:
             self.env[model].sudo()._rebuild(date_from)
         return True

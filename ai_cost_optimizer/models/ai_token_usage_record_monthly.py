@@ -3,12 +3,13 @@ from datetime import date
 
 from odoo import api, fields, models
 from odoo.tools import SQL
+from odoo.tools.sql import drop_index
 
-from .ai_token_usage_record_daily import RECORD_ROWS_SQL, covers_records, create_record_index
+from .ai_token_usage_record_daily import TOP_COLUMNS
 from .ai_token_usage_rollup_mixin import ROLLUP_KEYS
 
-# `day` holds the first day (UTC) of the month.
-MONTH_SQL = "date_trunc('month', u.create_date)::date"
+DROPPED_TABLES = ("ai_token_usage_record_operation_monthly", "ai_token_usage_record_yearly",
+                  "ai_token_usage_record_operation_yearly")
 
 
 def month_start(day: date) -> date:
@@ -23,24 +24,19 @@ def month_end(day: date) -> date:
 class AiTokenUsageRecordMonthly(models.Model):
     """Per-month sums of the usage rows that concern an Odoo record, keyed by the record only.
 
-    It answers the API's "top records by cost" without filters: ai.token.usage.record.daily also keys
-    its rows by provider, user, operation, status and cache hit, which multiplies them (a call session
-    about one lead spreads over a dozen rows per day). Provider, user, operation, status and cache_hit
-    stay empty here: queries filtering on the operation read ai.token.usage.record.operation.monthly, those
-    filtering on the others the daily per-record rollup."""
+    It answers the API's "top records by cost" of the months that a period covers (ai.cost.report
+    `_record_parts`): ai.token.usage.record.daily also keys its rows by day, provider, user, operation,
+    status and cache hit, which multiplies them (a call session about one lead spreads over a dozen rows
+    per day), and summing every record of 90 days from it misses the 300 ms target. Provider, user,
+    operation, status and cache_hit stay empty here: queries filtering on them read the per-day rollup."""
 
     _name = "ai.token.usage.record.monthly"
     _inherit = "ai.token.usage.rollup.mixin"
     _description = "AI Usage per Record and Month"
     _order = "day desc, id desc"
-    _rollup_where = RECORD_ROWS_SQL
-    _rollup_period_sql = MONTH_SQL  # the first day of the period a row sums, from the usage row `u`
-    _rollup_record_keys = ("company_id", "res_model")  # keys of ROLLUP_KEYS kept, besides the period and res_id
-    # The columns of the index of given records' rows: the API sums the months of its candidate records.
-    _rollup_record_index = "company_id, res_model, cost_usd, call_count"
-    # The costliest-records index (see `init`) also serves what the (company_id, day) one would: the sums of
-    # the months a period covers, from the index alone.
-    _rollup_company_day_index = False
+    _rollup_required_fields = ("res_model", "res_id")
+    # The top records of the months a period covers, read from the index alone.
+    _rollup_company_day_index = TOP_COLUMNS
 
     day = fields.Date(string="Month")
     # Not a key here: the month rollup leaves it empty.
@@ -50,34 +46,24 @@ class AiTokenUsageRecordMonthly(models.Model):
     @classmethod
     def _rollup_keys(cls):
         keys = {column: (column, expr, index) for column, expr, index in ROLLUP_KEYS}
-        return [
-            ("day", cls._rollup_period_sql, "day"), *(keys[column] for column in cls._rollup_record_keys),
-            ("res_id", "u.res_id", "res_id"),
-        ]
-
-    def _rollup_covers(self, rows):
-        return covers_records(rows)
+        # `day` holds the first day (UTC) of the month.
+        return [("day", "date_trunc('month', u.create_date)::date", "day"), keys["company_id"], keys["res_model"],
+                ("res_id", "u.res_id", "res_id")]
 
     def init(self):
         super().init()
-        if self._rollup_record_index:
-            create_record_index(self.env.cr, self._table, self._rollup_record_index)
-        # The costliest records of a period, read in order from the index, with the columns the API reads.
-        key = ", ".join(column for column in self._rollup_record_keys if column != "res_model")
-        self.env.cr.execute(SQL(
-            "CREATE INDEX IF NOT EXISTS %s ON %s (%s, day, cost_usd DESC) INCLUDE (res_model, res_id, call_count)",
-            SQL.identifier(f"{self._table}_costliest_idx"), SQL.identifier(self._table), SQL(key),
-        ))
+        # Earlier versions bounded the top records by the costliest records of a month, and looked the rows
+        # of given records up: indexes less to write on every call about a record.
+        for name in ("costliest_idx", "record_idx", "_res_id_index"):
+            drop_index(self.env.cr, f"{self._table}_{name}", self._table)
+        # And kept three more per-record rollups for that bound (per month with the operation, per year with
+        # and without it). An update removes their models, access rights and rules, not their tables.
+        self.env.cr.execute(SQL("DROP TABLE IF EXISTS %s", SQL(", ").join(map(SQL.identifier, DROPPED_TABLES))))
         self.env.cr.execute(SQL("SELECT 1 FROM %s LIMIT 1", SQL.identifier(self._table)))
         if not self.env.cr.rowcount:  # new (or unused) rollup: fill it from the ledger
             self._rebuild()
 
     @api.model
-    def _period_start(self, day: date) -> date:
-        """The first day of the period of `day`, as `day` holds it."""
-        return month_start(day)
-
-    @api.model
     def _rebuild(self, date_from=None):
-        """As the mixin's, from the start of `date_from`'s period: a period is rebuilt whole or not at all."""
-        return super()._rebuild(date_from and self._period_start(fields.Date.to_date(date_from)))
+        """As the mixin's, from the start of `date_from`'s month: a month is rebuilt whole or not at all."""
+        return super()._rebuild(date_from and month_start(fields.Date.to_date(date_from)))

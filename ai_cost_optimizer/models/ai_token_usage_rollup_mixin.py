@@ -53,7 +53,10 @@ class AiTokenUsageRollupMixin(models.AbstractModel):
     _description = "AI Usage Rollup (shared)"
     _order = "day desc, id desc"
     _rollup_extra_keys = []  # [(column, expression over u, index expression)]
-    _rollup_where = "TRUE"  # which raw rows this rollup covers
+    # Which raw usage rows this rollup covers: those whose fields named here are all set (not NULL, 0 or
+    # empty). The one statement of the rule: its SQL (`_rollup_where_sql`) and its Python check
+    # (`_rollup_covers`) are both derived from it.
+    _rollup_required_fields = ()
     # Its (company_id, day) index: True for a plain one; the columns it covers, for the API's top records to
     # read from the index; False when another index serves its queries (a write less per call).
     _rollup_company_day_index = True
@@ -88,10 +91,24 @@ class AiTokenUsageRollupMixin(models.AbstractModel):
 
     def _rollup_covers(self, rows):
         """Whether this rollup covers any of `rows` (usage records, or the values of a usage row about to
-        be written): the Python twin of `_rollup_where`. It lets the gateway leave out the upsert of a
-        rollup that none of a call's rows concerns: planning that upsert costs PostgreSQL more than
-        running it."""
-        return bool(rows)
+        be written), by `_rollup_required_fields` as `_rollup_where_sql` reads them. It lets the gateway
+        leave out the upsert of a rollup that none of a call's rows concerns: planning that upsert costs
+        PostgreSQL more than running it."""
+        def value(row, name):
+            return row.get(name) if isinstance(row, dict) else row[name]
+
+        return any(all(value(row, name) for name in self._rollup_required_fields) for row in rows)
+
+    def _rollup_where_sql(self):
+        """The SQL of `_rollup_required_fields` over the raw usage row `u`: each field is set, as Python's
+        truth value of the field's value (NULL, 0, '' and FALSE are not)."""
+        fields_ = self.env["ai.token.usage"]._fields
+        zeros = {"char": SQL("''"), "boolean": SQL("FALSE")}
+        return SQL(" AND ").join(
+            [SQL("COALESCE(%s, %s) <> %s", SQL.identifier("u", name), zeros.get(fields_[name].type, SQL("0")),
+                 zeros.get(fields_[name].type, SQL("0")))
+             for name in self._rollup_required_fields] or [SQL("TRUE")]
+        )
 
     def init(self):
         if self._abstract:
@@ -134,7 +151,7 @@ class AiTokenUsageRollupMixin(models.AbstractModel):
         ))
         return SQL(
             "SELECT %s, %s FROM %s u WHERE %s AND %s GROUP BY %s",
-            key_exprs, measures, source, SQL(self._rollup_where), where, key_exprs,
+            key_exprs, measures, source, self._rollup_where_sql(), where, key_exprs,
         )
 
     def _columns_sql(self):

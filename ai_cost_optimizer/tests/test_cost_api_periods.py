@@ -4,7 +4,6 @@ from datetime import date, datetime
 from odoo.tests import tagged
 from odoo.tools import SQL
 
-from ..controllers.cost_api import cost_payload
 from .common import UsageRowsCase
 
 # Usage days over three months, so that periods can cut months on either side.
@@ -53,7 +52,7 @@ class TestCostApiPeriods(UsageRowsCase):
         cls.env["ai.token.usage"]._rebuild_rollups()
 
     def _payload(self, start, end, **filters):
-        return cost_payload(self.env(user=self.manager), {"start": str(start), "end": str(end), **filters})
+        return self.env(user=self.manager)["ai.cost.report"]._costs({"start": str(start), "end": str(end), **filters})
 
     def _expected_records(self, start, end, operation=None):
         sums = defaultdict(lambda: [0.0, 0])

@@ -1,6 +1,7 @@
 from odoo import Command
 from odoo.tests import tagged
 
+from ..models.ai_token_usage import ROLLUP_MODELS
 from .common import AiCostCase
 
 MEASURES = ["call_count", "input_tokens", "output_tokens", "cost_usd", "cost_unknown_count", "cache_hit_count",
@@ -117,3 +118,40 @@ class TestCostRollup(AiCostCase):
         self._send(self.gpt)
         self.usage_rows().unlink()
         self.assertEqual(sum(self.env["ai.token.usage.daily"].search([]).mapped("call_count")), 1)
+
+    def test_covers_rule_python_and_sql_agree(self):
+        """`_rollup_covers` (the gateway's choice of upserts) and `_rollup_where_sql` (what the upsert and
+        the rebuild sum) derive from `_rollup_required_fields`: both give the same answer on every case, on
+        the values of a row to write and on a written row."""
+        from itertools import product
+
+        from odoo.tools import SQL
+
+        rollups = [self.env[model] for model in ROLLUP_MODELS]
+        for res_model, res_id in product([None, "", "res.partner"], [None, 0, 7]):
+            for Rollup in rollups:
+                with self.subTest(model=Rollup._name, res_model=res_model, res_id=res_id):
+                    self.env.cr.execute(SQL(
+                        "SELECT %s FROM (VALUES (%s::varchar, %s::int)) AS u(res_model, res_id)",
+                        Rollup._rollup_where_sql(), res_model, res_id,
+                    ))
+                    [(in_sql,)] = self.env.cr.fetchall()
+                    self.assertEqual(Rollup._rollup_covers([{"res_model": res_model, "res_id": res_id}]), in_sql)
+                    self.assertEqual(in_sql, Rollup._name == "ai.token.usage.daily" or (res_model, res_id) == (
+                        "res.partner", 7))
+        cases = list(product([None, "res.partner"], [None, 0, 7]))
+        usages = self.env["ai.token.usage"].create([
+            {"provider_id": self.gpt.id, "model": "gpt-4o-mini", "operation": "covers_rule", "cost_usd": 0.01,
+             "res_model": res_model, "res_id": res_id, "status": "ok"}
+            for res_model, res_id in cases
+        ])
+        self.env.flush_all()
+        for Rollup in rollups:
+            for usage in usages:
+                with self.subTest(model=Rollup._name, usage=(usage.res_model, usage.res_id)):
+                    self.env.cr.execute(SQL("SELECT %s FROM ai_token_usage u WHERE u.id = %s",
+                                            Rollup._rollup_where_sql(), usage.id))
+                    [(in_sql,)] = self.env.cr.fetchall()
+                    self.assertEqual(Rollup._rollup_covers(usage), in_sql)
+        record_rows = self.env["ai.token.usage.record.daily"].search([("operation", "=", "covers_rule")])
+        self.assertEqual(sum(record_rows.mapped("call_count")), 1, "only the row about res.partner 7")
