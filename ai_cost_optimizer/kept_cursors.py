@@ -9,6 +9,7 @@ keeps those plans; a prepared statement runs on a plan made once per connection.
 import logging
 import re
 import threading
+from collections import defaultdict
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 
@@ -33,6 +34,9 @@ MAX_KEPT = 4
 # The mark that a caller's transaction holds the rows of its calls (see `run_in_own_transaction`), in the data
 # of its postcommit callbacks: Odoo clears them when the transaction commits or rolls back, not when it flushes.
 HOLDS_CALL_ROWS = "ai_cost_holds_call_rows"
+# The records known to be committed, by database and table: a call's rows refer to them, and a record once
+# committed stays so (PostgreSQL never gives an id twice). A cache only: a record not in it is looked up.
+_COMMITTED: defaultdict[tuple[str, str], set[int]] = defaultdict(set)
 
 
 class KeptCursors:
@@ -173,26 +177,54 @@ def holds_call_rows(cr) -> bool:
     return is_test_transaction(cr) or cr.postcommit.data.get(HOLDS_CALL_ROWS, False)
 
 
-def run_in_own_transaction(env, work, cursors: KeptCursors | None = None):
+def run_in_own_transaction(env, work, cursors: KeptCursors = LEDGER_CURSORS, references=None):
     """`work(cr)`'s result, run in a transaction of its own, committed before this returns: for the rows of a call
-    that must outlive the caller's transaction, since the money was spent. On a cursor of `cursors`, or a new
-    cursor of the registry.
+    that must outlive the caller's transaction, since the money was spent. On a cursor of `cursors`, by default a
+    read-committed ledger cursor: concurrent calls update the same rows, which would make a repeatable-read
+    transaction fail with a serialization error. `references`: the records those rows refer to, {table: ids}
+    (see `references_of`).
 
     Two kinds of callers' transactions keep those rows themselves, written in a savepoint:
     - a test's (another module's TransactionCase): its rows roll back with it;
     - one whose call names a record that exists in it only (a provider, a user just created): no other
-      transaction could refer to it. Such a transaction is found by a foreign-key violation; from then on, until
-      it ends, it keeps the rows of all its calls, which then roll back with it."""
+      transaction could refer to it. From then on, until it ends, it keeps the rows of all its calls, which then
+      roll back with it. Such a record is one of `references` that the own transaction does not see, or one
+      that a foreign key names (a reference that another module's override adds)."""
     if not holds_call_rows(env.cr):
         try:
-            with cursors.cursor(env.registry) if cursors else env.registry.cursor() as cr:
-                return work(cr)
+            with cursors.cursor(env.registry) as cr:
+                if not _names_uncommitted(cr, references or {}):
+                    return work(cr)
         except psycopg2.errors.ForeignKeyViolation as error:
-            _logger.info(
-                "An AI call names a record of its caller's open transaction (%s): its rows go in that transaction.",
-                error.diag.constraint_name,
-            )
-            env.cr.postcommit.data[HOLDS_CALL_ROWS] = True
+            _logger.info("An AI call names a record of its caller's open transaction (%s).", error.diag.constraint_name)
+        env.cr.postcommit.data[HOLDS_CALL_ROWS] = True
     # Unflushed: the caller's pending writes are the caller's to flush (a provider's key is logged when written).
     with env.cr.savepoint(flush=False):
         return work(env.cr)
+
+
+def references_of(model, vals) -> dict[str, set[int]]:
+    """The records that a row of `model` holding `vals` refers to, by table: its many2one values and its author."""
+    references = defaultdict(set)
+    for name, value in vals.items():
+        field = model._fields.get(name)
+        if field is not None and field.type == "many2one" and isinstance(value, int) and value:
+            references[model.env[field.comodel_name]._table].add(value)
+    if model._log_access:
+        references["res_users"].add(model.env.uid)
+    return references
+
+
+def _names_uncommitted(cr, references) -> bool:
+    """Whether one of `references` ({table: ids}) is a record that the transaction of `cr` does not see."""
+    for table, ids in references.items():
+        known = _COMMITTED[cr.dbname, table]
+        unknown = [record_id for record_id in ids if record_id not in known]
+        if not unknown:
+            continue
+        cr.execute(SQL("SELECT id FROM %s WHERE id = ANY(%s)", SQL.identifier(table), unknown))
+        found = {record_id for record_id, in cr.fetchall()}
+        known.update(found)
+        if len(found) < len(unknown):
+            return True
+    return False

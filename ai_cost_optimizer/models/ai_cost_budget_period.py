@@ -1,8 +1,6 @@
 from collections import namedtuple
 from datetime import timedelta
 
-from psycopg2.extensions import ISOLATION_LEVEL_READ_COMMITTED, TRANSACTION_STATUS_IDLE
-
 from odoo import api, fields, models
 from odoo.tools import SQL
 
@@ -57,17 +55,6 @@ WITH locked AS MATERIALIZED (
 SELECT locked.budget_id, locked.id, locked.committed, hold.id
   FROM locked LEFT JOIN hold ON hold.period_id = locked.id
 """
-
-
-def read_committed(env):
-    """Make the transaction about to begin on env.cr READ COMMITTED, so that a row lock waits for a
-    concurrent update and then sees it, instead of failing with a repeatable-read serialization
-    error. A transaction in progress (the caller's, or the test's in test mode) keeps its level."""
-    connection = env.cr.connection
-    if connection.info.transaction_status == TRANSACTION_STATUS_IDLE:
-        # Set on the connection, psycopg2 opens the next transaction with it, sparing a round trip;
-        # Odoo resets the level of every connection it hands out as a new cursor.
-        connection.set_isolation_level(ISOLATION_LEVEL_READ_COMMITTED)
 
 
 class AiCostBudgetPeriod(models.Model):
@@ -136,7 +123,7 @@ class AiCostBudgetPeriod(models.Model):
             execute_prepared(cr, SQL(HOLD_SQL, **params))
             return cr.fetchall()
 
-        rows = run_in_own_transaction(self.env, hold, STATEMENT_CURSORS)
+        rows = run_in_own_transaction(self.env, hold, STATEMENT_CURSORS, {"res_users": {self.env.uid}})
         if len(rows) < len(rules):
             found = {row[0] for row in rows}
             self._create_missing_periods({rule.id: bounds[rule.id] for rule in rules if rule.id not in found})
@@ -152,7 +139,6 @@ class AiCostBudgetPeriod(models.Model):
 
         def create(cr):
             env = self.env(cr=cr, su=True)
-            read_committed(env)
             for budget in env["ai.cost.budget"].browse(sorted(bounds)):
                 start, end = bounds[budget.id]
                 cr.execute(SQL(
@@ -164,9 +150,10 @@ class AiCostBudgetPeriod(models.Model):
                   ON CONFLICT (budget_id, date_start) DO NOTHING""",
                     budget=budget.id, company=budget.company_id.id, start=start, end=end,
                     spend=budget._ledger_spend(start, end), uid=self.env.uid,
-                ), log_exceptions=False)  # a user of the caller's transaction fails it: see run_in_own_transaction
+                ))
 
-        run_in_own_transaction(self.env, create)
+        references = {"res_users": {self.env.uid}, "ai_cost_budget": set(bounds)}
+        run_in_own_transaction(self.env, create, references=references)
 
     def _unreserve(self, reservation_ids):
         """Drop reservations: returns {period_id: amount released} (expired ones are already gone)."""

@@ -4,7 +4,6 @@ from odoo import api, fields, models
 from odoo.tools import SQL
 
 from ..kept_cursors import STATEMENT_CURSORS, execute_prepared, holds_call_rows
-from ..ledger import USAGE_ID
 from .ai_service_provider_price import PRICE_DIGITS
 
 
@@ -56,9 +55,9 @@ class AiResponseCache(models.Model):
             answer = read(self.env.cr)
         return answer
 
-    def _store_sql(self, key, company, usage, content):
-        """The statement that stores (or refreshes) the answer of the usage row of the values `usage`,
-        inserted by the same ledger statement; None when `company` (the usage's) keeps no completions.
+    def _store_sql(self, key, company, usage_id, usage, content):
+        """The statement that stores (or refreshes) the answer of the usage row `usage_id`, written with the
+        values `usage`, in the ledger statement; None when `company` (the usage's) keeps no completions.
 
         An upsert: two workers answering the same request at once must not make the ledger
         transaction fail on the unique key."""
@@ -81,7 +80,7 @@ class AiResponseCache(models.Model):
                    cost_usd = EXCLUDED.cost_usd, usage_id = EXCLUDED.usage_id, expires_at = EXCLUDED.expires_at,
                    write_uid = EXCLUDED.write_uid, write_date = EXCLUDED.write_date""",
             key=key, company=company.id, provider=usage["provider_id"] or None, model=usage["model"],
-            content=content, cost=usage["cost_usd"], usage=USAGE_ID, expires=expires_at, uid=self.env.uid, now=now,
+            content=content, cost=usage["cost_usd"], usage=usage_id, expires=expires_at, uid=self.env.uid, now=now,
         )
 
     @api.model

@@ -21,9 +21,8 @@ from ..core.recommendation import strictest_quality
 from ..core.response_cache import cache_key, is_cacheable
 from ..core.tokens import count_message_tokens, count_text_tokens
 from ..exceptions import AiBudgetExceeded, AiProviderError
-from ..kept_cursors import LEDGER_CURSORS, run_in_own_transaction
-from ..ledger import USAGE_CTE, USAGE_DATE, USAGE_ID, LedgerStatement
-from .ai_cost_budget_period import read_committed
+from ..kept_cursors import LEDGER_CURSORS, references_of, run_in_own_transaction
+from ..ledger import LedgerStatement
 from .ai_token_usage import QUALITY_LEVELS
 from .ai_token_waste_finding import CALL_FIELDS, WASTE_FIELDS
 
@@ -280,7 +279,6 @@ class AiService(models.AbstractModel):
 
             def release(cr):
                 env = self.env(cr=cr, su=True)
-                read_committed(env)
                 env["ai.cost.budget.period"].browse(call.budget_periods)._release(reservations)
 
             run_in_own_transaction(self.env, release)
@@ -335,22 +333,25 @@ class AiService(models.AbstractModel):
         caller's transaction rolls back (see run_in_own_transaction for the transactions that keep
         it themselves). The post-call steps run in the same transaction, the rows they write in the
         same statement as the usage row (see ledger.py)."""
+        vals = self._usage_values(call, status, error)
         return run_in_own_transaction(
-            self.env, lambda ledger_cr: self._write_ledger(ledger_cr, call, status, error), LEDGER_CURSORS
+            self.env, lambda ledger_cr: self._write_ledger(ledger_cr, call, status, vals), LEDGER_CURSORS,
+            references_of(self.env["ai.token.usage"], vals),
         )
 
-    def _write_ledger(self, ledger_cr, call, status, error):
-        """Write the call's usage row and the rows that follow it on `ledger_cr`; returns its summary."""
-        vals = self._usage_values(call, status, error)
+    def _write_ledger(self, ledger_cr, call, status, vals):
+        """Write the call's usage row (its values `vals`) and the rows that follow it on `ledger_cr`; returns
+        its summary."""
         # allowed_company_ids spares a read of the user's companies on every call.
         ledger_env = self.env(cr=ledger_cr, su=True, context=dict(allowed_company_ids=[vals["company_id"]]))
         service = self.with_env(ledger_env)
         if status == "ok":
             service._before_usage(call, vals)
-        ledger = LedgerStatement(ledger_env["ai.token.usage"], vals)
+        # Through create(): other modules' fields, computes and overrides apply to the gateway's rows.
+        usage = ledger_env["ai.token.usage"].create(vals)
+        ledger = LedgerStatement(usage, vals)
         service._add_usage_followers(call, ledger, status)
         ids = ledger.execute()
-        usage = ledger_env["ai.token.usage"].browse(ids[USAGE_CTE])
         if status == "ok":
             service._after_usage(call, usage, ids)
         # The caller's snapshot may predate this commit, so it gets the figures, not the record.
@@ -410,8 +411,6 @@ class AiService(models.AbstractModel):
             )
         elif error and call.attempts:
             vals["attempts"] = call.attempts
-        # Stored and computed: the ledger statement writes it, no create() computes it.
-        vals["total_tokens"] = vals.get("input_tokens", 0) + vals.get("output_tokens", 0)
         answer = call.cached_answer
         if answer:
             vals.update(
@@ -457,10 +456,8 @@ class AiService(models.AbstractModel):
 
     def _add_usage_followers(self, call, ledger, status):
         """Add to `ledger` (a LedgerStatement) the rows that follow the usage row of a call with
-        `status`, written by the same statement: its rollups, and for a served call its benchmark
-        (`_log_benchmark`, also for a failed attempt), its waste findings, its response-cache entry
-        and its recommendation."""
-        ledger.usage_model._add_ledger_rows(ledger)
+        `status`, written by one statement: for a served call its benchmark (`_log_benchmark`, also for
+        a failed attempt), its waste findings, its response-cache entry and its recommendation."""
         # A request that reached a provider, answered or failed, counts in its benchmarks (error rate).
         if (status == "ok" and call.result is not None) or call.failed_attempt:
             self._log_benchmark(call, ledger)
@@ -470,13 +467,14 @@ class AiService(models.AbstractModel):
         served = not call.cached_answer
         if served and call.waste_report:
             Finding = self.env["ai.token.waste.finding"].sudo()
-            findings = Finding._finding_values(USAGE_ID, USAGE_DATE, call.waste_values, call.waste_report)
+            usage = ledger.usage
+            findings = Finding._finding_values(usage.id, usage.create_date, call.waste_values, call.waste_report)
             for index, vals in enumerate(findings):
                 ledger.add_insert(f"finding_{index}", self.env["ai.token.waste.finding"], vals)
         if served and self._response_cacheable(call):
             # The company as the caller's transaction has read it: the ledger's need not read it again.
             entry = self.env["ai.response.cache"].sudo()._store_sql(
-                self._response_key(call), call.provider.company_id, ledger.vals, call.result.content
+                self._response_key(call), call.provider.company_id, ledger.usage.id, ledger.vals, call.result.content
             )
             if entry:
                 ledger.add("response_cache", entry)
@@ -502,7 +500,7 @@ class AiService(models.AbstractModel):
         vals = Benchmark._benchmark_values(
             call.provider, usage["task_type"], usage.get("complexity"),
             usage["estimated_input_tokens"] if failed else usage["input_tokens"], usage.get("output_tokens", 0),
-            usage.get("cost_usd", 0.0), usage.get("latency_ms", 0.0), error_occurred=failed, usage_id=USAGE_ID,
+            usage.get("cost_usd", 0.0), usage.get("latency_ms", 0.0), error_occurred=failed, usage_id=ledger.usage.id,
         )
         ledger.add_insert("benchmark", Benchmark, vals)
 

@@ -6,7 +6,6 @@ from odoo.tools.sql import drop_index
 from ..core import pricing
 from ..core.messages import short_repr
 from ..core.usage import Usage
-from ..ledger import USAGE_CTE
 from .ai_service_provider_price import PRICE_DIGITS
 from .ai_token_usage_rollup_mixin import ROLLUP_SOURCE_FIELDS
 
@@ -253,14 +252,6 @@ class AiTokenUsage(models.Model):
     # ------------------------------------------------------------------
     # Rollups
     # ------------------------------------------------------------------
-    @api.model
-    def _add_ledger_rows(self, ledger):
-        """Hook: add to `ledger` (ledger.LedgerStatement) the rows that every usage row the gateway
-        writes brings with it, written by the same statement: the upserts of its rollups."""
-        for rollup in self._covering_rollups([ledger.vals]):
-            upsert = rollup._upsert_sql(SQL("TRUE"), source=SQL.identifier(USAGE_CTE))
-            ledger.add(f"rollup_{rollup._table}", upsert)
-
     def _rollup_apply(self, sign):
         """Add (sign 1) or remove (sign -1) these rows' contribution to every rollup, in one statement:
         the upserts after the first run as data-modifying CTEs, which PostgreSQL runs exactly once."""

@@ -141,9 +141,8 @@ class AiTokenUsageRollupMixin(models.AbstractModel):
             if name != kept:
                 drop_index(cr, name, self._table)
 
-    def _aggregate_sql(self, where, sign=1, source=LEDGER):
-        """SELECT of the rollup rows of the raw usage rows of `source` (the ledger, or the usage row that a
-        ledger statement inserts) matching `where` (an SQL), times `sign`."""
+    def _aggregate_sql(self, where, sign=1):
+        """SELECT of the rollup rows of the raw usage rows matching `where` (an SQL), times `sign`."""
         keys = self._rollup_keys()
         key_exprs = SQL(", ".join(expr for _column, expr, _index in keys))
         measures = SQL(", ".join(f"%s * {aggregate}" for _column, aggregate in ROLLUP_MEASURES), *[sign] * len(
@@ -151,22 +150,22 @@ class AiTokenUsageRollupMixin(models.AbstractModel):
         ))
         return SQL(
             "SELECT %s, %s FROM %s u WHERE %s AND %s GROUP BY %s",
-            key_exprs, measures, source, self._rollup_where_sql(), where, key_exprs,
+            key_exprs, measures, LEDGER, self._rollup_where_sql(), where, key_exprs,
         )
 
     def _columns_sql(self):
         return SQL(", ".join([column for column, _e, _i in self._rollup_keys()] + [m for m, _a in ROLLUP_MEASURES]))
 
-    def _upsert_sql(self, where, sign=1, source=LEDGER):
-        """The upsert that adds (sign 1) or removes (sign -1) the contribution of the raw usage rows of
-        `source` matching `where` (see `_aggregate_sql`)."""
+    def _upsert_sql(self, where, sign=1):
+        """The upsert that adds (sign 1) or removes (sign -1) the contribution of the raw usage rows
+        matching `where` (see `_aggregate_sql`)."""
         index_exprs = ", ".join(index for _column, _expr, index in self._rollup_keys())
         updates = ", ".join(f"{m} = {self._table}.{m} + EXCLUDED.{m}" for m, _a in ROLLUP_MEASURES)
         return SQL(
             "INSERT INTO %s (%s) %s ON CONFLICT (%s) DO UPDATE SET %s",
             SQL.identifier(self._table),
             self._columns_sql(),
-            self._aggregate_sql(where, sign, source),
+            self._aggregate_sql(where, sign),
             SQL(index_exprs),
             SQL(updates),
         )

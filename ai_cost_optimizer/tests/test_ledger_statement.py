@@ -12,8 +12,8 @@ WRITE_STATEMENT = re.compile(r"\s*(WITH|INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
 
 @tagged("post_install", "-at_install")
 class TestLedgerStatement(AiCostCase):
-    """A served call writes its usage row and every row that follows it with one SQL statement
-    (ledger.py): the gateway's overhead is mostly the statements it sends."""
+    """A served call writes its usage row through create(), which keeps its rollups with one statement, and every
+    row that follows it with one more (ledger.py): the gateway's overhead is mostly the statements it sends."""
 
     def _send_recording_writes(self, **kwargs):
         writes = []
@@ -40,12 +40,21 @@ class TestLedgerStatement(AiCostCase):
             for rollup in ROLLUP_MODELS
         }
 
-    def test_served_call_writes_its_rows_with_one_statement(self):
+    def assertLedgerWrites(self, writes):
+        """The usage row inserted by create(), then one statement for its rollups and one for the rows that
+        follow it. Anything else updates the usage row: another module's stored compute (the test client's)."""
+        statements = [write.lstrip() for write in writes]
+        self.assertTrue(statements[0].startswith('INSERT INTO "ai_token_usage"'), statements[0][:80])
+        self.assertEqual(sum(statement.startswith("WITH") for statement in statements), 2, statements)
+        others = [statement for statement in statements[1:] if not statement.startswith("WITH")]
+        self.assertTrue(all(statement.startswith('UPDATE "ai_token_usage"') for statement in others), others)
+
+    def test_served_call_writes_its_row_through_create_and_what_follows_with_one_statement(self):
         self.env.company.ai_response_cache = True
         self.env.flush_all()  # read by the gateway's ledger transaction
         before = self._rollup_totals()
         result, writes = self._send_recording_writes()
-        self.assertEqual(len(writes), 1, writes)
+        self.assertLedgerWrites(writes)
 
         usage = self.env["ai.token.usage"].browse(result["usage_id"])
         self.assertEqual((usage.status, usage.create_uid, usage.user_id), ("ok", self.env.user, self.env.user))
@@ -74,7 +83,7 @@ class TestLedgerStatement(AiCostCase):
     def test_waste_findings_come_with_the_usage_row(self):
         self._send_recording_writes()
         result, writes = self._send_recording_writes()  # the same prompt again: a duplicate query
-        self.assertEqual(len(writes), 1, writes)
+        self.assertLedgerWrites(writes)
         usage = self.env["ai.token.usage"].browse(result["usage_id"])
         self.assertTrue(usage.waste_detected)
         self.assertIn("duplicate_query", usage.waste_finding_ids.mapped("rule"))

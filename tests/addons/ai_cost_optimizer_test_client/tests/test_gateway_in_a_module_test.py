@@ -1,6 +1,7 @@
 from odoo import Command
 from odoo.addons.ai_cost_optimizer.models.ai_token_usage import ROLLUP_MODELS
 from odoo.addons.ai_cost_optimizer.tests.fake_provider import FakeProviderServer
+from odoo.exceptions import UserError
 from odoo.tests import TransactionCase, new_test_user, tagged
 
 # Every table a call writes to, besides the usage ledger's rollups.
@@ -61,3 +62,27 @@ class TestGatewayInAModuleTest(TransactionCase):
         self.assertAlmostEqual(sum(daily.mapped("cost_usd")), first["cost_usd"], places=8)
 
         self.assertEqual(self._committed_counts(), before, "nothing committed outside the test's transaction")
+
+    def test_this_module_s_fields_and_create_apply_to_gateway_rows(self):
+        """The gateway writes its usage rows through create(): this module's computed field, default and
+        create() override apply to them, to failed calls' rows too."""
+        result = self.env["ai.service"].send_message(
+            [{"role": "user", "content": "Classify this ticket: the invoice is wrong."}], provider=self.provider.id,
+            operation="ticket_triage", res_model="res.partner", res_id=self.user.partner_id.id,
+        )
+        self.fake.queue_responses([{"status": 500}] * 2)  # max_retries 1: two attempts
+        try:  # not assertRaises: its savepoint would roll back the failed call's rows, kept in this transaction
+            self.env["ai.service"].send_message([{"role": "user", "content": "Again?"}], provider=self.provider.id)
+        except UserError:
+            pass
+        else:
+            self.fail("the provider failed: send_message must raise")
+        served = self.env["ai.token.usage"].browse(result["usage_id"])
+        failed = self.env["ai.token.usage"].search(
+            [("provider_id", "=", self.provider.id), ("status", "=", "error")], limit=1
+        )
+        self.assertEqual(
+            (served.client_label, served.client_channel, served.client_created),
+            ("ticket_triage about res.partner", "odoo", True),
+        )
+        self.assertEqual((failed.client_label, failed.client_created), ("call about nothing", True))
