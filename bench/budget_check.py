@@ -31,8 +31,9 @@ def fill_ledger(env, provider, rows: int) -> None:
 
 
 def measure(registry, provider_id: int, calls: int) -> tuple[list[float], float]:
-    """Time `_check_budget` on a call dict like the pipeline's, releasing each reservation after.
+    """Time `_check_budget` on a call like the pipeline's, releasing each reservation after.
     Returns the samples and the statements (Odoo's per-thread query count) one check sends."""
+    from odoo.addons.ai_cost_optimizer.core.call import GatewayCall
     from odoo.addons.ai_cost_optimizer.core.tokens import count_message_tokens
 
     samples = []
@@ -44,11 +45,10 @@ def measure(registry, provider_id: int, calls: int) -> tuple[list[float], float]
         service = env["ai.service"]
         estimate = count_message_tokens(MESSAGES, provider.model)
         for _ in range(calls):
-            call = {
-                "provider": provider, "messages": MESSAGES, "estimate": estimate, "max_tokens": 200,
-                "operation": OPERATION, "task_type": "chat", "quality_required": "medium",
-                "context_size_tokens": estimate.tokens, "max_budget_usd": None,
-            }
+            call = GatewayCall(
+                MESSAGES, provider=provider, estimate=estimate, max_tokens=200, operation=OPERATION,
+                quality_required="medium", context_size_tokens=estimate.tokens,
+            )
             before = thread.query_count
             started = time.perf_counter()
             result = service._check_budget(call)
