@@ -98,6 +98,7 @@ class KeptCursors:
         cr = registry.cursor()
         cr.connection.set_isolation_level(self._isolation_level)
         if self._settings:
+            # Raw SQL: session settings (SET), which the ORM has no API for.
             cr.execute(self._settings)
         setattr(cr, PREPARED, {})
         return cr
@@ -107,7 +108,8 @@ def execute_prepared(cr, statement: SQL) -> None:
     """Run `statement` on `cr`: on a kept cursor (see KeptCursors), prepared once per connection for each
     text, then executed with its parameters; on any other cursor, beyond MAX_PREPARED texts, or for a text
     that PostgreSQL refuses to prepare, as a plain statement. For the call path's statements, whose parsing
-    and planning cost more than their work.
+    and planning cost more than their work: raw SQL (PREPARE and EXECUTE, which the ORM has no API for) for the
+    gateway overhead target of DESIGN section 9.
 
     PostgreSQL infers each parameter's type from where it stands (a column it is compared with or inserted
     into, a cast), except for dates, timestamps and intervals, declared as such: in `timestamp - $1`, an
@@ -130,7 +132,8 @@ def execute_prepared(cr, statement: SQL) -> None:
 
 def _prepare(cr, name, code, params):
     """PREPARE the statement `code` as `name`; its name, or False when PostgreSQL refuses it (in a savepoint
-    within a transaction, so that it goes on: the statement then runs unprepared, and the warning says why)."""
+    within a transaction, so that it goes on: the statement then runs unprepared, and the warning says why).
+    Raw SQL for the gateway overhead target, as `execute_prepared`."""
     numbers = iter(range(1, len(params) + 1))
     text = PLACEHOLDER.sub(lambda match: "%" if match[1] == "%" else f"${next(numbers)}", code)
     types = f" ({', '.join(_parameter_type(param) for param in params)})" if params else ""
@@ -216,7 +219,9 @@ def references_of(model, vals) -> dict[str, set[int]]:
 
 
 def _names_uncommitted(cr, references) -> bool:
-    """Whether one of `references` ({table: ids}) is a record that the transaction of `cr` does not see."""
+    """Whether one of `references` ({table: ids}) is a record that the transaction of `cr` does not see.
+    Raw SQL: a reading of committed state on that other cursor, by table name (the caller's cache and snapshot
+    would show its own uncommitted records)."""
     for table, ids in references.items():
         known = _COMMITTED[cr.dbname, table]
         unknown = [record_id for record_id in ids if record_id not in known]

@@ -62,6 +62,7 @@ class LedgerStatement:
             return {}
         cr = self.usage.env.cr
         returning = [name for name, _statement, returns_id in self._parts if returns_id]
+        # Raw SQL for the gateway overhead target (DESIGN section 9): see the module docstring.
         execute_prepared(cr, SQL(
             "WITH %s SELECT %s",
             SQL(", ").join(SQL("%s AS (%s)", SQL.identifier(name), statement) for name, statement, _r in self._parts),

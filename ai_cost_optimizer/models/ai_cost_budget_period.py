@@ -120,6 +120,7 @@ class AiCostBudgetPeriod(models.Model):
         }
 
         def hold(cr):
+            # Raw SQL for the budget check target (constant time: DESIGN section 9), under row locks (section 10).
             execute_prepared(cr, SQL(HOLD_SQL, **params))
             return cr.fetchall()
 
@@ -141,6 +142,7 @@ class AiCostBudgetPeriod(models.Model):
             env = self.env(cr=cr, su=True)
             for budget in env["ai.cost.budget"].browse(sorted(bounds)):
                 start, end = bounds[budget.id]
+                # Raw SQL for an upsert (ON CONFLICT, DESIGN section 10): concurrent calls create the same row.
                 cr.execute(SQL(
                     """INSERT INTO ai_cost_budget_period
                               (budget_id, company_id, date_start, date_end, spend, reserved, call_count,
@@ -159,6 +161,8 @@ class AiCostBudgetPeriod(models.Model):
         """Drop reservations: returns {period_id: amount released} (expired ones are already gone)."""
         if not reservation_ids:
             return {}
+        # Raw SQL for correctness across workers (DESIGN section 10): RETURNING gives what this transaction
+        # deleted, never a reservation that the expiry cron released already.
         self.env.cr.execute(SQL(
             "DELETE FROM ai_cost_budget_reservation WHERE id IN %s RETURNING period_id, amount",
             tuple(reservation_ids),
@@ -175,6 +179,7 @@ class AiCostBudgetPeriod(models.Model):
         released = self._unreserve(reservation_ids)
         crossed = []
         for period in self.sorted("id"):
+            # Raw SQL for atomic increments across workers (DESIGN section 10), under the row lock it takes.
             self.env.cr.execute(SQL(
                 """UPDATE ai_cost_budget_period
                       SET spend = spend + %(cost)s, reserved = GREATEST(reserved - %(released)s, 0),
@@ -187,7 +192,8 @@ class AiCostBudgetPeriod(models.Model):
             thresholds = period.budget_id._crossed_thresholds(spend, alerted_up_to or 0.0)
             if thresholds:
                 # The row is locked by the UPDATE above until this transaction ends: no other
-                # worker can read the old marker and send the same alert.
+                # worker can read the old marker and send the same alert. No target needs raw SQL here:
+                # a write() would do as well.
                 self.env.cr.execute(SQL(
                     "UPDATE ai_cost_budget_period SET alerted_up_to = %s WHERE id = %s", max(thresholds), period.id
                 ))
@@ -201,6 +207,7 @@ class AiCostBudgetPeriod(models.Model):
         """Give back the reservations of a call that failed."""
         released = self._unreserve(reservation_ids)
         for period_id in sorted(released):
+            # Raw SQL for atomic decrements across workers (DESIGN section 10).
             self.env.cr.execute(SQL(
                 "UPDATE ai_cost_budget_period SET reserved = GREATEST(reserved - %s, 0) WHERE id = %s",
                 released[period_id], period_id,
@@ -217,6 +224,7 @@ class AiCostBudgetPeriod(models.Model):
                 period.budget_id._ledger_domain(period.date_start, period.date_end),
                 ["cache_hit"], ["cost_usd:sum", "__count"],
             )
+            # No target needs raw SQL here (a repair): a write() would do as well.
             self.env.cr.execute(SQL(
                 "UPDATE ai_cost_budget_period SET spend = %s, call_count = %s WHERE id = %s",
                 sum(cost or 0.0 for _hit, cost, _count in groups),
@@ -230,6 +238,7 @@ class AiCostBudgetPeriod(models.Model):
     def _cron_expire_reservations(self):
         """Release reservations older than RESERVATION_TTL: their worker died before settling."""
         limit = fields.Datetime.now() - RESERVATION_TTL
+        # Raw SQL for row locks (FOR UPDATE, DESIGN section 10), in id order as the holds take them.
         self.env.cr.execute(SQL(
             """SELECT id FROM ai_cost_budget_period
                 WHERE id IN (SELECT period_id FROM ai_cost_budget_reservation WHERE create_date < %s)
@@ -239,6 +248,7 @@ class AiCostBudgetPeriod(models.Model):
         periods = self.browse([row[0] for row in self.env.cr.fetchall()])
         if not periods:
             return
+        # No target needs raw SQL here: a search() of the reservations would do as well.
         self.env.cr.execute(SQL(
             "SELECT id FROM ai_cost_budget_reservation WHERE create_date < %s AND period_id IN %s",
             limit, tuple(periods.ids),

@@ -149,6 +149,7 @@ class AiCostDemo(models.AbstractModel):
 
     def _insert(self, rows):
         if rows:
+            # Demo data, thousands of rows in a few statements (create() would take far longer); no target needs it.
             execute_values(
                 self.env.cr._obj,
                 f"INSERT INTO ai_token_usage ({', '.join(COLUMNS)}) VALUES %s",
@@ -227,6 +228,7 @@ class AiCostDemo(models.AbstractModel):
             ))
 
         descriptions = {rule: f"{RULE_LABELS[rule]} (demo data)." for rule in RULES}
+        # Demo data, in one statement; no target needs raw SQL here: create() would do as well, if slower.
         self.env.cr.execute(SQL(
             """INSERT INTO ai_token_waste_finding (usage_id, rule, description, recommendation, tokens_wasted,
                        cost_wasted_usd, reviewed, company_id, user_id, operation, provider_id, call_date,

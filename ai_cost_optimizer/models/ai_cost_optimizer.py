@@ -149,6 +149,7 @@ class AiCostOptimizer(models.AbstractModel):
         Provider.flush_model([name for name in CANDIDATE_FIELDS if name != "api_key"])
         self.env["ai.task.type"].flush_model(["code", "active"])
         relation = Provider._fields["task_type_ids"]
+        # Raw SQL: whether a key is set without reading the key itself, and the task codes, in one query.
         self.env.cr.execute(SQL(
             """
             SELECT p.id, p.name, p.quality_score, p.context_window, p.cost_unknown, p.input_price, p.output_price,

@@ -43,6 +43,7 @@ class AiCostReport(models.AbstractModel):
         sums = [SQL("SUM(%s)", SQL.identifier(table, measure)) for measure in measures]
         result = {grouping: [] for grouping in groupings}
         if not columns:
+            # No target needs raw SQL for the totals alone: _read_group(domain, [], sums) would do as well.
             self.env.cr.execute(query.select(*sums))
             result[()] = self.env.cr.fetchall()
             return result
@@ -54,6 +55,8 @@ class AiCostReport(models.AbstractModel):
         if len(by_mask) != len(groupings):
             raise ValueError(f"Groupings of the same columns: {groupings}")
         keys = [SQL.identifier(table, column) for column in columns]
+        # Raw SQL for the dashboard and API target (under 300 ms: DESIGN section 9): GROUPING SETS, one scan for
+        # every grouping, which _read_group cannot express.
         self.env.cr.execute(SQL(
             "SELECT GROUPING(%s), %s, %s FROM %s WHERE %s GROUP BY GROUPING SETS (%s)",
             SQL(", ").join(keys), SQL(", ").join(keys), SQL(", ").join(sums), query.from_clause, query.where_clause,
@@ -134,6 +137,7 @@ class AiCostReport(models.AbstractModel):
         rows = SQL(" UNION ALL ").join(
             self._record_part_sql(model, domain, sign) for model, domain, sign in self._record_parts(filters)
         )
+        # Raw SQL for the API target (under 300 ms: DESIGN section 9): signed parts of two rollups, summed as float8.
         self.env.cr.execute(SQL(
             """SELECT res_model, res_id, ROUND(cost::numeric, %s), calls FROM (
                    SELECT res_model, res_id, SUM(cost_usd::float8) AS cost, SUM(call_count) AS calls,

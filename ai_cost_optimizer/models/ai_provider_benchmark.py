@@ -96,6 +96,7 @@ class AiProviderBenchmark(models.Model):
         self._check_compare_input(task_type, period_days)
         since = fields.Datetime.subtract(fields.Datetime.now(), days=period_days)
         self.flush_model()
+        # Raw SQL: a 95th percentile and FILTERed aggregates, which _read_group cannot express.
         self.env.cr.execute(
             """
             SELECT provider_id,
@@ -162,6 +163,8 @@ class AiProviderBenchmark(models.Model):
         task_types = self.env["ai.task.type"].sudo().search([])
         self.flush_model()
         for task_type in task_types:
+            # Raw SQL, though no target needs it (a cron): the average of the latest rows, which the ORM
+            # would read into Python to average.
             self.env.cr.execute(
                 """
                 SELECT AVG(output_tokens), COUNT(*) FROM (

@@ -88,6 +88,7 @@ class AiProviderExperiment(models.Model):
 
     def _assigned_arm(self, user):
         self.ensure_one()
+        # Raw SQL, though no target needs it: the read half of the upsert below; a search() would do as well.
         self.env.cr.execute(
             "SELECT arm_id FROM ai_provider_experiment_assignment WHERE experiment_id = %s AND user_id = %s",
             [self.id, user.id],
@@ -96,8 +97,8 @@ class AiProviderExperiment(models.Model):
         if row:
             return self.env["ai.provider.experiment.arm"].browse(row[0])
         arm = self._arm_for_user(user)
-        # Concurrent first calls of the same user agree: the bucket is deterministic, and the
-        # unique index makes the second insert a no-op.
+        # Raw SQL for an upsert (ON CONFLICT, DESIGN section 10): concurrent first calls of the same user
+        # agree, the bucket being deterministic, and the unique index makes the second insert a no-op.
         self.env.cr.execute(
             """INSERT INTO ai_provider_experiment_assignment
                       (experiment_id, arm_id, user_id, create_uid, write_uid, create_date, write_date)

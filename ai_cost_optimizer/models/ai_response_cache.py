@@ -44,6 +44,7 @@ class AiResponseCache(models.Model):
         )
 
         def read(cr):
+            # Raw SQL for the gateway overhead target (DESIGN section 9), prepared; committed state (see above).
             execute_prepared(cr, probe)
             return cr.dictfetchone()
 

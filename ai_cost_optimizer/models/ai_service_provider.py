@@ -320,6 +320,7 @@ class AiServiceProvider(models.Model):
         if not self:
             return
         self.env["ai.provider.benchmark"].flush_model(["provider_id", "quality_score", "rated"])
+        # No target needs raw SQL here: _read_group(..., ["provider_id"], ["quality_score:avg", "__count"]) would do.
         self.env.cr.execute(
             """
             SELECT provider_id, AVG(quality_score), COUNT(*)

@@ -26,7 +26,8 @@ class AiTokenUsageRecordDaily(models.Model):
     def init(self):
         super().init()
         # The API's top records read these columns only, for a period (the mixin's covering index) or for
-        # one operation's (cost per module): answered from the index, not the rows.
+        # one operation's (cost per module): answered from the index, not the rows. DDL in init(): covering
+        # indexes (INCLUDE), which a field's index= cannot declare.
         self.env.cr.execute(SQL(
             "CREATE INDEX IF NOT EXISTS %s ON %s (company_id, operation, day) INCLUDE (%s)",
             SQL.identifier(f"{self._table}_operation_top_idx"), SQL.identifier(self._table), SQL(TOP_COLUMNS),

@@ -57,8 +57,10 @@ class AiTokenUsageRecordMonthly(models.Model):
         for name in ("costliest_idx", "record_idx", "_res_id_index"):
             drop_index(self.env.cr, f"{self._table}_{name}", self._table)
         # And kept three more per-record rollups for that bound (per month with the operation, per year with
-        # and without it). An update removes their models, access rights and rules, not their tables.
+        # and without it). An update removes their models, access rights and rules, not their tables, and the
+        # ORM has no API to drop them.
         self.env.cr.execute(SQL("DROP TABLE IF EXISTS %s", SQL(", ").join(map(SQL.identifier, DROPPED_TABLES))))
+        # No target needs raw SQL here: search_count([], limit=1) would do as well.
         self.env.cr.execute(SQL("SELECT 1 FROM %s LIMIT 1", SQL.identifier(self._table)))
         if not self.env.cr.rowcount:  # new (or unused) rollup: fill it from the ledger
             self._rebuild()

@@ -114,6 +114,7 @@ class AiTokenUsageRollupMixin(models.AbstractModel):
         if self._abstract:
             return
         index_exprs = ", ".join(index for _column, _expr, index in self._rollup_keys())
+        # DDL in init(): a unique index on expressions, the upserts' conflict target.
         self.env.cr.execute(
             SQL(
                 "CREATE UNIQUE INDEX IF NOT EXISTS %s ON %s (%s)",
@@ -134,6 +135,7 @@ class AiTokenUsageRollupMixin(models.AbstractModel):
         else:
             kept, include = (plain if columns else None), SQL()
         if kept:
+            # DDL in init(): an index of two columns (INCLUDE some more), which a field's index= cannot declare.
             cr.execute(SQL("CREATE INDEX IF NOT EXISTS %s ON %s (company_id, day)%s",
                            SQL.identifier(kept), table, include))
         # Earlier versions created the other ones: an index less to write on every call.
@@ -182,12 +184,14 @@ class AiTokenUsageRollupMixin(models.AbstractModel):
         updates = ", ".join(f"{m} = {self._table}.{m} + EXCLUDED.{m}" for m, _a in ROLLUP_MEASURES)
         table = SQL.identifier(self._table)
         self.flush_model()
+        # Raw SQL for an upsert (ON CONFLICT, DESIGN section 10): the gateway's upserts write the same rows.
         self.env.cr.execute(SQL(
             "INSERT INTO %s (%s) SELECT %s, %s FROM %s WHERE %s = ANY(%s) GROUP BY %s "
             "ON CONFLICT (%s) DO UPDATE SET %s",
             table, self._columns_sql(), SQL(selected), SQL(", ".join(f"SUM({m})" for m, _a in ROLLUP_MEASURES)),
             table, SQL.identifier(column), list(ids), SQL(kept), SQL(index_exprs), SQL(updates),
         ))
+        # Maintenance, set-based as the fold above; no target needs it: search().unlink() would do as well.
         self.env.cr.execute(SQL("DELETE FROM %s WHERE %s = ANY(%s)", table, SQL.identifier(column), list(ids)))
         self.invalidate_model()
 
@@ -198,6 +202,8 @@ class AiTokenUsageRollupMixin(models.AbstractModel):
         Days whose raw rows were purged keep their rollup rows unless they fall in the rebuilt range.
         """
         self.env["ai.token.usage"].flush_model()
+        # Maintenance (a rebuild), set-based: unlink() would load every row first, and the ORM has no
+        # INSERT ... SELECT.
         if date_from:
             self.env.cr.execute(SQL("DELETE FROM %s WHERE day >= %s", SQL.identifier(self._table), date_from))
             where = SQL("u.create_date >= %s", fields.Date.to_date(date_from))
