@@ -248,9 +248,7 @@ class AiCostBudgetPeriod(models.Model):
         periods = self.browse([row[0] for row in self.env.cr.fetchall()])
         if not periods:
             return
-        # No target needs raw SQL here: a search() of the reservations would do as well.
-        self.env.cr.execute(SQL(
-            "SELECT id FROM ai_cost_budget_reservation WHERE create_date < %s AND period_id IN %s",
-            limit, tuple(periods.ids),
-        ))
-        periods._release([row[0] for row in self.env.cr.fetchall()])
+        expired = self.env["ai.cost.budget.reservation"].sudo().search(
+            [("create_date", "<", limit), ("period_id", "in", periods.ids)]
+        )
+        periods._release(expired.ids)

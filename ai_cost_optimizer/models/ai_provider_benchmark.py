@@ -161,21 +161,14 @@ class AiProviderBenchmark(models.Model):
         answer length (the latest OUTPUT_SAMPLE_WINDOW successful calls)."""
         self.env["ai.service.provider"].sudo().with_context(active_test=False).search([])._refresh_benchmark_quality()
         task_types = self.env["ai.task.type"].sudo().search([])
-        self.flush_model()
         for task_type in task_types:
-            # Raw SQL, though no target needs it (a cron): the average of the latest rows, which the ORM
-            # would read into Python to average.
-            self.env.cr.execute(
-                """
-                SELECT AVG(output_tokens), COUNT(*) FROM (
-                    SELECT output_tokens FROM ai_provider_benchmark
-                     WHERE task_type = %s AND NOT error_occurred
-                  ORDER BY create_date DESC LIMIT %s) recent
-                """,
-                [task_type.code, OUTPUT_SAMPLE_WINDOW],
+            recent = self.sudo().search_read(
+                [("task_type", "=", task_type.code), ("error_occurred", "=", False)], ["output_tokens"],
+                order="create_date desc", limit=OUTPUT_SAMPLE_WINDOW,
             )
-            average, samples = self.env.cr.fetchone()
-            learned = {"learned_output_tokens": average or 0.0, "learned_output_samples": samples}
+            samples = len(recent)
+            average = sum(row["output_tokens"] for row in recent) / samples if samples else 0.0
+            learned = {"learned_output_tokens": average, "learned_output_samples": samples}
             # An unchanged figure is not written: a write clears the optimizer's cache in every worker.
             if (task_type.learned_output_tokens, task_type.learned_output_samples) != tuple(learned.values()):
                 task_type.write(learned)

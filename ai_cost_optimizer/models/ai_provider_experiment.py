@@ -88,14 +88,11 @@ class AiProviderExperiment(models.Model):
 
     def _assigned_arm(self, user):
         self.ensure_one()
-        # Raw SQL, though no target needs it: the read half of the upsert below; a search() would do as well.
-        self.env.cr.execute(
-            "SELECT arm_id FROM ai_provider_experiment_assignment WHERE experiment_id = %s AND user_id = %s",
-            [self.id, user.id],
+        assignment = self.env["ai.provider.experiment.assignment"].sudo().search(
+            [("experiment_id", "=", self.id), ("user_id", "=", user.id)], limit=1
         )
-        row = self.env.cr.fetchone()
-        if row:
-            return self.env["ai.provider.experiment.arm"].browse(row[0])
+        if assignment:
+            return assignment.arm_id
         arm = self._arm_for_user(user)
         # Raw SQL for an upsert (ON CONFLICT, DESIGN section 10): concurrent first calls of the same user
         # agree, the bucket being deterministic, and the unique index makes the second insert a no-op.

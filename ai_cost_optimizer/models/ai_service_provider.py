@@ -319,18 +319,13 @@ class AiServiceProvider(models.Model):
         """Cache the average rated quality of each provider's answers (indexed on rated rows)."""
         if not self:
             return
-        self.env["ai.provider.benchmark"].flush_model(["provider_id", "quality_score", "rated"])
-        # No target needs raw SQL here: _read_group(..., ["provider_id"], ["quality_score:avg", "__count"]) would do.
-        self.env.cr.execute(
-            """
-            SELECT provider_id, AVG(quality_score), COUNT(*)
-              FROM ai_provider_benchmark
-             WHERE provider_id = ANY(%s) AND rated
-          GROUP BY provider_id
-            """,
-            [self.ids],
-        )
-        figures = {provider_id: (float(average), count) for provider_id, average, count in self.env.cr.fetchall()}
+        figures = {
+            provider.id: (average, count)
+            for provider, average, count in self.env["ai.provider.benchmark"].sudo()._read_group(
+                [("provider_id", "in", self.ids), ("rated", "=", True)], ["provider_id"],
+                ["quality_score:avg", "__count"],
+            )
+        }
         for provider in self:
             average, count = figures.get(provider.id, (0.0, 0))
             if (provider.benchmark_quality, provider.benchmark_quality_samples) != (average, count):

@@ -60,9 +60,7 @@ class AiTokenUsageRecordMonthly(models.Model):
         # and without it). An update removes their models, access rights and rules, not their tables, and the
         # ORM has no API to drop them.
         self.env.cr.execute(SQL("DROP TABLE IF EXISTS %s", SQL(", ").join(map(SQL.identifier, DROPPED_TABLES))))
-        # No target needs raw SQL here: search_count([], limit=1) would do as well.
-        self.env.cr.execute(SQL("SELECT 1 FROM %s LIMIT 1", SQL.identifier(self._table)))
-        if not self.env.cr.rowcount:  # new (or unused) rollup: fill it from the ledger
+        if not self.sudo().search_count([], limit=1):  # new (or unused) rollup: fill it from the ledger
             self._rebuild()
 
     @api.model
