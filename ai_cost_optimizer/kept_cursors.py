@@ -4,7 +4,10 @@ A call commits in transactions of its own: its budget reservation before it goes
 Through `registry.cursor()` that costs more than the statements' work: Odoo's pool resets each connection it
 lends (DISCARD ALL), which also drops the plans the connection cached, so each statement and each of the
 foreign-key checks of the rows it inserts is planned again every time. A kept cursor stays borrowed, and
-keeps those plans; a prepared statement runs on a plan made once per connection."""
+keeps those plans; a prepared statement runs on a plan made once per connection.
+
+Which transaction holds a call's rows, its own or the caller's (a test's, or one that created a record the
+rows name), is decided in one place: `run_in_own_transaction`."""
 
 import logging
 import re

@@ -56,9 +56,9 @@ class AiResponseCache(models.Model):
             answer = read(self.env.cr)
         return answer
 
-    def _store_sql(self, key, company, usage_id, usage, content):
+    def _store_sql(self, key, company, usage_id, usage_vals, content):
         """The statement that stores (or refreshes) the answer of the usage row `usage_id`, written with the
-        values `usage`, in the ledger statement; None when `company` (the usage's) keeps no completions.
+        values `usage_vals`, in the ledger statement; None when `company` (the usage's) keeps no completions.
 
         An upsert: two workers answering the same request at once must not make the ledger
         transaction fail on the unique key."""
@@ -80,8 +80,8 @@ class AiResponseCache(models.Model):
                    provider_id = EXCLUDED.provider_id, model = EXCLUDED.model, content = EXCLUDED.content,
                    cost_usd = EXCLUDED.cost_usd, usage_id = EXCLUDED.usage_id, expires_at = EXCLUDED.expires_at,
                    write_uid = EXCLUDED.write_uid, write_date = EXCLUDED.write_date""",
-            key=key, company=company.id, provider=usage["provider_id"] or None, model=usage["model"],
-            content=content, cost=usage["cost_usd"], usage=usage_id, expires=expires_at, uid=self.env.uid, now=now,
+            key=key, company=company.id, provider=usage_vals["provider_id"] or None, model=usage_vals["model"],
+            content=content, cost=usage_vals["cost_usd"], usage=usage_id, expires=expires_at, uid=self.env.uid, now=now,
         )
 
     @api.model

@@ -21,7 +21,7 @@ from ..core.recommendation import strictest_quality
 from ..core.response_cache import cache_key, is_cacheable
 from ..core.tokens import count_message_tokens, count_text_tokens
 from ..exceptions import AiBudgetExceeded, AiProviderError
-from ..kept_cursors import LEDGER_CURSORS, references_of, run_in_own_transaction
+from ..kept_cursors import references_of, run_in_own_transaction
 from ..ledger import LedgerStatement
 from .ai_token_usage import QUALITY_LEVELS
 from .ai_token_waste_finding import CALL_FIELDS, WASTE_FIELDS
@@ -98,21 +98,7 @@ class AiService(models.AbstractModel):
             self._release_budget(call)
             if error not in call.failed_attempts:
                 self._record_usage(call, status="error", error=str(error))
-            # Every provider tried, in order, with its last error (a fallback may have tried several).
-            failures = list(call.provider_failures or ())
-            if not failures or failures[-1][1] is not error:
-                failures.append((call.provider, error))
-            if len(failures) == 1:
-                message = self.env._(
-                    "The AI provider '%(name)s' failed: %(error)s", name=failures[0][0].name, error=error
-                )
-            else:
-                message = self.env._(
-                    "The %(count)s AI providers tried failed, in this order: %(failures)s.",
-                    count=len(failures),
-                    failures="; ".join(f"'{provider.name}': {failure}" for provider, failure in failures),
-                )
-            raise AiProviderError(message) from None
+            raise AiProviderError(self._provider_failure_message(call, error)) from None
         summary = self._record_usage(call, status="ok")
         return self._build_result(call, summary)
 
@@ -331,12 +317,12 @@ class AiService(models.AbstractModel):
     def _record_usage(self, call, status, error=None):
         """Write the usage row in a transaction of its own: the money was spent even if the
         caller's transaction rolls back (see run_in_own_transaction for the transactions that keep
-        it themselves). The post-call steps run in the same transaction, the rows they write in the
-        same statement as the usage row (see ledger.py)."""
+        it themselves). The post-call steps run in the same transaction, the rows that follow the
+        usage row in one statement (see ledger.py)."""
         vals = self._usage_values(call, status, error)
         return run_in_own_transaction(
-            self.env, lambda ledger_cr: self._write_ledger(ledger_cr, call, status, vals), LEDGER_CURSORS,
-            references_of(self.env["ai.token.usage"], vals),
+            self.env, lambda ledger_cr: self._write_ledger(ledger_cr, call, status, vals),
+            references=references_of(self.env["ai.token.usage"], vals),
         )
 
     def _write_ledger(self, ledger_cr, call, status, vals):
@@ -699,6 +685,17 @@ class AiService(models.AbstractModel):
             "latency_ms": vals.get("latency_ms", 0.0),
             "cache_hit": vals.get("cache_hit", False),
         }
+
+    def _provider_failure_message(self, call, error):
+        """The error of a call no provider served: every provider tried, in order, with its last error."""
+        failures = call.provider_failures or [(call.provider, error)]
+        if len(failures) == 1:
+            return self.env._("The AI provider '%(name)s' failed: %(error)s", name=failures[0][0].name, error=error)
+        return self.env._(
+            "The %(count)s AI providers tried failed, in this order: %(failures)s.",
+            count=len(failures),
+            failures="; ".join(f"'{provider.name}': {failure}" for provider, failure in failures),
+        )
 
     def _build_result(self, call, summary):
         return {

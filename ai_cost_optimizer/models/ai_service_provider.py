@@ -291,10 +291,6 @@ class AiServiceProvider(models.Model):
         self.ensure_one()
         return self.enable_waste_detection and self.company_id.ai_enable_waste_detection
 
-    def _serves_task(self, task_type_code):
-        self.ensure_one()
-        return not self.task_type_ids or task_type_code in self.task_type_ids.mapped("code")
-
     def _client_config(self):
         """The connection settings for core.clients; reads the key as superuser, never logs it."""
         self.ensure_one()
