@@ -7,11 +7,12 @@ from collections.abc import Callable
 
 from .anthropic_client import chat_anthropic
 from .base import KINDS, ChatResult, ProviderConfig, ProviderError, call_with_retries
+from .demo_client import chat_demo
 from .openai_client import chat_openai_compatible
 
 __all__ = ["KINDS", "ChatResult", "ProviderConfig", "ProviderError", "call_with_retries", "chat"]
 
-_CALLERS = {"anthropic": chat_anthropic, "openai_compatible": chat_openai_compatible}
+_CALLERS = {"anthropic": chat_anthropic, "openai_compatible": chat_openai_compatible, "demo": chat_demo}
 
 
 def chat(

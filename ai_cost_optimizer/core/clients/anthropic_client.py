@@ -11,7 +11,15 @@ from typing import Any
 import anthropic
 
 from ..usage import from_anthropic
-from .base import ChatResult, ProviderConfig, ProviderError, estimate_usage, status_error
+from .base import (
+    ChatResult,
+    ProviderConfig,
+    ProviderError,
+    connection_error,
+    estimate_usage,
+    status_error,
+    timeout_error,
+)
 
 _MAX_CLIENTS = 16
 _clients: OrderedDict[tuple[str, str, float], anthropic.Anthropic] = OrderedDict()
@@ -86,10 +94,9 @@ def _api_message(error: anthropic.APIStatusError) -> str:
 def _provider_error(error: anthropic.AnthropicError, config: ProviderConfig) -> ProviderError:
     """Translate an SDK exception into a ProviderError (timeout checked before its parent)."""
     if isinstance(error, anthropic.APITimeoutError):
-        return ProviderError("timeout", f"no response from Anthropic within {config.timeout}s")
+        return timeout_error(config.base_url, config.timeout)
     if isinstance(error, anthropic.APIConnectionError):
-        detail = f"cannot reach Anthropic at {config.base_url}: {error}"
-        return ProviderError("connection", detail, secret=config.api_key)
+        return connection_error(config.base_url, error)
     if isinstance(error, anthropic.APIStatusError):
         return status_error(error.status_code, _api_message(error), error.response.headers, config)
     return ProviderError("malformed", f"unexpected response from Anthropic: {error}", secret=config.api_key)

@@ -12,7 +12,15 @@ from typing import Any
 import requests
 
 from ..usage import from_openai
-from .base import ChatResult, ProviderConfig, ProviderError, estimate_usage, status_error
+from .base import (
+    ChatResult,
+    ProviderConfig,
+    ProviderError,
+    connection_error,
+    estimate_usage,
+    status_error,
+    timeout_error,
+)
 
 # One session per process: keep-alive connections are reused across calls (and threads; the
 # urllib3 pool behind it is thread-safe). Odoo serves requests from many threads at once, so
@@ -38,19 +46,21 @@ def _payload(config: ProviderConfig, messages: list[dict], max_tokens: int, temp
     return payload
 
 
+def _headers(config: ProviderConfig) -> dict[str, str]:
+    """The bearer key, when there is one: a local server (Ollama, vLLM) may need none."""
+    return {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+
+
 def _post(config: ProviderConfig, payload: dict) -> requests.Response:
     """POST the request, translating transport failures (timeout checked before its parent)."""
     try:
         return _session.post(
-            _endpoint(config.base_url),
-            json=payload,
-            headers={"Authorization": f"Bearer {config.api_key}"},
-            timeout=config.timeout,
+            _endpoint(config.base_url), json=payload, headers=_headers(config), timeout=config.timeout
         )
     except requests.Timeout:
-        raise ProviderError("timeout", f"no response from {config.base_url} within {config.timeout}s") from None
+        raise timeout_error(config.base_url, config.timeout) from None
     except requests.RequestException as error:
-        raise ProviderError("connection", f"cannot reach {config.base_url}: {error}", secret=config.api_key) from None
+        raise connection_error(config.base_url, error) from None
 
 
 def _error_detail(response: requests.Response) -> str:
@@ -70,9 +80,8 @@ def _check_complete(response: requests.Response, config: ProviderConfig) -> None
     declared = response.headers.get("Content-Length")
     compressed = response.headers.get("Content-Encoding")
     if declared and not compressed and declared.isdigit() and len(response.content) < int(declared):
-        raise ProviderError(
-            "connection", f"response truncated at {len(response.content)} of {declared} bytes", secret=config.api_key
-        )
+        detail = f"The response from {config.base_url} was cut off at {len(response.content)} of {declared} bytes"
+        raise ProviderError("connection", detail, secret=config.api_key)
 
 
 def _json_body(response: requests.Response, config: ProviderConfig) -> dict:
