@@ -36,6 +36,9 @@ PROVIDER_MIX = {
     "extract": {"demo_provider_gemini_flash": 4, "demo_provider_claude_haiku": 3, "demo_provider_deepseek": 2},
     "translate": {"demo_provider_deepseek": 4, "demo_provider_gpt4o_mini": 3, "demo_provider_ollama": 2},
 }
+# The rated quality of the demo providers' answers (mean of a user's 0-100 rating).
+QUALITY = {"demo_provider_claude_haiku": 78, "demo_provider_claude_sonnet": 90, "demo_provider_gpt4o_mini": 76,
+           "demo_provider_gemini_flash": 74, "demo_provider_deepseek": 80, "demo_provider_ollama": 58}
 LATENCY_MS = {"demo_provider_claude_haiku": 900, "demo_provider_claude_sonnet": 2400, "demo_provider_gpt4o_mini": 1100,
               "demo_provider_gemini_flash": 800, "demo_provider_deepseek": 1800, "demo_provider_ollama": 3000}
 WASTE_RULES = ["duplicate_query", "redundant_context", "oversized_context", "wrong_model", "unnecessary_history",
@@ -50,7 +53,8 @@ COLUMNS = [
     "cache_read_tokens", "cache_write_tokens", "total_tokens", "estimated_input_tokens", "estimate_exact",
     "usage_reported", "context_size_tokens", "cost_usd", "cost_unknown", "price_id", "prompt_cache_savings_usd",
     "latency_ms", "cache_hit", "status", "error_message", "attempts", "prompt_hash", "waste_detected",
-    "waste_reason", "could_have_saved_usd", "optimization_score", "switched",
+    "waste_reason", "could_have_saved_usd", "optimization_score", "switched", "provider_called", "quality_score",
+    "quality_rated",
 ]
 
 
@@ -132,6 +136,7 @@ class AiCostDemo(models.AbstractModel):
             savings = pricing.cache_read_savings(cache_read, price.input_per_mtok, price.cache_read_per_mtok)
         waste = status == "ok" and not cache_hit and rng.random() < 0.12
         rule = rng.choice(WASTE_RULES) if waste else None
+        rated = status == "ok" and not cache_hit and rng.random() < 0.08
         return (
             when, when, 1, 1, rng.choice(users), provider.company_id.id, provider.id, provider.model,
             "smart_router" if rng.random() < 0.3 else "passthrough", operation, res_model, res_id, task_type,
@@ -144,7 +149,8 @@ class AiCostDemo(models.AbstractModel):
             cache_hit, status, "HTTP 529: overloaded" if status == "error" else None,
             3 if status == "error" else 1, f"demo-{operation}-{rng.randint(0, 400)}", waste, rule,
             cost * rng.uniform(0.15, 0.6) if waste else 0.0, rng.randint(30, 75) if waste else 100,
-            rng.random() < 0.05,
+            rng.random() < 0.05, not cache_hit,
+            min(100, max(0, int(rng.gauss(QUALITY[xml_id], 10)))) if rated else 0, rated,
         )
 
     def _insert(self, rows):
@@ -158,18 +164,11 @@ class AiCostDemo(models.AbstractModel):
             )
 
     def _demo_extras(self, providers):
-        """Budgets at several fill levels, benchmarks, recommendations, a running A/B test, waste findings
-        and analytics periods."""
+        """Budgets at several fill levels, the figures the optimizer learns from the rated calls,
+        recommendations, a running A/B test, waste findings and analytics periods."""
         self._demo_budgets(providers)
-        Benchmark = self.env["ai.provider.benchmark"]
+        self.env["ai.provider.benchmark"]._cron_refresh_figures()
         rng = random.Random(7)
-        for xml_id, provider in providers.items():
-            for _n in range(20):
-                Benchmark.log_benchmark(
-                    provider.id, "chat", rng.choice(["simple", "medium", "complex"]), rng.randint(300, 3000),
-                    rng.randint(50, 800), rng.uniform(0.0001, 0.01), rng.gauss(LATENCY_MS[xml_id], 200),
-                    quality_score=rng.randint(50, 95), error_occurred=rng.random() < 0.03,
-                )
         experiment = self.env["ai.provider.experiment"].create({
             "name": "Summaries: Haiku against GPT-4o mini",
             "task_type_id": self.env.ref("ai_cost_optimizer.task_type_summarize").id,

@@ -376,12 +376,13 @@ class AiServiceProvider(models.Model):
     # Benchmarks
     # ------------------------------------------------------------------
     def _refresh_benchmark_quality(self):
-        """Cache the average rated quality of each provider's answers (indexed on rated rows)."""
+        """Cache the average rated quality of each provider's answers, the gateway's and external runs'
+        (indexed on rated rows)."""
         if not self:
             return
         figures = {
             provider.id: (average, count)
-            for provider, average, count in self.env["ai.provider.benchmark"].sudo()._read_group(
+            for provider, average, count in self.env["ai.provider.benchmark.report"].sudo()._read_group(
                 [("provider_id", "in", self.ids), ("rated", "=", True)], ["provider_id"],
                 ["quality_score:avg", "__count"],
             )

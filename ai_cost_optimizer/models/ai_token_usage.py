@@ -74,6 +74,9 @@ class AiTokenUsage(models.Model):
     # Outcome
     latency_ms = fields.Float()
     cache_hit = fields.Boolean(help="Answered from the response cache, without calling the provider.")
+    provider_called = fields.Boolean(
+        readonly=True, help="The request reached the provider, answered or failed: a sample of its benchmarks."
+    )
     status = fields.Selection(
         [("ok", "OK"), ("error", "Error"), ("blocked", "Blocked")], default="ok", required=True, index=True
     )
@@ -144,6 +147,13 @@ class AiTokenUsage(models.Model):
             self.env.cr, "ai_token_usage_waste_prefix_idx", self._table,
             ["static_prefix_hash", "provider_id", "create_date"], where="static_prefix_hash IS NOT NULL",
         )
+        # The benchmark samples (ai.provider.benchmark.report) of one task type, recent first, and the
+        # rated answers of a provider: compare_providers and the refresh of the optimizer's figures.
+        create_index(
+            self.env.cr, "ai_token_usage_benchmark_idx", self._table,
+            ["task_type", "company_id", "create_date"], where="provider_called",
+        )
+        create_index(self.env.cr, "ai_token_usage_rated_idx", self._table, ["provider_id"], where="quality_rated")
 
     # ------------------------------------------------------------------
     # CRUD: the ledger records money spent, and its rollups follow it
@@ -242,13 +252,11 @@ class AiTokenUsage(models.Model):
             )
 
     def _feed_rating_to_benchmarks(self):
-        """A rating (also one typed in the form) marks the row rated and becomes its benchmark's quality."""
+        """A rating (also one typed in the form) marks the row rated, which makes it a rated benchmark
+        sample of its provider, and refreshes the provider's cached quality."""
         rows = self.sudo()
         rows.write({"quality_rated": True})
-        benchmarks = self.env["ai.provider.benchmark"].sudo().search([("usage_id", "in", rows.ids)])
-        for benchmark in benchmarks:
-            benchmark.write({"quality_score": benchmark.usage_id.quality_score, "rated": True})
-        benchmarks.provider_id._refresh_benchmark_quality()
+        rows.provider_id._refresh_benchmark_quality()
 
     # ------------------------------------------------------------------
     # Rollups
