@@ -270,8 +270,8 @@ class AiServiceProvider(models.Model):
             self.env._("Answer: %(answer)s (%(latency)s ms, %(cost)s).", **details)
             if answered_here
             else self.env._(
-                "'%(name)s' answered instead (auto-switch, A/B experiment or fallback), so this provider "
-                "was not tested: %(answer)s (%(latency)s ms, %(cost)s).",
+                "This provider did not answer the test: '%(name)s' answered instead (fallback on failure, "
+                "auto-switch or A/B experiment; a failure is in Usage): %(answer)s (%(latency)s ms, %(cost)s).",
                 **details,
             )
         )

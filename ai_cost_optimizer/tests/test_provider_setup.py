@@ -66,8 +66,9 @@ class TestProviderSetup(AiCostCase):
         self.gpt.write({"base_url": closed_port_url("openai_compatible"), "max_retries": 0})
         action = self.gpt.action_test_connection()
         self.assertEqual(action["params"]["type"], "warning")
-        self.assertIn(f"'{self.claude.name}' answered instead", action["params"]["message"])
-        self.assertIn("was not tested", action["params"]["message"])
+        self.assertIn(f"did not answer the test: '{self.claude.name}' answered instead", action["params"]["message"])
+        failed = self.env["ai.token.usage"].search([("operation", "=", "test_connection"), ("status", "=", "error")])
+        self.assertEqual(failed.provider_id, self.gpt)
 
     def test_test_connection_without_key_says_so(self):
         self.gpt.api_key = False
