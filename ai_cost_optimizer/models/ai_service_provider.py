@@ -15,7 +15,7 @@ _logger = logging.getLogger(__name__)
 MAX_TOKENS = 100_000_000
 # The Test connection button's call: short, so that it costs a fraction of a cent.
 TEST_PROMPT = "Reply with one short sentence: the connection works."
-TEST_MAX_TOKENS = 30
+TEST_MAX_TOKENS = 50
 TEST_OPERATION = "test_connection"
 MAX_TIMEOUT = 3600
 MAX_RETRIES = 10

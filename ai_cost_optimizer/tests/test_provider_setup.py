@@ -4,6 +4,7 @@ from odoo.tests import tagged
 
 from ..core import pricing
 from ..core.tokens import count_message_tokens, count_text_tokens
+from ..models.ai_service_provider import TEST_MAX_TOKENS
 from .common import AiCostCase, genai_price_of
 from .fake_provider import DEFAULT_REPLY
 from .test_provider_faults import closed_port_url
@@ -42,7 +43,7 @@ class TestProviderSetup(AiCostCase):
         self.assertAlmostEqual(usage.cost_usd, expected, places=10)
         self.assertAlmostEqual(budget.current_spend, usage.cost_usd, places=10)
         self.assertEqual(len(self.fake.requests), 1)
-        self.assertLessEqual(self.fake.requests[0]["json"]["max_tokens"], 30)
+        self.assertEqual(self.fake.requests[0]["json"]["max_tokens"], TEST_MAX_TOKENS)
 
         params = action["params"]
         self.assertEqual((action["tag"], params["type"]), ("display_notification", "success"))
@@ -123,6 +124,12 @@ class TestProviderSetup(AiCostCase):
         self.assertAlmostEqual(usage.cost_usd, expected, places=10)
         self.assertAlmostEqual(budget.current_spend, expected, places=10)
         self.assertFalse(self.fake.requests, "the demo model calls no one")
+
+    def test_demo_model_test_connection_says_what_it_is(self):
+        demo = self.env["ai.service.provider"].create({"name": "Demo", "kind": "demo", "model": "gpt-4o-mini"})
+        params = demo.action_test_connection()["params"]
+        self.assertEqual(params["type"], "success")
+        self.assertIn("nothing was sent to an AI provider", params["message"])
 
     def test_demo_model_answers_the_playground(self):
         demo = self.env["ai.service.provider"].create({"name": "Demo", "kind": "demo", "model": "gpt-4o-mini"})

@@ -33,11 +33,12 @@ def _fit(text: str, model: str, max_tokens: int) -> str:
 def demo_answer(messages: list[dict], model: str, max_tokens: int) -> str:
     """The demo model's answer to `messages`: what it received and what it is."""
     prompt_tokens = count_message_tokens(messages, model).tokens
+    # What it is comes first: an answer cut short by max_tokens (a connection test) still says it.
     text = (
-        "Demo answer, computed on the Odoo server: nothing was sent to an AI provider. "
-        f'You asked: "{_question(messages)}" '
+        "Demo answer, computed on the Odoo server: nothing was sent to an AI provider "
         f"({prompt_tokens} prompt tokens, priced as {model}). "
-        "Add a provider with its API key in Configuration > Providers to get real answers."
+        "Add a provider with its API key in Configuration > Providers to get real answers. "
+        f'You asked: "{_question(messages)}"'
     )
     return _fit(text, model, max_tokens)
 
