@@ -1,12 +1,9 @@
-import csv
-import io
 import itertools
 import random
 from dataclasses import replace
 from datetime import datetime, time, timedelta
 
 from odoo import Command, api, fields, models
-from odoo.tools import SQL
 
 from ..core import budget as budget_math
 from ..core import pricing
@@ -27,18 +24,17 @@ OPERATIONS = {
     "invoice_extraction": ("extract", 9, 8000, 400, "partner"),
     "product_description": ("chat", 7, 1500, 700, None),
     "translation": ("translate", 8, 2000, 2000, "partner"),
-    "chatbot": ("chat", 12, 12000, 500, None),
+    "chatbot": ("chat", 12, 16000, 500, None),
 }
 # Which providers serve an operation, by demo provider xml id and weight.
 PROVIDER_MIX = {
-    "classify": {"demo_provider_gpt4o_mini": 5, "demo_provider_claude_haiku": 3, "demo_provider_ollama": 2,
-                 "demo_provider_gemini_flash": 2},
-    "summarize": {"demo_provider_claude_haiku": 2, "demo_provider_claude_sonnet": 5, "demo_provider_gemini_flash": 1},
-    "chat": {"demo_provider_claude_sonnet": 5, "demo_provider_gpt4o": 4, "demo_provider_gpt4o_mini": 1,
-             "demo_provider_deepseek": 1},
-    "extract": {"demo_provider_gemini_flash": 2, "demo_provider_claude_haiku": 2, "demo_provider_gpt4o": 3,
-                "demo_provider_deepseek": 1},
-    "translate": {"demo_provider_deepseek": 4, "demo_provider_gpt4o_mini": 3, "demo_provider_ollama": 2},
+    "classify": {"demo_provider_gpt4o_mini": 4, "demo_provider_claude_haiku": 3, "demo_provider_claude_sonnet": 2,
+                 "demo_provider_ollama": 1, "demo_provider_gemini_flash": 1},
+    "summarize": {"demo_provider_claude_haiku": 2, "demo_provider_claude_sonnet": 6, "demo_provider_gemini_flash": 1},
+    "chat": {"demo_provider_claude_sonnet": 5, "demo_provider_gpt4o": 5, "demo_provider_gpt4o_mini": 1},
+    "extract": {"demo_provider_gemini_flash": 1, "demo_provider_claude_haiku": 2, "demo_provider_gpt4o": 4},
+    "translate": {"demo_provider_deepseek": 3, "demo_provider_gpt4o": 3, "demo_provider_gpt4o_mini": 2,
+                  "demo_provider_ollama": 1},
 }
 # The rated quality of the demo providers' answers (mean of a user's 0-100 rating).
 QUALITY = {"demo_provider_claude_haiku": 78, "demo_provider_claude_sonnet": 90, "demo_provider_gpt4o_mini": 76,
@@ -71,19 +67,8 @@ TEAMS = {
 # The A/B experiment on summaries: started this many days ago, its arms' providers.
 EXPERIMENT_DAYS = 30
 EXPERIMENT_ARMS = (("A", "demo_provider_claude_haiku"), ("B", "demo_provider_gpt4o_mini"))
-CALLS_PER_WEEKDAY = 1800
+CALLS_PER_WEEKDAY = 1200
 BATCH = 5000
-
-COLUMNS = [
-    "create_date", "write_date", "create_uid", "write_uid", "user_id", "company_id", "provider_id", "model", "mode",
-    "operation", "res_model", "res_id", "task_type", "quality_required", "input_tokens", "output_tokens",
-    "cache_read_tokens", "cache_write_tokens", "total_tokens", "estimated_input_tokens", "estimate_exact",
-    "usage_reported", "context_size_tokens", "cost_usd", "cost_unknown", "price_id", "prompt_cache_savings_usd",
-    "latency_ms", "cache_hit", "status", "error_message", "attempts", "prompt_hash", "waste_detected",
-    "waste_reason", "could_have_saved_usd", "optimization_score", "switched", "provider_called", "quality_score",
-    "quality_rated", "ab_arm_id",
-]
-
 
 class AiCostDemo(models.AbstractModel):
     """Generates the demo ledger: realistic usage over several providers, operations, users and records,
@@ -94,8 +79,8 @@ class AiCostDemo(models.AbstractModel):
 
     @api.model
     def generate(self, days=90, seed=0):
-        """Write `days` days of usage rows up to now (deterministic for a `seed`), then rebuild the rollups
-        and add what follows from them: budgets, the A/B experiment's results, recommendations, waste."""
+        """Write `days` days of usage rows up to now (deterministic for a `seed`; their rollups follow them in
+        create()), then what follows from them: budgets, recommendations, waste findings, analytics periods."""
         rng = random.Random(seed)
         now = fields.Datetime.now()
         providers = {xml_id: self.env.ref(f"ai_cost_optimizer.{xml_id}") for xml_id in LATENCY_MS}
@@ -136,8 +121,6 @@ class AiCostDemo(models.AbstractModel):
                     self._insert(rows)
                     rows = []
         self._insert(rows)
-        self.env["ai.token.usage"].invalidate_model()
-        self.env["ai.token.usage"]._rebuild_rollups()
         self._demo_extras(providers, people)
         return True
 
@@ -194,7 +177,7 @@ class AiCostDemo(models.AbstractModel):
         return records
 
     def _demo_row(self, rng, when, user_id, operations, context):
-        """The values of one usage row (COLUMNS) of a call made at `when` by `user_id`, whose team runs
+        """The values of the usage row of a call made at `when` by `user_id`, whose team runs
         `operations`: a summary of a user in the running experiment goes to the provider of their arm."""
         weights = [OPERATIONS[operation][1] for operation in operations]
         operation = rng.choices(operations, weights=weights)[0]
@@ -226,33 +209,34 @@ class AiCostDemo(models.AbstractModel):
         waste = status == "ok" and not cache_hit and rng.random() < 0.12
         rule = rng.choice(WASTE_RULES) if waste else None
         rated = status == "ok" and not cache_hit and rng.random() < 0.08
-        return (
-            when, when, 1, 1, user_id, provider.company_id.id, provider.id, provider.model,
-            "smart_router" if rng.random() < 0.3 else "passthrough", operation, res_model, res_id, task_type,
-            rng.choice(["low", "medium", "medium", "high"]),
-            0 if status == "error" else input_tokens, 0 if status == "error" else output_tokens,
-            0 if status == "error" else cache_read, 0, 0 if status == "error" else input_tokens + output_tokens,
-            input_tokens, True, True, input_tokens, cost, status == "ok" and not cache_hit and price is None,
-            price_id if status == "ok" and not cache_hit else None, savings,
-            0.0 if cache_hit else rng.gauss(LATENCY_MS[xml_id], LATENCY_MS[xml_id] * 0.25) + output_tokens * 2,
-            cache_hit, status, "HTTP 529: overloaded" if status == "error" else None,
-            3 if status == "error" else 1, f"demo-{operation}-{rng.randint(0, 400)}", waste, rule,
-            cost * rng.uniform(0.15, 0.6) if waste else 0.0, rng.randint(30, 75) if waste else 100,
-            rng.random() < 0.05, not cache_hit,
-            min(100, max(0, int(rng.gauss(QUALITY[xml_id], 10)))) if rated else 0, rated, arm_id,
-        )
+        failed, served = status == "error", status == "ok" and not cache_hit
+        return {
+            "create_date": when, "write_date": when, "user_id": user_id,
+            "company_id": provider.company_id.id, "provider_id": provider.id, "model": provider.model,
+            "mode": "smart_router" if rng.random() < 0.3 else "passthrough", "operation": operation,
+            "res_model": res_model, "res_id": res_id, "task_type": task_type,
+            "quality_required": rng.choice(["low", "medium", "medium", "high"]),
+            "input_tokens": 0 if failed else input_tokens, "output_tokens": 0 if failed else output_tokens,
+            "cache_read_tokens": 0 if failed else cache_read, "estimated_input_tokens": input_tokens,
+            "estimate_exact": True, "usage_reported": True, "context_size_tokens": input_tokens,
+            "cost_usd": cost, "cost_unknown": served and price is None, "price_id": price_id if served else False,
+            "prompt_cache_savings_usd": savings,
+            "latency_ms": 0.0 if cache_hit else rng.gauss(LATENCY_MS[xml_id], LATENCY_MS[xml_id] * 0.25)
+            + output_tokens * 2,
+            "cache_hit": cache_hit, "status": status, "error_message": "HTTP 529: overloaded" if failed else False,
+            "attempts": 3 if failed else 1, "prompt_hash": f"demo-{operation}-{rng.randint(0, 400)}",
+            "waste_detected": waste, "waste_reason": rule or False,
+            "could_have_saved_usd": cost * rng.uniform(0.15, 0.6) if waste else 0.0,
+            "optimization_score": rng.randint(30, 75) if waste else 100, "switched": rng.random() < 0.05,
+            "provider_called": not cache_hit,
+            "quality_score": min(100, max(0, int(rng.gauss(QUALITY[xml_id], 10)))) if rated else 0,
+            "quality_rated": rated, "ab_arm_id": arm_id or False,
+        }
 
     def _insert(self, rows):
+        # create_date is the call's: the superuser may set it while the registry loads (the demo data's install).
         if rows:
-            # Demo data, thousands of rows by COPY, PostgreSQL's bulk load (create() would take far longer, an
-            # INSERT of many rows about twice as long); no target needs it. None is written as an empty field,
-            # which COPY's csv format reads as NULL.
-            buffer = io.StringIO()
-            csv.writer(buffer).writerows(rows)
-            buffer.seek(0)
-            self.env.cr._obj.copy_expert(
-                f"COPY ai_token_usage ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv)", buffer
-            )
+            self.env["ai.token.usage"].create(rows)
 
     def _demo_extras(self, providers, people):
         """Budgets at several fill levels with their period history, the figures the optimizer learns from
@@ -341,29 +325,27 @@ class AiCostDemo(models.AbstractModel):
         return max(1.0, float(f"{amount:.3g}"))
 
     def _demo_waste_findings(self):
-        """One finding per demo row flagged with waste (its waste_reason is the rule), in one statement:
-        the tokens wasted are the share of the call's tokens its savings represent."""
-        def by_rule(texts):
-            return SQL("CASE u.waste_reason %s END", SQL(" ").join(
-                SQL("WHEN %s THEN %s", rule, texts[rule]) for rule in RULES
-            ))
-
-        descriptions = {rule: f"{RULE_LABELS[rule]} (demo data)." for rule in RULES}
-        # Demo data, in one statement; no target needs raw SQL here: create() would do as well, if slower.
-        self.env.cr.execute(SQL(
-            """INSERT INTO ai_token_waste_finding (usage_id, rule, description, recommendation, tokens_wasted,
-                       cost_wasted_usd, reviewed, company_id, user_id, operation, provider_id, call_date,
-                       create_uid, write_uid, create_date, write_date)
-               SELECT u.id, u.waste_reason, %s, %s,
-                      ROUND(u.total_tokens * u.could_have_saved_usd / NULLIF(u.cost_usd, 0)),
-                      u.could_have_saved_usd, FALSE, u.company_id, u.user_id, u.operation, u.provider_id,
-                      u.create_date, %s, %s, u.create_date, u.create_date
-                 FROM ai_token_usage u
-                WHERE u.waste_detected AND u.waste_reason IN %s
-                  AND NOT EXISTS (SELECT 1 FROM ai_token_waste_finding f WHERE f.usage_id = u.id)""",
-            by_rule(descriptions), by_rule(ADVICE), self.env.uid, self.env.uid, tuple(RULES),
-        ))
-        self.env["ai.token.waste.finding"].invalidate_model()
+        """One finding per demo row flagged with waste (its waste_reason is the rule): the tokens wasted are
+        the share of the call's tokens its savings represent."""
+        usages = self.env["ai.token.usage"].search([
+            ("waste_detected", "=", True), ("waste_reason", "in", list(RULES)), ("waste_finding_ids", "=", False),
+        ])
+        self.env["ai.token.waste.finding"].create([{
+            "usage_id": usage.id,
+            "rule": usage.waste_reason,
+            "description": f"{RULE_LABELS[usage.waste_reason]} (demo data).",
+            "recommendation": ADVICE[usage.waste_reason],
+            "tokens_wasted": round(usage.total_tokens * usage.could_have_saved_usd / usage.cost_usd)
+            if usage.cost_usd else 0,
+            "cost_wasted_usd": usage.could_have_saved_usd,
+            "company_id": usage.company_id.id,
+            "user_id": usage.user_id.id,
+            "operation": usage.operation,
+            "provider_id": usage.provider_id.id,
+            "call_date": usage.create_date,
+            "create_date": usage.create_date,
+            "write_date": usage.create_date,
+        } for usage in usages])
 
     def _demo_analytics_periods(self, days=90):
         """The analytics periods (of every period type) covering the demo days, each built once."""

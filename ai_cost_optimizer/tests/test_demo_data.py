@@ -19,7 +19,13 @@ class TestDemoData(TransactionCase):
         cls.registry.enter_test_mode(cls.cr)
         cls.addClassCleanup(cls.registry.leave_test_mode)
         cls.now = fields.Datetime.now()
-        convert_file(cls.env, "ai_cost_optimizer", "demo/ai_cost_demo.xml", None, mode="init", kind="demo")
+        # As during the install that loads demo data: the registry is not ready yet, so that the superuser's
+        # create() keeps the calls' dates (create_date) instead of stamping them now.
+        ready, cls.registry.ready = cls.registry.ready, False
+        try:
+            convert_file(cls.env, "ai_cost_optimizer", "demo/ai_cost_demo.xml", None, mode="init", kind="demo")
+        finally:
+            cls.registry.ready = ready
         cls.env.invalidate_all()
         cls.demo_model = cls.env.ref("ai_cost_optimizer.demo_provider_local")
         cls.Usage = cls.env["ai.token.usage"]
