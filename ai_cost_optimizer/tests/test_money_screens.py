@@ -1,4 +1,4 @@
-from odoo.tests import HttpCase, tagged
+from odoo.tests import HttpCase, TransactionCase, tagged
 
 from .common import AiCostCase
 from .fake_provider import FakeProviderServer
@@ -52,3 +52,47 @@ class TestMoneyScreens(HttpCase):
         findings = self.env["ai.token.waste.finding"].search([("rule", "=", "duplicate_query")])
         self.assertTrue(findings and all(finding.cost_wasted_usd > 0 for finding in findings))
         self.start_tour("/odoo/action-ai_cost_optimizer.action_ai_token_usage", "ai_cost_money_tour", login="admin")
+
+
+@tagged("post_install", "-at_install")
+class TestHumanLabels(TransactionCase):
+    """What an administrator reads: labels with their units, rule names rather than codes, no empty fields."""
+
+    def test_labels_carry_their_units(self):
+        expected = {
+            "ai.token.usage": {
+                "latency_ms": "Latency (ms)", "prompt_cache_savings_usd": "Prompt Cache Savings (USD)",
+                "could_have_saved_usd": "Could Have Saved (USD)", "recommended_cost_usd": "Recommended Cost (USD)",
+                "cost_usd": "Cost (USD)",
+            },
+            "ai.service.provider": {
+                "base_url": "Base URL", "api_key": "API Key", "timeout": "Timeout (seconds)",
+                "retry_backoff": "Retry Backoff (seconds)", "input_price": "Input Price (USD / 1M tokens)",
+                "context_window": "Context Window (tokens)",
+            },
+            "res.company": {
+                "ai_waste_redundant_min_tokens": "Redundant Context (tokens)",
+                "ai_waste_near_window_pct": "Near Context Window (%)",
+                "ai_waste_duplicate_window_minutes": "Duplicate Window (minutes)",
+            },
+        }
+        for model, labels in expected.items():
+            for name, label in labels.items():
+                self.assertEqual(self.env[model]._fields[name].string, label, f"{model}.{name}")
+
+    def test_usage_form_reads_rules_and_hides_what_is_empty(self):
+        # A row may hold rule codes (the demo's) or labels (the gateway's): both read as labels.
+        usage = self.env["ai.token.usage"].create(
+            {"waste_detected": True, "waste_reason": "duplicate_query, Wrong model"}
+        )
+        self.assertEqual(usage.waste_reason_label, "Duplicate query, Wrong model")
+        arch = self.env["ai.token.usage"].get_views([(False, "form")])["views"]["form"]["arch"]
+        self.assertEqual(arch.count('name="complexity"'), 1, "Complexity appears once")
+        self.assertIn('<field name="res_id" invisible="not res_id"', arch, "no Related Record 0")
+        self.assertIn('<field name="waste_reason_label"', arch)
+        self.assertNotIn('<field name="waste_reason"', arch)
+
+    def test_cost_per_day_opens_by_day(self):
+        views = self.env["ai.token.usage.daily"].get_views([(False, "pivot"), (False, "graph")])["views"]
+        self.assertIn('<field name="day" interval="day" type="row"/>', views["pivot"]["arch"])
+        self.assertIn('<field name="day" interval="day"/>', views["graph"]["arch"])
