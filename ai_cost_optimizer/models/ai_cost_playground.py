@@ -151,7 +151,7 @@ class AiCostPlayground(models.TransientModel):
             if not self._budget_applies(budget, provider):
                 continue
             percent = budget.percentage_used if "percentage_used" in budget._fields else 0.0
-            lines.append(f"{budget.display_name}: {percent:.1f}% used")
+            lines.append(f"{budget.display_name}: {percent:,.0f} % used")  # as its progress bar reads
         return "\n".join(lines) or self.env._("No budget applies.")
 
     def _budget_applies(self, budget, provider):

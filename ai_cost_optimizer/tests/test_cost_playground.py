@@ -61,10 +61,12 @@ class TestCostPlayground(AiCostCase):
         self.assertEqual(self.fake.requests, [])
 
     def test_a_provider_that_can_answer(self):
+        self.env["ai.cost.budget"].create({"name": "Haiku cap", "budget_amount": 10.0, "provider_ids": self.claude.ids})
         playground = self._playground(provider_id=self.claude.id)
         playground.action_estimate()
         self.assertFalse(playground.send_refusal)
         self.assertGreater(playground.estimated_cost_usd, 0)
+        self.assertIn("Haiku cap: 0 % used", playground.budgets_touched)
 
 
 @tagged("post_install", "-at_install")
