@@ -1,6 +1,7 @@
 from odoo import fields, models, tools
 from odoo.tools import SQL
 
+from .ai_service_provider_price import PRICE_DIGITS
 from .ai_token_usage import COMPLEXITIES
 
 
@@ -44,8 +45,7 @@ class AiProviderBenchmarkReport(models.Model):
     calls = fields.Integer(readonly=True)
     input_tokens = fields.Integer(readonly=True)
     output_tokens = fields.Integer(readonly=True)
-    # An average of calls' costs: six decimals show a cheap model's (a pivot takes no widget to format it).
-    cost_usd = fields.Float(string="Cost per Call (USD)", digits=(16, 6), aggregator="avg", readonly=True)
+    cost_usd = fields.Float(string="Cost per Call (USD)", digits=PRICE_DIGITS, aggregator="avg", readonly=True)
     response_time_ms = fields.Float(string="Latency (ms)", aggregator="avg", readonly=True)
     quality_score = fields.Float(string="Rated Quality (0-100)", aggregator="avg", readonly=True)
     rated = fields.Boolean(readonly=True)

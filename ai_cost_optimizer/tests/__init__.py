@@ -29,3 +29,4 @@ from . import test_settings
 from . import test_callers_transaction
 from . import test_provider_setup
 from . import test_demo_data
+from . import test_money_screens
