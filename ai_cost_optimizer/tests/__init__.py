@@ -28,3 +28,4 @@ from . import test_concurrency_mixed
 from . import test_settings
 from . import test_callers_transaction
 from . import test_gateway_stream
+from . import test_gateway_tools
