@@ -38,6 +38,7 @@ class GatewayCall:
     tool_choice: Any = None  # 'auto' | 'none' | 'required' | {'name'}
     response_format: Any = None  # the JSON schema of a structured reply
     stream: bool = False  # set by stream_message: the answer is read chunk by chunk
+    kind: str = "chat"  # chat | embedding (embed: `messages` holds the texts)
 
     # Validation and the provider
     quality_given: str | None = None  # the bar the caller asked for, before the prompt's complexity raised it
@@ -75,6 +76,7 @@ class GatewayCall:
     provider_failures: list = field(default_factory=list)  # (provider, last error) of each provider that failed
     stream_reader: Any = None  # the opened core.clients.ChatStream of a streamed call, until it ends
     parsed: dict | None = None  # the object of a structured reply
+    vectors: list | None = None  # an embedding call's vectors, one per text
 
     # Waste
     waste_values: dict | None = None  # what the waste rules read of the call

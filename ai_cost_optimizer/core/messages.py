@@ -191,6 +191,41 @@ def validate_messages(messages: Any) -> list[dict]:
     return checked
 
 
+def validate_texts(texts: Any, max_texts: int) -> list[str]:
+    """Check the texts of an embedding call: a non-empty list of at most ``max_texts`` non-blank strings,
+    without NUL characters or invalid Unicode, together at most MAX_PROMPT_CHARS characters."""
+    if not isinstance(texts, list):
+        raise ValueError(f"texts must be a list of strings, got {type(texts).__name__}.")
+    if not texts:
+        raise ValueError("texts is empty: give at least one text to embed.")
+    if len(texts) > max_texts:
+        raise ValueError(f"texts holds {len(texts)} texts; at most {max_texts} are embedded in one call.")
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ValueError(f"Text {index} must be a string, got {type(text).__name__}.")
+        if not text.strip():
+            raise ValueError(f"Text {index} is empty.")
+        _check_unicode(text, f"Text {index}")
+    size = sum(len(text) for text in texts)
+    if size > MAX_PROMPT_CHARS:
+        raise ValueError(f"texts hold {size} characters; at most {MAX_PROMPT_CHARS} are accepted.")
+    return list(texts)
+
+
+def batches(texts: list[str], tokens: list[int], max_texts: int, max_tokens: int) -> list[list[str]]:
+    """``texts`` in order, cut into batches of at most ``max_texts`` texts and ``max_tokens`` tokens
+    (``tokens``: each text's count); a text longer than ``max_tokens`` goes alone."""
+    result: list[list[str]] = []
+    size = 0
+    for text, count in zip(texts, tokens, strict=True):
+        if not result or len(result[-1]) >= max_texts or size + count > max_tokens:
+            result.append([])
+            size = 0
+        result[-1].append(text)
+        size += count
+    return result
+
+
 def normalize_prompt(messages: list[dict]) -> str:
     """The prompt as one comparable text: roles kept, whitespace collapsed, lowercased."""
     text = "\n".join(f"{message['role']}: {message['content']}" for message in messages)

@@ -6,9 +6,10 @@ from odoo.exceptions import UserError
 
 from ..core import clients, pricing
 from ..core.call import GatewayCall, GatewayStream
-from ..core.clients import ProviderError
+from ..core.clients import ChatResult, ProviderError
 from ..core.complexity import score_prompt
 from ..core.messages import (
+    batches,
     check_code,
     check_label,
     check_model_name,
@@ -16,11 +17,13 @@ from ..core.messages import (
     short_repr,
     storable_text,
     validate_messages,
+    validate_texts,
 )
 from ..core.recommendation import strictest_quality
 from ..core.response_cache import cache_key, is_cacheable
 from ..core.tokens import TokenEstimate, count_message_tokens, count_text_tokens
 from ..core.tools import check_response_format, check_tool_choice, check_tools, parse_structured, tools_text
+from ..core.usage import Usage
 from ..exceptions import AiBudgetExceeded, AiInvalidReply, AiProviderError
 from ..kept_cursors import references_of, run_in_own_transaction
 from ..ledger import LedgerStatement
@@ -31,6 +34,10 @@ MODES = ("passthrough", "smart_router")
 MAX_RECORD_ID = 2**31 - 1  # PostgreSQL integer ids
 # Errors every provider would give for the same request: falling back would only spend more.
 NO_FALLBACK_KINDS = frozenset({"invalid_request"})
+# Embeddings: texts per call, and per request (a provider's limit is 2048 inputs and some 300k tokens).
+MAX_EMBED_TEXTS = 10_000
+EMBED_BATCH_TEXTS = 256
+EMBED_BATCH_TOKENS = 100_000
 # The parameters of a call, send_message's after the messages: stream_message takes the same.
 CALL_PARAMETERS = (
     "provider", "task_type", "quality_required", "mode", "max_tokens", "temperature", "operation", "res_model",
@@ -128,6 +135,94 @@ class AiService(models.AbstractModel):
         stream.bind(self._stream_chunks(call, stream), lambda: self._end_stream(call))
         return stream
 
+    @api.model
+    def embed(self, texts, provider=None, operation=None, res_model=None, res_id=None, session_id=None):
+        """The embedding vectors of `texts` (a list of strings), one per text in order, through the
+        `/embeddings` endpoint of an OpenAI-compatible provider (None: the company's default one).
+
+        Long lists go out in batches; the call leaves one usage row of kind 'embedding', its tokens the
+        provider's count, priced by genai-prices (cost unknown for an unpriced model), held against the
+        budgets of its scope and settled like a chat call. Never re-routed: vectors of another model would
+        not compare. Returns send_message's figures (usage_id, provider_id, provider_name, model, usage,
+        usage_estimated, cost_usd, cost_unknown, latency_ms, budget) and `vectors`.
+        """
+        call = GatewayCall(
+            texts, provider=provider, task_type="embedding", mode="passthrough", max_tokens=0, operation=operation,
+            res_model=res_model, res_id=res_id, session_id=session_id, kind="embedding",
+        )
+        try:
+            self._validate_embedding_request(call)
+            self._resolve_provider(call)
+            self._check_embedding_provider(call)
+        except UserError as error:
+            self._record_usage(call, status="error", error=str(error))
+            raise
+        counts = [count_text_tokens(text, call.provider.model) for text in call.messages]
+        call.estimate = TokenEstimate(sum(c.tokens for c in counts), all(c.exact for c in counts), counts[0].encoding)
+        call.context_size_tokens = call.estimate.tokens
+        self._reserve_budget(call)
+        self._call_embedding_provider(call, [count.tokens for count in counts])
+        summary = self._record_usage(call, status="ok")
+        return {**summary, "vectors": call.vectors, "budget": call.budget}
+
+    def _validate_embedding_request(self, call):
+        try:
+            call.messages = validate_texts(call.messages, MAX_EMBED_TEXTS)
+        except ValueError as error:
+            raise UserError(self.env._("Invalid texts: %s", error)) from None
+        self._validate_labels(call)
+
+    def _check_embedding_provider(self, call):
+        if call.provider.kind != "openai_compatible":
+            raise UserError(self.env._(
+                "The AI provider '%s' serves no embeddings: use an OpenAI-compatible provider of an embedding "
+                "model (OpenAI, Mistral, Gemini's OpenAI endpoint, Ollama).", call.provider.name,
+            ))
+
+    def _call_embedding_provider(self, call, tokens):
+        """Embed call.messages batch by batch; sets vectors, result (the batches' usage summed) and cost. A
+        failure releases the reservation, or, once batches were paid for, records their cost as an error
+        and settles it; it raises AiProviderError."""
+        vectors, usage, latency, reported, attempts = [], 0, 0.0, True, 0
+        for batch in batches(call.messages, tokens, EMBED_BATCH_TEXTS, EMBED_BATCH_TOKENS):
+            try:
+                result = clients.embed(
+                    call.config, batch, on_attempt_failed=lambda error: self._record_failed_attempt(call, error)
+                )
+            except ProviderError as error:
+                message = self._provider_failure_message(call, error)
+                if not vectors:
+                    self._release_budget(call)
+                    raise AiProviderError(message) from None
+                self._set_embedding_result(call, usage, latency, reported, attempts)
+                self._record_usage(call, status="error", error=self.env._(
+                    "%(done)s of %(count)s texts embedded, then: %(error)s",
+                    done=len(vectors), count=len(call.messages), error=error,
+                ))
+                raise AiProviderError(message) from None
+            vectors += result.vectors
+            usage += result.usage.input_tokens
+            latency += result.latency_ms
+            reported = reported and result.usage_reported
+            attempts += result.attempts
+        call.vectors = vectors
+        self._set_embedding_result(call, usage, latency, reported, attempts)
+
+    def _set_embedding_result(self, call, tokens, latency_ms, usage_reported, attempts):
+        call.result = ChatResult(
+            content="", usage=Usage(input_tokens=tokens), model=call.provider.model, latency_ms=latency_ms,
+            attempts=attempts, usage_reported=usage_reported,
+        )
+        self._price_result(call)
+
+    def _reserve_budget(self, call):
+        """Check the call's budgets and hold its estimated cost; a blocked call is recorded and raises
+        AiBudgetExceeded."""
+        call.budget = self._check_budget(call) or {"status": "ok"}
+        if call.budget["status"] == "blocked":
+            self._record_usage(call, status="blocked", error=call.budget.get("message"))
+            raise AiBudgetExceeded(call.budget.get("message") or self.env._("A budget refused this AI call."))
+
     def _prepare_call(self, call):
         """The steps before the provider call: validation, token estimate, response cache, routing and
         budget reservation. Returns the summary of a response-cache hit, else None; raises a UserError
@@ -144,10 +239,7 @@ class AiService(models.AbstractModel):
             return cached
         call.recommendation = self._recommend(call)
         self._apply_recommendation(call)
-        call.budget = self._check_budget(call) or {"status": "ok"}
-        if call.budget["status"] == "blocked":
-            self._record_usage(call, status="blocked", error=call.budget.get("message"))
-            raise AiBudgetExceeded(call.budget.get("message") or self.env._("A budget refused this AI call."))
+        self._reserve_budget(call)
         return None
 
     def _serve_call(self, call):
@@ -245,6 +337,15 @@ class AiService(models.AbstractModel):
             call.tools = check_tools(call.tools)
             call.tool_choice = check_tool_choice(call.tool_choice, call.tools)
             call.response_format = check_response_format(call.response_format, call.tools)
+        except ValueError as error:
+            raise UserError(str(error)) from None
+        self._validate_labels(call)
+        call.mode = call.mode or self.env.company.ai_default_mode or "passthrough"
+
+    def _validate_labels(self, call):
+        """What the call is about: task type, operation, session and record, checked as every kind of call
+        gives them."""
+        try:
             call.task_type = check_code(call.task_type, "task_type")
             call.operation = check_label(call.operation, "operation")
             call.session_id = check_label(call.session_id, "session_id")
@@ -252,7 +353,6 @@ class AiService(models.AbstractModel):
         except ValueError as error:
             raise UserError(str(error)) from None
         self._validate_record_reference(call)
-        call.mode = call.mode or self.env.company.ai_default_mode or "passthrough"
 
     def _validate_record_reference(self, call):
         """res_model/res_id name an Odoo record: a model name and a positive id, or nothing."""
@@ -489,6 +589,7 @@ class AiService(models.AbstractModel):
         estimate = call.estimate
         messages = call.messages if isinstance(call.messages, list) else []
         vals = {
+            "kind": call.kind,
             "user_id": self.env.uid,
             "company_id": company.id,
             "provider_id": provider.id if provider else False,
@@ -539,7 +640,7 @@ class AiService(models.AbstractModel):
                 cache_hit=True, cost_usd=0.0, cache_savings_usd=answer["cost_usd"], latency_ms=0.0,
                 completion_text=company._ai_retained_text(answer["content"]),
             )
-        elif status == "ok" and result is not None:
+        elif status == "ok" and result is not None and call.kind == "chat":
             vals.update(self.env["ai.token.waste.finding"]._waste_facts(call.messages, call.provider.model))
         # The optimizer's verdict for this call: what the wrong_model waste rule compares against.
         recommendation = call.recommendation or {}
@@ -557,7 +658,8 @@ class AiService(models.AbstractModel):
         on the ledger transaction: the waste rules run here, so that the row is written once, with its
         waste fields; the findings follow it in the same statement (_add_usage_followers)."""
         provider = call.provider
-        if call.cached_answer or not provider._waste_detection_enabled():
+        # The waste rules read chat prompts; an embedding call has none.
+        if call.cached_answer or call.kind != "chat" or not provider._waste_detection_enabled():
             call.waste_report = None
             return
         price = call.price or self.env["ai.service.provider.price"]
@@ -580,6 +682,9 @@ class AiService(models.AbstractModel):
         """Add to `ledger` (a LedgerStatement) the rows that follow the usage row of a call with
         `status`, written by one statement: for a served call its benchmark (`_log_benchmark`, also for
         a failed attempt), its waste findings, its response-cache entry and its recommendation."""
+        # An embedding call is none of a chat provider's performance, findings, cache or recommendation.
+        if call.kind != "chat":
+            return
         # A request that reached a provider, answered or failed, counts in its benchmarks (error rate).
         if (status == "ok" and call.result is not None) or call.failed_attempt:
             self._log_benchmark(call, ledger)
@@ -725,7 +830,10 @@ class AiService(models.AbstractModel):
 
     def _switch_to_cheapest(self, call):
         """Move the call to the cheapest qualifying provider (a budget's auto-switch); False when the
-        optimizer recommends nothing cheaper than the current provider."""
+        optimizer recommends nothing cheaper than the current provider, and for an embedding call, whose
+        vectors another model would not match."""
+        if call.kind != "chat":
+            return False
         current = call.provider
         # The gateway's recommend step asked the same question already: its answer is reused.
         recommendation = call.recommendation or self.env["ai.cost.optimizer"].recommend_provider(

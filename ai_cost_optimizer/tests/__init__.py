@@ -29,3 +29,4 @@ from . import test_settings
 from . import test_callers_transaction
 from . import test_gateway_stream
 from . import test_gateway_tools
+from . import test_gateway_embeddings
