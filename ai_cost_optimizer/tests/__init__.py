@@ -30,3 +30,4 @@ from . import test_callers_transaction
 from . import test_gateway_stream
 from . import test_gateway_tools
 from . import test_gateway_embeddings
+from . import test_cost_api_embeddings
