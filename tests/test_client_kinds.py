@@ -159,3 +159,13 @@ def test_embeddings_in_order_with_usage(server, openai_config):
 def test_embeddings_only_on_openai_compatible(anthropic_config):
     with pytest.raises(ValueError, match="Unknown provider kind"):
         embed(anthropic_config, ["text"])
+
+
+def test_anthropic_caches_the_tool_list_with_prompt_caching(server, anthropic_config):
+    anthropic_config.prompt_caching = True
+    chat(anthropic_config, QUESTION, 100, tools=[WEATHER, {**WEATHER, "name": "get_forecast"}])
+    tools = server.requests[-1]["json"]["tools"]
+    assert [tool.get("cache_control") for tool in tools] == [None, {"type": "ephemeral"}]
+    anthropic_config.prompt_caching = False
+    chat(anthropic_config, QUESTION, 100, tools=[WEATHER])
+    assert "cache_control" not in server.requests[-1]["json"]["tools"][0]

@@ -641,7 +641,9 @@ class AiService(models.AbstractModel):
                 completion_text=company._ai_retained_text(answer["content"]),
             )
         elif status == "ok" and result is not None and call.kind == "chat":
-            vals.update(self.env["ai.token.waste.finding"]._waste_facts(call.messages, call.provider.model))
+            vals.update(self.env["ai.token.waste.finding"]._waste_facts(
+                call.messages, call.provider.model, tools_text(call.tools, call.response_format)
+            ))
         # The optimizer's verdict for this call: what the wrong_model waste rule compares against.
         recommendation = call.recommendation or {}
         complexity = call.complexity

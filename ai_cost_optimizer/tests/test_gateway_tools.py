@@ -158,6 +158,23 @@ class TestGatewayTools(AiCostCase):
         self.assertEqual(period.reserved, 0)
         self.assertAlmostEqual(period.spend, sum(self.usage_rows()[-3:].mapped("cost_usd")), places=10)
 
+    def test_a_long_unchanging_tool_list_is_a_prompt_cache_candidate(self):
+        tools = [
+            {**WEATHER, "name": f"crm_action_{index}",
+             "description": f"Run CRM action {index} on a lead: score it, tag it and log a note. " * 3}
+            for index in range(40)
+        ]
+        first = self.env["ai.token.usage"].browse(self._send(self.gpt, tools=tools)["usage_id"])
+        self.assertGreaterEqual(first.static_prefix_tokens, 1024)
+        self.assertFalse(first.waste_finding_ids.filtered(lambda finding: finding.rule == "missed_cache"))
+        second = self.env["ai.token.usage"].browse(
+            self._send(self.gpt, tools=tools, messages=[{"role": "user", "content": "And lead 43?"}])["usage_id"]
+        )
+        self.assertEqual(second.static_prefix_hash, first.static_prefix_hash)
+        finding = second.waste_finding_ids.filtered(lambda finding: finding.rule == "missed_cache")
+        self.assertEqual(finding.tokens_wasted, second.static_prefix_tokens)
+        self.assertIn("tool definitions", finding.description)
+
     def test_tool_result_must_answer_a_call(self):
         messages = [*QUESTION, {"role": "tool", "tool_call_id": "call_unknown", "content": "Sunny"}]
         with self.assertRaisesRegex(UserError, "which no earlier assistant message made"):

@@ -119,15 +119,20 @@ def _tool_choice_param(tool_choice: str | dict) -> dict:
     return {"type": {"required": "any"}.get(tool_choice, tool_choice)}
 
 
-def _tools_kwargs(tools: list[dict] | None, tool_choice: str | dict | None, response_format: dict | None) -> dict:
-    """The tools and tool_choice parameters; a response format is a tool the model must call."""
+def _tools_kwargs(
+    tools: list[dict] | None, tool_choice: str | dict | None, response_format: dict | None, prompt_caching: bool
+) -> dict:
+    """The tools and tool_choice parameters; a response format is a tool the model must call. With prompt
+    caching, the tool list, which leads the prompt and rarely changes, is cached up to its last tool."""
     if response_format is not None:
-        tool = {"name": RESPONSE_TOOL, "description": "Give the reply in this structure.",
-                "parameters": response_format}
-        return {"tools": [_tool_param(tool)], "tool_choice": {"type": "tool", "name": RESPONSE_TOOL}}
+        tools = [{"name": RESPONSE_TOOL, "description": "Give the reply in this structure.",
+                  "parameters": response_format}]
+        tool_choice = {"name": RESPONSE_TOOL}
     kwargs: dict[str, Any] = {}
     if tools:
         kwargs["tools"] = [_tool_param(tool) for tool in tools]
+        if prompt_caching:
+            kwargs["tools"][-1]["cache_control"] = {"type": "ephemeral"}
     if tool_choice is not None:
         kwargs["tool_choice"] = _tool_choice_param(tool_choice)
     return kwargs
@@ -143,7 +148,7 @@ def _request_kwargs(
     response_format: dict | None = None,
 ) -> dict:
     kwargs: dict[str, Any] = {"model": config.model, "max_tokens": max_tokens, "messages": _conversation(messages)}
-    kwargs.update(_tools_kwargs(tools, tool_choice, response_format))
+    kwargs.update(_tools_kwargs(tools, tool_choice, response_format, config.prompt_caching))
     system = _system_param([m["content"] for m in messages if m["role"] == "system"], config.prompt_caching)
     if system is not None:
         kwargs["system"] = system
