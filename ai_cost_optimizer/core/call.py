@@ -100,9 +100,9 @@ class GatewayStream:
     def __init__(self) -> None:
         self.result: dict | None = None
         self._chunks: Iterator[str] = iter(())
-        self._finish: Callable[[], dict] | None = None
+        self._finish: Callable[[], dict | None] | None = None
 
-    def bind(self, chunks: Iterator[str], finish: Callable[[], dict]) -> None:
+    def bind(self, chunks: Iterator[str], finish: Callable[[], dict | None]) -> None:
         """`chunks`: the generator that reads the provider's stream and records the call when it ends (it
         sets `result`); `finish`: records a stream closed before its first chunk was asked for, which that
         generator, never started, cannot see."""

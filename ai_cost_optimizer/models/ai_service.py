@@ -286,8 +286,12 @@ class AiService(models.AbstractModel):
 
     def _end_stream(self, call, error=None):
         """Record a stream that ended (`error`: the ProviderError that broke it) and settle its budget; returns
-        the call's result. What came is priced: the provider's usage, or tiktoken's count where it sent none."""
-        reader = call.stream_reader
+        the call's result. What came is priced: the provider's usage, or tiktoken's count where it sent none.
+        Once only: a stream whose end raised (a structured reply that does not parse) and is closed after
+        that is recorded already (None)."""
+        reader, call.stream_reader = call.stream_reader, None
+        if reader is None:
+            return None
         reader.close()
         complete = error is None and reader.progress.complete
         try:

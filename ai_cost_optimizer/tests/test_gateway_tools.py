@@ -153,10 +153,23 @@ class TestGatewayTools(AiCostCase):
                 self.assertEqual(rows[-1].status, "error")
                 self.assertGreater(rows[-1].cost_usd, 0)
                 self.assertIn("structured reply", rows[-1].error_message)
+        # Streamed, the same: the loop raises at the end, and closing the stream afterwards records nothing more.
+        before = len(self.usage_rows())
+        stream = self.env["ai.service"].stream_message(QUESTION, provider=self.gpt, response_format=SCORE)
+        try:
+            list(stream)
+        except AiInvalidReply:
+            stream.close()
+        else:
+            self.fail("an unparsable streamed structured reply must raise AiInvalidReply")
+        rows = self.usage_rows()
+        self.assertEqual(len(rows), before + 1)
+        self.assertEqual(rows[-1].status, "error")
+        self.assertGreater(rows[-1].cost_usd, 0)
         self.env.invalidate_all()
         period = budget.period_ids
         self.assertEqual(period.reserved, 0)
-        self.assertAlmostEqual(period.spend, sum(self.usage_rows()[-3:].mapped("cost_usd")), places=10)
+        self.assertAlmostEqual(period.spend, sum(self.usage_rows()[-4:].mapped("cost_usd")), places=10)
 
     def test_a_long_unchanging_tool_list_is_a_prompt_cache_candidate(self):
         tools = [
