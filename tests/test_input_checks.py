@@ -8,6 +8,7 @@ from ai_cost_optimizer.core.messages import (
     check_code,
     check_label,
     check_model_name,
+    prompt_hash,
     short_repr,
     storable_text,
     validate_messages,
@@ -212,3 +213,12 @@ def test_batches_keep_the_order_and_the_limits():
     texts = list("abcdefg")
     assert batches(texts, [1] * 7, 3, 100) == [["a", "b", "c"], ["d", "e", "f"], ["g"]]
     assert batches(texts, [40, 40, 40, 200, 1, 1, 1], 10, 100) == [["a", "b"], ["c"], ["d"], ["e", "f", "g"]]
+
+
+def test_prompt_hash_tells_tool_calls_apart_and_keeps_plain_prompts():
+    plain = [ASK]
+    assert prompt_hash(plain, "gpt-4o-mini") == prompt_hash([dict(ASK)], "gpt-4o-mini", None)
+    paris = [ASK, {"role": "assistant", "content": "", "tool_calls": [CALL]}]
+    lyon = [ASK, {"role": "assistant", "content": "", "tool_calls": [{**CALL, "arguments": {"city": "Lyon"}}]}]
+    assert prompt_hash(paris, "gpt-4o-mini") != prompt_hash(lyon, "gpt-4o-mini")
+    assert prompt_hash(plain, "gpt-4o-mini") != prompt_hash(plain, "gpt-4o-mini", {"tools": [TOOL]})

@@ -227,9 +227,15 @@ def batches(texts: list[str], tokens: list[int], max_texts: int, max_tokens: int
 
 
 def normalize_prompt(messages: list[dict]) -> str:
-    """The prompt as one comparable text: roles kept, whitespace collapsed, lowercased."""
-    text = "\n".join(f"{message['role']}: {message['content']}" for message in messages)
+    """The prompt as one comparable text: roles kept, whitespace collapsed, lowercased; the tool calls of a
+    message and the call a tool result answers kept too."""
+    text = "\n".join(f"{message['role']}: {message['content']}{_tool_parts(message)}" for message in messages)
     return _WHITESPACE.sub(" ", text).strip().lower()
+
+
+def _tool_parts(message: dict) -> str:
+    parts = {name: message[name] for name in ("tool_calls", "tool_call_id") if name in message}
+    return " " + json.dumps(parts, sort_keys=True, default=str) if parts else ""
 
 
 def prompt_hash(messages: list[dict], model: str, params: dict | None = None) -> str:

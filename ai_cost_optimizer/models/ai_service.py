@@ -426,7 +426,10 @@ class AiService(models.AbstractModel):
                                      estimate.exact, estimate.encoding)
         call.estimate = estimate
         call.context_size_tokens = estimate.tokens
-        call.prompt_hash = prompt_hash(call.messages, call.provider.model)
+        # Tools and a reply schema are part of the request: without them, the prompt hashes as it always did.
+        extras = {name: getattr(call, name) for name in ("tools", "tool_choice", "response_format")
+                  if getattr(call, name) is not None}
+        call.prompt_hash = prompt_hash(call.messages, model, extras or None)
 
     def _lookup_response_cache(self, call):
         """A stored answer for this exact request, or None. A hit records a usage row with cache_hit,
