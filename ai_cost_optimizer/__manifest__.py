@@ -31,7 +31,7 @@ provider benchmarks and a cost dashboard.
         "views/ai_cost_dashboard_views.xml",
         "views/ai_cost_playground_views.xml",
         "views/ai_cost_recommendation_views.xml",
-        "views/ai_provider_benchmark_views.xml",
+        "views/ai_provider_benchmark_report_views.xml",
         "views/ai_provider_experiment_views.xml",
         "views/res_config_settings_views.xml",
         "views/ai_cost_menus.xml",
@@ -42,6 +42,7 @@ provider benchmarks and a cost dashboard.
     "assets": {
         "web.assets_backend": [
             "ai_cost_optimizer/static/src/dashboard/**/*",
+            "ai_cost_optimizer/static/src/fields/**/*",
             "ai_cost_optimizer/static/src/threshold_tags/**/*",
         ],
         "web.assets_tests": [

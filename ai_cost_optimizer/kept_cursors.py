@@ -73,7 +73,7 @@ class KeptCursors:
             if self._isolation_level != ISOLATION_LEVEL_AUTOCOMMIT:
                 cr.commit()
         except BaseException:
-            if not cr._cnx.closed:
+            if not cr.closed:
                 cr.close()
             raise
         with self._lock:
@@ -89,7 +89,7 @@ class KeptCursors:
             idle = self._idle.get(registry.db_name, [])
             while idle:
                 cr = idle.pop()
-                if not cr._cnx.closed:
+                if not cr.closed:
                     break
             else:
                 return None
@@ -142,7 +142,7 @@ def _prepare(cr, name, code, params):
     types = f" ({', '.join(_parameter_type(param) for param in params)})" if params else ""
     prepare = f"PREPARE {name}{types} AS {text}"
     try:
-        if cr._cnx.autocommit:  # a statement of its own: its failure aborts nothing
+        if cr.connection.autocommit:  # a statement of its own: its failure aborts nothing
             cr.execute(prepare)
         else:
             with cr.savepoint(flush=False):

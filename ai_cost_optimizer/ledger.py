@@ -2,8 +2,8 @@
 
 The usage row itself goes through `ai.token.usage.create()`, so that the fields, computes and create()
 overrides of other modules apply to it (its rollups are kept up to date there too). What follows it is
-derived from the call rather than from the row: on a served call its benchmark, the recommendation made for
-it, its waste findings and its response-cache entry. Raw SQL for the gateway overhead target (DESIGN section
+derived from the call rather than from the row: on a served call the recommendation made for it, its waste
+findings and its response-cache entry. Raw SQL for the gateway overhead target (DESIGN section
 9): they are data-modifying CTEs of one statement, prepared once per connection (kept_cursors.py), where ORM
 create() calls would each cost a statement and about half a millisecond of Python."""
 

@@ -10,6 +10,7 @@ import argparse
 import base64
 import json
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -23,12 +24,20 @@ PAGES = {
     "dashboard": "/odoo/action-ai_cost_optimizer.action_ai_cost_dashboard",
     "waste_report": "/odoo/action-ai_cost_optimizer.action_ai_token_waste_finding",
     "usage": "/odoo/action-ai_cost_optimizer.action_ai_token_usage",
+    "benchmarks": "/odoo/action-ai_cost_optimizer.action_ai_provider_benchmark_report",
 }
 CHROMIUM_FLAGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--hide-scrollbars", "--window-size=1440,1000",
 ]
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def login(url: str, db: str) -> str:
@@ -89,7 +98,7 @@ def main() -> None:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if not browser:
         raise SystemExit("chromium is not installed (apt-get install chromium)")
-    port = 9333
+    port = free_port()  # several demos may be photographed at once
     with tempfile.TemporaryDirectory() as profile:
         process = subprocess.Popen(
             [browser, *CHROMIUM_FLAGS, f"--remote-debugging-port={port}", f"--user-data-dir={profile}", "about:blank"],

@@ -70,6 +70,7 @@ def test_wrong_model_measures_the_price_difference():
     finding = waste.wrong_model(facts(alternatives=(("Cheap", 0.0006), ("Mid", 0.0012))), SETTINGS)
     assert (finding.tokens_wasted, finding.cost_wasted) == (1200, pytest.approx(0.0012))
     assert "Cheap" in finding.recommendation
+    assert finding.description.endswith("would have cost $0.0006 instead of $0.0018.")
     # 10% cheaper is below the 20% threshold
     assert waste.wrong_model(facts(alternatives=(("Close", 0.00162),)), SETTINGS) is None
     assert waste.wrong_model(facts(), SETTINGS) is None
@@ -114,6 +115,15 @@ def test_analyze_caps_savings_at_the_call_cost_and_scores_them():
     assert report["waste_score"] == 100
     clean = waste.analyze(facts(), SETTINGS)
     assert clean == {"waste_detected": False, "waste_score": 0, "findings": [], "potential_savings_usd": 0.0}
+
+
+def test_analyze_drops_findings_that_wasted_nothing():
+    """A duplicate of a call that used no tokens and cost nothing is no waste: no zero line in the report."""
+    report = waste.analyze(facts(duplicate_of_recent=True, input_tokens=0, output_tokens=0, cost_usd=0.0), SETTINGS)
+    assert report == {"waste_detected": False, "waste_score": 0, "findings": [], "potential_savings_usd": 0.0}
+    # Tokens wasted at an unknown price still count.
+    report = waste.analyze(facts(duplicate_of_recent=True, cost_usd=0.0), SETTINGS)
+    assert [(f["type"], f["tokens_wasted"]) for f in report["findings"]] == [("duplicate_query", 1200)]
 
 
 def test_settings_errors():

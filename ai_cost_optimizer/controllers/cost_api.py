@@ -15,14 +15,36 @@ from ..models.ir_http import json_error
 COST_FILTERS = {"start", "end", "operation", "user", "provider", "res_model", "res_id"}
 USER_FILTERS = {"start", "end", "operation", "provider", "budget"}
 DEFAULT_DAYS = 30
+# The API only reads. Its routes take every method, so that another one gets a JSON 405 from the
+# controller rather than the HTML page of Odoo's router.
+READ_METHODS = ("GET", "HEAD")
 # Strict formats: Python's own parsers also take Unicode digits, trailing junk (Date.to_date cuts
 # at 10 characters) or exponents.
 DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 INT_RE = re.compile(r"-?[0-9]+")
+# The figures the API rounds, by key (ai.cost.report computes them exact): sums of dollars (totals, per
+# operation, record, provider, user or day) to a hundredth of a cent, so that a few sub-cent calls still
+# show; the average per user to a millionth of a dollar, a single call's cost; ratios to 4 decimals.
+TOTAL_DIGITS = 4
+ROUNDED = {
+    "total_cost_usd": TOTAL_DIGITS, "cost_usd": TOTAL_DIGITS, "estimated_savings_usd": TOTAL_DIGITS,
+    "min_cost_usd": TOTAL_DIGITS, "max_cost_usd": TOTAL_DIGITS, "avg_cost_usd": 6, "hit_rate": 4,
+}
+
+
+def rounded(value, key=None):
+    """`value` (a report of ai.cost.report) with the figures of ROUNDED rounded; the rest as it is."""
+    if isinstance(value, dict):
+        return {name: rounded(item, name) for name, item in value.items()}
+    if isinstance(value, list):
+        return [rounded(item) for item in value]
+    if isinstance(value, float) and key in ROUNDED:
+        return round(value, ROUNDED[key])
+    return value
 
 
 def json_response(payload):
-    return request.make_response(json.dumps(payload), headers=[("Content-Type", "application/json")])
+    return request.make_response(json.dumps(rounded(payload)), headers=[("Content-Type", "application/json")])
 
 
 class CostApi(http.Controller):
@@ -30,7 +52,7 @@ class CostApi(http.Controller):
     authorizes it, and returns what the reporting model (ai.cost.report) reads, as JSON."""
 
     @http.route(
-        "/ai_cost/api/v1/costs", type="http", auth="ai_cost_api", methods=["GET"], csrf=False, save_session=False
+        "/ai_cost/api/v1/costs", type="http", auth="ai_cost_api", csrf=False, save_session=False
     )
     def costs(self, **params):
         """Total cost and requests, by operation, record, provider, cache stats and time series."""
@@ -38,7 +60,7 @@ class CostApi(http.Controller):
         return json_response(env["ai.cost.report"]._costs(filters))
 
     @http.route(
-        "/ai_cost/api/v1/costs/users", type="http", auth="ai_cost_api", methods=["GET"], csrf=False, save_session=False
+        "/ai_cost/api/v1/costs/users", type="http", auth="ai_cost_api", csrf=False, save_session=False
     )
     def costs_by_user(self, **params):
         """Cost per user in the period: count, min, average and max, and whether all are under `budget`."""
@@ -52,6 +74,12 @@ class CostApi(http.Controller):
     # ------------------------------------------------------------------
     def _prepare(self, params, allowed):
         """The manager's environment and the checked filters (echoed back; see ai.cost.report `_rollup_domain`)."""
+        method = request.httprequest.method
+        if method not in READ_METHODS:
+            raise json_error(
+                werkzeug.exceptions.MethodNotAllowed, f"The AI cost API only reads: use GET, not {method}.",
+                headers=[("Allow", ", ".join(READ_METHODS))],
+            )
         env = request.env
         if not env.user.has_group("ai_cost_optimizer.group_ai_cost_manager"):
             raise json_error(werkzeug.exceptions.Forbidden, "The AI cost API is for AI Cost managers.")

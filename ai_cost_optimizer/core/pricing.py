@@ -7,6 +7,7 @@ an administrator (``source='manual'``). A model genai-prices does not know has n
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -121,8 +122,19 @@ def cache_read_savings(cache_read_tokens: int, input_per_mtok: float, cache_read
     return cache_read_tokens * (input_per_mtok - (cache_read_per_mtok or input_per_mtok)) / 1e6
 
 
+MAX_USD_DECIMALS = 6
+
+
 def format_usd(amount: float) -> str:
-    """A dollar amount readable at any size, since calls cost fractions of a cent: two decimals with
-    thousands separators from one dollar up ('$1,234.50'), below that up to six significant decimals
-    without trailing zeros ('$0.0025', '$0.000001')."""
-    return f"${amount:,.2f}" if abs(amount) >= 1 else f"${amount:.6f}".rstrip("0").rstrip(".")
+    """A dollar amount readable at any size, since calls cost fractions of a cent, as the screens show it
+    (formatUsd in static/src/fields/format_usd.js): cents with thousands separators from one dollar up
+    ('$1,234.50'), below that three significant digits, at most six decimals, without trailing zeros but
+    keeping two ('$0.0025', '$0.50'); '$0.00' for zero, '< $0.000001' for less than half a millionth."""
+    sign, size = ("-" if amount < 0 else ""), abs(amount)
+    if 0 < size < 0.5 * 10**-MAX_USD_DECIMALS:
+        return f"{sign}< $0.000001"
+    if size == 0 or size >= 1:
+        return f"{sign}${size:,.2f}"
+    decimals = min(MAX_USD_DECIMALS, max(2, math.ceil(-math.log10(size)) + 2))
+    units, _, cents = f"{size:.{decimals}f}".partition(".")
+    return f"{sign}${units}.{cents.rstrip('0').ljust(2, '0')}"

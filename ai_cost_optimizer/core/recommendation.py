@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from .pricing import format_usd
+
 QUALITY_BARS = {"low": 40, "medium": 60, "high": 80}
 DEFAULT_QUALITY = "medium"
 # Rated samples at which the benchmarks weigh as much as the configured prior.
@@ -133,7 +135,7 @@ def rank(
         cost = estimate_cost(context_tokens, output_tokens, candidate.input_price, candidate.output_price)
         if max_budget_usd is not None and cost > max_budget_usd:
             ranking.excluded.append(
-                (candidate, f"its estimated ${cost:.6f} exceeds the ${max_budget_usd:.6f} budget")
+                (candidate, f"its estimated {format_usd(cost)} exceeds the {format_usd(max_budget_usd)} budget")
             )
             continue
         ranking.ranked.append(Scored(candidate, quality, cost))
@@ -152,7 +154,7 @@ def reasoning(ranking: Ranking, task_type: str, level: str) -> str:
     others = len(ranking.ranked) - 1
     return (
         f"{best.candidate.name} is the cheapest per quality point for '{task_type}' at {level} quality: "
-        f"about ${best.estimated_cost:.6f} per call for quality {best.quality:.0f}"
+        f"about {format_usd(best.estimated_cost)} per call for quality {best.quality:.0f}"
         + (f", ahead of {others} other qualifying provider{'s' if others > 1 else ''}" if others else "")
         + (f"; {len(ranking.excluded)} excluded" if ranking.excluded else "")
         + "."

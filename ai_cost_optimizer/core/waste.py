@@ -35,6 +35,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from .pricing import format_usd
+
 RULES = (
     "duplicate_query",
     "redundant_context",
@@ -261,7 +263,7 @@ def wrong_model(facts: CallFacts, settings: WasteSettings) -> Finding | None:
         return None
     return Finding(
         "wrong_model",
-        f"{name} meets the quality bar and would have cost ${cost:.6f} instead of ${facts.cost_usd:.6f}.",
+        f"{name} meets the quality bar and would have cost {format_usd(cost)} instead of {format_usd(facts.cost_usd)}.",
         facts.input_tokens + facts.output_tokens,
         saving,
         f"Route '{facts.task_type}' calls to {name}, or use smart_router mode.",
@@ -308,7 +310,11 @@ def analyze(facts: CallFacts, settings: WasteSettings) -> dict:
     waste score (0-100) is the share of the cost that could have been saved (the share of tokens
     when the cost is unknown).
     """
-    findings = [finding for rule in ALL_RULES if (finding := rule(facts, settings))]
+    # A finding that wasted neither tokens nor money (a duplicate of a call that used none) is no waste.
+    findings = [
+        finding for rule in ALL_RULES
+        if (finding := rule(facts, settings)) and (finding.tokens_wasted > 0 or finding.cost_wasted > 0)
+    ]
     savings = min(sum(finding.cost_wasted for finding in findings), facts.cost_usd)
     if facts.cost_usd > 0:
         score = round(100 * savings / facts.cost_usd)

@@ -25,6 +25,7 @@ from . import ai_cost_demo
 from . import ai_cost_recommendation
 from . import ai_cost_optimizer
 from . import ai_provider_benchmark
+from . import ai_provider_benchmark_report
 from . import ai_provider_experiment
 from . import ai_provider_experiment_arm
 from . import ai_provider_experiment_assignment

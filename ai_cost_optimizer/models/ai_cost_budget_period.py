@@ -192,14 +192,14 @@ class AiCostBudgetPeriod(models.Model):
             thresholds = period.budget_id._crossed_thresholds(spend, alerted_up_to or 0.0)
             if thresholds:
                 # The row is locked by the UPDATE above until this transaction ends: no other
-                # worker can read the old marker and send the same alert. No target needs raw SQL here:
-                # a write() would do as well.
-                self.env.cr.execute(SQL(
-                    "UPDATE ai_cost_budget_period SET alerted_up_to = %s WHERE id = %s", max(thresholds), period.id
-                ))
+                # worker can read the old marker and send the same alert.
                 crossed.append((period, thresholds))
         self.invalidate_recordset(["spend", "reserved", "call_count", "alerted_up_to"])
         for period, thresholds in crossed:
+            period.alerted_up_to = max(thresholds)
+            # Read back by the next settle's UPDATE ... RETURNING, which flushes nothing (in the same transaction
+            # when the caller's keeps the rows).
+            period.flush_recordset(["alerted_up_to"])
             for threshold in thresholds:
                 period.budget_id.send_alert(threshold, period)
 
@@ -224,14 +224,10 @@ class AiCostBudgetPeriod(models.Model):
                 period.budget_id._ledger_domain(period.date_start, period.date_end),
                 ["cache_hit"], ["cost_usd:sum", "__count"],
             )
-            # No target needs raw SQL here (a repair): a write() would do as well.
-            self.env.cr.execute(SQL(
-                "UPDATE ai_cost_budget_period SET spend = %s, call_count = %s WHERE id = %s",
-                sum(cost or 0.0 for _hit, cost, _count in groups),
-                sum(count for hit, _cost, count in groups if not hit),
-                period.id,
-            ))
-        self.invalidate_recordset(["spend", "call_count"])
+            period.write({
+                "spend": sum(cost or 0.0 for _hit, cost, _count in groups),
+                "call_count": sum(count for hit, _cost, count in groups if not hit),
+            })
         return True
 
     @api.model

@@ -3,10 +3,7 @@ import random
 from dataclasses import replace
 from datetime import datetime, time, timedelta
 
-from psycopg2.extras import execute_values
-
 from odoo import Command, api, fields, models
-from odoo.tools import SQL
 
 from ..core import pricing
 from ..core import recommendation as ranking_rules
@@ -36,6 +33,9 @@ PROVIDER_MIX = {
     "extract": {"demo_provider_gemini_flash": 4, "demo_provider_claude_haiku": 3, "demo_provider_deepseek": 2},
     "translate": {"demo_provider_deepseek": 4, "demo_provider_gpt4o_mini": 3, "demo_provider_ollama": 2},
 }
+# The rated quality of the demo providers' answers (mean of a user's 0-100 rating).
+QUALITY = {"demo_provider_claude_haiku": 78, "demo_provider_claude_sonnet": 90, "demo_provider_gpt4o_mini": 76,
+           "demo_provider_gemini_flash": 74, "demo_provider_deepseek": 80, "demo_provider_ollama": 58}
 LATENCY_MS = {"demo_provider_claude_haiku": 900, "demo_provider_claude_sonnet": 2400, "demo_provider_gpt4o_mini": 1100,
               "demo_provider_gemini_flash": 800, "demo_provider_deepseek": 1800, "demo_provider_ollama": 3000}
 WASTE_RULES = ["duplicate_query", "redundant_context", "oversized_context", "wrong_model", "unnecessary_history",
@@ -43,15 +43,6 @@ WASTE_RULES = ["duplicate_query", "redundant_context", "oversized_context", "wro
 USERS = ["demo_user_alice", "demo_user_bruno", "demo_user_chen", "demo_user_dina", "demo_user_emil"]
 CALLS_PER_WEEKDAY = 160
 BATCH = 2000
-
-COLUMNS = [
-    "create_date", "write_date", "create_uid", "write_uid", "user_id", "company_id", "provider_id", "model", "mode",
-    "operation", "res_model", "res_id", "task_type", "quality_required", "input_tokens", "output_tokens",
-    "cache_read_tokens", "cache_write_tokens", "total_tokens", "estimated_input_tokens", "estimate_exact",
-    "usage_reported", "context_size_tokens", "cost_usd", "cost_unknown", "price_id", "prompt_cache_savings_usd",
-    "latency_ms", "cache_hit", "status", "error_message", "attempts", "prompt_hash", "waste_detected",
-    "waste_reason", "could_have_saved_usd", "optimization_score", "switched",
-]
 
 
 class AiCostDemo(models.AbstractModel):
@@ -63,7 +54,7 @@ class AiCostDemo(models.AbstractModel):
 
     @api.model
     def generate(self, days=90, seed=0):
-        """Write `days` days of usage rows (deterministic for a `seed`), then rebuild the rollups."""
+        """Write `days` days of usage rows (deterministic for a `seed`; their rollups follow them in create())."""
         rng = random.Random(seed)
         providers = {xml_id: self.env.ref(f"ai_cost_optimizer.{xml_id}") for xml_id in LATENCY_MS}
         start = fields.Datetime.now() - timedelta(days=days + 5)
@@ -88,8 +79,6 @@ class AiCostDemo(models.AbstractModel):
                     self._insert(rows)
                     rows = []
         self._insert(rows)
-        self.env["ai.token.usage"].invalidate_model()
-        self.env["ai.token.usage"]._rebuild_rollups()
         self._demo_extras(providers)
         return True
 
@@ -132,44 +121,42 @@ class AiCostDemo(models.AbstractModel):
             savings = pricing.cache_read_savings(cache_read, price.input_per_mtok, price.cache_read_per_mtok)
         waste = status == "ok" and not cache_hit and rng.random() < 0.12
         rule = rng.choice(WASTE_RULES) if waste else None
-        return (
-            when, when, 1, 1, rng.choice(users), provider.company_id.id, provider.id, provider.model,
-            "smart_router" if rng.random() < 0.3 else "passthrough", operation, res_model, res_id, task_type,
-            rng.choice(["low", "medium", "medium", "high"]),
-            0 if status == "error" else input_tokens, 0 if status == "error" else output_tokens,
-            0 if status == "error" else cache_read, 0, 0 if status == "error" else input_tokens + output_tokens,
-            input_tokens, True, True, input_tokens, cost, status == "ok" and not cache_hit and price is None,
-            price_id if status == "ok" and not cache_hit else None, savings,
-            0.0 if cache_hit else rng.gauss(LATENCY_MS[xml_id], LATENCY_MS[xml_id] * 0.25) + output_tokens * 2,
-            cache_hit, status, "HTTP 529: overloaded" if status == "error" else None,
-            3 if status == "error" else 1, f"demo-{operation}-{rng.randint(0, 400)}", waste, rule,
-            cost * rng.uniform(0.15, 0.6) if waste else 0.0, rng.randint(30, 75) if waste else 100,
-            rng.random() < 0.05,
-        )
+        rated = status == "ok" and not cache_hit and rng.random() < 0.08
+        failed, served = status == "error", status == "ok" and not cache_hit
+        return {
+            "create_date": when, "write_date": when, "user_id": rng.choice(users),
+            "company_id": provider.company_id.id, "provider_id": provider.id, "model": provider.model,
+            "mode": "smart_router" if rng.random() < 0.3 else "passthrough", "operation": operation,
+            "res_model": res_model, "res_id": res_id, "task_type": task_type,
+            "quality_required": rng.choice(["low", "medium", "medium", "high"]),
+            "input_tokens": 0 if failed else input_tokens, "output_tokens": 0 if failed else output_tokens,
+            "cache_read_tokens": 0 if failed else cache_read, "estimated_input_tokens": input_tokens,
+            "estimate_exact": True, "usage_reported": True, "context_size_tokens": input_tokens,
+            "cost_usd": cost, "cost_unknown": served and price is None, "price_id": price_id if served else False,
+            "prompt_cache_savings_usd": savings,
+            "latency_ms": 0.0 if cache_hit else rng.gauss(LATENCY_MS[xml_id], LATENCY_MS[xml_id] * 0.25)
+            + output_tokens * 2,
+            "cache_hit": cache_hit, "status": status, "error_message": "HTTP 529: overloaded" if failed else False,
+            "attempts": 3 if failed else 1, "prompt_hash": f"demo-{operation}-{rng.randint(0, 400)}",
+            "waste_detected": waste, "waste_reason": rule or False,
+            "could_have_saved_usd": cost * rng.uniform(0.15, 0.6) if waste else 0.0,
+            "optimization_score": rng.randint(30, 75) if waste else 100, "switched": rng.random() < 0.05,
+            "provider_called": not cache_hit,
+            "quality_score": min(100, max(0, int(rng.gauss(QUALITY[xml_id], 10)))) if rated else 0,
+            "quality_rated": rated,
+        }
 
     def _insert(self, rows):
+        # create_date is the call's: the superuser may set it while the registry loads (the demo data's install).
         if rows:
-            # Demo data, thousands of rows in a few statements (create() would take far longer); no target needs it.
-            execute_values(
-                self.env.cr._obj,
-                f"INSERT INTO ai_token_usage ({', '.join(COLUMNS)}) VALUES %s",
-                rows,
-                page_size=len(rows),
-            )
+            self.env["ai.token.usage"].create(rows)
 
     def _demo_extras(self, providers):
-        """Budgets at several fill levels, benchmarks, recommendations, a running A/B test, waste findings
-        and analytics periods."""
+        """Budgets at several fill levels, the figures the optimizer learns from the rated calls,
+        recommendations, a running A/B test, waste findings and analytics periods."""
         self._demo_budgets(providers)
-        Benchmark = self.env["ai.provider.benchmark"]
+        self.env["ai.provider.benchmark"]._cron_refresh_figures()
         rng = random.Random(7)
-        for xml_id, provider in providers.items():
-            for _n in range(20):
-                Benchmark.log_benchmark(
-                    provider.id, "chat", rng.choice(["simple", "medium", "complex"]), rng.randint(300, 3000),
-                    rng.randint(50, 800), rng.uniform(0.0001, 0.01), rng.gauss(LATENCY_MS[xml_id], 200),
-                    quality_score=rng.randint(50, 95), error_occurred=rng.random() < 0.03,
-                )
         experiment = self.env["ai.provider.experiment"].create({
             "name": "Summaries: Haiku against GPT-4o mini",
             "task_type_id": self.env.ref("ai_cost_optimizer.task_type_summarize").id,
@@ -220,29 +207,27 @@ class AiCostDemo(models.AbstractModel):
         ])
 
     def _demo_waste_findings(self):
-        """One finding per demo row flagged with waste (its waste_reason is the rule), in one statement:
-        the tokens wasted are the share of the call's tokens its savings represent."""
-        def by_rule(texts):
-            return SQL("CASE u.waste_reason %s END", SQL(" ").join(
-                SQL("WHEN %s THEN %s", rule, texts[rule]) for rule in RULES
-            ))
-
-        descriptions = {rule: f"{RULE_LABELS[rule]} (demo data)." for rule in RULES}
-        # Demo data, in one statement; no target needs raw SQL here: create() would do as well, if slower.
-        self.env.cr.execute(SQL(
-            """INSERT INTO ai_token_waste_finding (usage_id, rule, description, recommendation, tokens_wasted,
-                       cost_wasted_usd, reviewed, company_id, user_id, operation, provider_id, call_date,
-                       create_uid, write_uid, create_date, write_date)
-               SELECT u.id, u.waste_reason, %s, %s,
-                      ROUND(u.total_tokens * u.could_have_saved_usd / NULLIF(u.cost_usd, 0)),
-                      u.could_have_saved_usd, FALSE, u.company_id, u.user_id, u.operation, u.provider_id,
-                      u.create_date, %s, %s, u.create_date, u.create_date
-                 FROM ai_token_usage u
-                WHERE u.waste_detected AND u.waste_reason IN %s
-                  AND NOT EXISTS (SELECT 1 FROM ai_token_waste_finding f WHERE f.usage_id = u.id)""",
-            by_rule(descriptions), by_rule(ADVICE), self.env.uid, self.env.uid, tuple(RULES),
-        ))
-        self.env["ai.token.waste.finding"].invalidate_model()
+        """One finding per demo row flagged with waste (its waste_reason is the rule): the tokens wasted are
+        the share of the call's tokens its savings represent."""
+        usages = self.env["ai.token.usage"].search([
+            ("waste_detected", "=", True), ("waste_reason", "in", list(RULES)), ("waste_finding_ids", "=", False),
+        ])
+        self.env["ai.token.waste.finding"].create([{
+            "usage_id": usage.id,
+            "rule": usage.waste_reason,
+            "description": f"{RULE_LABELS[usage.waste_reason]} (demo data).",
+            "recommendation": ADVICE[usage.waste_reason],
+            "tokens_wasted": round(usage.total_tokens * usage.could_have_saved_usd / usage.cost_usd)
+            if usage.cost_usd else 0,
+            "cost_wasted_usd": usage.could_have_saved_usd,
+            "company_id": usage.company_id.id,
+            "user_id": usage.user_id.id,
+            "operation": usage.operation,
+            "provider_id": usage.provider_id.id,
+            "call_date": usage.create_date,
+            "create_date": usage.create_date,
+            "write_date": usage.create_date,
+        } for usage in usages])
 
     def _demo_analytics_periods(self, days=90):
         """The analytics periods (of every period type) covering the demo days, each built once."""

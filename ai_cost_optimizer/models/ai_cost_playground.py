@@ -7,6 +7,8 @@ from ..core.usage import Usage
 from .ai_service_provider_price import PRICE_DIGITS
 from .ai_token_usage import QUALITY_LEVELS
 
+TITLE_LENGTH = 60
+
 
 class AiCostPlayground(models.TransientModel):
     """Try a prompt: see its tokens, the recommended provider and the cost before sending it."""
@@ -34,6 +36,8 @@ class AiCostPlayground(models.TransientModel):
     alternatives = fields.Text(readonly=True)
     estimated_cost_usd = fields.Float(string="Estimated Cost (USD)", digits=PRICE_DIGITS, readonly=True)
     budgets_touched = fields.Text(readonly=True)
+    # Why Send cannot go anywhere (no provider, no key): then neither Send nor an estimated cost is offered.
+    send_refusal = fields.Char(compute="_compute_send_refusal")
 
     # Result, after sending
     answer = fields.Text(readonly=True)
@@ -41,6 +45,31 @@ class AiCostPlayground(models.TransientModel):
     actual_cost_usd = fields.Float(string="Actual Cost (USD)", digits=PRICE_DIGITS, readonly=True)
     actual_provider_id = fields.Many2one("ai.service.provider", readonly=True)
     waste_findings = fields.Text(readonly=True)
+
+    @api.depends("prompt")
+    def _compute_display_name(self):
+        """The prompt's first line, shortened: what the breadcrumb and the title read."""
+        for playground in self:
+            first_line = (playground.prompt or "").strip().split("\n")[0]
+            playground.display_name = (
+                first_line if len(first_line) <= TITLE_LENGTH else first_line[: TITLE_LENGTH - 1] + "…"
+            ) or self.env._("New prompt")
+
+    @api.depends("provider_id", "recommended_provider_id")
+    def _compute_send_refusal(self):
+        for playground in self:
+            playground.send_refusal = playground._refusal(playground._target_provider())
+
+    def _refusal(self, provider):
+        """Why `provider` (the target of Send) cannot answer, or False."""
+        if not provider:
+            return self.env._("No AI provider can answer: add one in AI Cost > Configuration > Providers.")
+        if not provider.has_api_key:
+            return self.env._(
+                "The provider '%s' has no API key: add it in AI Cost > Configuration > Providers before sending.",
+                provider.name,
+            )
+        return False
 
     @api.model
     def _default_task_type(self):
@@ -78,10 +107,13 @@ class AiCostPlayground(models.TransientModel):
         vals.update(self._recommendation_vals(estimate.tokens))
         self.write(vals)
         provider = self._target_provider()
-        if not self.estimated_cost_usd and provider:
+        if self.send_refusal:
+            # No provider would answer: an estimate would price a call that cannot be made.
+            self.estimated_cost_usd = 0.0
+        elif not self.estimated_cost_usd:
             self.estimated_cost_usd = self._estimate_cost(provider)
         self.budgets_touched = self._budgets_text(provider)
-        return self._reopen()
+        return True  # the form reloads this record in place (no new breadcrumb)
 
     def _recommendation_vals(self, tokens):
         if "ai.cost.optimizer" not in self.env:
@@ -90,7 +122,7 @@ class AiCostPlayground(models.TransientModel):
             self.task_type_id.code, tokens, quality_required=self.quality_required
         )
         alternatives = [
-            f"{alt.get('provider_name')}: ${alt.get('estimated_cost') or 0.0:.6f}"
+            f"{alt.get('provider_name')}: {pricing.format_usd(alt.get('estimated_cost') or 0.0)}"
             + (f" (quality {alt['quality']})" if alt.get("quality") is not None else "")
             for alt in rec.get("alternatives") or []
         ]
@@ -119,7 +151,7 @@ class AiCostPlayground(models.TransientModel):
             if not self._budget_applies(budget, provider):
                 continue
             percent = budget.percentage_used if "percentage_used" in budget._fields else 0.0
-            lines.append(f"{budget.display_name}: {percent:.1f}% used")
+            lines.append(f"{budget.display_name}: {percent:,.0f} % used")  # as its progress bar reads
         return "\n".join(lines) or self.env._("No budget applies.")
 
     def _budget_applies(self, budget, provider):
@@ -133,10 +165,10 @@ class AiCostPlayground(models.TransientModel):
         self.ensure_one()
         messages = self._messages()
         provider = self._target_provider()
-        if not provider:
-            raise UserError(self.env._("No AI provider is configured. Add one in AI Cost > Configuration > Providers."))
-        if not provider.has_api_key:
-            raise UserError(self.env._("The provider '%s' has no API key: add it before sending.", provider.name))
+        if refusal := self._refusal(provider):
+            raise UserError(refusal)
+        # A refused call (a budget's block) raises after the gateway recorded it in a transaction of its own:
+        # the usage row stays when this one rolls back.
         result = self.env["ai.service"].send_message(
             messages,
             provider=provider,
@@ -157,13 +189,4 @@ class AiCostPlayground(models.TransientModel):
             "actual_provider_id": result.get("provider_id") or False,
             "waste_findings": "\n".join(findings) or self.env._("No waste found."),
         })
-        return self._reopen()
-
-    def _reopen(self):
-        return {
-            "type": "ir.actions.act_window",
-            "res_model": self._name,
-            "res_id": self.id,
-            "view_mode": "form",
-            "target": "current",
-        }
+        return True  # the form reloads this record in place (no new breadcrumb)

@@ -37,16 +37,14 @@ class AiCostReport(models.AbstractModel):
         (tuples of key columns; () for the totals, one row even without rows), in one scan (GROUPING SETS):
         {grouping: [(*its keys, *sums)]}."""
         Rollup = self.env[rollup]
-        query = Rollup._search(domain)
-        table = query.table
         columns = list(dict.fromkeys(column for grouping in groupings for column in grouping))
-        sums = [SQL("SUM(%s)", SQL.identifier(table, measure)) for measure in measures]
         result = {grouping: [] for grouping in groupings}
         if not columns:
-            # No target needs raw SQL for the totals alone: _read_group(domain, [], sums) would do as well.
-            self.env.cr.execute(query.select(*sums))
-            result[()] = self.env.cr.fetchall()
+            result[()] = Rollup._read_group(domain, [], [f"{measure}:sum" for measure in measures])
             return result
+        query = Rollup._search(domain)
+        table = query.table
+        sums = [SQL("SUM(%s)", SQL.identifier(table, measure)) for measure in measures]
         # GROUPING(columns) sets a bit for each column that a grouping set leaves out, the first one highest.
         by_mask = {
             sum(1 << (len(columns) - 1 - n) for n, column in enumerate(columns) if column not in grouping): grouping

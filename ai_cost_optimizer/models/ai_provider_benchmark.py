@@ -10,16 +10,18 @@ OUTPUT_SAMPLE_WINDOW = 1000
 
 
 class AiProviderBenchmark(models.Model):
-    """One row per provider call (failed ones included): the raw material of provider comparison,
-    of the quality the optimizer blends in and of the answer length it expects."""
+    """One provider run measured outside the gateway (`log_benchmark`), and the provider comparison.
+
+    The gateway writes no row here: its calls are benchmark samples through their usage rows. Both
+    kinds are read together through ai.provider.benchmark.report: by provider comparison, by the
+    quality the optimizer blends in and by the answer length it expects."""
 
     _name = "ai.provider.benchmark"
-    _description = "AI Provider Benchmark"
+    _description = "AI Provider Benchmark Run"
     _order = "create_date desc, id desc"
 
     provider_id = fields.Many2one("ai.service.provider", required=True, ondelete="cascade", index=True)
     company_id = fields.Many2one("res.company", required=True, index=True)
-    usage_id = fields.Many2one("ai.token.usage", ondelete="set null", index="btree_not_null")
     task_type = fields.Char(required=True)
     task_complexity = fields.Selection(COMPLEXITIES)
     input_tokens = fields.Integer()
@@ -29,10 +31,10 @@ class AiProviderBenchmark(models.Model):
     quality_score = fields.Integer(help="Rated quality of the answer (0-100), when rated.")
     rated = fields.Boolean(help="The answer was rated: quality_score holds the rating.")
     error_occurred = fields.Boolean()
-    calls = fields.Integer(default=1, help="Always 1: a measure for pivot and graph views.")
 
     def init(self):
-        # compare_providers and the figure refresh read one task type or one provider, recent first.
+        # The samples' readers (see ai.provider.benchmark.report) take one task type or one provider's
+        # rated runs, recent first.
         tools.create_index(
             self.env.cr, "ai_provider_benchmark_task_company_date_idx", self._table,
             ["task_type", "company_id", "create_date"],
@@ -52,29 +54,16 @@ class AiProviderBenchmark(models.Model):
     # ------------------------------------------------------------------
     @api.model
     def log_benchmark(self, provider_id, task_type, task_complexity, input_tokens, output_tokens, cost_usd,
-                      response_time_ms, quality_score=None, error_occurred=False, usage_id=None):
-        """Record one provider call; returns the benchmark record. A rated call refreshes the
-        provider's cached quality at once."""
+                      response_time_ms, quality_score=None, error_occurred=False):
+        """Record one provider run made outside the gateway; returns its record. A rated run refreshes
+        the provider's cached quality at once."""
         valid_id = isinstance(provider_id, int) and not isinstance(provider_id, bool) and 0 < provider_id < 2**31
         provider = self.env["ai.service.provider"].sudo().browse(provider_id if valid_id else []).exists()
         if not provider:
             raise ValidationError(self.env._("Unknown AI provider %s.", short_repr(provider_id)))
-        row = self.sudo().create(self._benchmark_values(
-            provider, task_type, task_complexity, input_tokens, output_tokens, cost_usd, response_time_ms,
-            quality_score, error_occurred, usage_id,
-        ))
-        if quality_score is not None:
-            provider._refresh_benchmark_quality()
-        return row
-
-    @api.model
-    def _benchmark_values(self, provider, task_type, task_complexity, input_tokens, output_tokens, cost_usd,
-                          response_time_ms, quality_score=None, error_occurred=False, usage_id=None):
-        """The values of one benchmark row (the gateway's are written by its ledger statement)."""
-        return {
+        row = self.sudo().create({
             "provider_id": provider.id,
             "company_id": provider.company_id.id,
-            "usage_id": usage_id or False,
             "task_type": task_type,
             "task_complexity": task_complexity or False,
             "input_tokens": input_tokens,
@@ -84,30 +73,36 @@ class AiProviderBenchmark(models.Model):
             "quality_score": quality_score or 0,
             "rated": quality_score is not None,
             "error_occurred": bool(error_occurred),
-        }
+        })
+        if quality_score is not None:
+            provider._refresh_benchmark_quality()
+        return row
 
     @api.model
     def compare_providers(self, task_type, period_days=30):
         """Per provider of the current company, over the last `period_days` days of `task_type`:
         {'provider_id', 'provider_name', 'calls', 'errors', 'avg_cost_usd', 'avg_latency_ms',
         'p95_latency_ms', 'error_rate', 'avg_quality', 'cost_per_quality_point'}, best value first.
-        Costs and latencies are over successful calls; avg_quality is the rated quality, or the
+        Costs and latencies are over successful calls (costs over those of a known price), of the
+        gateway and of external runs alike; avg_quality is the rated quality, or the
         provider's effective quality when no answer was rated."""
         self._check_compare_input(task_type, period_days)
         since = fields.Datetime.subtract(fields.Datetime.now(), days=period_days)
         self.flush_model()
-        # Raw SQL: a 95th percentile and FILTERed aggregates, which _read_group cannot express.
+        self.env["ai.token.usage"].flush_model()  # the gateway's samples
+        # Raw SQL: a 95th percentile, which _read_group cannot express. The view's measures are empty
+        # where they were not measured (see ai.provider.benchmark.report), so the averages skip them.
         self.env.cr.execute(
             """
             SELECT provider_id,
                    COUNT(*),
                    COUNT(*) FILTER (WHERE error_occurred),
-                   AVG(cost_usd) FILTER (WHERE NOT error_occurred),
-                   AVG(response_time_ms) FILTER (WHERE NOT error_occurred),
-                   PERCENTILE_CONT(0.95) WITHIN GROUP (ORDER BY response_time_ms) FILTER (WHERE NOT error_occurred),
-                   AVG(quality_score) FILTER (WHERE rated)
-              FROM ai_provider_benchmark
-             WHERE task_type = %s AND company_id = %s AND create_date >= %s
+                   AVG(cost_usd),
+                   AVG(response_time_ms),
+                   PERCENTILE_CONT(0.95) WITHIN GROUP (ORDER BY response_time_ms),
+                   AVG(quality_score)
+              FROM ai_provider_benchmark_report
+             WHERE task_type = %s AND company_id = %s AND date >= %s
           GROUP BY provider_id
             """,
             [task_type, self.env.company.id, since],
@@ -162,9 +157,9 @@ class AiProviderBenchmark(models.Model):
         self.env["ai.service.provider"].sudo().with_context(active_test=False).search([])._refresh_benchmark_quality()
         task_types = self.env["ai.task.type"].sudo().search([])
         for task_type in task_types:
-            recent = self.sudo().search_read(
+            recent = self.env["ai.provider.benchmark.report"].sudo().search_read(
                 [("task_type", "=", task_type.code), ("error_occurred", "=", False)], ["output_tokens"],
-                order="create_date desc", limit=OUTPUT_SAMPLE_WINDOW,
+                order="date desc", limit=OUTPUT_SAMPLE_WINDOW,
             )
             samples = len(recent)
             average = sum(row["output_tokens"] for row in recent) / samples if samples else 0.0

@@ -51,8 +51,8 @@ class AiService(models.AbstractModel):
     `send_message` runs a pipeline of small overridable steps, each reading and completing one
     `call` (core.call.GatewayCall), so other modules can hook in with `super()`: validation, token estimate,
     response cache, recommendation and routing (smart router, auto-switch, A/B arms), budget
-    reservation, provider call with fallback, then the ledger (usage row, benchmark, waste
-    analysis) and the budget settle.
+    reservation, provider call with fallback, then the ledger (the usage row, which is also the call's
+    benchmark sample, and its waste analysis) and the budget settle.
     """
 
     _name = "ai.service"
@@ -611,6 +611,8 @@ class AiService(models.AbstractModel):
             if self._is_one_of(call.quality_required, dict(QUALITY_LEVELS))
             else False,
             "status": status,
+            # A request that reached a provider, answered or failed, is a sample of its benchmarks.
+            "provider_called": result is not None or call.failed_attempt,
             "error_message": error and storable_text(error),
             "estimated_input_tokens": estimate.tokens if estimate else 0,
             "estimate_exact": estimate.exact if estimate else False,
@@ -688,16 +690,11 @@ class AiService(models.AbstractModel):
         call.waste_report, call.waste_values = report, values
 
     def _add_usage_followers(self, call, ledger, status):
-        """Add to `ledger` (a LedgerStatement) the rows that follow the usage row of a call with
-        `status`, written by one statement: for a served call its benchmark (`_log_benchmark`, also for
-        a failed attempt), its waste findings, its response-cache entry and its recommendation."""
-        # An embedding call is none of a chat provider's performance, findings, cache or recommendation.
-        if call.kind != "chat":
-            return
-        # A request that reached a provider, answered or failed, counts in its benchmarks (error rate).
-        if (status == "ok" and call.result is not None) or call.failed_attempt:
-            self._log_benchmark(call, ledger)
-        if status != "ok":
+        """Add to `ledger` (a LedgerStatement) the rows that follow the usage row of a served call,
+        written by one statement: its waste findings, its response-cache entry and its recommendation.
+        The usage row itself is the call's benchmark sample (see ai.provider.benchmark.report)."""
+        # Neither a failed call nor an embedding call has findings, a response-cache entry or a recommendation.
+        if status != "ok" or call.kind != "chat":
             return
         # An answer from the response cache has no findings and is stored already.
         served = not call.cached_answer
@@ -727,18 +724,6 @@ class AiService(models.AbstractModel):
         if "recommendation" in ids:
             call.recommendation["recommendation_id"] = ids["recommendation"]
         self._settle_budget(call, usage)
-
-    def _log_benchmark(self, call, ledger):
-        """Add the call's provider performance row (ai.provider.benchmark) to `ledger`."""
-        usage, Benchmark = ledger.vals, self.env["ai.provider.benchmark"]
-        failed = usage["status"] != "ok"
-        # The call's provider, read by the caller's transaction: the ledger's need not read it again.
-        vals = Benchmark._benchmark_values(
-            call.provider, usage["task_type"], usage.get("complexity"),
-            usage["estimated_input_tokens"] if failed else usage["input_tokens"], usage.get("output_tokens", 0),
-            usage.get("cost_usd", 0.0), usage.get("latency_ms", 0.0), error_occurred=failed, usage_id=ledger.usage.id,
-        )
-        ledger.add_insert("benchmark", Benchmark, vals)
 
     def _analyze_waste(self, usage):
         """Run the waste rules on stored calls of providers with waste detection and fill their waste

@@ -55,23 +55,24 @@ class AiServiceProvider(models.Model):
         default="openai_compatible",
     )
     base_url = fields.Char(
-        required=True,
+        string="Base URL", required=True,
         help="Anthropic: https://api.anthropic.com. OpenAI-compatible: the URL ending in /v1 "
         "(OpenAI, DeepSeek, Groq, Mistral, OpenRouter, Ollama, vLLM...).",
     )
-    api_key = fields.Char(groups="base.group_system", copy=False)
+    api_key = fields.Char(string="API Key", groups="base.group_system", copy=False)
     has_api_key = fields.Boolean(compute="_compute_has_api_key")
     model = fields.Char(required=True, help="The provider's model id, e.g. claude-3-5-haiku-latest or gpt-4o-mini.")
-    timeout = fields.Float(default=60.0, help="Seconds before one attempt is abandoned.")
+    timeout = fields.Float(string="Timeout (seconds)", default=60.0, help="Seconds before one attempt is abandoned.")
     max_retries = fields.Integer(default=2, help="Retries after a timeout, a 429 or a 5xx, with backoff.")
     retry_backoff = fields.Float(
-        default=0.5, help="Seconds of the first wait between retries, doubled at each retry; Retry-After wins."
+        string="Retry Backoff (seconds)", default=0.5,
+        help="Seconds of the first wait between retries, doubled at each retry; Retry-After wins.",
     )
 
     # Capabilities
     task_type_ids = fields.Many2many("ai.task.type", string="Task Types", help="Empty: serves every task type.")
-    context_window = fields.Integer(default=128000)
-    max_output_tokens = fields.Integer(default=4096)
+    context_window = fields.Integer(string="Context Window (tokens)", default=128000)
+    max_output_tokens = fields.Integer(string="Max Output Tokens", default=4096)
 
     # Quality: the configured prior blended with the rated answers of the benchmarks
     quality_score = fields.Integer(default=70, help="Configured quality prior (0-100), blended with benchmarks.")
@@ -88,10 +89,10 @@ class AiServiceProvider(models.Model):
     price_source = fields.Selection(
         [("genai_prices", "genai-prices"), ("manual", "Manual override")], default="genai_prices", required=True
     )
-    input_price = fields.Float(digits=PRICE_DIGITS, string="Input $/M tokens")
-    output_price = fields.Float(digits=PRICE_DIGITS, string="Output $/M tokens")
-    cache_read_price = fields.Float(digits=PRICE_DIGITS, string="Cache read $/M tokens")
-    cache_write_price = fields.Float(digits=PRICE_DIGITS, string="Cache write $/M tokens")
+    input_price = fields.Float(digits=PRICE_DIGITS, string="Input Price (USD / 1M tokens)")
+    output_price = fields.Float(digits=PRICE_DIGITS, string="Output Price (USD / 1M tokens)")
+    cache_read_price = fields.Float(digits=PRICE_DIGITS, string="Cache Read Price (USD / 1M tokens)")
+    cache_write_price = fields.Float(digits=PRICE_DIGITS, string="Cache Write Price (USD / 1M tokens)")
     cost_unknown = fields.Boolean(
         default=True, readonly=True, help="No price known for this model: its calls are flagged, never priced $0."
     )
@@ -312,12 +313,13 @@ class AiServiceProvider(models.Model):
     # Benchmarks
     # ------------------------------------------------------------------
     def _refresh_benchmark_quality(self):
-        """Cache the average rated quality of each provider's answers (indexed on rated rows)."""
+        """Cache the average rated quality of each provider's answers, the gateway's and external runs'
+        (indexed on rated rows)."""
         if not self:
             return
         figures = {
             provider.id: (average, count)
-            for provider, average, count in self.env["ai.provider.benchmark"].sudo()._read_group(
+            for provider, average, count in self.env["ai.provider.benchmark.report"].sudo()._read_group(
                 [("provider_id", "in", self.ids), ("rated", "=", True)], ["provider_id"],
                 ["quality_score:avg", "__count"],
             )

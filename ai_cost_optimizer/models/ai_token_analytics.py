@@ -3,6 +3,7 @@ from datetime import timedelta
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
+from ..core import pricing
 from ..core import waste as waste_rules
 from ..core.periods import report_period_bounds
 from .ai_service_provider_price import PRICE_DIGITS
@@ -178,7 +179,7 @@ class AiTokenAnalytics(models.Model):
             if rows:
                 top = rows[0]
                 share = round(100 * top["cost_usd"] / totals["total_cost"])
-                return f"{label} {top['name']}: ${top['cost_usd']:.4f} ({share}% of the cost)"
+                return f"{label} {top['name']}: {pricing.format_usd(top['cost_usd'])} ({share}% of the cost)"
         return False
 
     def _recommendations(self, company, date_from, date_to):

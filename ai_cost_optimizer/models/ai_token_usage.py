@@ -8,6 +8,7 @@ from ..core.messages import check_label, short_repr
 from ..core.usage import Usage
 from .ai_service_provider_price import PRICE_DIGITS
 from .ai_token_usage_rollup_mixin import ROLLUP_SOURCE_FIELDS
+from .ai_token_waste_finding import RULE_LABELS
 
 QUALITY_LEVELS = [("low", "Low"), ("medium", "Medium"), ("high", "High")]
 COMPLEXITIES = [("simple", "Simple"), ("medium", "Medium"), ("complex", "Complex")]
@@ -67,7 +68,7 @@ class AiTokenUsage(models.Model):
     cost_unknown = fields.Boolean(help="No price was known for the model: the cost is missing, not zero.")
     price_id = fields.Many2one("ai.service.provider.price", ondelete="set null", readonly=True)
     prompt_cache_savings_usd = fields.Float(
-        digits=PRICE_DIGITS,
+        digits=PRICE_DIGITS, string="Prompt Cache Savings (USD)",
         help="What cache-read tokens would have cost at the uncached input price, minus their cost.",
     )
     cache_savings_usd = fields.Float(
@@ -76,8 +77,11 @@ class AiTokenUsage(models.Model):
     )
 
     # Outcome
-    latency_ms = fields.Float()
+    latency_ms = fields.Float(string="Latency (ms)")
     cache_hit = fields.Boolean(help="Answered from the response cache, without calling the provider.")
+    provider_called = fields.Boolean(
+        readonly=True, help="The request reached the provider, answered or failed: a sample of its benchmarks."
+    )
     status = fields.Selection(
         [("ok", "OK"), ("error", "Error"), ("blocked", "Blocked")], default="ok", required=True, index=True
     )
@@ -94,7 +98,7 @@ class AiTokenUsage(models.Model):
 
     # Routing: the recommendation made for this call, and its A/B arm
     recommended_provider_id = fields.Many2one("ai.service.provider", ondelete="set null")
-    recommended_cost_usd = fields.Float(digits=PRICE_DIGITS)
+    recommended_cost_usd = fields.Float(digits=PRICE_DIGITS, string="Recommended Cost (USD)")
     switched = fields.Boolean()
     switched_from_id = fields.Many2one("ai.service.provider", ondelete="set null")
     ab_arm_id = fields.Many2one("ai.provider.experiment.arm", string="A/B Arm", ondelete="set null",
@@ -102,8 +106,9 @@ class AiTokenUsage(models.Model):
 
     # Waste: the findings, and the facts of the prompt the rules read
     waste_detected = fields.Boolean()  # the costly ones: ai_token_usage_waste_saved_idx, partial
-    waste_reason = fields.Char()
-    could_have_saved_usd = fields.Float(digits=PRICE_DIGITS)
+    waste_reason = fields.Char()  # the rules found, as their labels (older rows: their codes)
+    waste_reason_label = fields.Char(compute="_compute_waste_reason_label", string="Waste Found")
+    could_have_saved_usd = fields.Float(digits=PRICE_DIGITS, string="Could Have Saved (USD)")
     optimization_score = fields.Integer(help="100: nothing to improve.")
     waste_finding_ids = fields.One2many("ai.token.waste.finding", "usage_id", string="Waste Findings")
     static_prefix_hash = fields.Char(help="SHA-256 of the leading system messages: the cacheable prefix.")
@@ -115,6 +120,12 @@ class AiTokenUsage(models.Model):
     def _compute_total_tokens(self):
         for usage in self:
             usage.total_tokens = usage.input_tokens + usage.output_tokens
+
+    @api.depends("waste_reason")
+    def _compute_waste_reason_label(self):
+        for usage in self:
+            rules = (usage.waste_reason or "").split(", ")
+            usage.waste_reason_label = ", ".join(RULE_LABELS.get(rule, rule) for rule in rules if rule) or False
 
     @api.depends("model", "operation", "create_date")
     def _compute_display_name(self):
@@ -148,6 +159,13 @@ class AiTokenUsage(models.Model):
             self.env.cr, "ai_token_usage_waste_prefix_idx", self._table,
             ["static_prefix_hash", "provider_id", "create_date"], where="static_prefix_hash IS NOT NULL",
         )
+        # The benchmark samples (ai.provider.benchmark.report) of one task type, recent first, and the
+        # rated answers of a provider: compare_providers and the refresh of the optimizer's figures.
+        create_index(
+            self.env.cr, "ai_token_usage_benchmark_idx", self._table,
+            ["task_type", "company_id", "create_date"], where="provider_called",
+        )
+        create_index(self.env.cr, "ai_token_usage_rated_idx", self._table, ["provider_id"], where="quality_rated")
 
     # ------------------------------------------------------------------
     # CRUD: the ledger records money spent, and its rollups follow it
@@ -278,13 +296,11 @@ class AiTokenUsage(models.Model):
             )
 
     def _feed_rating_to_benchmarks(self):
-        """A rating (also one typed in the form) marks the row rated and becomes its benchmark's quality."""
+        """A rating (also one typed in the form) marks the row rated, which makes it a rated benchmark
+        sample of its provider, and refreshes the provider's cached quality."""
         rows = self.sudo()
         rows.write({"quality_rated": True})
-        benchmarks = self.env["ai.provider.benchmark"].sudo().search([("usage_id", "in", rows.ids)])
-        for benchmark in benchmarks:
-            benchmark.write({"quality_score": benchmark.usage_id.quality_score, "rated": True})
-        benchmarks.provider_id._refresh_benchmark_quality()
+        rows.provider_id._refresh_benchmark_quality()
 
     # ------------------------------------------------------------------
     # Rollups

@@ -199,9 +199,8 @@ class AiTokenUsageRollupMixin(models.AbstractModel):
             table, self._columns_sql(), SQL(selected), SQL(", ".join(f"SUM({m})" for m, _a in ROLLUP_MEASURES)),
             table, SQL.identifier(column), list(ids), SQL(kept), SQL(index_exprs), SQL(updates),
         ))
-        # Maintenance, set-based as the fold above; no target needs it: search().unlink() would do as well.
-        self.env.cr.execute(SQL("DELETE FROM %s WHERE %s = ANY(%s)", table, SQL.identifier(column), list(ids)))
         self.invalidate_model()
+        self.search([(column, "in", list(ids))]).unlink()
 
     @api.model
     def _rebuild(self, date_from=None):

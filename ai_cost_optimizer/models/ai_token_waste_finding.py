@@ -50,6 +50,9 @@ class AiTokenWasteFinding(models.Model):
     tokens_wasted = fields.Integer(readonly=True)
     cost_wasted_usd = fields.Float(digits=PRICE_DIGITS, string="Cost Wasted (USD)", readonly=True)
     reviewed = fields.Boolean(help="A manager looked at this finding.")
+    review_state = fields.Selection(
+        [("to_review", "To Review"), ("reviewed", "Reviewed")], compute="_compute_review_state", string="Review"
+    )
     reviewed_by_id = fields.Many2one("res.users", readonly=True)
 
     # Copied from the call when the finding is made (usage rows do not change), for filtering and grouping
@@ -58,6 +61,11 @@ class AiTokenWasteFinding(models.Model):
     operation = fields.Char(readonly=True)
     provider_id = fields.Many2one("ai.service.provider", readonly=True, ondelete="set null")
     call_date = fields.Datetime(readonly=True, index=True, string="Call Date")
+
+    @api.depends("reviewed")
+    def _compute_review_state(self):
+        for finding in self:
+            finding.review_state = "reviewed" if finding.reviewed else "to_review"
 
     def action_mark_reviewed(self):
         self.write({"reviewed": True, "reviewed_by_id": self.env.uid})

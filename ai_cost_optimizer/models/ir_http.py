@@ -6,14 +6,15 @@ from odoo import http, models
 from odoo.exceptions import AccessDenied
 
 
-def json_error(exception_class, message, **kwargs):
+def json_error(exception_class, message, headers=None, **kwargs):
     """An HTTP error whose body is JSON, for API clients (never an HTML page or a traceback)."""
     response = http.Response(
         json.dumps({"error": {"code": exception_class.code, "message": message}}),
         status=exception_class.code,
+        headers=headers,
         content_type="application/json",
     )
-    return exception_class(message, response=response, **kwargs)
+    return exception_class(description=message, response=response, **kwargs)
 
 
 class IrHttp(models.AbstractModel):

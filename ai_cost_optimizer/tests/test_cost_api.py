@@ -139,3 +139,40 @@ class TestCostApi(CostDataMixin, HttpCase):
         self.assertTrue(body["all_under_budget"])
         status, body = self._get(API + "/users", key=self.manager_key, budget="-1")
         self.assertEqual(status, 400)
+
+    def test_other_methods_get_a_json_405(self):
+        for method in ("POST", "PUT", "DELETE"):
+            for path in (API, API + "/users"):
+                response = self.opener.request(
+                    method, self.base_url() + path, headers={"Authorization": f"Bearer {self.manager_key}"},
+                    data={"start": "2026-01-01"}, timeout=30,
+                )
+                self.assertEqual(response.status_code, 405, (method, path, response.text))
+                self.assertEqual(response.headers["Content-Type"].split(";")[0], "application/json")
+                self.assertEqual(response.headers["Allow"], "GET, HEAD")
+                self.assertIn(f"use GET, not {method}", response.json()["error"]["message"])
+
+    def test_figures_are_rounded(self):
+        """Sums come to a hundredth of a cent, averages to a millionth of a dollar: never a float's 16 digits."""
+        self.env["ai.token.usage"].create([
+            {"provider_id": self.gpt.id, "model": "gpt-4o-mini", "operation": "rounding", "cost_usd": cost,
+             "user_id": user.id, "status": "ok", "input_tokens": 10, "output_tokens": 1}
+            for cost, user in ((1 / 3, self.manager), (1 / 7, self.basic), (1 / 9, self.basic))
+        ])
+        _status, body = self._get(key=self.manager_key, operation="rounding")
+        self.assertEqual(body["total_cost_usd"], round(1 / 3 + 1 / 7 + 1 / 9, 4))
+        self.assertEqual(body["by_operation"], [{"operation": "rounding", "cost_usd": 0.5873, "requests": 3}])
+        self.assertEqual(body["time_series"][0]["cost_usd"], 0.5873)
+        _status, body = self._get(API + "/users", key=self.manager_key, operation="rounding")
+        self.assertEqual([user["cost_usd"] for user in body["users"]], [0.3333, 0.254])
+        self.assertEqual((body["min_cost_usd"], body["max_cost_usd"]), (0.254, 0.3333))
+        self.assertEqual(body["avg_cost_usd"], round((1 / 3 + 1 / 7 + 1 / 9) / 2, 6))
+
+        def decimals(value):
+            return len(repr(value).partition(".")[2]) if isinstance(value, float) else 0
+
+        _status, body = self._get(key=self.manager_key)
+        figures = [body["total_cost_usd"], body["cache_stats"]["estimated_savings_usd"]] + [
+            row["cost_usd"] for key in ("by_operation", "by_record", "by_provider", "time_series") for row in body[key]
+        ]
+        self.assertLessEqual(max(map(decimals, figures)), 4, figures)

@@ -46,6 +46,8 @@ class TestCostDashboard(CostDataMixin, HttpCase):
         self.assertEqual(month_forecast(10.0, date(2024, 4, 10)), 30.0)
 
     def test_dashboard_tour(self):
+        self.gpt.api_key = "sk-test"  # the playground estimates for a provider that can answer
+        self.env.flush_all()
         self.start_tour(
             "/odoo/action-ai_cost_optimizer.action_ai_cost_dashboard", "ai_cost_dashboard_tour", login="ai_api_manager"
         )

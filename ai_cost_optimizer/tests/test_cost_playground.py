@@ -1,7 +1,9 @@
+from odoo import SUPERUSER_ID, api
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 
-from .common import AiCostCase
+from ..exceptions import AiBudgetExceeded
+from .common import AiCostCase, CommittedProviderCase
 
 
 @tagged("post_install", "-at_install")
@@ -36,3 +38,56 @@ class TestCostPlayground(AiCostCase):
         playground = self._playground(prompt=" ")
         with self.assertRaisesRegex(UserError, "Type a prompt"):
             playground.action_estimate()
+
+    def test_title_is_the_prompt(self):
+        """The breadcrumb and the title read the prompt, never 'ai.cost.playground,1'."""
+        self.assertEqual(self._playground().display_name, "Translate 'good morning' to French.")
+        long_prompt = self._playground(prompt="Summarize " + "the thread " * 20 + "\nsecond line")
+        self.assertEqual(len(long_prompt.display_name), 60)
+        self.assertTrue(long_prompt.display_name.startswith("Summarize the thread"))
+        self.assertTrue(long_prompt.display_name.endswith("…"))
+        self.assertEqual(self.env["ai.cost.playground"].new({}).display_name, "New prompt")
+
+    def test_no_provider_can_answer(self):
+        """No provider with a key: no estimated cost, no Send, and a Send forced anyway says why."""
+        self.env["ai.service.provider"].search([]).api_key = False
+        playground = self._playground()
+        playground.action_estimate()
+        self.assertFalse(playground.recommended_provider_id, "nothing qualifies without a key")
+        self.assertIn("has no API key", playground.send_refusal)
+        self.assertEqual(playground.estimated_cost_usd, 0.0)
+        with self.assertRaisesRegex(UserError, "has no API key"):
+            playground.action_send()
+        self.assertEqual(self.fake.requests, [])
+
+    def test_a_provider_that_can_answer(self):
+        self.env["ai.cost.budget"].create({"name": "Haiku cap", "budget_amount": 10.0, "provider_ids": self.claude.ids})
+        playground = self._playground(provider_id=self.claude.id)
+        playground.action_estimate()
+        self.assertFalse(playground.send_refusal)
+        self.assertGreater(playground.estimated_cost_usd, 0)
+        self.assertIn("Haiku cap: 0 % used", playground.budgets_touched)
+
+
+@tagged("post_install", "-at_install")
+class TestPlaygroundRefusedSend(CommittedProviderCase):
+    """Outside test mode, as in production: the playground's transaction rolls back when Send is refused."""
+
+    def _budget_vals(self):
+        return {"budget_amount": 0.000001}  # less than any call: every call is blocked
+
+    def test_a_refused_send_leaves_its_usage_row(self):
+        with self.assertRaises(AiBudgetExceeded), self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            playground = env["ai.cost.playground"].create({
+                "prompt": "Draft a follow-up for the lead.", "provider_id": self.provider_id,
+            })
+            playground.action_estimate()
+            self.assertFalse(playground.send_refusal)
+            playground.action_send()
+        with self.registry.cursor() as cr:
+            cr.execute(
+                "SELECT status, operation FROM ai_token_usage WHERE provider_id = %s", [self.provider_id]
+            )
+            self.assertEqual(cr.fetchall(), [("blocked", "playground")])
+        self.assertEqual(self.fake.requests, [], "a blocked call reaches no provider")

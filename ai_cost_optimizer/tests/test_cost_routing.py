@@ -118,9 +118,9 @@ class TestFallback(RoutingCase):
         rows = self.rows_since(before)
         self.assertEqual(rows.mapped("status"), ["error", "error", "ok"])
         self.assertEqual(rows[:2].provider_id, self.cheap)
-        benchmarks = self.env["ai.provider.benchmark"].search([("usage_id", "in", rows.ids)])
-        self.assertEqual(len(benchmarks), 3)
-        self.assertEqual(benchmarks.filtered("error_occurred").provider_id, self.cheap)
+        samples = self.env["ai.provider.benchmark.report"].search([("usage_id", "in", rows.ids)])
+        self.assertEqual(len(samples), 3)
+        self.assertEqual(samples.filtered("error_occurred").provider_id, self.cheap)
         # Low bar, ranked cheap, tiny, mid, strong: tiny is next.
         self.assertEqual(rows[2].provider_id, self.tiny)
         self.assertEqual(result["provider_id"], self.tiny.id)
@@ -269,6 +269,46 @@ class TestBenchmarks(RoutingCase):
             self.assertAlmostEqual(line["avg_quality"], provider.effective_quality)
             self.assertAlmostEqual(line["cost_per_quality_point"], line["avg_cost_usd"] / provider.effective_quality)
         self.assertEqual(report[self.mid.id]["errors"], 2)
+
+    def test_benchmark_samples_are_the_calls_sent_to_a_provider_and_the_external_runs(self):
+        """A call that reached a provider is a sample through its usage row, answered or failed; a cache
+        hit, a refused call and a prompt stopped before sending are not. External runs join them; a
+        failed or unpriced call measures no cost, an unrated one no quality."""
+        self.env.company.write({"ai_fallback_on_failure": False, "ai_response_cache": True})
+        unpriced = self.env["ai.service.provider"].create(
+            self._provider_vals(self.fake, "openai_compatible", name="Unpriced", model="llama-local-test")
+        )
+        Report, Benchmark = self.env["ai.provider.benchmark.report"], self.env["ai.provider.benchmark"]
+        before_rows, before_runs = self.last_id(), Benchmark.search_count([])
+        served = self.service.send_message(TRIVIAL, provider=self.mid)
+        self.assertTrue(self.service.send_message(TRIVIAL, provider=self.mid)["cache_hit"])
+        self.fake.queue_responses([{"status": 500}, {"status": 500}])  # a failed attempt, then its retry
+        self.assertCallFails(AiProviderError, messages=TRIVIAL + [{"role": "user", "content": "Again?"}],
+                             provider=self.mid)
+        self.assertCallFails(AiProviderError, messages=[{"role": "user", "content": "word " * 5000}],
+                             provider=self.tiny)
+        self.service.send_message(TRIVIAL, provider=unpriced)
+        self.env["ai.token.usage"].browse(served["usage_id"]).rate_quality(30)
+        Benchmark.log_benchmark(self.mid.id, "chat", "simple", 100, 50, 0.5, 900.0, quality_score=90)
+        Benchmark.log_benchmark(self.mid.id, "chat", "simple", 100, 0, 0.0, 0.0, error_occurred=True)
+        self.assertEqual(Benchmark.search_count([]) - before_runs, 2, "the gateway writes no benchmark run")
+
+        rows = self.rows_since(before_rows)
+        self.assertEqual(len(rows), 6)
+        samples = Report.search([("usage_id", "in", rows.ids)])
+        self.assertEqual(
+            sorted((sample.provider_id.name, sample.error_occurred) for sample in samples),
+            [("Mid", False), ("Mid", True), ("Mid", True), ("Unpriced", False)],
+        )
+        self.assertEqual(Report.search_count([("provider_id", "=", self.tiny.id)]), 0)
+        line = {line["provider_id"]: line for line in Benchmark.compare_providers("chat")}
+        mid, served_row = line[self.mid.id], self.env["ai.token.usage"].browse(served["usage_id"])
+        self.assertEqual((mid["calls"], mid["errors"]), (5, 3))
+        self.assertAlmostEqual(mid["avg_cost_usd"], (served_row.cost_usd + 0.5) / 2)
+        self.assertAlmostEqual(mid["avg_latency_ms"], (served_row.latency_ms + 900.0) / 2, places=3)
+        self.assertAlmostEqual(mid["avg_quality"], (30 + 90) / 2)
+        self.assertEqual((self.mid.benchmark_quality, self.mid.benchmark_quality_samples), (60.0, 2))
+        self.assertEqual((line[unpriced.id]["calls"], line[unpriced.id]["avg_cost_usd"]), (1, 0.0))
 
     def test_compare_providers_bad_input(self):
         Benchmark = self.env["ai.provider.benchmark"]

@@ -62,11 +62,13 @@ class TestLedgerStatement(AiCostCase):
         self.assertEqual(usage.total_tokens, usage.input_tokens + usage.output_tokens)
         self.assertGreater(usage.cost_usd, 0)
 
-        benchmark = self.env["ai.provider.benchmark"].search([("usage_id", "=", usage.id)])
+        # The usage row is the call's benchmark sample: no second row is written for it.
+        sample = self.env["ai.provider.benchmark.report"].search([("usage_id", "=", usage.id)])
         self.assertEqual(
-            (benchmark.provider_id, benchmark.input_tokens, benchmark.cost_usd, benchmark.calls),
-            (self.claude, usage.input_tokens, usage.cost_usd, 1),
+            (sample.id, sample.provider_id, sample.input_tokens, sample.cost_usd, sample.calls),
+            (usage.id, self.claude, usage.input_tokens, usage.cost_usd, 1),
         )
+        self.assertFalse(any('"ai_provider_benchmark"' in write for write in writes))
         recommendation = self.env["ai.cost.recommendation"].browse(result["recommendation"]["recommendation_id"])
         self.assertEqual(recommendation.recommended_provider_id.id, result["recommendation"]["provider_id"])
         self.assertEqual(recommendation.user_id, self.env.user)
