@@ -28,3 +28,7 @@ from . import test_concurrency_mixed
 from . import test_settings
 from . import test_callers_transaction
 from . import test_money_screens
+from . import test_gateway_stream
+from . import test_gateway_tools
+from . import test_gateway_embeddings
+from . import test_cost_api_embeddings
