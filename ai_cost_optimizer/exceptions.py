@@ -7,3 +7,7 @@ class AiProviderError(UserError):
 
 class AiBudgetExceeded(UserError):
     """A budget's block threshold refused the call."""
+
+
+class AiInvalidReply(AiProviderError):
+    """The provider answered, and was paid, but its reply is not the structured output asked for."""

@@ -1,6 +1,7 @@
 """Gateway overhead per call: send_message against the fake provider on loopback (a process of its
 own, as a real provider is), compared in the same run with direct `anthropic` SDK calls to the same
-server. Target: p50 < 5 ms, p95 < 15 ms.
+server. Target: p50 < 5 ms, p95 < 15 ms. The streamed call (stream_message) is measured the same way against
+the SDK's own stream: its overhead to the first chunk and to the end.
 
 Each call asks about another lead, like real traffic: a stream of one repeated prompt would measure
 the response cache and the duplicate-request waste rule instead. Also printed: the SQL statements a
@@ -23,6 +24,20 @@ def timed(fn, n: int) -> list[float]:
         fn()
         samples.append((time.perf_counter() - started) * 1000)
     return samples
+
+
+def timed_stream(chunks, n: int) -> tuple[list[float], list[float]]:
+    """Milliseconds to the first chunk and to the end of `n` streams, each read from `chunks()`."""
+    first_ms, end_ms = [], []
+    for _ in range(n):
+        started = time.perf_counter()
+        first = None
+        for _chunk in chunks():
+            if first is None:
+                first = (time.perf_counter() - started) * 1000
+        end_ms.append((time.perf_counter() - started) * 1000)
+        first_ms.append(end_ms[-1] if first is None else first)
+    return first_ms, end_ms
 
 
 def count_statements(fn) -> int:
@@ -85,15 +100,39 @@ def main() -> None:
         def gateway_about_a_record():
             gateway(record=True)
 
+        def direct_stream():
+            events = client.messages.create(
+                model="claude-3-5-haiku-latest", max_tokens=64, system=SYSTEM["content"], stream=True,
+                messages=[{"role": "user", "content": LEAD.format(next(leads))}],
+            )
+            with events:
+                for event in events:
+                    if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                        yield event.delta.text
+
+        def gateway_stream():
+            messages = [SYSTEM, {"role": "user", "content": LEAD.format(next(leads))}]
+            with env["ai.service"].stream_message(
+                messages, provider=provider, max_tokens=64, operation="bench"
+            ) as stream:
+                yield from stream
+
         timed(direct, 20)
         timed(gateway, 20)
         timed(gateway_about_a_record, 20)
+        timed_stream(direct_stream, 20)
+        timed_stream(gateway_stream, 20)
         # Interleave them so drift of the machine affects all alike.
         direct_ms, gateway_ms, record_ms = [], [], []
+        streams = {"direct": ([], []), "gateway": ([], [])}
         for _ in range(args.calls // 10):
             direct_ms += timed(direct, 10)
             gateway_ms += timed(gateway, 10)
             record_ms += timed(gateway_about_a_record, 10)
+            for name, chunks in (("direct", direct_stream), ("gateway", gateway_stream)):
+                first_ms, end_ms = timed_stream(chunks, 10)
+                streams[name][0].extend(first_ms)
+                streams[name][1].extend(end_ms)
 
         statements = count_statements(gateway)
         round_trip_ms = timed(lambda: env.cr.execute("SELECT 1"), 200)
@@ -111,6 +150,13 @@ def main() -> None:
                 f"gateway_overhead {label}{kind}: direct SDK {base:.2f} ms, send_message {total:.2f} ms, "
                 f"overhead {total - base:.2f} ms, ratio {total / base:.2f}x "
                 f"(target {'5' if label == 'p50' else '15'} ms)"
+            )
+    for index, point in ((0, "first chunk"), (1, "end")):
+        for label, q in (("p50", 0.5), ("p95", 0.95)):
+            base, total = percentile(streams["direct"][index], q), percentile(streams["gateway"][index], q)
+            print(
+                f"gateway_overhead stream {label} to the {point}: direct SDK stream {base:.2f} ms, stream_message "
+                f"{total:.2f} ms, overhead {total - base:.2f} ms, ratio {total / base:.2f}x"
             )
     print(f"gateway_overhead calls: {len(direct_ms)} direct, {len(gateway_ms) + len(record_ms)} through the gateway")
     rtt = percentile(round_trip_ms, 0.5)

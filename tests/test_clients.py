@@ -242,6 +242,13 @@ def test_demo_model_answers_locally_with_counted_usage():
     assert (result.model, result.attempts, result.usage_reported) == ("gpt-4o-mini", 1, True)
 
 
+def test_demo_model_refuses_tools_and_reply_schemas():
+    config = ProviderConfig(kind="demo", base_url="", api_key="", model="gpt-4o-mini")
+    with pytest.raises(ProviderError) as caught:
+        chat(config, MESSAGES, tools=[{"name": "lookup", "description": "", "parameters": {"type": "object"}}])
+    assert (caught.value.kind, caught.value.attempts) == ("invalid_request", 1)
+
+
 def test_demo_model_stops_at_max_tokens():
     config = ProviderConfig(kind="demo", base_url="", api_key="", model="gpt-4o-mini")
     result = chat(config, MESSAGES, max_tokens=8)

@@ -22,3 +22,16 @@ def test_key_is_the_exact_request():
     assert key != cache_key("claude-3-5-haiku-latest", MESSAGES, 100, None)
     assert key != cache_key("gpt-4o-mini", MESSAGES, 200, None)
     assert key != cache_key("gpt-4o-mini", MESSAGES[1:], 100, None)
+
+
+def test_tool_calls_and_the_reply_schema_are_part_of_the_key():
+    call = {"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}
+    with_call = [*MESSAGES, {"role": "assistant", "content": "", "tool_calls": [call]},
+                 {"role": "tool", "tool_call_id": "call_1", "content": "Sunny"}]
+    other_call = [*with_call[:-2], {**with_call[-2], "tool_calls": [{**call, "arguments": {"city": "Lyon"}}]},
+                  with_call[-1]]
+    assert cache_key("gpt-4o-mini", with_call, 100, None) != cache_key("gpt-4o-mini", other_call, 100, None)
+    schema = {"type": "object", "properties": {"score": {"type": "integer"}}}
+    plain = cache_key("gpt-4o-mini", MESSAGES, 100, None)
+    assert plain == cache_key("gpt-4o-mini", MESSAGES, 100, None, None), "a plain request keeps its key"
+    assert plain != cache_key("gpt-4o-mini", MESSAGES, 100, None, schema)

@@ -5,6 +5,7 @@ the ones it decides, so a step's contract is the fields named here, not keys of 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,11 @@ class GatewayCall:
     session_id: Any = None
     max_budget_usd: Any = None
     use_cache: Any = True
+    tools: Any = None  # [{'name', 'description', 'parameters': JSON schema}] (core.tools)
+    tool_choice: Any = None  # 'auto' | 'none' | 'required' | {'name'}
+    response_format: Any = None  # the JSON schema of a structured reply
+    stream: bool = False  # set by stream_message: the answer is read chunk by chunk
+    kind: str = "chat"  # chat | embedding (embed: `messages` holds the texts)
 
     # Validation and the provider
     quality_given: str | None = None  # the bar the caller asked for, before the prompt's complexity raised it
@@ -68,6 +74,9 @@ class GatewayCall:
     failed_attempt: bool = False  # while the usage row of a failed attempt is written
     failed_attempts: list = field(default_factory=list)  # the errors already recorded attempt by attempt
     provider_failures: list = field(default_factory=list)  # (provider, last error) of each provider that failed
+    stream_reader: Any = None  # the opened core.clients.ChatStream of a streamed call, until it ends
+    parsed: dict | None = None  # the object of a structured reply
+    vectors: list | None = None  # an embedding call's vectors, one per text
 
     # Waste
     waste_values: dict | None = None  # what the waste rules read of the call
@@ -79,3 +88,42 @@ class GatewayCall:
         if self.result is not None:
             return self.result.content
         return self.cached_answer["content"] if self.cached_answer else None
+
+
+class GatewayStream:
+    """The text chunks of a streamed answer, as `ai.service.stream_message` returns them.
+
+    Iterate it for the chunks. Once it is exhausted, or closed early (`close()`, or the end of a `with`
+    block), `result` holds the dict send_message returns, for the chunks read; until then it is None.
+    A stream dropped without closing is closed, and recorded, when Python collects it: use `with`."""
+
+    def __init__(self) -> None:
+        self.result: dict | None = None
+        self._chunks: Iterator[str] = iter(())
+        self._finish: Callable[[], dict | None] | None = None
+
+    def bind(self, chunks: Iterator[str], finish: Callable[[], dict | None]) -> None:
+        """`chunks`: the generator that reads the provider's stream and records the call when it ends (it
+        sets `result`); `finish`: records a stream closed before its first chunk was asked for, which that
+        generator, never started, cannot see."""
+        self._chunks, self._finish = chunks, finish
+
+    def __iter__(self) -> GatewayStream:
+        return self
+
+    def __next__(self) -> str:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        """Stop reading: the call is recorded with what came."""
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
+        if self.result is None and self._finish is not None:
+            self.result = self._finish()
+
+    def __enter__(self) -> GatewayStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -292,7 +292,7 @@ def missed_cache(facts: CallFacts, settings: WasteSettings) -> Finding | None:
         return None
     return Finding(
         "missed_cache",
-        f"A {facts.static_prefix_tokens}-token system prompt sent again within "
+        f"A {facts.static_prefix_tokens}-token prompt prefix (tool definitions, system prompt) sent again within "
         f"{settings.missed_cache_window_seconds} seconds was not read from the prompt cache.",
         facts.static_prefix_tokens,
         facts.prices.cache_saving(facts.static_prefix_tokens),

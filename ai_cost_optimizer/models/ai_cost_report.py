@@ -213,20 +213,23 @@ class AiCostReport(models.AbstractModel):
 
     @api.model
     def _user_summary(self, filters, budget=None):
-        """The body of /ai_cost/api/v1/costs/users: cost per user, count, min, average and max, and whether
-        all are under `budget` (None: not asked)."""
+        """The body of /ai_cost/api/v1/costs/users: cost per user (its embedding calls' part apart), count,
+        min, average and max, and whether all are under `budget` (None: not asked)."""
         grouping = ("user_id",)
-        rows = _costliest_first(
-            self._grouped_sums(self._rollup_domain(filters), [grouping], ["cost_usd", "call_count"])[grouping]
-        )
+        measures = ["cost_usd", "call_count", "embedding_cost_usd", "embedding_call_count", "embedding_tokens"]
+        rows = _costliest_first(self._grouped_sums(self._rollup_domain(filters), [grouping], measures)[grouping])
         users = self.env["res.users"].browse(user_id for user_id, *_sums in rows if user_id)
         names = {user.id: user.name for user in users}
-        costs = [cost for _user, cost, _n in rows]
+        costs = [cost for _user, cost, *_counts in rows]
         return {
             "filters": filters,
             "users": [
-                {"user_id": user_id or None, "user_name": names.get(user_id), "cost_usd": cost, "requests": n}
-                for user_id, cost, n in rows
+                {
+                    "user_id": user_id or None, "user_name": names.get(user_id), "cost_usd": cost, "requests": n,
+                    "embedding_cost_usd": embedding_cost, "embedding_requests": embeddings,
+                    "embedding_tokens": embedding_tokens,
+                }
+                for user_id, cost, n, embedding_cost, embeddings, embedding_tokens in rows
             ],
             "count": len(costs),
             "min_cost_usd": min(costs, default=0.0),

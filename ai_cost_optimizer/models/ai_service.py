@@ -5,10 +5,11 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from ..core import clients, pricing
-from ..core.call import GatewayCall
-from ..core.clients import ProviderError
+from ..core.call import GatewayCall, GatewayStream
+from ..core.clients import ChatResult, ProviderError
 from ..core.complexity import score_prompt
 from ..core.messages import (
+    batches,
     check_code,
     check_label,
     check_model_name,
@@ -16,11 +17,14 @@ from ..core.messages import (
     short_repr,
     storable_text,
     validate_messages,
+    validate_texts,
 )
 from ..core.recommendation import strictest_quality
 from ..core.response_cache import cache_key, is_cacheable
-from ..core.tokens import count_message_tokens, count_text_tokens
-from ..exceptions import AiBudgetExceeded, AiProviderError
+from ..core.tokens import TokenEstimate, count_message_tokens, count_text_tokens
+from ..core.tools import check_response_format, check_tool_choice, check_tools, parse_structured, tools_text
+from ..core.usage import Usage
+from ..exceptions import AiBudgetExceeded, AiInvalidReply, AiProviderError
 from ..kept_cursors import references_of, run_in_own_transaction
 from ..ledger import LedgerStatement
 from .ai_token_usage import QUALITY_LEVELS
@@ -30,6 +34,15 @@ MODES = ("passthrough", "smart_router")
 MAX_RECORD_ID = 2**31 - 1  # PostgreSQL integer ids
 # Errors every provider would give for the same request: falling back would only spend more.
 NO_FALLBACK_KINDS = frozenset({"invalid_request"})
+# Embeddings: texts per call, and per request (a provider's limit is 2048 inputs and some 300k tokens).
+MAX_EMBED_TEXTS = 10_000
+EMBED_BATCH_TEXTS = 256
+EMBED_BATCH_TOKENS = 100_000
+# The parameters of a call, send_message's after the messages: stream_message takes the same.
+CALL_PARAMETERS = (
+    "provider", "task_type", "quality_required", "mode", "max_tokens", "temperature", "operation", "res_model",
+    "res_id", "session_id", "max_budget_usd", "use_cache", "tools", "tool_choice", "response_format",
+)
 
 
 class AiService(models.AbstractModel):
@@ -61,21 +74,159 @@ class AiService(models.AbstractModel):
         session_id=None,
         max_budget_usd=None,
         use_cache=True,
+        tools=None,
+        tool_choice=None,
+        response_format=None,
     ):
         """Send `messages` to an LLM provider, tracking tokens, cost, budget and waste.
 
-        Returns a dict: content, provider_id, provider_name, model, usage, cost_usd, latency_ms,
-        cache_hit, usage_id, recommendation, switched_from, budget, waste_report.
+        Returns a dict: content, provider_id, provider_name, model, usage, usage_estimated, cost_usd,
+        latency_ms, cache_hit, usage_id, recommendation, switched_from, budget, waste_report, tool_calls
+        and parsed.
         quality_required (low, medium, high) is the least quality the answer needs: medium when not
         given; in smart_router mode the prompt's complexity may raise it, never lower a given one.
+        tools (`[{'name', 'description', 'parameters': JSON schema}]`) and tool_choice ('auto', 'none',
+        'required' or `{'name': tool}`) offer tools: the model's calls come back in `tool_calls`,
+        `[{'id', 'name', 'arguments': dict}]`; messages may carry an assistant's `tool_calls` and `tool`
+        messages with the results (`{'role': 'tool', 'tool_call_id', 'content'}`). response_format (a JSON
+        schema of an object) asks for a structured reply: `parsed` holds its object, and a reply that does
+        not parse raises AiInvalidReply, recorded with its cost.
         Raises UserError (AiProviderError, AiBudgetExceeded) with a clear message; every
         call, failed or refused ones included, leaves a usage row.
         """
         call = GatewayCall(
             messages, provider=provider, task_type=task_type, quality_required=quality_required, mode=mode,
             max_tokens=max_tokens, temperature=temperature, operation=operation, res_model=res_model, res_id=res_id,
-            session_id=session_id, max_budget_usd=max_budget_usd, use_cache=use_cache,
+            session_id=session_id, max_budget_usd=max_budget_usd, use_cache=use_cache, tools=tools,
+            tool_choice=tool_choice, response_format=response_format,
         )
+        cached = self._prepare_call(call)
+        if cached:
+            call.parsed = self._parsed_reply(call)
+            return self._build_result(call, cached)
+        self._serve_call(call)
+        return self._build_result(call, self._record_answer(call))
+
+    @api.model
+    def stream_message(self, messages, **parameters):
+        """Send `messages` as send_message does (the same parameters) and stream the answer: returns a
+        GatewayStream, an iterator of text chunks whose `result`, once it is exhausted or closed, is
+        send_message's dict (plus `first_chunk_ms`).
+
+            with env['ai.service'].stream_message(messages, operation='chat_reply') as stream:
+                for chunk in stream:
+                    ...
+            stream.result['cost_usd']
+
+        The budget is reserved before the request goes out and settled when the stream ends. A stream
+        closed early, or broken mid-way (AiProviderError raised by the iteration), is recorded all the
+        same, with the provider's usage when it came, else tiktoken's count of the request and of the
+        text received (`usage_estimated`). The response cache does not answer streams.
+        """
+        unknown = sorted(set(parameters) - set(CALL_PARAMETERS))
+        if unknown:
+            raise UserError(
+                self.env._("stream_message takes send_message's parameters; unknown: %s.", ", ".join(unknown))
+            )
+        call = GatewayCall(messages, stream=True, **parameters)
+        self._prepare_call(call)
+        self._serve_call(call)
+        stream = GatewayStream()
+        stream.bind(self._stream_chunks(call, stream), lambda: self._end_stream(call))
+        return stream
+
+    @api.model
+    def embed(self, texts, provider=None, operation=None, res_model=None, res_id=None, session_id=None):
+        """The embedding vectors of `texts` (a list of strings), one per text in order, through the
+        `/embeddings` endpoint of an OpenAI-compatible provider (None: the company's default one).
+
+        Long lists go out in batches; the call leaves one usage row of kind 'embedding', its tokens the
+        provider's count, priced by genai-prices (cost unknown for an unpriced model), held against the
+        budgets of its scope and settled like a chat call. Never re-routed: vectors of another model would
+        not compare. Returns send_message's figures (usage_id, provider_id, provider_name, model, usage,
+        usage_estimated, cost_usd, cost_unknown, latency_ms, budget) and `vectors`.
+        """
+        call = GatewayCall(
+            texts, provider=provider, task_type="embedding", mode="passthrough", max_tokens=0, operation=operation,
+            res_model=res_model, res_id=res_id, session_id=session_id, kind="embedding",
+        )
+        try:
+            self._validate_embedding_request(call)
+            self._resolve_provider(call)
+            self._check_embedding_provider(call)
+        except UserError as error:
+            self._record_usage(call, status="error", error=str(error))
+            raise
+        counts = [count_text_tokens(text, call.provider.model) for text in call.messages]
+        call.estimate = TokenEstimate(sum(c.tokens for c in counts), all(c.exact for c in counts), counts[0].encoding)
+        call.context_size_tokens = call.estimate.tokens
+        self._reserve_budget(call)
+        self._call_embedding_provider(call, [count.tokens for count in counts])
+        summary = self._record_usage(call, status="ok")
+        return {**summary, "vectors": call.vectors, "budget": call.budget}
+
+    def _validate_embedding_request(self, call):
+        try:
+            call.messages = validate_texts(call.messages, MAX_EMBED_TEXTS)
+        except ValueError as error:
+            raise UserError(self.env._("Invalid texts: %s", error)) from None
+        self._validate_labels(call)
+
+    def _check_embedding_provider(self, call):
+        if call.provider.kind != "openai_compatible":
+            raise UserError(self.env._(
+                "The AI provider '%s' serves no embeddings: use an OpenAI-compatible provider of an embedding "
+                "model (OpenAI, Mistral, Gemini's OpenAI endpoint, Ollama).", call.provider.name,
+            ))
+
+    def _call_embedding_provider(self, call, tokens):
+        """Embed call.messages batch by batch; sets vectors, result (the batches' usage summed) and cost. A
+        failure releases the reservation, or, once batches were paid for, records their cost as an error
+        and settles it; it raises AiProviderError."""
+        vectors, usage, latency, reported, attempts = [], 0, 0.0, True, 0
+        for batch in batches(call.messages, tokens, EMBED_BATCH_TEXTS, EMBED_BATCH_TOKENS):
+            try:
+                result = clients.embed(
+                    call.config, batch, on_attempt_failed=lambda error: self._record_failed_attempt(call, error)
+                )
+            except ProviderError as error:
+                message = self._provider_failure_message(call, error)
+                if not vectors:
+                    self._release_budget(call)
+                    raise AiProviderError(message) from None
+                self._set_embedding_result(call, usage, latency, reported, attempts)
+                self._record_usage(call, status="error", error=self.env._(
+                    "%(done)s of %(count)s texts embedded, then: %(error)s",
+                    done=len(vectors), count=len(call.messages), error=error,
+                ))
+                raise AiProviderError(message) from None
+            vectors += result.vectors
+            usage += result.usage.input_tokens
+            latency += result.latency_ms
+            reported = reported and result.usage_reported
+            attempts += result.attempts
+        call.vectors = vectors
+        self._set_embedding_result(call, usage, latency, reported, attempts)
+
+    def _set_embedding_result(self, call, tokens, latency_ms, usage_reported, attempts):
+        call.result = ChatResult(
+            content="", usage=Usage(input_tokens=tokens), model=call.provider.model, latency_ms=latency_ms,
+            attempts=attempts, usage_reported=usage_reported,
+        )
+        self._price_result(call)
+
+    def _reserve_budget(self, call):
+        """Check the call's budgets and hold its estimated cost; a blocked call is recorded and raises
+        AiBudgetExceeded."""
+        call.budget = self._check_budget(call) or {"status": "ok"}
+        if call.budget["status"] == "blocked":
+            self._record_usage(call, status="blocked", error=call.budget.get("message"))
+            raise AiBudgetExceeded(call.budget.get("message") or self.env._("A budget refused this AI call."))
+
+    def _prepare_call(self, call):
+        """The steps before the provider call: validation, token estimate, response cache, routing and
+        budget reservation. Returns the summary of a response-cache hit, else None; raises a UserError
+        (AiBudgetExceeded for a blocked call), recorded, for a call that must not go out."""
         try:
             self._validate_request(call)
             self._resolve_provider(call)
@@ -85,13 +236,15 @@ class AiService(models.AbstractModel):
         self._estimate_tokens(call)
         cached = self._lookup_response_cache(call)
         if cached:
-            return self._build_result(call, cached)
+            return cached
         call.recommendation = self._recommend(call)
         self._apply_recommendation(call)
-        call.budget = self._check_budget(call) or {"status": "ok"}
-        if call.budget["status"] == "blocked":
-            self._record_usage(call, status="blocked", error=call.budget.get("message"))
-            raise AiBudgetExceeded(call.budget.get("message") or self.env._("A budget refused this AI call."))
+        self._reserve_budget(call)
+        return None
+
+    def _serve_call(self, call):
+        """The provider call; a call no provider served releases its budget reservation, is recorded and
+        raises AiProviderError."""
         try:
             self._call_provider(call)
         except ProviderError as error:
@@ -99,8 +252,63 @@ class AiService(models.AbstractModel):
             if error not in call.failed_attempts:
                 self._record_usage(call, status="error", error=str(error))
             raise AiProviderError(self._provider_failure_message(call, error)) from None
-        summary = self._record_usage(call, status="ok")
-        return self._build_result(call, summary)
+
+    def _record_answer(self, call):
+        """Record the provider's answer and return its summary. A structured reply that does not parse is
+        recorded as an error with its cost (the provider was paid) and raises AiInvalidReply."""
+        try:
+            call.parsed = self._parsed_reply(call)
+        except ValueError as error:
+            message = self.env._("The AI provider '%(name)s' gave no valid structured reply: %(error)s",
+                                 name=call.provider.name, error=error)
+            self._record_usage(call, status="error", error=message)
+            raise AiInvalidReply(message) from None
+        return self._record_usage(call, status="ok")
+
+    def _parsed_reply(self, call):
+        """The object of a structured reply (response_format), None for other calls; ValueError when it
+        does not parse."""
+        if call.response_format is None:
+            return None
+        return parse_structured(call.content, call.response_format)
+
+    def _stream_chunks(self, call, stream):
+        """Yield the chunks of the call's opened stream, then record the call and set `stream.result`:
+        when the stream ends, breaks (AiProviderError) or is closed early (a GeneratorExit here)."""
+        try:
+            yield from call.stream_reader
+        except ProviderError as error:
+            stream.result = self._end_stream(call, error)
+            raise AiProviderError(self._provider_failure_message(call, error)) from None
+        finally:
+            if stream.result is None:
+                stream.result = self._end_stream(call)
+
+    def _end_stream(self, call, error=None):
+        """Record a stream that ended (`error`: the ProviderError that broke it) and settle its budget; returns
+        the call's result. What came is priced: the provider's usage, or tiktoken's count where it sent none.
+        Once only: a stream whose end raised (a structured reply that does not parse) and is closed after
+        that is recorded already (None)."""
+        reader, call.stream_reader = call.stream_reader, None
+        if reader is None:
+            return None
+        reader.close()
+        complete = error is None and reader.progress.complete
+        try:
+            call.result = reader.result(parse_tools=complete)
+        except ProviderError as malformed:
+            error, call.result = malformed, reader.result(parse_tools=False)
+        self._price_result(call)
+        if error is not None:
+            message = self.env._("The stream broke after %(count)s chunks: %(error)s",
+                                 count=len(reader.progress.chunks), error=error)
+            summary = self._record_usage(call, status="error", error=message)
+        elif complete:
+            summary = self._record_answer(call)
+        else:
+            # Closed by its consumer: an answer cut short, not a failure.
+            summary = self._record_usage(call, status="ok")
+        return {**self._build_result(call, summary), "first_chunk_ms": reader.first_chunk_ms}
 
     # ------------------------------------------------------------------
     # Pipeline steps
@@ -130,6 +338,18 @@ class AiService(models.AbstractModel):
         if not isinstance(call.use_cache, bool):
             raise UserError(_("use_cache must be True or False, not %s.", short_repr(call.use_cache)))
         try:
+            call.tools = check_tools(call.tools)
+            call.tool_choice = check_tool_choice(call.tool_choice, call.tools)
+            call.response_format = check_response_format(call.response_format, call.tools)
+        except ValueError as error:
+            raise UserError(str(error)) from None
+        self._validate_labels(call)
+        call.mode = call.mode or self.env.company.ai_default_mode or "passthrough"
+
+    def _validate_labels(self, call):
+        """What the call is about: task type, operation, session and record, checked as every kind of call
+        gives them."""
+        try:
             call.task_type = check_code(call.task_type, "task_type")
             call.operation = check_label(call.operation, "operation")
             call.session_id = check_label(call.session_id, "session_id")
@@ -137,7 +357,6 @@ class AiService(models.AbstractModel):
         except ValueError as error:
             raise UserError(str(error)) from None
         self._validate_record_reference(call)
-        call.mode = call.mode or self.env.company.ai_default_mode or "passthrough"
 
     def _validate_record_reference(self, call):
         """res_model/res_id name an Odoo record: a model name and a positive id, or nothing."""
@@ -197,10 +416,20 @@ class AiService(models.AbstractModel):
         call.config = provider._client_config()
 
     def _estimate_tokens(self, call):
-        estimate = count_message_tokens(call.messages, call.provider.model)
+        """The prompt's tokens with the provider's tokenizer: the messages and the tool definitions
+        (or the reply's schema), which the provider reads as part of the prompt."""
+        model = call.provider.model
+        estimate = count_message_tokens(call.messages, model)
+        definitions = tools_text(call.tools, call.response_format)
+        if definitions:
+            estimate = TokenEstimate(estimate.tokens + count_text_tokens(definitions, model).tokens,
+                                     estimate.exact, estimate.encoding)
         call.estimate = estimate
         call.context_size_tokens = estimate.tokens
-        call.prompt_hash = prompt_hash(call.messages, call.provider.model)
+        # Tools and a reply schema are part of the request: without them, the prompt hashes as it always did.
+        extras = {name: getattr(call, name) for name in ("tools", "tool_choice", "response_format")
+                  if getattr(call, name) is not None}
+        call.prompt_hash = prompt_hash(call.messages, model, extras or None)
 
     def _lookup_response_cache(self, call):
         """A stored answer for this exact request, or None. A hit records a usage row with cache_hit,
@@ -286,11 +515,15 @@ class AiService(models.AbstractModel):
                         f"the prompt has about {call.estimate.tokens} tokens, more than the "
                         f"{provider.context_window}-token context window of {provider.model}",
                     )
-                result = clients.chat(
+                send = clients.open_stream if call.stream else clients.chat
+                response = send(
                     call.config,
                     call.messages,
                     call.max_tokens,
                     call.temperature,
+                    tools=call.tools,
+                    tool_choice=call.tool_choice,
+                    response_format=call.response_format,
                     on_attempt_failed=lambda error: self._record_failed_attempt(call, error),
                 )
             except ProviderError as error:
@@ -298,11 +531,19 @@ class AiService(models.AbstractModel):
                 if not self._fall_back(call, error):
                     raise
                 continue
-            call.result = result
-            price = provider._price_at(fields.Datetime.now())
-            call.price = price
-            call.cost_usd = pricing.compute_cost(result.usage, price._as_core_price()) if price else 0.0
+            if call.stream:
+                # Priced when it ends (_end_stream): only then are its tokens known.
+                call.stream_reader = response
+                return
+            call.result = response
+            self._price_result(call)
             return
+
+    def _price_result(self, call):
+        """Price call.result with its provider's price version in force (cost unknown without one)."""
+        price = call.provider._price_at(fields.Datetime.now())
+        call.price = price
+        call.cost_usd = pricing.compute_cost(call.result.usage, price._as_core_price()) if price else 0.0
 
     def _record_failed_attempt(self, call, error):
         """One 'error' row, without cost, per failed request sent to a provider: retries and
@@ -338,7 +579,9 @@ class AiService(models.AbstractModel):
         ledger = LedgerStatement(usage, vals)
         service._add_usage_followers(call, ledger, status)
         ids = ledger.execute()
-        if status == "ok":
+        # A call the provider answered, and was paid for, settles its budget even when its answer is an
+        # error (a broken stream, a structured reply that does not parse).
+        if status == "ok" or call.result is not None:
             service._after_usage(call, usage, ids)
         # The caller's snapshot may predate this commit, so it gets the figures, not the record.
         return self._usage_summary(call, usage.id, vals)
@@ -353,6 +596,7 @@ class AiService(models.AbstractModel):
         estimate = call.estimate
         messages = call.messages if isinstance(call.messages, list) else []
         vals = {
+            "kind": call.kind,
             "user_id": self.env.uid,
             "company_id": company.id,
             "provider_id": provider.id if provider else False,
@@ -405,8 +649,10 @@ class AiService(models.AbstractModel):
                 cache_hit=True, cost_usd=0.0, cache_savings_usd=answer["cost_usd"], latency_ms=0.0,
                 completion_text=company._ai_retained_text(answer["content"]),
             )
-        elif status == "ok" and result is not None:
-            vals.update(self.env["ai.token.waste.finding"]._waste_facts(call.messages, call.provider.model))
+        elif status == "ok" and result is not None and call.kind == "chat":
+            vals.update(self.env["ai.token.waste.finding"]._waste_facts(
+                call.messages, call.provider.model, tools_text(call.tools, call.response_format)
+            ))
         # The optimizer's verdict for this call: what the wrong_model waste rule compares against.
         recommendation = call.recommendation or {}
         complexity = call.complexity
@@ -423,7 +669,8 @@ class AiService(models.AbstractModel):
         on the ledger transaction: the waste rules run here, so that the row is written once, with its
         waste fields; the findings follow it in the same statement (_add_usage_followers)."""
         provider = call.provider
-        if call.cached_answer or not provider._waste_detection_enabled():
+        # The waste rules read chat prompts; an embedding call has none.
+        if call.cached_answer or call.kind != "chat" or not provider._waste_detection_enabled():
             call.waste_report = None
             return
         price = call.price or self.env["ai.service.provider.price"]
@@ -446,7 +693,8 @@ class AiService(models.AbstractModel):
         """Add to `ledger` (a LedgerStatement) the rows that follow the usage row of a served call,
         written by one statement: its waste findings, its response-cache entry and its recommendation.
         The usage row itself is the call's benchmark sample (see ai.provider.benchmark.report)."""
-        if status != "ok":
+        # Neither a failed call nor an embedding call has findings, a response-cache entry or a recommendation.
+        if status != "ok" or call.kind != "chat":
             return
         # An answer from the response cache has no findings and is stored already.
         served = not call.cached_answer
@@ -512,7 +760,13 @@ class AiService(models.AbstractModel):
         return company.id in self.env.user._get_company_ids()
 
     def _response_cacheable(self, call):
-        return call.provider.company_id.ai_response_cache and is_cacheable(call.use_cache, call.temperature)
+        # A stream is read as it comes, and tool calls are not stored: neither is answered from the cache.
+        return (
+            call.provider.company_id.ai_response_cache
+            and not call.stream
+            and not call.tools
+            and is_cacheable(call.use_cache, call.temperature)
+        )
 
     @staticmethod
     def _response_key(call):
@@ -520,7 +774,7 @@ class AiService(models.AbstractModel):
         under the key the next identical request will look up, the caller's model."""
         if call.response_key is None:
             call.response_key = cache_key(
-                call.provider.model, call.messages, call.max_tokens, call.temperature
+                call.provider.model, call.messages, call.max_tokens, call.temperature, call.response_format
             )
         return call.response_key
 
@@ -570,7 +824,10 @@ class AiService(models.AbstractModel):
 
     def _switch_to_cheapest(self, call):
         """Move the call to the cheapest qualifying provider (a budget's auto-switch); False when the
-        optimizer recommends nothing cheaper than the current provider."""
+        optimizer recommends nothing cheaper than the current provider, and for an embedding call, whose
+        vectors another model would not match."""
+        if call.kind != "chat":
+            return False
         current = call.provider
         # The gateway's recommend step asked the same question already: its answer is reused.
         recommendation = call.recommendation or self.env["ai.cost.optimizer"].recommend_provider(
@@ -667,6 +924,7 @@ class AiService(models.AbstractModel):
                 name: vals.get(name, 0)
                 for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
             },
+            "usage_estimated": not vals.get("usage_reported", True),
             "cost_usd": vals.get("cost_usd", 0.0),
             "cost_unknown": vals.get("cost_unknown", False),
             "latency_ms": vals.get("latency_ms", 0.0),
@@ -692,4 +950,6 @@ class AiService(models.AbstractModel):
             "switched_from": call.switched_from.id if call.switched_from else False,
             "budget": call.budget or {"status": "ok"},
             "waste_report": call.waste_report,
+            "tool_calls": call.result.tool_calls if call.result is not None else [],
+            "parsed": call.parsed,
         }

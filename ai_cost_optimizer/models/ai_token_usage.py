@@ -4,7 +4,7 @@ from odoo.tools import SQL, create_index
 from odoo.tools.sql import drop_index
 
 from ..core import pricing
-from ..core.messages import short_repr
+from ..core.messages import check_label, short_repr
 from ..core.usage import Usage
 from .ai_service_provider_price import PRICE_DIGITS
 from .ai_token_usage_rollup_mixin import ROLLUP_SOURCE_FIELDS
@@ -31,6 +31,10 @@ class AiTokenUsage(models.Model):
     _rec_name = "display_name"
 
     # Who and what
+    kind = fields.Selection(
+        [("chat", "Chat"), ("embedding", "Embedding")], default="chat", required=True, index=True,
+        help="A chat call (answered in one piece or streamed), or an embedding call.",
+    )
     user_id = fields.Many2one("res.users", default=lambda self: self.env.user, index=True, readonly=True)
     company_id = fields.Many2one("res.company", required=True, default=lambda self: self.env.company, index=True)
     provider_id = fields.Many2one("ai.service.provider", index=True, ondelete="set null")
@@ -230,6 +234,38 @@ class AiTokenUsage(models.Model):
             "res_id": self.res_id,
             "view_mode": "form",
         }
+
+    @api.model
+    def session_cost(self, session_id):
+        """A run's cost: the tokens, calls and dollars of the usage rows of `session_id`, chat and embedding
+        apart and in total. `calls` counts answered calls (cache hits included), `errors` the failed
+        attempts and refused calls; `cost_usd` every dollar spent, a broken stream's included;
+        `cost_unknown` the rows of models without a known price, whose cost is missing, not zero."""
+        try:
+            session_id = check_label(session_id, "session_id")
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
+        if not session_id:
+            raise ValidationError(self.env._("session_id is required: the run whose cost to sum."))
+        groups = self._read_group(
+            [("session_id", "=", session_id)], ["kind", "status"],
+            ["__count", "input_tokens:sum", "output_tokens:sum", "cost_usd:sum"],
+        )
+        unknown = dict(self._read_group(
+            [("session_id", "=", session_id), ("cost_unknown", "=", True)], ["kind"], ["__count"]
+        ))
+        empty = {"calls": 0, "errors": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "cost_unknown": 0}
+        figures = {"chat": dict(empty), "embedding": dict(empty)}
+        for kind, status, count, input_tokens, output_tokens, cost in groups:
+            part = figures[kind]
+            part["calls" if status == "ok" else "errors"] += count
+            part["input_tokens"] += input_tokens
+            part["output_tokens"] += output_tokens
+            part["cost_usd"] += cost
+        for kind, count in unknown.items():
+            figures[kind]["cost_unknown"] = count
+        figures["total"] = {name: figures["chat"][name] + figures["embedding"][name] for name in empty}
+        return {"session_id": session_id, **figures}
 
     # ------------------------------------------------------------------
     # Cost and rating

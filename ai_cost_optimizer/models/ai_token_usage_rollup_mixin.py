@@ -19,6 +19,10 @@ ROLLUP_MEASURES = [
     ("waste_count", "COUNT(*) FILTER (WHERE u.waste_detected)"),
     ("waste_usd", "SUM(COALESCE(u.could_have_saved_usd, 0))"),
     ("latency_ms_sum", "SUM(COALESCE(u.latency_ms, 0))"),
+    # The embedding calls among them (the others are chat calls).
+    ("embedding_call_count", "COUNT(*) FILTER (WHERE u.kind = 'embedding')"),
+    ("embedding_tokens", "COALESCE(SUM(u.input_tokens) FILTER (WHERE u.kind = 'embedding'), 0)"),
+    ("embedding_cost_usd", "COALESCE(SUM(u.cost_usd) FILTER (WHERE u.kind = 'embedding'), 0)"),
 ]
 
 # Key of a rollup row: (column, SQL expression over `u`, expression of the unique index).
@@ -38,7 +42,7 @@ ROLLUP_KEYS = [
 ROLLUP_SOURCE_FIELDS = {
     "create_date", "company_id", "provider_id", "user_id", "operation", "res_model", "res_id", "status",
     "cache_hit", "input_tokens", "output_tokens", "cost_usd", "cost_unknown", "prompt_cache_savings_usd",
-    "waste_detected", "could_have_saved_usd", "latency_ms",
+    "waste_detected", "could_have_saved_usd", "latency_ms", "kind",
 }
 
 
@@ -84,6 +88,10 @@ class AiTokenUsageRollupMixin(models.AbstractModel):
     waste_count = fields.Integer(string="Calls With Waste", readonly=True)
     waste_usd = fields.Float(string="Waste (USD)", digits=PRICE_DIGITS, readonly=True)
     latency_ms_sum = fields.Float(string="Latency Sum (ms)", readonly=True)
+    # default=0: the rows summed before these measures existed get 0, to which the upserts add.
+    embedding_call_count = fields.Integer(string="Embedding Calls", readonly=True, default=0)
+    embedding_tokens = fields.Integer(readonly=True, default=0)
+    embedding_cost_usd = fields.Float(string="Embedding Cost (USD)", digits=PRICE_DIGITS, readonly=True, default=0.0)
 
     @classmethod
     def _rollup_keys(cls):

@@ -249,9 +249,11 @@ class AiTokenWasteFinding(models.Model):
         )
 
     @staticmethod
-    def _waste_facts(messages, model):
-        """What the waste rules need from the prompt, measured once, so the prompt need not be kept."""
-        prefix = waste_rules.static_prefix(messages)
+    def _waste_facts(messages, model, definitions=""):
+        """What the waste rules need from the prompt, measured once, so the prompt need not be kept.
+        `definitions`: the text of the call's tool definitions, which lead the prompt's cacheable prefix
+        (providers cache tools, then system messages): a long, unchanging tool list is a cache candidate."""
+        prefix = "\n\n".join(filter(None, [definitions, waste_rules.static_prefix(messages)]))
         history = waste_rules.history_messages(messages)
         return {
             # Exact bytes: a prompt cache only matches a byte-identical prefix.

@@ -30,3 +30,7 @@ from . import test_callers_transaction
 from . import test_provider_setup
 from . import test_demo_data
 from . import test_money_screens
+from . import test_gateway_stream
+from . import test_gateway_tools
+from . import test_gateway_embeddings
+from . import test_cost_api_embeddings

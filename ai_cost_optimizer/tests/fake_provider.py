@@ -1,9 +1,13 @@
 """A fake LLM provider on 127.0.0.1 speaking the real wire protocols, for tests and benchmarks.
 
-Anthropic ``POST /v1/messages`` and OpenAI ``POST /v1/chat/completions``, with real request
-validation, real response shapes and deterministic token counts (``core.tokens`` counts of the
-request and reply texts), so tests can predict the usage a call reports. Faults are scripted per
-request with ``queue_responses``.
+Anthropic ``POST /v1/messages`` and OpenAI ``POST /v1/chat/completions`` and ``POST /v1/embeddings``,
+with real request validation, real response shapes and deterministic token counts (``core.tokens``
+counts of the request and reply texts), so tests can predict the usage a call reports. A request with
+``stream: true`` is answered with server-sent events in the provider's format (Anthropic's
+message_start ... message_stop events; OpenAI's chunks, the usage in a last chunk when asked by
+``stream_options.include_usage``). Requests offering ``tools`` are answered with the tool calls set by
+``set_tool_calls`` (or the forced tool's call); ``response_format`` replies hold the reply text.
+Faults are scripted per request with ``queue_responses``.
 
     with FakeProviderServer() as server:
         server.queue_responses([{'status': 429, 'retry_after': '1'}])
@@ -12,6 +16,7 @@ request with ``queue_responses``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -55,12 +60,49 @@ def _tokens(text: str) -> int:
 
 
 def _text_of(content: Any) -> str:
-    """Text of a message content: a string or a list of text blocks."""
+    """Text of a message content: a string or a list of content blocks (text, tool_use, tool_result)."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(block.get("text", "") for block in content if isinstance(block, dict))
+        return "".join(_block_text(block) for block in content if isinstance(block, dict))
     raise RequestError(400, "content must be a string or a list of content blocks")
+
+
+def _block_text(block: dict) -> str:
+    if block.get("type") == "tool_use":
+        return block.get("name", "") + json.dumps(block.get("input"))
+    if block.get("type") == "tool_result":
+        return _text_of(block.get("content") or "")
+    return block.get("text", "")
+
+
+def _openai_message_text(message: dict) -> str:
+    """Text of an OpenAI message: its content, and the calls of an assistant's tool calls."""
+    calls = message.get("tool_calls") or []
+    if message.get("content") is None and calls:
+        content = ""
+    else:
+        content = _text_of(message.get("content"))
+    return content + "".join(
+        call.get("function", {}).get("name", "") + call.get("function", {}).get("arguments", "") for call in calls
+    )
+
+
+def _tools_tokens(body: dict) -> int:
+    """Tokens of the tool definitions a request offers: the model reads them as part of the prompt."""
+    return _tokens(json.dumps(body["tools"])) if body.get("tools") else 0
+
+
+def _pieces(text: str, size: int = 3) -> list[str]:
+    """``text`` cut into the pieces a stream delivers: a few words each, nothing lost."""
+    words = text.split(" ")
+    return [" ".join(words[i : i + size]) + (" " if i + size < len(words) else "") for i in range(0, len(words), size)]
+
+
+def _vector(text: str, dimensions: int) -> list[float]:
+    """A deterministic unit-free embedding of ``text``."""
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return [round(digest[i % len(digest)] / 255 - 0.5, 6) for i in range(dimensions)]
 
 
 class _State:
@@ -81,6 +123,8 @@ class _State:
         self.requests: list[dict] = []
         self.cached_prefixes: set[str] = set()
         self.last_usage: dict | None = None
+        self.tool_calls: list[dict] = []
+        self.chunk_delay = 0.0
 
     def next_fault(self) -> dict:
         with self.lock:
@@ -98,7 +142,9 @@ class _Handler(BaseHTTPRequestHandler):
         """Keep test output quiet."""
 
     def do_POST(self) -> None:
-        routes = {"/v1/messages": self._anthropic, "/v1/chat/completions": self._openai}
+        routes = {
+            "/v1/messages": self._anthropic, "/v1/chat/completions": self._openai, "/v1/embeddings": self._embeddings,
+        }
         route = routes.get(self.path.split("?")[0])
         body = self._read_json()
         self._record(body)
@@ -145,6 +191,31 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(body).encode("utf-8"), headers)
 
+    def _send_events(self, events: list[bytes], fault: dict) -> None:
+        """Server-sent events, one HTTP chunk each; ``disconnect_after`` drops the connection after that
+        many events, without the end of the chunked body, as a provider that fails mid-stream does."""
+        cut = fault.get("disconnect_after")
+        delay = fault.get("chunk_delay", self.server.state.chunk_delay)
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for index, event in enumerate(events):
+                if cut is not None and index >= cut:
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                if delay and index:
+                    time.sleep(delay)
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            # The client stopped reading: a consumer that closed its stream early.
+            self.close_connection = True
+
     def _serve(
         self,
         body: Any,
@@ -177,6 +248,9 @@ class _Handler(BaseHTTPRequestHandler):
             payload = json.dumps(build(body, fault)).encode("utf-8")
             self._send(200, payload[: len(payload) // 2], length=len(payload))
             self.close_connection = True
+        elif body.get("stream") is True:
+            events = self._anthropic_events if self.path.startswith("/v1/messages") else self._openai_events
+            self._send_events(events(body, build(body, fault)), fault)
         else:
             self._send_json(200, build(body, fault))
 
@@ -226,12 +300,43 @@ class _Handler(BaseHTTPRequestHandler):
                 detail = "roles must alternate user/assistant, starting with user"
                 raise RequestError(400, f"messages.{index}.role: {detail}")
             _text_of(message.get("content"))
+        self._validate_tools(body.get("tools"), ("name", "input_schema"))
+
+    @staticmethod
+    def _validate_tools(tools: Any, keys: tuple[str, ...]) -> None:
+        if tools is None:
+            return
+        if not isinstance(tools, list) or not all(isinstance(tool, dict) for tool in tools):
+            raise RequestError(400, "tools: must be a list of objects")
+        for index, tool in enumerate(tools):
+            spec = tool.get("function", tool) if "function" in keys else tool
+            for key in keys:
+                if key != "function" and key not in spec:
+                    raise RequestError(400, f"tools.{index}.{key}: field required")
+
+    def _tool_calls(self, body: dict, forced: str | None) -> list[dict]:
+        """The calls the model makes: those set for the offered tools, else the forced tool's, its
+        arguments the reply text when it is a JSON object."""
+        offered = {
+            (tool.get("function") or tool).get("name") for tool in body.get("tools") or [] if isinstance(tool, dict)
+        }
+        with self.server.state.lock:
+            calls = [call for call in self.server.state.tool_calls if call["name"] in offered]
+            reply = self.server.state.reply
+        if forced and not any(call["name"] == forced for call in calls):
+            try:
+                arguments = json.loads(reply)
+            except ValueError:
+                arguments = None
+            calls = [{"name": forced, "arguments": arguments}] if isinstance(arguments, dict) else []
+        return [{"id": f"call_{uuid.uuid4().hex[:12]}", **call} for call in calls]
 
     def _anthropic_message(self, body: dict, fault: dict) -> dict:
         state = self.server.state
         system = body.get("system") or ""
         system_text = _text_of(system)
         prompt_tokens = _tokens(system_text) + sum(_tokens(_text_of(m["content"])) for m in body["messages"])
+        prompt_tokens += _tools_tokens(body)
         cached = _tokens(system_text) if _has_cache_control(system) else 0
         with state.lock:
             reply = state.reply
@@ -244,17 +349,58 @@ class _Handler(BaseHTTPRequestHandler):
             "cache_read_input_tokens": cached if seen else 0,
             "cache_creation_input_tokens": 0 if seen else cached,
         }
+        choice = body.get("tool_choice") or {}
+        forced = choice.get("name") if isinstance(choice, dict) and choice.get("type") == "tool" else None
+        calls = [] if choice == {"type": "none"} else self._tool_calls(body, forced)
+        content: list[dict] = [{"type": "text", "text": reply}]
+        if calls:
+            content = [
+                {"type": "tool_use", "id": call["id"], "name": call["name"], "input": call["arguments"]}
+                for call in calls
+            ]
+            usage["output_tokens"] = sum(_tokens(_block_text(block)) for block in content)
         usage = fault.get("usage", usage)
         message = {
             "id": f"msg_{uuid.uuid4().hex[:24]}",
             "type": "message",
             "role": "assistant",
             "model": body["model"],
-            "content": [{"type": "text", "text": reply}],
-            "stop_reason": "end_turn",
+            "content": content,
+            "stop_reason": "tool_use" if calls else "end_turn",
             "stop_sequence": None,
         }
         return self._with_usage(message, usage, fault)
+
+    @staticmethod
+    def _anthropic_events(body: dict, message: dict) -> list[bytes]:
+        """A Messages API answer as its stream: message_start with the prompt's usage (cache tokens
+        included), each content block in deltas, then message_delta with the output tokens."""
+        usage = message.pop("usage", None)
+        content = message.pop("content")
+        start = {**message, "content": [], "stop_reason": None}
+        if usage is not None:
+            start["usage"] = {**usage, "output_tokens": 1}
+        events = [("message_start", {"type": "message_start", "message": start}), ("ping", {"type": "ping"})]
+        for index, block in enumerate(content):
+            if block["type"] == "text":
+                empty, deltas = {"type": "text", "text": ""}, [
+                    {"type": "text_delta", "text": piece} for piece in _pieces(block["text"])
+                ]
+            else:
+                empty = {**block, "input": {}}
+                arguments = json.dumps(block["input"])
+                deltas = [{"type": "input_json_delta", "partial_json": arguments[i : i + 16]}
+                          for i in range(0, len(arguments), 16)]
+            events.append(("content_block_start", {"type": "content_block_start", "index": index,
+                                                   "content_block": empty}))
+            events += [("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+                       for delta in deltas]
+            events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+        delta: dict[str, Any] = {"type": "message_delta", "delta": {"stop_reason": message["stop_reason"],
+                                                                    "stop_sequence": None}}
+        delta["usage"] = {"output_tokens": usage["output_tokens"]} if usage is not None else {"output_tokens": 0}
+        events += [("message_delta", delta), ("message_stop", {"type": "message_stop"})]
+        return [f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in events]
 
     # -- OpenAI chat completions ------------------------------------------------------------
 
@@ -273,15 +419,39 @@ class _Handler(BaseHTTPRequestHandler):
         for index, message in enumerate(messages):
             if not isinstance(message, dict) or message.get("role") not in ("system", "user", "assistant", "tool"):
                 raise RequestError(400, f"messages[{index}].role: invalid role")
-            _text_of(message.get("content"))
+            if message["role"] == "tool" and not message.get("tool_call_id"):
+                raise RequestError(400, f"messages[{index}].tool_call_id: required for a tool message")
+            _openai_message_text(message)
+        self._validate_tools(body.get("tools"), ("function", "name"))
+        response_format = body.get("response_format")
+        if response_format is not None and (
+            not isinstance(response_format, dict)
+            or response_format.get("type") not in ("text", "json_object", "json_schema")
+            or (response_format["type"] == "json_schema"
+                and not isinstance((response_format.get("json_schema") or {}).get("schema"), dict))
+        ):
+            raise RequestError(400, "response_format: expected text, json_object or json_schema with a schema")
+        options = body.get("stream_options")
+        if options is not None and (body.get("stream") is not True or not isinstance(options, dict)):
+            raise RequestError(400, "stream_options: only allowed with stream: true")
 
     def _chat_completion(self, body: dict, fault: dict) -> dict:
         state = self.server.state
         with state.lock:
             reply = state.reply
             cached_tokens = fault.get("cached_tokens", state.cached_tokens)
-        prompt_tokens = sum(_tokens(_text_of(m["content"])) for m in body["messages"])
-        completion_tokens = _tokens(reply)
+        prompt_tokens = sum(_tokens(_openai_message_text(m)) for m in body["messages"]) + _tools_tokens(body)
+        choice = body.get("tool_choice")
+        forced = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
+        calls = [] if choice == "none" else self._tool_calls(body, forced)
+        message: dict[str, Any] = {"role": "assistant", "content": reply}
+        if calls:
+            message = {"role": "assistant", "content": None, "tool_calls": [
+                {"id": call["id"], "type": "function",
+                 "function": {"name": call["name"], "arguments": json.dumps(call["arguments"])}}
+                for call in calls
+            ]}
+        completion_tokens = _tokens(_openai_message_text(message))
         usage = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
@@ -294,9 +464,65 @@ class _Handler(BaseHTTPRequestHandler):
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}],
         }
         return self._with_usage(completion, usage, fault)
+
+    @staticmethod
+    def _openai_events(body: dict, completion: dict) -> list[bytes]:
+        """A chat completion as its stream of chunks; the usage in a last chunk without choices, only when
+        ``stream_options.include_usage`` asks for it."""
+        base = {key: completion[key] for key in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
+        choice = completion["choices"][0]
+        message = choice["message"]
+
+        def chunk(delta: dict, finish: str | None = None) -> dict:
+            return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+        chunks = [chunk({"role": "assistant", "content": ""})]
+        chunks += [chunk({"content": piece}) for piece in _pieces(message["content"] or "") if message["content"]]
+        for index, call in enumerate(message.get("tool_calls") or []):
+            arguments = call["function"]["arguments"]
+            chunks.append(chunk({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
+                                                 "function": {"name": call["function"]["name"], "arguments": ""}}]}))
+            chunks += [chunk({"tool_calls": [{"index": index, "function": {"arguments": arguments[i : i + 16]}}]})
+                       for i in range(0, len(arguments), 16)]
+        chunks.append(chunk({}, choice["finish_reason"]))
+        if (body.get("stream_options") or {}).get("include_usage") and "usage" in completion:
+            chunks.append({**base, "choices": [], "usage": completion["usage"]})
+        return [f"data: {json.dumps(data)}\n\n".encode() for data in chunks] + [b"data: [DONE]\n\n"]
+
+    # -- OpenAI embeddings ------------------------------------------------------------------
+
+    def _embeddings(self, body: Any) -> None:
+        self._serve(body, self._validate_embeddings, self._embedding_list, _openai_error)
+
+    def _validate_embeddings(self, body: Any) -> None:
+        self._check_key(self._bearer_token())
+        if not isinstance(body, dict):
+            raise RequestError(400, "request body must be a JSON object")
+        if not isinstance(body.get("model"), str) or not body["model"]:
+            raise RequestError(400, "you must provide a model parameter")
+        texts = body.get("input")
+        texts = [texts] if isinstance(texts, str) else texts
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t for t in texts):
+            raise RequestError(400, "input: expected a non-empty string or array of non-empty strings")
+        if len(texts) > 2048:
+            raise RequestError(400, "input: at most 2048 inputs per request")
+
+    def _embedding_list(self, body: dict, fault: dict) -> dict:
+        texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+        dimensions = body.get("dimensions") or 8
+        tokens = sum(_tokens(text) for text in texts)
+        response = {
+            "object": "list",
+            "data": [
+                {"object": "embedding", "index": index, "embedding": _vector(text, dimensions)}
+                for index, text in enumerate(texts)
+            ],
+            "model": body["model"],
+        }
+        return self._with_usage(response, fault.get("usage", {"prompt_tokens": tokens, "total_tokens": tokens}), fault)
 
     def _with_usage(self, response: dict, usage: dict, fault: dict) -> dict:
         """Attach ``usage`` unless the fault drops it; remember what was reported."""
@@ -405,6 +631,16 @@ class FakeProviderServer:
         with self._state.lock:
             self._state.key_required = required
 
+    def set_tool_calls(self, calls: list[dict]) -> None:
+        """Tool calls ``[{'name', 'arguments': dict}]`` the model makes when a request offers those tools."""
+        with self._state.lock:
+            self._state.tool_calls = [dict(call) for call in calls]
+
+    def set_chunk_delay(self, seconds: float) -> None:
+        """Delay between the events of every following streamed answer."""
+        with self._state.lock:
+            self._state.chunk_delay = seconds
+
     def set_cached_tokens(self, count: int) -> None:
         """``prompt_tokens_details.cached_tokens`` reported by following OpenAI responses."""
         with self._state.lock:
@@ -418,7 +654,8 @@ class FakeProviderServer:
         JSON body), ``{'truncated': True}`` (Content-Length beyond the body, then close),
         ``{'body': {...}}`` (200 with this JSON body instead of a real response),
         ``{'no_usage': True}``, ``{'usage': {...}}`` (usage block override) and
-        ``{'cached_tokens': n}`` (OpenAI). ``{}`` answers normally.
+        ``{'cached_tokens': n}`` (OpenAI). A streamed answer also takes ``{'disconnect_after': n}``
+        (the connection drops after n events) and ``{'chunk_delay': seconds}``. ``{}`` answers normally.
         """
         with self._state.lock:
             self._state.faults.extend(dict(fault) for fault in faults)

@@ -274,6 +274,152 @@ RECOMMEND_CASES = [
     ("budget huge int", {"max_budget_usd": 10**400}, "max_budget_usd"),
 ]
 
+TOOL = {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
+SCHEMA = {"type": "object", "properties": {"score": {"type": "integer"}}, "required": ["score"]}
+CALL = {"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}
+
+
+def with_tool(**changes):
+    return {"tools": [{**TOOL, **changes}]}
+
+
+def assistant_calls(calls, content=""):
+    return {"messages": [*OK, {"role": "assistant", "content": content, "tool_calls": calls}]}
+
+
+def tool_answer(message):
+    return {"messages": [*OK, {"role": "assistant", "content": "", "tool_calls": [CALL]}, message]}
+
+
+# The parameters of tool use and structured output, refused alike by send_message and stream_message.
+TOOL_CASES = [
+    # -- tools
+    ("tools str", {"tools": "get_weather"}, "tools must be a non-empty list"),
+    ("tools dict", {"tools": TOOL}, "tools must be a non-empty list"),
+    ("tools empty", {"tools": []}, "tools must be a non-empty list"),
+    ("tools tuple", {"tools": (TOOL,)}, "tools must be a non-empty list"),
+    ("tools int", {"tools": 1}, "tools must be a non-empty list"),
+    ("tools too many", {"tools": [{**TOOL, "name": f"tool_{i}"} for i in range(129)]}, "at most 128"),
+    ("tool None", {"tools": [None]}, "Tool 0 must be a dict"),
+    ("tool str", {"tools": ["get_weather"]}, "Tool 0 must be a dict"),
+    ("tool list", {"tools": [[TOOL]]}, "Tool 0 must be a dict"),
+    ("second tool junk", {"tools": [TOOL, 42]}, "Tool 1 must be a dict"),
+    ("tool unknown key", with_tool(function={"name": "x"}), "unknown keys"),
+    ("tool OpenAI wrapper", {"tools": [{"type": "function", "function": TOOL}]}, "unknown keys"),
+    ("tool no name", {"tools": [{"parameters": TOOL["parameters"]}]}, "name must be 1 to 64"),
+    ("tool name None", with_tool(name=None), "name must be 1 to 64"),
+    ("tool name empty", with_tool(name=""), "name must be 1 to 64"),
+    ("tool name spaces", with_tool(name="get weather"), "name must be 1 to 64"),
+    ("tool name dot", with_tool(name="weather.get"), "name must be 1 to 64"),
+    ("tool name too long", with_tool(name="t" * 65), "name must be 1 to 64"),
+    ("tool name unicode", with_tool(name="météo"), "name must be 1 to 64"),
+    ("tool name int", with_tool(name=42), "name must be 1 to 64"),
+    ("tool name injection", with_tool(name="x'; DROP TABLE ai_token_usage; --"), "name must be 1 to 64"),
+    ("tool name NUL", with_tool(name="get\x00weather"), "name must be 1 to 64"),
+    ("tool duplicate", {"tools": [TOOL, TOOL]}, "more than once"),
+    ("tool description int", with_tool(description=42), "description must be a text"),
+    ("tool description huge", with_tool(description="d" * 5000), "description must be a text"),
+    ("tool no parameters", {"tools": [{"name": "get_weather"}]}, "must be a JSON schema"),
+    ("tool parameters None", with_tool(parameters=None), "must be a JSON schema"),
+    ("tool parameters str", with_tool(parameters='{"type": "object"}'), "must be a JSON schema"),
+    ("tool parameters list", with_tool(parameters=[]), "must be a JSON schema"),
+    ("tool parameters no type", with_tool(parameters={"properties": {}}), "must describe an object"),
+    ("tool parameters string type", with_tool(parameters={"type": "string"}), "must describe an object"),
+    ("tool parameters array type", with_tool(parameters={"type": "array"}), "must describe an object"),
+    ("tool properties list", with_tool(parameters={"type": "object", "properties": []}), "'properties' must be"),
+    ("tool required str", with_tool(parameters={"type": "object", "required": "city"}), "'required' must be"),
+    ("tool required ints", with_tool(parameters={"type": "object", "required": [1]}), "'required' must be"),
+    ("tool parameters nan", with_tool(parameters={"type": "object", "default": float("nan")}), "JSON values only"),
+    ("tool parameters set", with_tool(parameters={"type": "object", "enum": {1, 2}}), "JSON values only"),
+    ("tool parameters bytes", with_tool(parameters={"type": "object", "x": b"1"}), "JSON values only"),
+    ("tool parameters huge", with_tool(parameters={"type": "object", "description": "x" * 100_001}), "larger than"),
+    # -- tool_choice
+    ("tool_choice without tools", {"tool_choice": "auto"}, "needs tools"),
+    ("tool_choice unknown", {**with_tool(), "tool_choice": "any"}, "tool_choice must be"),
+    ("tool_choice uppercase", {**with_tool(), "tool_choice": "AUTO"}, "tool_choice must be"),
+    ("tool_choice True", {**with_tool(), "tool_choice": True}, "tool_choice must be"),
+    ("tool_choice int", {**with_tool(), "tool_choice": 1}, "tool_choice must be"),
+    ("tool_choice list", {**with_tool(), "tool_choice": ["auto"]}, "tool_choice must be"),
+    ("tool_choice empty dict", {**with_tool(), "tool_choice": {}}, "tool_choice must be"),
+    ("tool_choice extra key", {**with_tool(), "tool_choice": {"name": "get_weather", "type": "tool"}},
+     "tool_choice must be"),
+    ("tool_choice other tool", {**with_tool(), "tool_choice": {"name": "send_email"}}, "not one of the tools"),
+    ("tool_choice name None", {**with_tool(), "tool_choice": {"name": None}}, "not one of the tools"),
+    # -- response_format
+    ("response_format str", {"response_format": "json"}, "must be a JSON schema"),
+    ("response_format list", {"response_format": [SCHEMA]}, "must be a JSON schema"),
+    ("response_format True", {"response_format": True}, "must be a JSON schema"),
+    ("response_format OpenAI wrapper", {"response_format": {"type": "json_schema", "json_schema": SCHEMA}},
+     "must describe an object"),
+    ("response_format array", {"response_format": {"type": "array", "items": {}}}, "must describe an object"),
+    ("response_format no type", {"response_format": {"properties": {}}}, "must describe an object"),
+    ("response_format required str", {"response_format": {**SCHEMA, "required": "score"}}, "'required' must be"),
+    ("response_format nan", {"response_format": {**SCHEMA, "minimum": float("inf")}}, "JSON values only"),
+    ("response_format with tools", {**with_tool(), "response_format": SCHEMA}, "cannot be combined with tools"),
+    # -- tool calls and tool results in the messages
+    ("tool calls str", assistant_calls("get_weather"), "tool_calls must be a non-empty list"),
+    ("tool calls empty", assistant_calls([]), "tool_calls must be a non-empty list"),
+    ("tool call None", assistant_calls([None]), "tool call 0 must be a dict"),
+    ("tool call no id", assistant_calls([{"name": "get_weather", "arguments": {}}]), "needs an 'id'"),
+    ("tool call blank id", assistant_calls([{**CALL, "id": " "}]), "needs an 'id'"),
+    ("tool call int id", assistant_calls([{**CALL, "id": 7}]), "needs an 'id'"),
+    ("tool call bad name", assistant_calls([{**CALL, "name": "get weather"}]), "name must be 1 to 64"),
+    ("tool call arguments str", assistant_calls([{**CALL, "arguments": '{"city": "Paris"}'}]),
+     "arguments must be a dict"),
+    ("tool call arguments nan", assistant_calls([{**CALL, "arguments": {"x": float("nan")}}]), "JSON values only"),
+    ("tool calls on a user message", {"messages": [{"role": "user", "content": "Hi", "tool_calls": [CALL]}]},
+     "only assistant messages call tools"),
+    ("assistant without content or calls", assistant_calls([CALL], content=None), "content must be a string"),
+    ("tool result without id", tool_answer({"role": "tool", "content": "Sunny"}), "needs the tool_call_id"),
+    ("tool result int id", tool_answer({"role": "tool", "tool_call_id": 1, "content": "Sunny"}),
+     "tool_call_id must be a string"),
+    ("tool result unknown id", tool_answer({"role": "tool", "tool_call_id": "call_9", "content": "Sunny"}),
+     "which no earlier assistant message made"),
+    ("tool result before the call", {"messages": [*OK, {"role": "tool", "tool_call_id": "call_1", "content": "x"}]},
+     "which no earlier assistant message made"),
+    ("tool result empty", tool_answer({"role": "tool", "tool_call_id": "call_1", "content": ""}), "empty content"),
+    ("tool result dict content", tool_answer({"role": "tool", "tool_call_id": "call_1", "content": {"t": 21}}),
+     "content must be a string"),
+    ("tool_call_id on a user message", {"messages": [{"role": "user", "content": "Hi", "tool_call_id": "call_1"}]},
+     "only tool messages answer a tool call"),
+]
+
+TEXTS = ["ACME Corp, 500 seats.", "Globex renewal."]
+# embed(): texts, provider and labels.
+EMBED_CASES = [
+    ("texts None", {"texts": None}, "texts must be a list"),
+    ("texts str", {"texts": "ACME"}, "texts must be a list"),
+    ("texts tuple", {"texts": tuple(TEXTS)}, "texts must be a list"),
+    ("texts dict", {"texts": {"a": "ACME"}}, "texts must be a list"),
+    ("texts bytes", {"texts": b"ACME"}, "texts must be a list"),
+    ("texts empty", {"texts": []}, "texts is empty"),
+    ("texts too many", {"texts": ["x"] * 10_001}, "at most 10000"),
+    ("text None", {"texts": [None]}, "Text 0 must be a string"),
+    ("text int", {"texts": ["ok", 42]}, "Text 1 must be a string"),
+    ("text list", {"texts": [["ACME"]]}, "Text 0 must be a string"),
+    ("text dict", {"texts": [{"text": "ACME"}]}, "Text 0 must be a string"),
+    ("text empty", {"texts": [""]}, "Text 0 is empty"),
+    ("text blank", {"texts": ["ok", " \n\t "]}, "Text 1 is empty"),
+    ("text NUL", {"texts": ["AC\x00ME"]}, "NUL"),
+    ("text surrogate", {"texts": ["AC\ud800ME"]}, "not valid Unicode"),
+    ("texts beyond the limit", {"texts": ["x" * 5_000_001, "y" * 5_000_000]}, "characters; at most"),
+    ("provider anthropic", {"provider": Ref("claude")}, "serves no embeddings"),
+    ("provider str", {"provider": "gpt"}, "provider must be"),
+    ("provider unknown", {"provider": 987654}, "Unknown AI provider"),
+    ("provider archived", {"provider": Ref("archived", "id")}, "archived"),
+    ("provider without key", {"provider": Ref("keyless", "id")}, "no API key"),
+    ("provider of another company", {"provider": Ref("foreign")}, "another company"),
+    ("operation int", {"operation": 42}, "operation must be a string"),
+    ("operation multiline", {"operation": "a\nb"}, "operation must be one line"),
+    ("operation huge", {"operation": "o" * 300}, "at most 256"),
+    ("session_id list", {"session_id": ["run"]}, "session_id must be a string"),
+    ("session_id NUL", {"session_id": "run\x00"}, "session_id must be one line"),
+    ("res_model bad", {"res_model": "Res Partner"}, "res_model must be an Odoo model name"),
+    ("res_id without model", {"res_id": 7}, "needs res_model"),
+    ("res_id negative", {"res_model": "res.partner", "res_id": -1}, "res_id must be the id"),
+    ("res_id str", {"res_model": "res.partner", "res_id": "7"}, "res_id must be the id"),
+]
+
 # Valid budget values, each case overriding some, on create and on write.
 BUDGET_CASES = [
     ("amount zero", {"budget_amount": 0}, "must be positive"),
@@ -367,28 +513,59 @@ class TestBadInput(AiCostCase):
 
     # -- tables --------------------------------------------------------------------------------
 
+    def assertRefused(self, label, call, fragment, kind="chat"):
+        """`call()` raises a clear UserError containing `fragment`, and writes nothing but the usage row of
+        the refused call."""
+        before = self.row_counts()
+        try:
+            call()
+        except UserError as error:
+            self.assertClearMessage(error, fragment)
+        else:
+            self.fail(f"{label}: the call accepted it")
+        after = self.row_counts()
+        self.assertEqual(after.pop("ai.token.usage"), before.pop("ai.token.usage") + 1)
+        self.assertEqual(after, before, "only the usage row of the refused call may be written")
+        row = self.usage_rows()[-1]
+        self.assertEqual((row.status, row.cost_usd, row.user_id, row.kind), ("error", 0.0, self.caller, kind))
+        self.assertEqual((row.input_tokens, row.output_tokens), (0, 0))
+        self.assertIn(fragment, row.error_message)
+        self.assertEqual(row.company_id, self.env.company, "recorded in the caller's company")
+
     def test_send_message_refuses_bad_input(self):
         self.assertGreaterEqual(len(SEND_MESSAGE_CASES), 100)
         Service = self.env["ai.service"].with_user(self.caller)
         for label, arguments, fragment in SEND_MESSAGE_CASES:
             with self.subTest(label):
                 kwargs = {"messages": OK, "provider": self.gpt.id, **self.resolve(arguments)}
-                before = self.row_counts()
-                try:
-                    Service.send_message(**kwargs)
-                except UserError as error:
-                    self.assertClearMessage(error, fragment)
-                else:
-                    self.fail(f"{label}: send_message accepted it")
-                after = self.row_counts()
-                self.assertEqual(after.pop("ai.token.usage"), before.pop("ai.token.usage") + 1)
-                self.assertEqual(after, before, "only the usage row of the refused call may be written")
-                row = self.usage_rows()[-1]
-                self.assertEqual((row.status, row.cost_usd, row.user_id), ("error", 0.0, self.caller))
-                self.assertEqual((row.input_tokens, row.output_tokens), (0, 0))
-                self.assertIn(fragment, row.error_message)
-                self.assertEqual(row.company_id, self.env.company, "recorded in the caller's company")
+                self.assertRefused(label, lambda kwargs=kwargs: Service.send_message(**kwargs), fragment)
         self.assertFalse(self.fake.requests, "no refused call may reach a provider")
+
+    def test_tools_and_structured_output_refuse_bad_input(self):
+        """The new parameters, through send_message and stream_message alike."""
+        self.assertGreaterEqual(len(TOOL_CASES) + len(EMBED_CASES), 100)
+        Service = self.env["ai.service"].with_user(self.caller)
+        for label, arguments, fragment in TOOL_CASES:
+            for entry in (Service.send_message, Service.stream_message):
+                with self.subTest(label, entry=entry.__name__):
+                    kwargs = {"messages": OK, "provider": self.gpt.id, **self.resolve(arguments)}
+                    self.assertRefused(label, lambda entry=entry, kwargs=kwargs: entry(**kwargs), fragment)
+        self.assertFalse(self.fake.requests, "no refused call may reach a provider")
+
+    def test_embed_refuses_bad_input(self):
+        embedder = self.env["ai.service.provider"].create(
+            self._provider_vals(self.fake, "openai_compatible", name="Embedder", model="mistral-embed")
+        )
+        Service = self.env["ai.service"].with_user(self.caller)
+        for label, arguments, fragment in EMBED_CASES:
+            with self.subTest(label):
+                kwargs = {"texts": TEXTS, "provider": embedder.id, **self.resolve(arguments)}
+                self.assertRefused(label, lambda kwargs=kwargs: Service.embed(**kwargs), fragment, kind="embedding")
+        self.assertFalse(self.fake.requests, "no refused call may reach a provider")
+
+    def test_stream_message_refuses_unknown_parameters(self):
+        with self.assertRaisesRegex(UserError, "unknown: stream, temprature"):
+            self.env["ai.service"].stream_message(OK, provider=self.gpt, temprature=0, stream=True)
 
     def test_provider_create_and_write_refuse_bad_values(self):
         Provider = self.env["ai.service.provider"]

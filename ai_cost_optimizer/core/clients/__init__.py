@@ -1,18 +1,30 @@
-"""Provider wire clients behind one entry point, ``chat``."""
+"""Provider wire clients behind three entry points: ``chat``, ``open_stream`` and ``embed``."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 
-from .anthropic_client import chat_anthropic
-from .base import KINDS, ChatResult, ProviderConfig, ProviderError, call_with_retries
+from .anthropic_client import chat_anthropic, stream_anthropic
+from .base import KINDS, ChatResult, ChatStream, ProviderConfig, ProviderError, call_with_retries
 from .demo_client import chat_demo
-from .openai_client import chat_openai_compatible
+from .openai_client import EmbeddingResult, chat_openai_compatible, embed_openai_compatible, stream_openai_compatible
 
-__all__ = ["KINDS", "ChatResult", "ProviderConfig", "ProviderError", "call_with_retries", "chat"]
+__all__ = [
+    "KINDS", "ChatResult", "ChatStream", "EmbeddingResult", "ProviderConfig", "ProviderError", "call_with_retries",
+    "chat", "embed", "open_stream",
+]
 
 _CALLERS = {"anthropic": chat_anthropic, "openai_compatible": chat_openai_compatible, "demo": chat_demo}
+_STREAMERS = {"anthropic": stream_anthropic, "openai_compatible": stream_openai_compatible}
+_EMBEDDERS = {"openai_compatible": embed_openai_compatible}
+
+
+def _caller(callers: dict, config: ProviderConfig) -> Callable:
+    caller = callers.get(config.kind)
+    if caller is None:
+        raise ValueError(f"Unknown provider kind {config.kind!r}; expected one of {', '.join(callers)}.")
+    return caller
 
 
 def chat(
@@ -21,18 +33,56 @@ def chat(
     max_tokens: int = 1024,
     temperature: float | None = None,
     *,
+    tools: list[dict] | None = None,
+    tool_choice: str | dict | None = None,
+    response_format: dict | None = None,
     sleep: Callable[[float], None] = time.sleep,
     on_attempt_failed: Callable[[ProviderError], None] | None = None,
 ) -> ChatResult:
     """Send validated ``messages`` to the provider of ``config``, retrying transient failures.
 
+    ``tools`` (``[{'name', 'description', 'parameters': JSON schema}]``), ``tool_choice`` ('auto', 'none',
+    'required' or ``{'name'}``) and ``response_format`` (a JSON schema) go out in the provider's format.
     Raises ValueError for an unknown provider kind and ProviderError when the call fails for
     good. ``sleep`` is the backoff wait, replaceable in tests; ``on_attempt_failed`` is called
     with the ProviderError of every failed attempt (see ``call_with_retries``).
     """
-    caller = _CALLERS.get(config.kind)
-    if caller is None:
-        raise ValueError(f"Unknown provider kind {config.kind!r}; expected one of {', '.join(KINDS)}.")
+    caller = _caller(_CALLERS, config)
+    extras = {"tools": tools, "tool_choice": tool_choice, "response_format": response_format}
     return call_with_retries(
-        lambda: caller(config, messages, max_tokens, temperature), config, sleep, on_attempt_failed
+        lambda: caller(config, messages, max_tokens, temperature, **extras), config, sleep, on_attempt_failed
     )
+
+
+def open_stream(
+    config: ProviderConfig,
+    messages: list[dict],
+    max_tokens: int = 1024,
+    temperature: float | None = None,
+    *,
+    tools: list[dict] | None = None,
+    tool_choice: str | dict | None = None,
+    response_format: dict | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    on_attempt_failed: Callable[[ProviderError], None] | None = None,
+) -> ChatStream:
+    """Open a streamed answer, as ``chat`` sends its request: opening is retried like a call, a stream
+    that breaks once it delivers is not (its chunks are the caller's already)."""
+    streamer = _caller(_STREAMERS, config)
+    extras = {"tools": tools, "tool_choice": tool_choice, "response_format": response_format}
+    return call_with_retries(
+        lambda: streamer(config, messages, max_tokens, temperature, **extras), config, sleep, on_attempt_failed
+    )
+
+
+def embed(
+    config: ProviderConfig,
+    texts: list[str],
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    on_attempt_failed: Callable[[ProviderError], None] | None = None,
+) -> EmbeddingResult:
+    """The vectors of ``texts`` (one request: the caller batches), retrying transient failures. Only
+    OpenAI-compatible providers serve ``/embeddings``: ValueError for another kind."""
+    embedder = _caller(_EMBEDDERS, config)
+    return call_with_retries(lambda: embedder(config, texts), config, sleep, on_attempt_failed)

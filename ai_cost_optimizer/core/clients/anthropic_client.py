@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import sys
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -13,12 +16,23 @@ import anthropic
 from ..usage import from_anthropic
 from .base import (
     ChatResult,
+    ChatStream,
     ProviderConfig,
     ProviderError,
+    StreamProgress,
     connection_error,
     estimate_usage,
     status_error,
     timeout_error,
+    tool_call,
+)
+
+# Structured output on Anthropic: a tool whose input schema is the wanted reply, forced by tool_choice;
+# its input is the reply.
+RESPONSE_TOOL = "json_response"
+# The errors of the SDK's HTTP library (httpx, httpx2 in recent releases) while a stream is read.
+_HTTP_ERROR = getattr(
+    sys.modules[anthropic.DefaultHttpxClient.__mro__[1].__module__.split(".")[0]], "HTTPError", OSError
 )
 
 _MAX_CLIENTS = 16
@@ -58,21 +72,85 @@ def _system_param(system_texts: list[str], prompt_caching: bool) -> str | list[d
     return blocks
 
 
+def _turn(message: dict) -> dict:
+    """One message as an Anthropic turn: an assistant's tool calls become tool_use blocks, a tool
+    result a user turn with a tool_result block."""
+    if message["role"] == "tool":
+        block = {"type": "tool_result", "tool_use_id": message["tool_call_id"], "content": message["content"]}
+        return {"role": "user", "content": [block]}
+    if message.get("tool_calls"):
+        blocks = [{"type": "text", "text": message["content"]}] if message["content"].strip() else []
+        blocks += [
+            {"type": "tool_use", "id": call["id"], "name": call["name"], "input": call["arguments"]}
+            for call in message["tool_calls"]
+        ]
+        return {"role": "assistant", "content": blocks}
+    return {"role": message["role"], "content": message["content"]}
+
+
+def _blocks(content: str | list[dict]) -> list[dict]:
+    return [{"type": "text", "text": content}] if isinstance(content, str) else content
+
+
 def _conversation(messages: list[dict]) -> list[dict]:
     """User/assistant turns, consecutive same-role messages merged as Anthropic expects."""
     turns: list[dict] = []
     for message in messages:
         if message["role"] == "system":
             continue
-        if turns and turns[-1]["role"] == message["role"]:
-            turns[-1]["content"] += "\n\n" + message["content"]
+        turn = _turn(message)
+        if not (turns and turns[-1]["role"] == turn["role"]):
+            turns.append(turn)
+        elif isinstance(turns[-1]["content"], str) and isinstance(turn["content"], str):
+            turns[-1]["content"] += "\n\n" + turn["content"]
         else:
-            turns.append({"role": message["role"], "content": message["content"]})
+            turns[-1]["content"] = _blocks(turns[-1]["content"]) + _blocks(turn["content"])
     return turns
 
 
-def _request_kwargs(config: ProviderConfig, messages: list[dict], max_tokens: int, temperature: float | None) -> dict:
+def _tool_param(tool: dict) -> dict:
+    spec = {"name": tool["name"], "input_schema": tool["parameters"]}
+    if tool.get("description"):
+        spec["description"] = tool["description"]
+    return spec
+
+
+def _tool_choice_param(tool_choice: str | dict) -> dict:
+    if isinstance(tool_choice, dict):
+        return {"type": "tool", "name": tool_choice["name"]}
+    return {"type": {"required": "any"}.get(tool_choice, tool_choice)}
+
+
+def _tools_kwargs(
+    tools: list[dict] | None, tool_choice: str | dict | None, response_format: dict | None, prompt_caching: bool
+) -> dict:
+    """The tools and tool_choice parameters; a response format is a tool the model must call. With prompt
+    caching, the tool list, which leads the prompt and rarely changes, is cached up to its last tool."""
+    if response_format is not None:
+        tools = [{"name": RESPONSE_TOOL, "description": "Give the reply in this structure.",
+                  "parameters": response_format}]
+        tool_choice = {"name": RESPONSE_TOOL}
+    kwargs: dict[str, Any] = {}
+    if tools:
+        kwargs["tools"] = [_tool_param(tool) for tool in tools]
+        if prompt_caching:
+            kwargs["tools"][-1]["cache_control"] = {"type": "ephemeral"}
+    if tool_choice is not None:
+        kwargs["tool_choice"] = _tool_choice_param(tool_choice)
+    return kwargs
+
+
+def _request_kwargs(
+    config: ProviderConfig,
+    messages: list[dict],
+    max_tokens: int,
+    temperature: float | None,
+    tools: list[dict] | None = None,
+    tool_choice: str | dict | None = None,
+    response_format: dict | None = None,
+) -> dict:
     kwargs: dict[str, Any] = {"model": config.model, "max_tokens": max_tokens, "messages": _conversation(messages)}
+    kwargs.update(_tools_kwargs(tools, tool_choice, response_format, config.prompt_caching))
     system = _system_param([m["content"] for m in messages if m["role"] == "system"], config.prompt_caching)
     if system is not None:
         kwargs["system"] = system
@@ -103,10 +181,18 @@ def _provider_error(error: anthropic.AnthropicError, config: ProviderConfig) -> 
 
 
 def chat_anthropic(
-    config: ProviderConfig, messages: list[dict], max_tokens: int, temperature: float | None = None
+    config: ProviderConfig,
+    messages: list[dict],
+    max_tokens: int,
+    temperature: float | None = None,
+    *,
+    tools: list[dict] | None = None,
+    tool_choice: str | dict | None = None,
+    response_format: dict | None = None,
 ) -> ChatResult:
-    """One Messages API call (no retries); SDK and parsing failures raise ProviderError."""
-    kwargs = _request_kwargs(config, messages, max_tokens, temperature)
+    """One Messages API call (no retries); SDK and parsing failures raise ProviderError. With a
+    ``response_format``, the content is the JSON text of the forced tool's input."""
+    kwargs = _request_kwargs(config, messages, max_tokens, temperature, tools, tool_choice, response_format)
     started = time.perf_counter()
     try:
         response = _client(config).messages.create(**kwargs)
@@ -119,6 +205,15 @@ def chat_anthropic(
     if not isinstance(content_blocks, list):
         raise ProviderError("malformed", "Anthropic response has no content blocks")
     content = "".join(block.text for block in content_blocks if getattr(block, "type", None) == "text")
+    calls = [
+        tool_call(block.id, block.name, block.input)
+        for block in content_blocks
+        if getattr(block, "type", None) == "tool_use"
+    ]
+    if response_format is not None:
+        answer = [call for call in calls if call["name"] == RESPONSE_TOOL]
+        content = json.dumps(answer[0]["arguments"]) if answer else content
+        calls = [call for call in calls if call["name"] != RESPONSE_TOOL]
     reported = getattr(response, "usage", None)
     usage = from_anthropic(reported) if reported is not None else estimate_usage(messages, content, config.model)
     return ChatResult(
@@ -128,4 +223,59 @@ def chat_anthropic(
         latency_ms=latency_ms,
         attempts=1,
         usage_reported=reported is not None,
+        tool_calls=calls,
     )
+
+
+def stream_anthropic(
+    config: ProviderConfig,
+    messages: list[dict],
+    max_tokens: int,
+    temperature: float | None = None,
+    *,
+    tools: list[dict] | None = None,
+    tool_choice: str | dict | None = None,
+    response_format: dict | None = None,
+) -> ChatStream:
+    """Open a streamed Messages API call through the SDK (no retries): failures before the first event
+    raise ProviderError here, later ones while the stream is read. With a ``response_format``, the
+    forced tool's input streams as the text."""
+    kwargs = _request_kwargs(config, messages, max_tokens, temperature, tools, tool_choice, response_format)
+    try:
+        events = _client(config).messages.create(**kwargs, stream=True)
+    except anthropic.AnthropicError as error:
+        raise _provider_error(error, config) from None
+    progress = StreamProgress(model=config.model)
+    return ChatStream(_stream_chunks(events, progress, config), progress, messages, tools, events.close)
+
+
+def _stream_chunks(events: Any, progress: StreamProgress, config: ProviderConfig) -> Iterator[str]:
+    """The text of Anthropic's stream events; the usage of message_start (prompt and cache tokens) and
+    message_delta (output tokens) and the tool calls go to ``progress``."""
+    answers: set[int] = set()  # the blocks of the forced response tool, streamed as text
+    try:
+        for event in events:
+            kind = event.type
+            if kind == "message_start":
+                progress.model = event.message.model or progress.model
+                if event.message.usage is not None:
+                    progress.reported_input = from_anthropic(event.message.usage)
+            elif kind == "content_block_start" and event.content_block.type == "tool_use":
+                block = event.content_block
+                if block.name == RESPONSE_TOOL:
+                    answers.add(event.index)
+                else:
+                    progress.add_tool_fragment(event.index, block.id, block.name, None)
+            elif kind == "content_block_delta" and event.delta.type == "text_delta":
+                yield event.delta.text
+            elif kind == "content_block_delta" and event.delta.type == "input_json_delta":
+                if event.index in answers:
+                    yield event.delta.partial_json
+                else:
+                    progress.add_tool_fragment(event.index, None, None, event.delta.partial_json)
+            elif kind == "message_delta" and event.usage is not None:
+                progress.reported_output = event.usage.output_tokens
+    except anthropic.AnthropicError as error:
+        raise _provider_error(error, config) from None
+    except (_HTTP_ERROR, OSError, ValueError) as error:
+        raise ProviderError("connection", f"the stream from Anthropic broke: {error}", secret=config.api_key) from None

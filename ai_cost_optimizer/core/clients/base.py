@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import email.utils
+import json
 import random
 import socket
 import ssl
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from ..tokens import count_message_tokens, count_text_tokens
@@ -54,7 +55,8 @@ class ChatResult:
 
     ``latency_ms`` is the provider's response time for the successful attempt; ``attempts``
     counts every attempt made. ``usage_reported`` is False when the provider sent no usage and
-    ``usage`` is an offline estimate.
+    ``usage`` is an offline estimate. ``tool_calls`` are the model's calls of the offered tools, in
+    one shape for every provider: ``{'id', 'name', 'arguments': dict}``.
     """
 
     content: str
@@ -63,6 +65,7 @@ class ChatResult:
     latency_ms: float
     attempts: int
     usage_reported: bool
+    tool_calls: list[dict] = field(default_factory=list)
 
 
 def estimate_usage(messages: list[dict], content: str, model: str) -> Usage:
@@ -71,6 +74,128 @@ def estimate_usage(messages: list[dict], content: str, model: str) -> Usage:
         input_tokens=count_message_tokens(messages, model).tokens,
         output_tokens=count_text_tokens(content, model).tokens,
     )
+
+
+def tools_tokens(tools: list[dict] | None, model: str) -> int:
+    """Tokens of tool definitions: the provider puts them in the prompt, so they are billed as input."""
+    return count_text_tokens(json.dumps(tools, sort_keys=True), model).tokens if tools else 0
+
+
+def tool_call(call_id: str | None, name: str | None, arguments: str | dict | None) -> dict:
+    """One tool call in the gateway's shape, ``arguments`` parsed from the JSON text the wire carries.
+
+    Raises ProviderError (malformed) when the arguments are not a JSON object: the answer is unusable."""
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except ValueError:
+            raise ProviderError("malformed", f"the arguments of the call of tool {name!r} are not JSON") from None
+    if not isinstance(arguments, dict) or not name:
+        raise ProviderError("malformed", f"the call of tool {name!r} has no name or no JSON object as arguments")
+    return {"id": call_id or "", "name": name, "arguments": arguments}
+
+
+@dataclass
+class StreamProgress:
+    """What a streamed answer has delivered so far, updated as its events are read.
+
+    The provider's usage is kept as it comes: the prompt side (Anthropic's message_start, with its cache
+    tokens) and the output tokens (Anthropic's message_delta), or both at once (OpenAI's last chunk).
+    Tool calls are assembled from their fragments, by position."""
+
+    model: str
+    chunks: list[str] = field(default_factory=list)
+    reported_input: Usage | None = None
+    reported_output: int | None = None
+    tool_parts: dict[int, dict] = field(default_factory=dict)
+    complete: bool = False
+
+    def add_tool_fragment(self, index: int, call_id: str | None, name: str | None, arguments: str | None) -> None:
+        part = self.tool_parts.setdefault(index, {"id": None, "name": None, "arguments": ""})
+        part["id"] = part["id"] or call_id
+        part["name"] = part["name"] or name
+        part["arguments"] += arguments or ""
+
+
+class ChatStream:
+    """A streamed answer: iterate it for its text chunks, then ask ``result()`` for the ChatResult.
+
+    ``chunks`` is the provider's event reader, a generator that yields text and fills ``progress``; it
+    raises ProviderError when the stream breaks. ``close()`` stops reading (the connection is dropped).
+    The result of a stream that ended early, broken or closed, holds what came: the provider's usage
+    where it was reported, the rest counted with tiktoken from the request and the text received
+    (``usage_reported`` False)."""
+
+    def __init__(
+        self,
+        chunks: Iterator[str],
+        progress: StreamProgress,
+        messages: list[dict],
+        tools: list[dict] | None,
+        close: Callable[[], None],
+    ) -> None:
+        self.progress = progress
+        self._chunks = chunks
+        self._messages = messages
+        self._tools = tools
+        self._close = close
+        self._started = time.perf_counter()
+        self.first_chunk_ms: float | None = None
+        self.latency_ms = 0.0
+        self.attempts = 1
+
+    def __iter__(self) -> ChatStream:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            chunk = next(self._chunks)
+        except StopIteration:
+            self.progress.complete = True
+            self._stop_clock()
+            raise
+        except ProviderError:
+            self._stop_clock()
+            raise
+        if self.first_chunk_ms is None:
+            self.first_chunk_ms = (time.perf_counter() - self._started) * 1000
+        self.progress.chunks.append(chunk)
+        return chunk
+
+    def _stop_clock(self) -> None:
+        self.latency_ms = (time.perf_counter() - self._started) * 1000
+
+    def close(self) -> None:
+        """Stop reading and drop the connection; the result keeps what came."""
+        if not self.latency_ms:
+            self._stop_clock()
+        self._close()
+
+    def result(self, parse_tools: bool = True) -> ChatResult:
+        """The answer as it came. ``parse_tools`` False skips the tool calls (a broken stream's may be cut)."""
+        progress = self.progress
+        content = "".join(progress.chunks)
+        tool_calls = [
+            tool_call(part["id"], part["name"], part["arguments"])
+            for _index, part in sorted(progress.tool_parts.items())
+        ] if parse_tools else []
+        model = progress.model
+        received = content + "".join(str(part["name"]) + part["arguments"] for part in progress.tool_parts.values())
+        usage = progress.reported_input or Usage(
+            input_tokens=count_message_tokens(self._messages, model).tokens + tools_tokens(self._tools, model)
+        )
+        output = progress.reported_output
+        if output is None:
+            output = count_text_tokens(received, model).tokens
+        return ChatResult(
+            content=content,
+            usage=Usage(usage.input_tokens, output, usage.cache_read_tokens, usage.cache_write_tokens),
+            model=model,
+            latency_ms=self.latency_ms,
+            attempts=self.attempts,
+            usage_reported=progress.reported_input is not None and progress.reported_output is not None,
+            tool_calls=tool_calls,
+        )
 
 
 def redact(text: str, secret: str | None) -> str:
@@ -212,7 +337,7 @@ def retry_delay(error: ProviderError, attempt: int, config: ProviderConfig) -> f
 
 
 def call_with_retries(
-    fn: Callable[[], ChatResult],
+    fn: Callable[[], ChatResult | ChatStream],
     config: ProviderConfig,
     sleep: Callable[[float], None] = time.sleep,
     on_attempt_failed: Callable[[ProviderError], None] | None = None,

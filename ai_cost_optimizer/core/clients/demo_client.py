@@ -10,7 +10,7 @@ import time
 
 from ..tokens import count_message_tokens, count_text_tokens
 from ..usage import Usage
-from .base import ChatResult, ProviderConfig
+from .base import ChatResult, ProviderConfig, ProviderError
 
 _QUOTE_CHARS = 80
 
@@ -44,9 +44,19 @@ def demo_answer(messages: list[dict], model: str, max_tokens: int) -> str:
 
 
 def chat_demo(
-    config: ProviderConfig, messages: list[dict], max_tokens: int, temperature: float | None = None
+    config: ProviderConfig,
+    messages: list[dict],
+    max_tokens: int,
+    temperature: float | None = None,
+    *,
+    tools: list[dict] | None = None,
+    tool_choice: str | dict | None = None,
+    response_format: dict | None = None,
 ) -> ChatResult:
-    """One demo call: an answer built locally, with its tokens counted as the provider's usage."""
+    """One demo call: an answer built locally, with its tokens counted as the provider's usage. It answers
+    text only: a request with tools or a reply schema is refused as a provider would refuse it."""
+    if tools or response_format:
+        raise ProviderError("invalid_request", "the demo model answers text only, without tools or a reply schema")
     started = time.perf_counter()
     content = demo_answer(messages, config.model, max_tokens)
     usage = Usage(

@@ -6,20 +6,27 @@ and vLLM: ``base_url`` is the API root ending in ``/v1`` (e.g. ``https://api.ope
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import requests
 
-from ..usage import from_openai
+from ..tokens import count_text_tokens
+from ..usage import Usage, from_openai
 from .base import (
     ChatResult,
+    ChatStream,
     ProviderConfig,
     ProviderError,
+    StreamProgress,
     connection_error,
     estimate_usage,
     status_error,
     timeout_error,
+    tool_call,
 )
 
 # One session per process: keep-alive connections are reused across calls (and threads; the
@@ -31,18 +38,54 @@ for _scheme in ("http://", "https://"):
     _session.mount(_scheme, requests.adapters.HTTPAdapter(pool_connections=16, pool_maxsize=POOL_SIZE))
 
 
-def _endpoint(base_url: str) -> str:
-    return base_url.rstrip("/") + "/chat/completions"
+def _wire_message(message: dict) -> dict:
+    """A gateway message in the chat completions format: tool calls carry their arguments as JSON text."""
+    wire: dict[str, Any] = {"role": message["role"], "content": message["content"]}
+    if message.get("tool_calls"):
+        wire["content"] = message["content"] or None
+        wire["tool_calls"] = [
+            {"id": call["id"], "type": "function",
+             "function": {"name": call["name"], "arguments": json.dumps(call["arguments"])}}
+            for call in message["tool_calls"]
+        ]
+    if message["role"] == "tool":
+        wire["tool_call_id"] = message["tool_call_id"]
+    return wire
 
 
-def _payload(config: ProviderConfig, messages: list[dict], max_tokens: int, temperature: float | None) -> dict:
+def _tool_param(tool: dict) -> dict:
+    function = {"name": tool["name"], "parameters": tool["parameters"]}
+    if tool.get("description"):
+        function["description"] = tool["description"]
+    return {"type": "function", "function": function}
+
+
+def _payload(
+    config: ProviderConfig,
+    messages: list[dict],
+    max_tokens: int,
+    temperature: float | None,
+    tools: list[dict] | None = None,
+    tool_choice: str | dict | None = None,
+    response_format: dict | None = None,
+) -> dict:
     payload: dict[str, Any] = {
         "model": config.model,
-        "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+        "messages": [_wire_message(m) for m in messages],
         "max_tokens": max_tokens,
     }
     if temperature is not None:
         payload["temperature"] = temperature
+    if tools:
+        payload["tools"] = [_tool_param(tool) for tool in tools]
+    if tool_choice is not None:
+        payload["tool_choice"] = (
+            {"type": "function", "function": {"name": tool_choice["name"]}}
+            if isinstance(tool_choice, dict) else tool_choice
+        )
+    if response_format is not None:
+        schema = {"name": "response", "schema": response_format}
+        payload["response_format"] = {"type": "json_schema", "json_schema": schema}
     return payload
 
 
@@ -51,11 +94,17 @@ def _headers(config: ProviderConfig) -> dict[str, str]:
     return {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
 
 
-def _post(config: ProviderConfig, payload: dict) -> requests.Response:
+def _post(
+    config: ProviderConfig, payload: dict, path: str = "/chat/completions", stream: bool = False
+) -> requests.Response:
     """POST the request, translating transport failures (timeout checked before its parent)."""
     try:
         return _session.post(
-            _endpoint(config.base_url), json=payload, headers=_headers(config), timeout=config.timeout
+            config.base_url.rstrip("/") + path,
+            json=payload,
+            headers=_headers(config),
+            timeout=config.timeout,
+            stream=stream,
         )
     except requests.Timeout:
         raise timeout_error(config.base_url, config.timeout) from None
@@ -97,28 +146,44 @@ def _json_body(response: requests.Response, config: ProviderConfig) -> dict:
     return body
 
 
-def _reply_text(body: dict) -> str:
+def _reply_message(body: dict) -> dict:
     choices = body.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise ProviderError("malformed", "response has no choices")
     message = choices[0].get("message")
     if not isinstance(message, dict):
         raise ProviderError("malformed", "response choice has no message")
-    # content is null for refusals and tool calls: an empty reply, not a broken response.
-    return message.get("content") or ""
+    return message
+
+
+def _tool_calls(message: dict) -> list[dict]:
+    calls = message.get("tool_calls") or []
+    if not isinstance(calls, list):
+        raise ProviderError("malformed", "tool_calls is not a list")
+    functions = [(call.get("id"), call.get("function") or {}) for call in calls if isinstance(call, dict)]
+    return [tool_call(call_id, function.get("name"), function.get("arguments")) for call_id, function in functions]
 
 
 def chat_openai_compatible(
-    config: ProviderConfig, messages: list[dict], max_tokens: int, temperature: float | None = None
+    config: ProviderConfig,
+    messages: list[dict],
+    max_tokens: int,
+    temperature: float | None = None,
+    *,
+    tools: list[dict] | None = None,
+    tool_choice: str | dict | None = None,
+    response_format: dict | None = None,
 ) -> ChatResult:
     """One chat completion (no retries); transport, HTTP and parsing failures raise ProviderError."""
     started = time.perf_counter()
-    response = _post(config, _payload(config, messages, max_tokens, temperature))
+    response = _post(config, _payload(config, messages, max_tokens, temperature, tools, tool_choice, response_format))
     if response.status_code >= 400:
         raise status_error(response.status_code, _error_detail(response), response.headers, config)
     body = _json_body(response, config)
     latency_ms = (time.perf_counter() - started) * 1000
-    content = _reply_text(body)
+    message = _reply_message(body)
+    # content is null for refusals and tool calls: an empty reply, not a broken response.
+    content = message.get("content") or ""
     reported = body.get("usage")
     usage_reported = isinstance(reported, dict)
     return ChatResult(
@@ -126,6 +191,104 @@ def chat_openai_compatible(
         usage=from_openai(reported) if usage_reported else estimate_usage(messages, content, config.model),
         model=body.get("model") or config.model,
         latency_ms=latency_ms,
+        attempts=1,
+        usage_reported=usage_reported,
+        tool_calls=_tool_calls(message),
+    )
+
+
+def stream_openai_compatible(
+    config: ProviderConfig,
+    messages: list[dict],
+    max_tokens: int,
+    temperature: float | None = None,
+    *,
+    tools: list[dict] | None = None,
+    tool_choice: str | dict | None = None,
+    response_format: dict | None = None,
+) -> ChatStream:
+    """Open a streamed chat completion (no retries): ``stream: true``, the usage asked for in a last chunk
+    (``stream_options.include_usage``). HTTP errors raise ProviderError here, a broken stream while it is read."""
+    payload = _payload(config, messages, max_tokens, temperature, tools, tool_choice, response_format)
+    payload.update(stream=True, stream_options={"include_usage": True})
+    response = _post(config, payload, stream=True)
+    if response.status_code >= 400:
+        raise status_error(response.status_code, _error_detail(response), response.headers, config)
+    progress = StreamProgress(model=config.model)
+    return ChatStream(_stream_chunks(response, progress, config), progress, messages, tools, response.close)
+
+
+def _stream_chunks(response: requests.Response, progress: StreamProgress, config: ProviderConfig) -> Iterator[str]:
+    """The text of the server-sent chunks until ``data: [DONE]``; the usage of the last chunk and the
+    tool call fragments go to ``progress``."""
+    try:
+        for line in response.iter_lines(decode_unicode=True):
+            if not line or not line.startswith("data:"):
+                continue
+            data = line[len("data:"):].strip()
+            if data == "[DONE]":
+                return
+            chunk = json.loads(data)
+            if not isinstance(chunk, dict):
+                raise ValueError("a chunk is not a JSON object")
+            progress.model = chunk.get("model") or progress.model
+            if isinstance(chunk.get("usage"), dict):
+                usage = from_openai(chunk["usage"])
+                progress.reported_input = usage
+                progress.reported_output = usage.output_tokens
+            for choice in chunk.get("choices") or []:
+                delta = choice.get("delta") or {}
+                for call in delta.get("tool_calls") or []:
+                    function = call.get("function") or {}
+                    progress.add_tool_fragment(call.get("index", 0), call.get("id"), function.get("name"),
+                                               function.get("arguments"))
+                if delta.get("content"):
+                    yield delta["content"]
+    except requests.RequestException as error:
+        raise ProviderError("connection", f"the stream from {config.base_url} broke: {error}",
+                            secret=config.api_key) from None
+    except (ValueError, AttributeError, TypeError) as error:
+        raise ProviderError("malformed", f"unreadable stream chunk: {error}", secret=config.api_key) from None
+
+
+@dataclass
+class EmbeddingResult:
+    """The vectors of a batch of texts, in their order, and the tokens the provider counted."""
+
+    vectors: list[list[float]]
+    usage: Usage
+    model: str
+    latency_ms: float
+    attempts: int
+    usage_reported: bool
+
+
+def embed_openai_compatible(config: ProviderConfig, texts: list[str]) -> EmbeddingResult:
+    """One ``/embeddings`` request for ``texts`` (no retries); failures raise ProviderError."""
+    started = time.perf_counter()
+    response = _post(config, {"model": config.model, "input": texts}, path="/embeddings")
+    if response.status_code >= 400:
+        raise status_error(response.status_code, _error_detail(response), response.headers, config)
+    body = _json_body(response, config)
+    data = body.get("data")
+    if not isinstance(data, list) or len(data) != len(texts):
+        raise ProviderError("malformed", "the embeddings response has not one vector per text")
+    try:
+        vectors = [[float(value) for value in item["embedding"]] for item in sorted(data, key=lambda i: i["index"])]
+    except (KeyError, TypeError, ValueError):
+        raise ProviderError("malformed", "the embeddings response holds an unreadable vector") from None
+    reported = body.get("usage")
+    usage_reported = isinstance(reported, dict)
+    tokens = (
+        int(reported.get("prompt_tokens") or 0)
+        if usage_reported
+        else sum(count_text_tokens(text, config.model).tokens for text in texts)
+    )
+    return EmbeddingResult(
+        vectors=vectors,
+        usage=Usage(input_tokens=tokens),
+        model=body.get("model") or config.model,
+        latency_ms=(time.perf_counter() - started) * 1000,
         attempts=1,
         usage_reported=usage_reported,
     )
