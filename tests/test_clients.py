@@ -190,6 +190,16 @@ def test_connection_refused(config, sleeps):
         chat(config, MESSAGES, sleep=sleeps)
     assert (caught.value.kind, caught.value.attempts, caught.value.status) == ("connection", 2, None)
     assert config.api_key not in str(caught.value)
+    # One sentence naming the address and the cause, without the HTTP library's internals.
+    assert str(caught.value) == f"Could not connect to {url} (connection refused) after 2 attempts."
+    assert_no_library_internals(str(caught.value))
+
+
+def test_unknown_host(config, sleeps):
+    config = dataclasses.replace(config, base_url="http://no-such-host.invalid/v1", max_retries=0)
+    with pytest.raises(ProviderError) as caught:
+        chat(config, MESSAGES, sleep=sleeps)
+    assert str(caught.value) == "Could not connect to http://no-such-host.invalid/v1 (host name not found)."
 
 
 def test_timeout(server, config, sleeps):
@@ -198,6 +208,52 @@ def test_timeout(server, config, sleeps):
     with pytest.raises(ProviderError) as caught:
         chat(config, MESSAGES, sleep=sleeps)
     assert (caught.value.kind, caught.value.attempts) == ("timeout", 1)
+    assert str(caught.value) == f"No answer from {config.base_url} within 0.2 s."
+    assert_no_library_internals(str(caught.value))
+
+
+def assert_no_library_internals(message: str) -> None:
+    for internal in ("0x", "urllib3", "HTTPConnectionPool", "httpx", "httpcore", "Error("):
+        assert internal not in message, message
+
+
+# -- providers without a key, and the demo model -----------------------------------------------
+
+
+def test_openai_compatible_without_key_sends_no_authorization(server, openai_config):
+    server.set_key_required(False)  # as Ollama or a local vLLM
+    result = chat(dataclasses.replace(openai_config, api_key=""), MESSAGES)
+    assert result.content == DEFAULT_REPLY
+    assert "authorization" not in server.requests[-1]["headers"]
+
+
+def test_openai_compatible_with_key_sends_it(server, openai_config):
+    chat(openai_config, MESSAGES)
+    assert server.requests[-1]["headers"]["authorization"] == "***"  # masked by the fake's record
+
+
+def test_demo_model_answers_locally_with_counted_usage():
+    config = ProviderConfig(kind="demo", base_url="", api_key="", model="gpt-4o-mini")
+    result = chat(config, MESSAGES, max_tokens=200)
+    assert result.content.startswith("Demo answer") and QUESTION in result.content
+    assert result.usage == Usage(
+        count_message_tokens(MESSAGES, "gpt-4o-mini").tokens, count_text_tokens(result.content, "gpt-4o-mini").tokens
+    )
+    assert (result.model, result.attempts, result.usage_reported) == ("gpt-4o-mini", 1, True)
+
+
+def test_demo_model_refuses_tools_and_reply_schemas():
+    config = ProviderConfig(kind="demo", base_url="", api_key="", model="gpt-4o-mini")
+    with pytest.raises(ProviderError) as caught:
+        chat(config, MESSAGES, tools=[{"name": "lookup", "description": "", "parameters": {"type": "object"}}])
+    assert (caught.value.kind, caught.value.attempts) == ("invalid_request", 1)
+
+
+def test_demo_model_stops_at_max_tokens():
+    config = ProviderConfig(kind="demo", base_url="", api_key="", model="gpt-4o-mini")
+    result = chat(config, MESSAGES, max_tokens=8)
+    assert 0 < result.usage.output_tokens <= 8
+    assert result.content.startswith("Demo answer")
 
 
 def test_malformed_json(server, config, sleeps):

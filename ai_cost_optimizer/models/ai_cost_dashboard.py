@@ -33,6 +33,13 @@ def period_bounds(period, today):
     raise UserError(f"Unknown dashboard period {period!r}: use one of {', '.join(PERIODS)}.")
 
 
+def same_days_last_month(today):
+    """(first day, last day) of last month's days matching this month's so far: on the 3rd, days 1 to 3
+    of last month; on the 31st after a 30-day month, all of it."""
+    last_of_previous = today.replace(day=1) - timedelta(days=1)
+    return last_of_previous.replace(day=1), last_of_previous.replace(day=min(today.day, last_of_previous.day))
+
+
 def month_forecast(spent, today):
     """Linear forecast of a month's spend from what was spent by `today` (included)."""
     days_in_month = calendar.monthrange(today.year, today.month)[1]
@@ -85,19 +92,26 @@ class AiCostDashboard(models.AbstractModel):
             raise UserError(self.env._("You do not have access to all of the requested companies."))
         return companies
 
-    def _kpis(self, Report, company_domain, totals, today):
+    def _month_costs(self, Report, company_domain, today):
+        """This month's cost so far, last month's, and last month's over the same days (the fair comparison
+        early in a month), from one scan of the per-day rollup."""
         first_of_month = today.replace(day=1)
-        first_of_last = (first_of_month - timedelta(days=1)).replace(day=1)
+        first_of_last, last_same_day = same_days_last_month(today)
         by_day = Report._grouped_sums(
             company_domain + [("day", ">=", first_of_last), ("day", "<=", today)], [("day",)], ["cost_usd"]
         )[("day",)]
-        this_month = sum((cost for day, cost in by_day if day >= first_of_month), 0.0)
-        last_month = sum((cost for day, cost in by_day if day < first_of_month), 0.0)
+        return {
+            "cost_this_month": sum((cost for day, cost in by_day if day >= first_of_month), 0.0),
+            "cost_last_month": sum((cost for day, cost in by_day if day < first_of_month), 0.0),
+            "cost_last_month_same_days": sum((cost for day, cost in by_day if day <= last_same_day), 0.0),
+        }
+
+    def _kpis(self, Report, company_domain, totals, today):
+        months = self._month_costs(Report, company_domain, today)
         (cost, calls, savings, hits, waste, waste_count, unknown, _latency), = totals
         return {
-            "cost_this_month": this_month,
-            "cost_last_month": last_month,
-            "forecast_month": month_forecast(this_month, today),
+            **months,
+            "forecast_month": month_forecast(months["cost_this_month"], today),
             "cost": cost or 0.0,
             "calls": calls or 0,
             "savings": savings or 0.0,
@@ -164,18 +178,10 @@ class AiCostDashboard(models.AbstractModel):
                 "calls": row["calls"],
                 "avg_latency_ms": row["latency"] / row["ok"] if row["ok"] else 0.0,
                 "error_rate": row["errors"] / row["calls"] if row["calls"] else 0.0,
-                "quality": self._provider_quality(provider),
+                # The configured quality blended with the rated answers (0-100), as the optimizer ranks it.
+                "quality": round(provider.effective_quality, 1) if provider else 0.0,
             })
         return result
-
-    @staticmethod
-    def _provider_quality(provider):
-        if not provider:
-            return 0
-        for name in ("effective_quality_score", "quality_score"):
-            if name in provider._fields:
-                return provider[name]
-        return 0
 
     def _budgets(self, companies):
         """Budget progress bars, when budgets are installed (ai.cost.budget)."""

@@ -5,6 +5,7 @@ from datetime import datetime, time, timedelta
 
 from odoo import Command, api, fields, models
 
+from ..core import budget as budget_math
 from ..core import pricing
 from ..core import recommendation as ranking_rules
 from ..core.periods import report_period_bounds
@@ -13,37 +14,61 @@ from ..core.waste import ADVICE, RULES
 from .ai_token_analytics import PERIOD_TYPES
 from .ai_token_waste_finding import RULE_LABELS
 
-# operation: (task type, weight, prompt tokens (mean), answer tokens (mean), about a record?)
+# operation: (task type, weight, prompt tokens (mean), answer tokens (mean), about a record?). Prompts carry
+# what real assistants send: retrieved documents, e-mail threads, the lead's history.
 OPERATIONS = {
-    "lead_qualification": ("classify", 20, 900, 60, "lead"),
-    "lead_summary": ("summarize", 14, 3500, 300, "lead"),
-    "email_draft": ("chat", 18, 1200, 450, "partner"),
-    "ticket_triage": ("classify", 12, 700, 40, "partner"),
-    "invoice_extraction": ("extract", 9, 2600, 250, "partner"),
-    "product_description": ("chat", 7, 500, 600, None),
-    "translation": ("translate", 8, 800, 850, "partner"),
-    "chatbot": ("chat", 12, 2200, 350, None),
+    "lead_qualification": ("classify", 20, 1500, 60, "lead"),
+    "lead_summary": ("summarize", 14, 12000, 600, "lead"),
+    "email_draft": ("chat", 18, 6000, 700, "partner"),
+    "ticket_triage": ("classify", 12, 1200, 40, "partner"),
+    "invoice_extraction": ("extract", 9, 8000, 400, "partner"),
+    "product_description": ("chat", 7, 1500, 700, None),
+    "translation": ("translate", 8, 2000, 2000, "partner"),
+    "chatbot": ("chat", 12, 16000, 500, None),
 }
 # Which providers serve an operation, by demo provider xml id and weight.
 PROVIDER_MIX = {
-    "classify": {"demo_provider_gpt4o_mini": 5, "demo_provider_claude_haiku": 3, "demo_provider_ollama": 2,
-                 "demo_provider_claude_sonnet": 1},
-    "summarize": {"demo_provider_claude_haiku": 4, "demo_provider_claude_sonnet": 3, "demo_provider_gemini_flash": 3},
-    "chat": {"demo_provider_claude_sonnet": 3, "demo_provider_gpt4o_mini": 4, "demo_provider_deepseek": 3},
-    "extract": {"demo_provider_gemini_flash": 4, "demo_provider_claude_haiku": 3, "demo_provider_deepseek": 2},
-    "translate": {"demo_provider_deepseek": 4, "demo_provider_gpt4o_mini": 3, "demo_provider_ollama": 2},
+    "classify": {"demo_provider_gpt4o_mini": 4, "demo_provider_claude_haiku": 3, "demo_provider_claude_sonnet": 2,
+                 "demo_provider_ollama": 1, "demo_provider_gemini_flash": 1},
+    "summarize": {"demo_provider_claude_haiku": 2, "demo_provider_claude_sonnet": 6, "demo_provider_gemini_flash": 1},
+    "chat": {"demo_provider_claude_sonnet": 5, "demo_provider_gpt4o": 5, "demo_provider_gpt4o_mini": 1},
+    "extract": {"demo_provider_gemini_flash": 1, "demo_provider_claude_haiku": 2, "demo_provider_gpt4o": 4},
+    "translate": {"demo_provider_deepseek": 3, "demo_provider_gpt4o": 3, "demo_provider_gpt4o_mini": 2,
+                  "demo_provider_ollama": 1},
 }
 # The rated quality of the demo providers' answers (mean of a user's 0-100 rating).
 QUALITY = {"demo_provider_claude_haiku": 78, "demo_provider_claude_sonnet": 90, "demo_provider_gpt4o_mini": 76,
-           "demo_provider_gemini_flash": 74, "demo_provider_deepseek": 80, "demo_provider_ollama": 58}
+           "demo_provider_gpt4o": 86, "demo_provider_gemini_flash": 74, "demo_provider_deepseek": 80,
+           "demo_provider_ollama": 58}
 LATENCY_MS = {"demo_provider_claude_haiku": 900, "demo_provider_claude_sonnet": 2400, "demo_provider_gpt4o_mini": 1100,
-              "demo_provider_gemini_flash": 800, "demo_provider_deepseek": 1800, "demo_provider_ollama": 3000}
+              "demo_provider_gpt4o": 1600, "demo_provider_gemini_flash": 800, "demo_provider_deepseek": 1800,
+              "demo_provider_ollama": 3000}
 WASTE_RULES = ["duplicate_query", "redundant_context", "oversized_context", "wrong_model", "unnecessary_history",
                "missed_cache"]
-USERS = ["demo_user_alice", "demo_user_bruno", "demo_user_chen", "demo_user_dina", "demo_user_emil"]
-CALLS_PER_WEEKDAY = 160
-BATCH = 2000
-
+# The company's teams: the operations each one runs, and its people (the first ones are in the demo data, with
+# Dina Haddad, AI Cost manager, leading operations). Every person calls at a pace of their own.
+TEAMS = {
+    "sales": (("lead_qualification", "lead_summary", "email_draft"), [
+        "demo_user_alice", "Lucas Moreau", "Sofia Rossi", "Jonas Weber", "Amara Okafor", "Mateo Garcia",
+        "Hanna Lindqvist", "Omar Farouk", "Julia Nowak", "Ravi Patel", "Elena Petrova", "Tom Becker",
+    ]),
+    "support": (("ticket_triage", "chatbot", "email_draft", "translation"), [
+        "demo_user_bruno", "Chloe Dubois", "Ines Santos", "Kenji Sato", "Fatima Zahra", "Liam O'Brien",
+        "Nora Jansen", "Pavel Horak", "Sara Lind", "Yusuf Demir",
+    ]),
+    "finance": (("invoice_extraction",), ["demo_user_chen", "Marta Kowalski", "Pierre Laurent", "Aisha Bello"]),
+    "marketing": (("product_description", "translation", "email_draft"), [
+        "demo_user_emil", "Lea Fischer", "Diego Alvarez", "Mia Costa", "Noah Schmidt",
+    ]),
+    "operations": (("lead_summary", "invoice_extraction", "chatbot"), [
+        "demo_user_dina", "Viktor Ivanov", "Grace Kim", "Samuel Mensah",
+    ]),
+}
+# The A/B experiment on summaries: started this many days ago, its arms' providers.
+EXPERIMENT_DAYS = 30
+EXPERIMENT_ARMS = (("A", "demo_provider_claude_haiku"), ("B", "demo_provider_gpt4o_mini"))
+CALLS_PER_WEEKDAY = 1200
+BATCH = 5000
 
 class AiCostDemo(models.AbstractModel):
     """Generates the demo ledger: realistic usage over several providers, operations, users and records,
@@ -54,33 +79,89 @@ class AiCostDemo(models.AbstractModel):
 
     @api.model
     def generate(self, days=90, seed=0):
-        """Write `days` days of usage rows (deterministic for a `seed`; their rollups follow them in create())."""
+        """Write `days` days of usage rows up to now (deterministic for a `seed`; their rollups follow them in
+        create()), then what follows from them: budgets, recommendations, waste findings, analytics periods."""
         rng = random.Random(seed)
+        now = fields.Datetime.now()
         providers = {xml_id: self.env.ref(f"ai_cost_optimizer.{xml_id}") for xml_id in LATENCY_MS}
-        start = fields.Datetime.now() - timedelta(days=days + 5)
         prices = {}
         for xml_id, provider in providers.items():
             # The demo history predates the providers' creation: let their prices cover it.
-            provider.price_ids.write({"date_start": start})
-            price = provider._price_at(fields.Datetime.now())
+            provider.price_ids.write({"date_start": now - timedelta(days=days + 5)})
+            price = provider._price_at(now)
             prices[xml_id] = (price.id, price._as_core_price()) if price else (None, None)
-        users = [self.env.ref(f"ai_cost_optimizer.{xml_id}").id for xml_id in USERS]
-        users.append(self.env.ref("base.user_admin").id)
-        records = self._demo_records()
-        today = fields.Date.context_today(self)
+        people = self._demo_people(rng)
+        experiment = self._demo_experiment(providers, now - timedelta(days=EXPERIMENT_DAYS))
+        # The people whose team writes summaries are in the experiment: each gets an arm, as at their first call.
+        arms = {
+            user_id: experiment._assigned_arm(self.env["res.users"].browse(user_id))
+            for user_id, _team, operations, _pace in people
+            if any(OPERATIONS[operation][0] == experiment.task_type for operation in operations)
+        }
+        xml_ids = {provider: xml_id for xml_id, provider in providers.items()}
+        context = {
+            "providers": providers, "prices": prices, "records": self._demo_records(),
+            "experiment": (experiment.task_type, experiment.date_start),
+            "arms": {user_id: (arm.id, xml_ids[arm.provider_id]) for user_id, arm in arms.items()},
+        }
+        users = [(user_id, operations) for user_id, _team, operations, _pace in people]
+        cum_weights = list(itertools.accumulate(pace for *_rest, pace in people))
         rows = []
         for offset in range(days, -1, -1):
-            day = today - timedelta(days=offset)
+            day = now.date() - timedelta(days=offset)
             growth = 0.6 + 0.8 * (days - offset) / days
             weekday_factor = 1.0 if day.weekday() < 5 else 0.25
             for _n in range(int(CALLS_PER_WEEKDAY * growth * weekday_factor * rng.uniform(0.85, 1.15))):
-                rows.append(self._demo_row(rng, day, providers, prices, users, records))
+                when = datetime.combine(day, time(7)) + timedelta(seconds=rng.randint(0, 11 * 3600))
+                if when >= now:
+                    continue  # no demo call in the future: today's calls stop now
+                user_id, operations = rng.choices(users, cum_weights=cum_weights)[0]
+                rows.append(self._demo_row(rng, when, user_id, operations, context))
                 if len(rows) >= BATCH:
                     self._insert(rows)
                     rows = []
         self._insert(rows)
-        self._demo_extras(providers)
+        self._demo_extras(providers, people)
         return True
+
+    def _demo_people(self, rng):
+        """The company's AI users: [(user id, team, its operations, pace)], the people of TEAMS that the
+        demo data does not hold created here, all in the AI Cost user group."""
+        Users = self.env["res.users"].with_context(no_reset_password=True, mail_create_nosubscribe=True)
+        new_names = [name for _ops, names in TEAMS.values() for name in names if not name.startswith("demo_user_")]
+        created = Users.create([
+            {
+                "name": name,
+                "login": "ai.demo." + name.lower().replace(" ", ".").replace("'", ""),
+                "groups_id": [Command.link(self.env.ref("ai_cost_optimizer.group_ai_cost_user").id)],
+            }
+            for name in new_names
+        ])
+        by_name = dict(zip(new_names, created.ids, strict=True))
+        return [
+            (
+                self.env.ref(f"ai_cost_optimizer.{name}").id if name.startswith("demo_user_") else by_name[name],
+                team,
+                operations,
+                rng.lognormvariate(0, 0.6),
+            )
+            for team, (operations, names) in TEAMS.items()
+            for name in names
+        ]
+
+    def _demo_experiment(self, providers, started):
+        """The running A/B experiment on summaries, started `started` (a UTC datetime)."""
+        experiment = self.env["ai.provider.experiment"].create({
+            "name": "Summaries: Haiku against GPT-4o mini",
+            "task_type_id": self.env.ref("ai_cost_optimizer.task_type_summarize").id,
+            "arm_ids": [
+                Command.create({"name": arm, "provider_id": providers[xml_id].id, "percentage": 50})
+                for arm, xml_id in EXPERIMENT_ARMS
+            ],
+        })
+        experiment.action_start()
+        experiment.date_start = started
+        return experiment
 
     def _demo_records(self):
         """Records the calls are about: leads when CRM is installed, partners otherwise."""
@@ -95,19 +176,25 @@ class AiCostDemo(models.AbstractModel):
             records["lead"] = records["partner"]
         return records
 
-    def _demo_row(self, rng, day, providers, prices, users, records):
-        operation = rng.choices(list(OPERATIONS), weights=[spec[1] for spec in OPERATIONS.values()])[0]
+    def _demo_row(self, rng, when, user_id, operations, context):
+        """The values of the usage row of a call made at `when` by `user_id`, whose team runs
+        `operations`: a summary of a user in the running experiment goes to the provider of their arm."""
+        weights = [OPERATIONS[operation][1] for operation in operations]
+        operation = rng.choices(operations, weights=weights)[0]
         task_type, _weight, prompt_mean, answer_mean, record_kind = OPERATIONS[operation]
         mix = PROVIDER_MIX[task_type]
         xml_id = rng.choices(list(mix), weights=list(mix.values()))[0]
-        provider = providers[xml_id]
-        price_id, price = prices[xml_id]
+        arm_id = None
+        experiment_task, experiment_start = context["experiment"]
+        if task_type == experiment_task and when >= experiment_start:
+            arm_id, xml_id = context["arms"][user_id]
+        provider = context["providers"][xml_id]
+        price_id, price = context["prices"][xml_id]
         res_model, res_id = None, 0
+        records = context["records"]
         if record_kind and records[record_kind][1]:
             res_model = records[record_kind][0]
             res_id = rng.choice(records[record_kind][1])
-        # Working hours, in UTC for simplicity.
-        when = datetime.combine(day, time(7)) + timedelta(seconds=rng.randint(0, 11 * 3600))
         input_tokens = max(20, int(rng.gauss(prompt_mean, prompt_mean * 0.35)))
         output_tokens = max(5, int(rng.gauss(answer_mean, answer_mean * 0.4)))
         roll = rng.random()
@@ -124,7 +211,7 @@ class AiCostDemo(models.AbstractModel):
         rated = status == "ok" and not cache_hit and rng.random() < 0.08
         failed, served = status == "error", status == "ok" and not cache_hit
         return {
-            "create_date": when, "write_date": when, "user_id": rng.choice(users),
+            "create_date": when, "write_date": when, "user_id": user_id,
             "company_id": provider.company_id.id, "provider_id": provider.id, "model": provider.model,
             "mode": "smart_router" if rng.random() < 0.3 else "passthrough", "operation": operation,
             "res_model": res_model, "res_id": res_id, "task_type": task_type,
@@ -143,7 +230,7 @@ class AiCostDemo(models.AbstractModel):
             "optimization_score": rng.randint(30, 75) if waste else 100, "switched": rng.random() < 0.05,
             "provider_called": not cache_hit,
             "quality_score": min(100, max(0, int(rng.gauss(QUALITY[xml_id], 10)))) if rated else 0,
-            "quality_rated": rated,
+            "quality_rated": rated, "ab_arm_id": arm_id or False,
         }
 
     def _insert(self, rows):
@@ -151,37 +238,33 @@ class AiCostDemo(models.AbstractModel):
         if rows:
             self.env["ai.token.usage"].create(rows)
 
-    def _demo_extras(self, providers):
-        """Budgets at several fill levels, the figures the optimizer learns from the rated calls,
-        recommendations, a running A/B test, waste findings and analytics periods."""
-        self._demo_budgets(providers)
+    def _demo_extras(self, providers, people):
+        """Budgets at several fill levels with their period history, the figures the optimizer learns from
+        the rated calls, recommendations, waste findings and analytics periods."""
+        self._demo_budgets(providers, people)
         self.env["ai.provider.benchmark"]._cron_refresh_figures()
-        rng = random.Random(7)
-        experiment = self.env["ai.provider.experiment"].create({
-            "name": "Summaries: Haiku against GPT-4o mini",
-            "task_type_id": self.env.ref("ai_cost_optimizer.task_type_summarize").id,
-            "arm_ids": [
-                Command.create({"name": arm, "provider_id": providers[xml_id].id, "percentage": 50})
-                for arm, xml_id in (("A", "demo_provider_claude_haiku"), ("B", "demo_provider_gpt4o_mini"))
-            ],
-        })
-        experiment.action_start()
-        self._demo_recommendations(rng)
+        self._demo_recommendations(providers, random.Random(7))
         self._demo_waste_findings()
         self._demo_analytics_periods()
 
-    def _demo_recommendations(self, rng, days=90, per_question=6):
+    def _demo_recommendations(self, providers, rng, days=90, per_question=6):
         """What the optimizer recommended over the demo period: `per_question` answers per task type of
-        the demo operations and quality bar, at various prompt sizes. The demo providers have no API
-        key, so the optimizer rightly finds none usable: they are ranked as once keys are entered."""
+        the demo operations and quality bar, at various prompt sizes, among the demo's real providers.
+        They have no API key, so the optimizer rightly finds none usable: they are ranked as once keys
+        are entered."""
         Optimizer = self.env["ai.cost.optimizer"]
         now = fields.Datetime.now()
+        real = {provider.id for provider in providers.values()}
         vals_list = []
         for task_type in sorted({task_type for task_type, *_rest in OPERATIONS.values()}):
             output_tokens = Optimizer._expected_output_tokens(task_type)
-            candidates = [replace(candidate, usable=True) for candidate in Optimizer._candidates(task_type)]
+            candidates = [
+                replace(candidate, usable=True)
+                for candidate in Optimizer._candidates(task_type)
+                if candidate.provider_id in real
+            ]
             for quality, _n in itertools.product(("low", "medium", "high"), range(per_question)):
-                tokens = rng.randint(300, 6000)
+                tokens = rng.randint(300, 9000)
                 ranking = ranking_rules.rank(candidates, tokens, output_tokens, quality)
                 result = Optimizer._result(ranking, task_type, quality, output_tokens)
                 vals = Optimizer._recommendation_values(result, task_type, tokens, quality, None)
@@ -189,22 +272,57 @@ class AiCostDemo(models.AbstractModel):
                 vals_list.append(vals)
         self.env["ai.cost.recommendation"].create(vals_list)
 
-    def _demo_budgets(self, providers):
-        """A roomy company budget, a tight one for sales operations and a provider cap that blocks."""
-        month_spend = sum(
-            cost for (cost,) in self.env["ai.token.usage.daily"]._read_group(
-                [("day", ">=", fields.Date.context_today(self).replace(day=1))], [], ["cost_usd:sum"]
-            )
+    def _demo_budgets(self, providers, people):
+        """Three budgets, each with a responsible person: the company's monthly one, comfortable (a quarter
+        above last month's spend, with the history of the last months), the sales assistants', past its 80%
+        alert, and a cap on Claude Sonnet, blocked. The last two were set from what their scope spent in
+        the current week or month, whichever has run longer, so that their amounts stay believable early
+        in a month."""
+        now = fields.Datetime.now()
+        leads = {team: user_id for user_id, team, *_rest in reversed(people)}  # the first person of each team
+        sales = self.env["ai.cost.budget.operation"].create([{"name": name} for name in TEAMS["sales"][0]])
+        Budget = self.env["ai.cost.budget"]
+        company = Budget.create(
+            {"name": "Company AI budget", "budget_amount": 1.0, "responsible_id": leads["operations"]}
         )
-        Operation = self.env["ai.cost.budget.operation"]
-        sales = Operation.create([{"name": "lead_qualification"}, {"name": "lead_summary"}])
-        self.env["ai.cost.budget"].create([
-            {"name": "Company AI budget", "budget_amount": round(month_spend * 1.6, 2) or 1.0},
-            {"name": "Sales assistants", "budget_amount": round(month_spend * 0.3, 2) or 1.0,
-             "operation_ids": [Command.set(sales.ids)]},
-            {"name": "Claude Sonnet cap", "budget_amount": round(max(month_spend * 0.05, 0.01), 2),
-             "provider_ids": [Command.set(providers["demo_provider_claude_sonnet"].ids)], "block_at_threshold": 100},
+        this_month = company._period_at(now)
+        last_month = company._period_at(fields.Datetime.to_datetime(this_month[0]) - timedelta(days=1))
+        before_last = company._period_at(fields.Datetime.to_datetime(last_month[0]) - timedelta(days=1))
+        company.budget_amount = self._round_amount(company._ledger_spend(*last_month) * 1.25)
+        week = budget_math.current_period(now, company._tz(), "weekly")
+        period_type = "weekly" if week[0] < this_month[0] else "monthly"
+        team, cap = Budget.create([
+            {"name": "Sales assistants", "budget_amount": 1.0, "responsible_id": leads["sales"],
+             "period_type": period_type, "operation_ids": [Command.set(sales.ids)]},
+            {"name": "Claude Sonnet cap", "budget_amount": 1.0, "responsible_id": leads["operations"],
+             "period_type": period_type,
+             "provider_ids": [Command.set(providers["demo_provider_claude_sonnet"].ids)]},
         ])
+        current = team._period_at(now)
+        team.budget_amount = self._round_amount(team._ledger_spend(*current) / 0.87)
+        cap.budget_amount = self._round_amount(cap._ledger_spend(*current) / 1.04)
+        for budget, bounds in ((company, before_last), (company, last_month), (company, this_month),
+                               (team, current), (cap, current)):
+            self._demo_budget_period(budget, bounds, alert=bounds[1] > now.date())
+
+    def _demo_budget_period(self, budget, bounds, alert):
+        """The period row of `budget` for `bounds` (first day, first day of the next), its spend from the
+        ledger, its crossed thresholds marked as alerted (and, for the current period, alerted)."""
+        # Every figure given: the budget hold adds them up in SQL, where an unset one would be NULL.
+        period = self.env["ai.cost.budget.period"].create({
+            "budget_id": budget.id, "date_start": bounds[0], "date_end": bounds[1], "spend": 0.0, "reserved": 0.0,
+            "call_count": 0, "alerted_up_to": 0.0,
+        })
+        period._rebuild_from_ledger()
+        crossed = budget._crossed_thresholds(period.spend, 0)
+        for threshold in crossed if alert else []:
+            budget.send_alert(threshold, period)
+        period.alerted_up_to = max(crossed, default=0)
+
+    @staticmethod
+    def _round_amount(amount):
+        """A budget amount as people set them: three significant digits, at least a dollar."""
+        return max(1.0, float(f"{amount:.3g}"))
 
     def _demo_waste_findings(self):
         """One finding per demo row flagged with waste (its waste_reason is the rule): the tokens wasted are

@@ -121,7 +121,7 @@ class AiCostOptimizer(models.AbstractModel):
         Provider = self.env["ai.service.provider"].sudo()
         rows = self._candidate_rows(self.env.company.id)
         pending = self.env.cache.get_dirty_records(Provider, Provider._fields["api_key"])
-        keys = {provider.id: bool(provider.api_key) for provider in pending}
+        keys = {provider.id: provider.has_api_key for provider in pending}
         return [
             Candidate(
                 provider_id=provider_id,
@@ -149,11 +149,13 @@ class AiCostOptimizer(models.AbstractModel):
         Provider.flush_model([name for name in CANDIDATE_FIELDS if name != "api_key"])
         self.env["ai.task.type"].flush_model(["code", "active"])
         relation = Provider._fields["task_type_ids"]
-        # Raw SQL: whether a key is set without reading the key itself, and the task codes, in one query.
+        # Raw SQL: whether a key is set (or none is needed) without reading the key itself, and the task
+        # codes, in one query.
         self.env.cr.execute(SQL(
             """
             SELECT p.id, p.name, p.quality_score, p.context_window, p.cost_unknown, p.input_price, p.output_price,
-                   COALESCE(p.api_key, '') != '', p.benchmark_quality, p.benchmark_quality_samples,
+                   COALESCE(p.api_key, '') != '' OR NOT p.api_key_required,
+                   p.benchmark_quality, p.benchmark_quality_samples,
                    array_remove(array_agg(t.code), NULL)
               FROM ai_service_provider p
          LEFT JOIN %(rel)s rel ON rel.%(provider_col)s = p.id

@@ -809,7 +809,7 @@ class AiService(models.AbstractModel):
         if not group:
             return self.env["ai.service.provider"]
         provider = self.env["ai.service.provider"].sudo().browse(group["provider_id"])
-        if not (provider.active and provider.api_key):
+        if not (provider.active and provider.has_api_key):
             # An arm that cannot serve leaves the call where it was, outside the experiment.
             return self.env["ai.service.provider"]
         call.ab_arm_id = group["arm_id"]

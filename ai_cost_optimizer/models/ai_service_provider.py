@@ -13,6 +13,10 @@ from .ai_service_provider_price import PRICE_DIGITS
 _logger = logging.getLogger(__name__)
 
 MAX_TOKENS = 100_000_000
+# The Test connection button's call: short, so that it costs a fraction of a cent.
+TEST_PROMPT = "Reply with one short sentence: the connection works."
+TEST_MAX_TOKENS = 50
+TEST_OPERATION = "test_connection"
 MAX_TIMEOUT = 3600
 MAX_RETRIES = 10
 PRICE_FIELDS = ("input_price", "output_price", "cache_read_price", "cache_write_price")
@@ -20,7 +24,7 @@ PRICE_FIELDS = ("input_price", "output_price", "cache_read_price", "cache_write_
 # _candidate_rows): a change of one of them clears the gateway's caches.
 CANDIDATE_FIELDS = (
     "company_id", "active", "sequence", "name", "quality_score", "context_window", "cost_unknown", "input_price",
-    "output_price", "api_key", "benchmark_quality", "benchmark_quality_samples", "task_type_ids",
+    "output_price", "api_key", "api_key_required", "benchmark_quality", "benchmark_quality_samples", "task_type_ids",
 )
 PROVIDER_HINTS = {
     "anthropic": "anthropic",
@@ -50,17 +54,33 @@ class AiServiceProvider(models.Model):
     active = fields.Boolean(default=True)
     company_id = fields.Many2one("res.company", required=True, default=lambda self: self.env.company, index=True)
     kind = fields.Selection(
-        [("anthropic", "Anthropic (Messages API)"), ("openai_compatible", "OpenAI-compatible (chat completions)")],
+        [
+            ("anthropic", "Anthropic (Messages API)"),
+            ("openai_compatible", "OpenAI-compatible (chat completions)"),
+            ("demo", "Demo model (answers locally, no network)"),
+        ],
         required=True,
         default="openai_compatible",
+        help="Demo model: answers on the Odoo server without calling anyone, priced as its model id, "
+        "to try the Playground, budgets and dashboard before entering a real provider's key.",
     )
     base_url = fields.Char(
-        string="Base URL", required=True,
+        string="Base URL",
         help="Anthropic: https://api.anthropic.com. OpenAI-compatible: the URL ending in /v1 "
         "(OpenAI, DeepSeek, Groq, Mistral, OpenRouter, Ollama, vLLM...).",
     )
     api_key = fields.Char(string="API Key", groups="base.group_system", copy=False)
-    has_api_key = fields.Boolean(compute="_compute_has_api_key")
+    api_key_required = fields.Boolean(
+        string="Needs an API key",
+        compute="_compute_api_key_required",
+        store=True,
+        readonly=False,
+        help="Untick for a local server without authentication (Ollama, vLLM): calls are then sent "
+        "without a key and without an Authorization header.",
+    )
+    has_api_key = fields.Boolean(
+        string="Key ready", compute="_compute_has_api_key", help="A key is set, or the provider needs none."
+    )
     model = fields.Char(required=True, help="The provider's model id, e.g. claude-3-5-haiku-latest or gpt-4o-mini.")
     timeout = fields.Float(string="Timeout (seconds)", default=60.0, help="Seconds before one attempt is abandoned.")
     max_retries = fields.Integer(default=2, help="Retries after a timeout, a 429 or a 5xx, with backoff.")
@@ -109,10 +129,16 @@ class AiServiceProvider(models.Model):
 
     usage_count = fields.Integer(compute="_compute_usage_count")
 
+    @api.depends("kind")
+    def _compute_api_key_required(self):
+        for provider in self:
+            provider.api_key_required = provider.kind != "demo"
+
     @api.depends_context("uid")
+    @api.depends("api_key_required")
     def _compute_has_api_key(self):
         for provider, key in zip(self, self.sudo().mapped("api_key"), strict=True):
-            provider.has_api_key = bool(key)
+            provider.has_api_key = bool(key) or not provider.api_key_required
 
     def _compute_usage_count(self):
         counts = dict(
@@ -151,9 +177,9 @@ class AiServiceProvider(models.Model):
             if not all(math.isfinite(provider[name]) and provider[name] >= 0 for name in PRICE_FIELDS):
                 raise ValidationError(self.env._("Prices must be positive numbers."))
 
-    @api.constrains("base_url")
+    @api.constrains("base_url", "kind")
     def _check_base_url(self):
-        for provider in self:
+        for provider in self.filtered(lambda p: p.kind != "demo"):
             url = provider.base_url or ""
             parts = urlsplit(url) if url.isascii() and url.isprintable() and " " not in url else None
             if not parts or parts.scheme not in ("http", "https") or not parts.hostname:
@@ -222,6 +248,45 @@ class AiServiceProvider(models.Model):
     def action_use_genai_prices(self):
         self.write({"price_source": "genai_prices"})
         return True
+
+    def action_test_connection(self):
+        """Send one small call to this provider through the gateway, recorded like any call (usage row,
+        cost, budgets), and show its answer, latency and cost; a failure raises the gateway's UserError."""
+        self.ensure_one()
+        result = self.env["ai.service"].send_message(
+            [{"role": "user", "content": TEST_PROMPT}],
+            provider=self,
+            mode="passthrough",
+            max_tokens=min(TEST_MAX_TOKENS, self.max_output_tokens),
+            operation=TEST_OPERATION,
+            use_cache=False,
+        )
+        answered_here = result["provider_id"] == self.id
+        details = {
+            "answer": (result["content"] or "").strip()[:200] or self.env._("(empty answer)"),
+            "latency": round(result["latency_ms"]),
+            "cost": self.env._("cost unknown") if result["cost_unknown"] else pricing.format_usd(result["cost_usd"]),
+            "name": result["provider_name"],
+        }
+        message = (
+            self.env._("Answer: %(answer)s (%(latency)s ms, %(cost)s).", **details)
+            if answered_here
+            else self.env._(
+                "This provider did not answer the test: '%(name)s' answered instead (fallback on failure, "
+                "auto-switch or A/B experiment; a failure is in Usage): %(answer)s (%(latency)s ms, %(cost)s).",
+                **details,
+            )
+        )
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "title": self.env._("Connection to %s works", self.name) if answered_here else self.name,
+                "message": message,
+                "type": "success" if answered_here else "warning",
+                "sticky": False,
+            },
+        }
 
     def action_view_usage(self):
         self.ensure_one()
@@ -295,12 +360,12 @@ class AiServiceProvider(models.Model):
     def _client_config(self):
         """The connection settings for core.clients; reads the key as superuser, never logs it."""
         self.ensure_one()
-        api_key = self.sudo().api_key
-        if not api_key:
+        api_key = self.sudo().api_key or ""
+        if not api_key and self.api_key_required:
             raise UserError(self.env._("Provider '%s' has no API key. A system administrator must set one.", self.name))
         return ProviderConfig(
             kind=self.kind,
-            base_url=self.base_url,
+            base_url=self.base_url or "",
             api_key=api_key,
             model=self.model,
             timeout=self.timeout,

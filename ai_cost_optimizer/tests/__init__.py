@@ -27,6 +27,8 @@ from . import test_api_bad_input
 from . import test_concurrency_mixed
 from . import test_settings
 from . import test_callers_transaction
+from . import test_provider_setup
+from . import test_demo_data
 from . import test_money_screens
 from . import test_gateway_stream
 from . import test_gateway_tools

@@ -117,6 +117,7 @@ class _State:
         self.generation = getattr(self, "generation", 0) + 1
         self.reply = DEFAULT_REPLY
         self.latency = 0.0
+        self.key_required = True
         self.cached_tokens = 0
         self.faults: deque[dict] = deque()
         self.requests: list[dict] = []
@@ -267,6 +268,8 @@ class _Handler(BaseHTTPRequestHandler):
         return authorization.removeprefix("Bearer ") if authorization.startswith("Bearer ") else None
 
     def _check_key(self, key: str | None) -> None:
+        if key is None and not self.server.state.key_required:
+            return  # a local server without authentication (Ollama, vLLM) ignores a missing key
         if not key or not key.startswith(VALID_KEY_PREFIX):
             # Real providers echo (part of) the key; echo it whole so tests prove it is redacted.
             raise RequestError(401, f"invalid API key: {key}")
@@ -622,6 +625,11 @@ class FakeProviderServer:
         """Delay before every following response."""
         with self._state.lock:
             self._state.latency = seconds
+
+    def set_key_required(self, required: bool) -> None:
+        """Whether requests without a key are refused (401), as hosted APIs do; local servers don't."""
+        with self._state.lock:
+            self._state.key_required = required
 
     def set_tool_calls(self, calls: list[dict]) -> None:
         """Tool calls ``[{'name', 'arguments': dict}]`` the model makes when a request offers those tools."""

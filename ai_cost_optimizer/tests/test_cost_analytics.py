@@ -97,7 +97,8 @@ class TestCostAnalytics(AiCostCase):
             self.env["ai.cost.optimizer"].recommend_provider("classify", 500, "low")["provider_id"], self.gpt.id
         )
         before = self.env["ai.cost.recommendation"].search([])
-        self.env["ai.cost.demo"]._demo_recommendations(random.Random(3), days=30, per_question=2)
+        providers = {"gpt": self.gpt, "claude": self.claude}
+        self.env["ai.cost.demo"]._demo_recommendations(providers, random.Random(3), days=30, per_question=2)
         made = self.env["ai.cost.recommendation"].search([]) - before
         self.assertEqual(len(made), 5 * 3 * 2, "5 task types of the demo operations, 3 quality bars")
         self.assertIn(self.gpt, made.recommended_provider_id)

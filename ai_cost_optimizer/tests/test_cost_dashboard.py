@@ -1,7 +1,11 @@
+from datetime import date, datetime, time
+
 from odoo.exceptions import UserError
 from odoo.tests import HttpCase, tagged
+from odoo.tools import SQL
 
-from ..models.ai_cost_dashboard import month_forecast, period_bounds
+from ..models.ai_cost_dashboard import month_forecast, period_bounds, same_days_last_month
+from .common import UsageRowsCase
 from .test_cost_api import CostDataMixin
 
 
@@ -31,6 +35,8 @@ class TestCostDashboard(CostDataMixin, HttpCase):
         gpt = next(p for p in data["providers"] if p["id"] == self.gpt.id)
         self.assertEqual((gpt["calls"], gpt["error_rate"]), (2, 0.5), "cache hits are not provider calls")
         self.assertEqual(gpt["avg_latency_ms"], 500)
+        self.assertEqual(gpt["quality"], round(self.gpt.effective_quality, 1))
+        self.assertGreater(gpt["quality"], 0)
 
     def test_periods_and_access(self):
         for period in ("7d", "90d", "this_month", "last_month"):
@@ -39,8 +45,6 @@ class TestCostDashboard(CostDataMixin, HttpCase):
             self.Dashboard.get_dashboard_data("1y")
         with self.assertRaisesRegex(UserError, "managers"):
             self.env["ai.cost.dashboard"].with_user(self.basic).get_dashboard_data()
-        from datetime import date
-
         self.assertEqual(period_bounds("last_month", date(2024, 3, 15)), (date(2024, 2, 1), date(2024, 2, 29)))
         self.assertEqual(period_bounds("7d", date(2024, 3, 15)), (date(2024, 3, 9), date(2024, 3, 15)))
         self.assertEqual(month_forecast(10.0, date(2024, 4, 10)), 30.0)
@@ -51,3 +55,37 @@ class TestCostDashboard(CostDataMixin, HttpCase):
         self.start_tour(
             "/odoo/action-ai_cost_optimizer.action_ai_cost_dashboard", "ai_cost_dashboard_tour", login="ai_api_manager"
         )
+
+
+@tagged("post_install", "-at_install")
+class TestDashboardMonths(UsageRowsCase):
+    """This month against last month, on a fixed calendar: rows dated in February and March 2025."""
+
+    def _usage_on(self, day, cost):
+        usage = self.env["ai.token.usage"].create({
+            "provider_id": self.provider.id, "model": self.provider.model, "cost_usd": cost, "status": "ok",
+            "input_tokens": 100, "output_tokens": 10,
+        })
+        self.env.cr.execute(SQL("UPDATE ai_token_usage SET create_date = %s WHERE id = %s",
+                                datetime.combine(day, time(12)), usage.id))
+
+    def test_this_month_is_compared_with_the_same_days_of_last_month(self):
+        for day, cost in ((date(2025, 2, 1), 1.0), (date(2025, 2, 3), 2.0), (date(2025, 2, 4), 4.0),
+                          (date(2025, 2, 28), 8.0), (date(2025, 3, 2), 16.0), (date(2025, 3, 3), 32.0)):
+            self._usage_on(day, cost)
+        self.env["ai.token.usage"].invalidate_model()
+        self.env["ai.token.usage"]._rebuild_rollups(date(2025, 1, 1))
+        Dashboard = self.env["ai.cost.dashboard"].with_user(self.manager)
+        months = Dashboard._month_costs(
+            self.env["ai.cost.report"].with_user(self.manager), [("company_id", "=", self.env.company.id)],
+            date(2025, 3, 3),
+        )
+        self.assertEqual(
+            {key: round(value, 6) for key, value in months.items()},
+            {"cost_this_month": 48.0, "cost_last_month": 15.0, "cost_last_month_same_days": 3.0},
+        )
+
+    def test_same_days_last_month(self):
+        self.assertEqual(same_days_last_month(date(2025, 3, 3)), (date(2025, 2, 1), date(2025, 2, 3)))
+        self.assertEqual(same_days_last_month(date(2025, 3, 31)), (date(2025, 2, 1), date(2025, 2, 28)))
+        self.assertEqual(same_days_last_month(date(2025, 1, 15)), (date(2024, 12, 1), date(2024, 12, 15)))

@@ -138,7 +138,7 @@ class TestFallback(RoutingCase):
             result = self.service.send_message(TRIVIAL, provider=self.cheap, mode="smart_router")
         rows = self.rows_since(before)
         self.assertEqual(rows.mapped("status"), ["error", "ok"])
-        self.assertIn("timeout", rows[0].error_message.lower())
+        self.assertEqual(rows[0].error_message, f"No answer from {self.cheap.base_url} within 0.3 s.")
         self.assertEqual(result["provider_id"], self.tiny.id)
 
     def test_no_fallback_on_invalid_request(self):

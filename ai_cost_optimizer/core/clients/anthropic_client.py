@@ -20,8 +20,10 @@ from .base import (
     ProviderConfig,
     ProviderError,
     StreamProgress,
+    connection_error,
     estimate_usage,
     status_error,
+    timeout_error,
     tool_call,
 )
 
@@ -170,10 +172,9 @@ def _api_message(error: anthropic.APIStatusError) -> str:
 def _provider_error(error: anthropic.AnthropicError, config: ProviderConfig) -> ProviderError:
     """Translate an SDK exception into a ProviderError (timeout checked before its parent)."""
     if isinstance(error, anthropic.APITimeoutError):
-        return ProviderError("timeout", f"no response from Anthropic within {config.timeout}s")
+        return timeout_error(config.base_url, config.timeout)
     if isinstance(error, anthropic.APIConnectionError):
-        detail = f"cannot reach Anthropic at {config.base_url}: {error}"
-        return ProviderError("connection", detail, secret=config.api_key)
+        return connection_error(config.base_url, error)
     if isinstance(error, anthropic.APIStatusError):
         return status_error(error.status_code, _api_message(error), error.response.headers, config)
     return ProviderError("malformed", f"unexpected response from Anthropic: {error}", secret=config.api_key)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import email.utils
 import json
 import random
+import socket
+import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -13,8 +15,19 @@ from datetime import datetime, timezone
 from ..tokens import count_message_tokens, count_text_tokens
 from ..usage import Usage
 
-KINDS = ("anthropic", "openai_compatible")
+KINDS = ("anthropic", "openai_compatible", "demo")
 RETRYABLE_KINDS = frozenset({"connection", "timeout", "rate_limit", "server", "overloaded"})
+# Failures before any HTTP answer: their detail is a whole sentence naming the address and the cause.
+TRANSPORT_KINDS = frozenset({"connection", "timeout"})
+# The cause of a failed connection, by the OS-level exception that HTTP libraries wrap several times.
+_CONNECTION_CAUSES = (
+    (ConnectionRefusedError, "connection refused"),
+    (socket.gaierror, "host name not found"),
+    (ssl.SSLError, "TLS handshake failed"),
+    (ConnectionResetError, "connection closed by the server"),
+    (TimeoutError, "timed out"),
+    (OSError, "network error"),
+)
 
 
 @dataclass
@@ -219,10 +232,42 @@ class ProviderError(Exception):
 
     def __str__(self) -> str:
         # Built on demand: ``attempts`` is only final once the retry loop gives up.
-        status = f" (HTTP {self.status})" if self.status is not None else ""
         attempts = f" after {self.attempts} attempts" if self.attempts > 1 else ""
+        if self.kind in TRANSPORT_KINDS and self.detail:
+            return f"{self.detail}{attempts}."
+        status = f" (HTTP {self.status})" if self.status is not None else ""
         detail = f": {self.detail}" if self.detail else ""
         return f"Provider {self.kind.replace('_', ' ')} error{status}{attempts}{detail}"
+
+
+def connection_reason(error: BaseException) -> str:
+    """The cause of a failed connection in a few words ("connection refused"), found in the chain of
+    exceptions ``requests``/urllib3 and httpx wrap it in, so that no library internals are shown."""
+    seen: set[int] = set()
+    pending = [error]
+    causes: list[BaseException] = []
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        causes.append(current)
+        linked = (current.__cause__, current.__context__, getattr(current, "reason", None), *current.args)
+        pending.extend(item for item in linked if isinstance(item, BaseException))
+    for exception_type, reason in _CONNECTION_CAUSES:
+        if any(isinstance(cause, exception_type) for cause in causes):
+            return reason
+    return "connection failed"
+
+
+def connection_error(base_url: str, error: BaseException) -> ProviderError:
+    """The ProviderError of a connection that could not be made, in one sentence."""
+    return ProviderError("connection", f"Could not connect to {base_url} ({connection_reason(error)})")
+
+
+def timeout_error(base_url: str, timeout: float) -> ProviderError:
+    """The ProviderError of a provider that did not answer in time, in one sentence."""
+    return ProviderError("timeout", f"No answer from {base_url} within {timeout:g} s")
 
 
 def kind_for_status(status: int) -> str:

@@ -22,8 +22,10 @@ from .base import (
     ProviderConfig,
     ProviderError,
     StreamProgress,
+    connection_error,
     estimate_usage,
     status_error,
+    timeout_error,
     tool_call,
 )
 
@@ -87,6 +89,11 @@ def _payload(
     return payload
 
 
+def _headers(config: ProviderConfig) -> dict[str, str]:
+    """The bearer key, when there is one: a local server (Ollama, vLLM) may need none."""
+    return {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+
+
 def _post(
     config: ProviderConfig, payload: dict, path: str = "/chat/completions", stream: bool = False
 ) -> requests.Response:
@@ -95,14 +102,14 @@ def _post(
         return _session.post(
             config.base_url.rstrip("/") + path,
             json=payload,
-            headers={"Authorization": f"Bearer {config.api_key}"},
+            headers=_headers(config),
             timeout=config.timeout,
             stream=stream,
         )
     except requests.Timeout:
-        raise ProviderError("timeout", f"no response from {config.base_url} within {config.timeout}s") from None
+        raise timeout_error(config.base_url, config.timeout) from None
     except requests.RequestException as error:
-        raise ProviderError("connection", f"cannot reach {config.base_url}: {error}", secret=config.api_key) from None
+        raise connection_error(config.base_url, error) from None
 
 
 def _error_detail(response: requests.Response) -> str:
@@ -122,9 +129,8 @@ def _check_complete(response: requests.Response, config: ProviderConfig) -> None
     declared = response.headers.get("Content-Length")
     compressed = response.headers.get("Content-Encoding")
     if declared and not compressed and declared.isdigit() and len(response.content) < int(declared):
-        raise ProviderError(
-            "connection", f"response truncated at {len(response.content)} of {declared} bytes", secret=config.api_key
-        )
+        detail = f"The response from {config.base_url} was cut off at {len(response.content)} of {declared} bytes"
+        raise ProviderError("connection", detail, secret=config.api_key)
 
 
 def _json_body(response: requests.Response, config: ProviderConfig) -> dict:

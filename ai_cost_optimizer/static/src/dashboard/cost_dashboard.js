@@ -7,7 +7,8 @@ import { _t } from "@web/core/l10n/translation";
 import { registry } from "@web/core/registry";
 import { useService } from "@web/core/utils/hooks";
 
-const CHARTS = ["daily", "operation", "user", "provider"];
+const CHARTS = ["daily", "operation", "user"];
+const DEFAULT_PERIOD = "30d";
 
 /** Formats US dollars with enough decimals for fractions of a cent. */
 export function formatUsd(value) {
@@ -23,7 +24,7 @@ export class CostDashboard extends Component {
     setup() {
         this.orm = useService("orm");
         this.action = useService("action");
-        this.state = useState({ period: "30d", companyIds: [], data: null });
+        this.state = useState({ period: this.savedPeriod() || DEFAULT_PERIOD, companyIds: [], data: null });
         this.canvases = Object.fromEntries(CHARTS.map((name) => [name, useRef(`chart_${name}`)]));
         this.charts = {};
         this.formatUsd = formatUsd;
@@ -44,9 +45,16 @@ export class CostDashboard extends Component {
         this.state.companyIds = this.state.data.company_ids;
     }
 
+    /** The period kept in the URL (?period=7d), which a reload gives back as the action's params. */
+    savedPeriod() {
+        const action = this.props.action || {};
+        return action.params?.period || action.context?.params?.period;
+    }
+
     async onPeriodChange(ev) {
         this.state.period = ev.target.value;
         await this.load();
+        this.props.updateActionState?.({ period: this.state.period });
     }
 
     async onCompanyChange(ev) {
@@ -60,11 +68,25 @@ export class CostDashboard extends Component {
     }
 
     get monthDelta() {
-        const { cost_this_month, cost_last_month } = this.state.data.kpis;
-        if (!cost_last_month) {
+        // Against the same days of last month: early in a month, a whole month would always look cheaper.
+        const { cost_this_month, cost_last_month_same_days } = this.state.data.kpis;
+        if (!cost_last_month_same_days) {
             return null;
         }
-        return ((cost_this_month - cost_last_month) / cost_last_month) * 100;
+        return ((cost_this_month - cost_last_month_same_days) / cost_last_month_same_days) * 100;
+    }
+
+    /** The provider comparison: each figure as a bar against the highest of the period. */
+    get providerRows() {
+        const providers = this.state.data.providers;
+        const top = (key) => Math.max(...providers.map((p) => p[key]), 0) || 1;
+        const tops = { cost: top("cost"), latency: top("avg_latency_ms") };
+        return providers.map((p) => ({
+            ...p,
+            costWidth: (p.cost / tops.cost) * 100,
+            latencyWidth: (p.avg_latency_ms / tops.latency) * 100,
+            qualityWidth: Math.min(p.quality, 100),
+        }));
     }
 
     // ------------------------------------------------------------------
@@ -114,6 +136,10 @@ export class CostDashboard extends Component {
         });
     }
 
+    openProvider(row) {
+        this.openUsage([["provider_id", "=", row.id]], row.name);
+    }
+
     openRecord(model, id) {
         this.action.doAction({ type: "ir.actions.act_window", res_model: model, res_id: id, views: [[false, "form"]] });
     }
@@ -151,7 +177,10 @@ export class CostDashboard extends Component {
                 datasets: data.daily.datasets.map((ds, i) => ({ label: ds.label, data: ds.data, backgroundColor: getColor(i) })),
             },
             options: {
-                scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } },
+                scales: {
+                    x: { stacked: true },
+                    y: { stacked: true, beginAtZero: true, title: { display: true, text: _t("Cost (USD)") } },
+                },
                 plugins: { tooltip: money },
                 onClick: (_ev, items) => {
                     if (items.length) {
@@ -176,28 +205,11 @@ export class CostDashboard extends Component {
             },
             options: {
                 indexAxis: "y",
+                scales: { x: { beginAtZero: true, title: { display: true, text: _t("Cost (USD)") } } },
                 plugins: { legend: { display: false } },
                 onClick: (_ev, items) => {
                     const row = items.length ? data.by_user[items[0].index] : null;
                     this.openUsage(row ? [["user_id", "=", row.id]] : [], row ? row.name : _t("AI Usage"));
-                },
-            },
-        });
-        this.makeChart("provider", {
-            type: "bar",
-            data: {
-                labels: data.providers.map((p) => p.name),
-                datasets: [
-                    { label: _t("Cost (USD)"), data: data.providers.map((p) => p.cost), backgroundColor: getColor(0), yAxisID: "y" },
-                    { label: _t("Avg latency (ms)"), data: data.providers.map((p) => p.avg_latency_ms), backgroundColor: getColor(1), yAxisID: "y1" },
-                    { label: _t("Quality"), data: data.providers.map((p) => p.quality), backgroundColor: getColor(2), yAxisID: "y1" },
-                ],
-            },
-            options: {
-                scales: { y: { beginAtZero: true, position: "left" }, y1: { beginAtZero: true, position: "right", grid: { drawOnChartArea: false } } },
-                onClick: (_ev, items) => {
-                    const row = items.length ? data.providers[items[0].index] : null;
-                    this.openUsage(row ? [["provider_id", "=", row.id]] : [], row ? row.name : _t("AI Usage"));
                 },
             },
         });

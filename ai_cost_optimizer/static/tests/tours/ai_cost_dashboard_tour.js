@@ -12,11 +12,30 @@ registry.category("web_tour.tours").add("ai_cost_dashboard_tour", {
             content: "and its charts",
             trigger: ".o_ai_cost_dashboard canvas.o_ai_cost_chart_daily",
             run: () => {
-                for (const name of ["daily", "operation", "user", "provider"]) {
+                for (const name of ["daily", "operation", "user"]) {
                     const canvas = document.querySelector(`canvas.o_ai_cost_chart_${name}`);
                     if (!canvas || !window.Chart.getChart(canvas)) {
                         throw new Error(`The ${name} chart is not drawn`);
                     }
+                }
+            },
+        },
+        {
+            content: "This month is compared with the same days of last month",
+            trigger: ".o_ai_cost_kpi[data-kpi=month] .o_ai_cost_month_delta:contains(vs same days last month)",
+        },
+        {
+            content: "The provider comparison shows each figure with its unit, quality included",
+            trigger: ".o_ai_cost_providers tr.o_ai_cost_provider_row td[data-figure=quality]:contains(/ 100)",
+            run: () => {
+                const headers = [...document.querySelectorAll(".o_ai_cost_providers th")].map((th) => th.textContent);
+                for (const header of ["Cost (USD)", "Avg latency (ms)", "Quality (0-100)"]) {
+                    if (!headers.includes(header)) {
+                        throw new Error(`No "${header}" column in the provider comparison: ${headers}`);
+                    }
+                }
+                if (!document.querySelector(".o_ai_cost_providers td[data-figure=latency]").textContent.includes(" ms")) {
+                    throw new Error("The latency has no unit");
                 }
             },
         },
@@ -26,8 +45,30 @@ registry.category("web_tour.tours").add("ai_cost_dashboard_tour", {
             run: "select 7d",
         },
         {
-            content: "The period KPI follows",
-            trigger: ".o_ai_cost_kpi[data-kpi=period] .small:contains(5 calls)",
+            content: "The period KPI follows, the period is kept in the URL; reload the page",
+            trigger: ".o_ai_cost_dashboard[data-period='7d'] .o_ai_cost_kpi[data-kpi=period] .small:contains(5 calls)",
+            run: async () => {
+                // The router writes the URL a moment after the change.
+                for (let wait = 0; wait < 40 && !window.location.search.includes("period=7d"); wait++) {
+                    await new Promise((resolve) => setTimeout(resolve, 50));
+                }
+                if (!window.location.search.includes("period=7d")) {
+                    throw new Error(`The period is not in the URL: ${window.location.href}`);
+                }
+                window.location.reload();
+            },
+            expectUnloadPage: true,
+        },
+        {
+            content: "The period survives the reload",
+            trigger: ".o_ai_cost_dashboard canvas.o_ai_cost_chart_daily",
+            run: () => {
+                const period = document.querySelector("select.o_ai_cost_period").value;
+                const days = window.Chart.getChart(document.querySelector("canvas.o_ai_cost_chart_daily")).data.labels;
+                if (period !== "7d" || days.length !== 7) {
+                    throw new Error(`After a reload the period is ${period} with ${days.length} days, not the last 7 days`);
+                }
+            },
         },
         {
             content: "Open the calls of the period",

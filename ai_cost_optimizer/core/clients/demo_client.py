@@ -1,0 +1,73 @@
+"""The demo model: answers on this machine, without any network, for demos and first steps.
+
+Its answer says what it is; its usage is counted with tiktoken like a real model's prompt and answer,
+so the call is priced (as the model id of its provider, e.g. gpt-4o-mini) and tracked like any other.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..tokens import count_message_tokens, count_text_tokens
+from ..usage import Usage
+from .base import ChatResult, ProviderConfig, ProviderError
+
+_QUOTE_CHARS = 80
+
+
+def _question(messages: list[dict]) -> str:
+    """The last user message, shortened to a quotable length."""
+    text = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "").strip()
+    text = " ".join(text.split())
+    return text if len(text) <= _QUOTE_CHARS else text[: _QUOTE_CHARS - 3].rstrip() + "..."
+
+
+def _fit(text: str, model: str, max_tokens: int) -> str:
+    """`text` cut at a word boundary to at most `max_tokens` tokens, as a real model stops at max_tokens."""
+    words = text.split(" ")
+    while len(words) > 1 and count_text_tokens(" ".join(words), model).tokens > max_tokens:
+        words.pop()
+    return " ".join(words)
+
+
+def demo_answer(messages: list[dict], model: str, max_tokens: int) -> str:
+    """The demo model's answer to `messages`: what it received and what it is."""
+    prompt_tokens = count_message_tokens(messages, model).tokens
+    # What it is comes first: an answer cut short by max_tokens (a connection test) still says it.
+    text = (
+        "Demo answer, computed on the Odoo server: nothing was sent to an AI provider "
+        f"({prompt_tokens} prompt tokens, priced as {model}). "
+        "Add a provider with its API key in Configuration > Providers to get real answers. "
+        f'You asked: "{_question(messages)}"'
+    )
+    return _fit(text, model, max_tokens)
+
+
+def chat_demo(
+    config: ProviderConfig,
+    messages: list[dict],
+    max_tokens: int,
+    temperature: float | None = None,
+    *,
+    tools: list[dict] | None = None,
+    tool_choice: str | dict | None = None,
+    response_format: dict | None = None,
+) -> ChatResult:
+    """One demo call: an answer built locally, with its tokens counted as the provider's usage. It answers
+    text only: a request with tools or a reply schema is refused as a provider would refuse it."""
+    if tools or response_format:
+        raise ProviderError("invalid_request", "the demo model answers text only, without tools or a reply schema")
+    started = time.perf_counter()
+    content = demo_answer(messages, config.model, max_tokens)
+    usage = Usage(
+        input_tokens=count_message_tokens(messages, config.model).tokens,
+        output_tokens=count_text_tokens(content, config.model).tokens,
+    )
+    return ChatResult(
+        content=content,
+        usage=usage,
+        model=config.model,
+        latency_ms=(time.perf_counter() - started) * 1000,
+        attempts=1,
+        usage_reported=True,
+    )

@@ -1,0 +1,106 @@
+from datetime import timedelta
+
+from odoo import fields
+from odoo.tests import TransactionCase, tagged
+from odoo.tools import convert_file
+
+from ..models.ai_cost_demo import TEAMS
+
+
+@tagged("post_install", "-at_install")
+class TestDemoData(TransactionCase):
+    """The shipped demo data (demo/ai_cost_demo.xml and ai.cost.demo), loaded as an install with demo
+    data loads it: a company that looks real, and a demo model that answers from the Playground."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # The gateway's own transactions run on the test cursor, as in AiCostCase.
+        cls.registry.enter_test_mode(cls.cr)
+        cls.addClassCleanup(cls.registry.leave_test_mode)
+        cls.now = fields.Datetime.now()
+        # As during the install that loads demo data: the registry is not ready yet, so that the superuser's
+        # create() keeps the calls' dates (create_date) instead of stamping them now.
+        ready, cls.registry.ready = cls.registry.ready, False
+        try:
+            convert_file(cls.env, "ai_cost_optimizer", "demo/ai_cost_demo.xml", None, mode="init", kind="demo")
+        finally:
+            cls.registry.ready = ready
+        cls.env.invalidate_all()
+        cls.demo_model = cls.env.ref("ai_cost_optimizer.demo_provider_local")
+        cls.Usage = cls.env["ai.token.usage"]
+
+    def test_a_company_of_a_few_dozen_people(self):
+        users = self.env["res.users"].search([("login", "=like", "ai.demo.%")])
+        self.assertEqual(len(users), sum(len(names) for _ops, names in TEAMS.values()))
+        self.assertTrue(20 <= len(users) <= 50, len(users))
+        self.assertTrue(all(user.has_group("ai_cost_optimizer.group_ai_cost_user") for user in users))
+        callers = {user for (user,) in self.Usage._read_group([], ["user_id"])}
+        self.assertGreaterEqual(len(callers & set(users)), 20, "most of them call the AI features")
+
+    def test_spend_per_month_on_several_providers(self):
+        first_of_month = self.now.date().replace(day=1)
+        last_month = (first_of_month - timedelta(days=1)).replace(day=1)
+        rows = self.Usage._read_group(
+            [("create_date", ">=", last_month), ("create_date", "<", first_of_month)], ["provider_id"],
+            ["cost_usd:sum"],
+        )
+        total = sum(cost for _provider, cost in rows)
+        self.assertTrue(300 <= total <= 5000, f"last month's spend: ${total:,.2f}")
+        significant = [provider for provider, cost in rows if cost >= 0.05 * total]
+        self.assertGreaterEqual(len(significant), 3, "several providers carry the spend")
+
+    def test_no_demo_row_in_the_future(self):
+        latest = self.Usage.search([], order="create_date desc", limit=1)
+        self.assertLessEqual(latest.create_date, self.now)
+        for model, field in (("ai.cost.recommendation", "date"), ("ai.token.waste.finding", "call_date"),
+                             ("ai.provider.experiment", "date_start")):
+            records = self.env[model].search([(field, ">", self.now)])
+            self.assertFalse(records, f"{model} dated in the future: {records.mapped(field)}")
+        self.assertFalse(self.env["ai.cost.budget.period"].search([("date_start", ">", self.now.date())]))
+
+    def test_budgets_at_believable_fill_levels(self):
+        budgets = {budget.name: budget for budget in self.env["ai.cost.budget"].search([])}
+        company, sales, cap = budgets["Company AI budget"], budgets["Sales assistants"], budgets["Claude Sonnet cap"]
+        self.assertLess(company.percentage_used, 50, "comfortable")
+        self.assertTrue(80 <= sales.percentage_used < 100, f"past its alert: {sales.percentage_used:.1f}%")
+        self.assertGreaterEqual(cap.percentage_used, cap.block_at_threshold, "blocked")
+        self.assertGreaterEqual(company.budget_amount, 100, "a budget in hundreds of dollars at least")
+        odoobot = self.env.ref("base.user_root")
+        for budget in budgets.values():
+            self.assertTrue(budget.responsible_id.login.startswith("ai.demo."), budget.name)
+            self.assertNotEqual(budget.responsible_id, odoobot)
+        self.assertGreaterEqual(len(company.period_ids), 3, "the company budget has its history")
+        # The thresholds crossed were alerted: the responsible has an activity for the blocked cap.
+        self.assertIn(cap.responsible_id, cap.activity_ids.user_id)
+        self.assertEqual(cap.period_ids.filtered(lambda p: p.date_start == cap.current_period_start).alerted_up_to,
+                         100)
+
+    def test_recommendations_and_a_running_experiment_with_both_arms(self):
+        self.assertGreater(self.env["ai.cost.recommendation"].search_count([]), 0)
+        recommended = self.env["ai.cost.recommendation"].search([]).recommended_provider_id
+        self.assertNotIn(self.demo_model, recommended, "the stored recommendations rank the real providers")
+        experiment = self.env["ai.provider.experiment"].search([("state", "=", "running")])
+        self.assertEqual(len(experiment), 1)
+        for arm in experiment.arm_ids:
+            assigned = self.env["ai.provider.experiment.assignment"].search_count([("arm_id", "=", arm.id)])
+            self.assertGreater(assigned, 0, f"arm {arm.name} has users")
+            self.assertGreater(arm.calls, 100, f"arm {arm.name} has calls")
+            self.assertTrue(self.Usage.search_count([("ab_arm_id", "=", arm.id),
+                                                     ("provider_id", "!=", arm.provider_id.id)]) == 0)
+
+    def test_playground_send_reaches_usage_and_budget_through_the_demo_model(self):
+        self.assertEqual(self.env.company.ai_default_provider_id, self.demo_model)
+        self.assertEqual((self.demo_model.kind, self.demo_model.cost_unknown), ("demo", False))
+        company_budget = self.env["ai.cost.budget"].search([("name", "=", "Company AI budget")])
+        spent = company_budget.current_spend
+        playground = self.env["ai.cost.playground"].create({"prompt": "Summarize what Deco Addict bought this year."})
+        playground.action_estimate()
+        playground.action_send()
+        self.assertEqual((playground.state, playground.actual_provider_id), ("sent", self.demo_model))
+        self.assertTrue(playground.answer.startswith("Demo answer"))
+        usage = playground.usage_id
+        self.assertEqual((usage.status, usage.provider_id), ("ok", self.demo_model))
+        self.assertGreater(usage.cost_usd, 0)
+        company_budget.invalidate_recordset()
+        self.assertAlmostEqual(company_budget.current_spend, spent + usage.cost_usd, places=9)
