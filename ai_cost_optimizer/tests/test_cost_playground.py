@@ -91,3 +91,27 @@ class TestPlaygroundRefusedSend(CommittedProviderCase):
             )
             self.assertEqual(cr.fetchall(), [("blocked", "playground")])
         self.assertEqual(self.fake.requests, [], "a blocked call reaches no provider")
+
+
+@tagged("post_install", "-at_install")
+class TestPlaygroundServedSend(CommittedProviderCase):
+    """Outside test mode, as in production: the gateway commits the usage row before the playground's
+    transaction ends."""
+
+    def test_a_served_send_shows_its_usage_row(self):
+        """The usage row commits before the playground's transaction ends: the playground must not refer to
+        it by a foreign key, which that transaction's snapshot would find missing."""
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            playground = env["ai.cost.playground"].create({
+                "prompt": "Draft a follow-up for the lead.", "provider_id": self.provider_id,
+            })
+            playground.action_send()
+            playground_id = playground.id
+        with self.registry.cursor() as cr:
+            playground = api.Environment(cr, SUPERUSER_ID, {})["ai.cost.playground"].browse(playground_id)
+            self.assertEqual(
+                (playground.state, playground.usage_id.status, playground.usage_id.operation),
+                ("sent", "ok", "playground"),
+            )
+            self.assertAlmostEqual(playground.usage_id.cost_usd, playground.actual_cost_usd)
