@@ -20,10 +20,11 @@ def fill_ledger(env, provider, rows: int) -> None:
     """Insert usage rows of the budget's scope over the last 90 days, with one SQL statement."""
     env.cr.execute(
         """INSERT INTO ai_token_usage (company_id, provider_id, user_id, operation, status, mode, task_type,
-                                       input_tokens, output_tokens, cost_usd, create_date, write_date)
+                                       input_tokens, output_tokens, cost_usd, create_date, write_date, kind,
+                                       provider_called)
            SELECT %(company)s, %(provider)s, %(uid)s, %(operation)s, 'ok', 'passthrough', 'chat', 500, 50,
                   0.0001, now() AT TIME ZONE 'UTC' - (i %% 90) * interval '1 day',
-                  now() AT TIME ZONE 'UTC'
+                  now() AT TIME ZONE 'UTC', 'chat', TRUE
              FROM generate_series(1, %(rows)s) AS i""",
         {"company": provider.company_id.id, "provider": provider.id, "uid": env.uid, "operation": OPERATION,
          "rows": rows},

@@ -35,13 +35,14 @@ def ensure_rows(env, rows: int) -> int:
         INSERT INTO ai_token_usage (create_date, write_date, create_uid, write_uid, user_id, company_id,
             provider_id, model, mode, operation, task_type, status, input_tokens, output_tokens, total_tokens,
             cost_usd, cost_unknown, cache_hit, price_id, prompt_hash, static_prefix_hash, static_prefix_tokens,
-            redundant_context_tokens, history_tokens, optimization_score, session_id, attempts, usage_reported)
+            redundant_context_tokens, history_tokens, optimization_score, session_id, attempts, usage_reported, kind,
+            provider_called)
         SELECT ts, ts, 1, 1, 1, %(company)s, p.id, p.model, 'passthrough', 'op_' || (g %% 8),
                CASE WHEN g %% 10 = 0 THEN 'classify' ELSE 'chat' END, 'ok',
                tin, 200, tin + 200, tin * p.input_price / 1e6 + 200 * p.output_price / 1e6, FALSE, FALSE,
                (SELECT max(id) FROM ai_service_provider_price WHERE provider_id = p.id),
                md5((g %% %(prompts)s)::text), CASE WHEN g %% 2 = 0 THEN md5((g %% %(prefixes)s)::text) END,
-               3000, CASE WHEN g %% 20 = 0 THEN 120 ELSE 0 END, (g %% 5) * 100, 100, %(session)s, 1, TRUE
+               3000, CASE WHEN g %% 20 = 0 THEN 120 ELSE 0 END, (g %% 5) * 100, 100, %(session)s, 1, TRUE, 'chat', TRUE
           FROM (SELECT g, 1000 + g %% 9000 AS tin,
                        now() at time zone 'UTC' - (30 - (g - 1) * 30.0 / %(rows)s) * interval '1 day' AS ts,
                        (%(providers)s::int[])[1 + (g %% 10 = 7)::int] AS provider

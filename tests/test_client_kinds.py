@@ -65,6 +65,8 @@ def test_broken_stream_raises_and_keeps_what_came(server, config):
         for chunk in stream:
             received.append(chunk)
     assert raised.value.kind == "connection"
+    assert str(raised.value).startswith(f"The stream from {config.base_url} broke off (")
+    assert not any(internal in str(raised.value) for internal in ("0x", "urllib3", "httpx", "Pool"))
     assert received and "".join(received) != DEFAULT_REPLY
     result = stream.result(parse_tools=False)
     assert not result.usage_reported

@@ -300,8 +300,8 @@ class AiService(models.AbstractModel):
             error, call.result = malformed, reader.result(parse_tools=False)
         self._price_result(call)
         if error is not None:
-            message = self.env._("The stream broke after %(count)s chunks: %(error)s",
-                                 count=len(reader.progress.chunks), error=error)
+            chunks = len(reader.progress.chunks)
+            message = self.env._("%(error)s Chunks received: %(count)s.", count=chunks, error=error)
             summary = self._record_usage(call, status="error", error=message)
         elif complete:
             summary = self._record_answer(call)

@@ -32,7 +32,7 @@ class AiTokenUsage(models.Model):
 
     # Who and what
     kind = fields.Selection(
-        [("chat", "Chat"), ("embedding", "Embedding")], default="chat", required=True, index=True,
+        [("chat", "Chat"), ("embedding", "Embedding")], default="chat", required=True,
         help="A chat call (answered in one piece or streamed), or an embedding call.",
     )
     user_id = fields.Many2one("res.users", default=lambda self: self.env.user, index=True, readonly=True)

@@ -23,6 +23,7 @@ from .base import (
     connection_error,
     estimate_usage,
     status_error,
+    stream_broken_error,
     timeout_error,
     tool_call,
 )
@@ -278,4 +279,4 @@ def _stream_chunks(events: Any, progress: StreamProgress, config: ProviderConfig
     except anthropic.AnthropicError as error:
         raise _provider_error(error, config) from None
     except (_HTTP_ERROR, OSError, ValueError) as error:
-        raise ProviderError("connection", f"the stream from Anthropic broke: {error}", secret=config.api_key) from None
+        raise stream_broken_error(config.base_url or "Anthropic", error) from None

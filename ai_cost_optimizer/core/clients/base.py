@@ -265,6 +265,11 @@ def connection_error(base_url: str, error: BaseException) -> ProviderError:
     return ProviderError("connection", f"Could not connect to {base_url} ({connection_reason(error)})")
 
 
+def stream_broken_error(base_url: str, error: BaseException) -> ProviderError:
+    """The ProviderError of a stream cut off while it was read, in one sentence."""
+    return ProviderError("connection", f"The stream from {base_url} broke off ({connection_reason(error)})")
+
+
 def timeout_error(base_url: str, timeout: float) -> ProviderError:
     """The ProviderError of a provider that did not answer in time, in one sentence."""
     return ProviderError("timeout", f"No answer from {base_url} within {timeout:g} s")

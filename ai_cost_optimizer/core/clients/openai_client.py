@@ -25,6 +25,7 @@ from .base import (
     connection_error,
     estimate_usage,
     status_error,
+    stream_broken_error,
     timeout_error,
     tool_call,
 )
@@ -245,8 +246,7 @@ def _stream_chunks(response: requests.Response, progress: StreamProgress, config
                 if delta.get("content"):
                     yield delta["content"]
     except requests.RequestException as error:
-        raise ProviderError("connection", f"the stream from {config.base_url} broke: {error}",
-                            secret=config.api_key) from None
+        raise stream_broken_error(config.base_url, error) from None
     except (ValueError, AttributeError, TypeError) as error:
         raise ProviderError("malformed", f"unreadable stream chunk: {error}", secret=config.api_key) from None
 
