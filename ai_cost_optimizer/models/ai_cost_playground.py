@@ -163,19 +163,34 @@ class AiCostPlayground(models.TransientModel):
 
     def action_send(self):
         self.ensure_one()
+        messages, parameters = self._send_parameters()
+        # A refused call (a budget's block) raises after the gateway recorded it in a transaction of its own:
+        # the usage row stays when this one rolls back.
+        self._store_answer(self.env["ai.service"].send_message(messages, **parameters))
+        return True  # the form reloads this record in place (no new breadcrumb)
+
+    def _stream_answer(self):
+        """Send as Send does, the answer streamed: the GatewayStream of `ai.service.stream_message`, whose
+        `result` goes to `_store_answer` once it has been read (see controllers/playground.py)."""
+        self.ensure_one()
+        messages, parameters = self._send_parameters()
+        return self.env["ai.service"].stream_message(messages, **parameters)
+
+    def _send_parameters(self):
+        """The messages and the gateway's parameters of Send; a UserError says why it cannot go."""
         messages = self._messages()
         provider = self._target_provider()
         if refusal := self._refusal(provider):
             raise UserError(refusal)
-        # A refused call (a budget's block) raises after the gateway recorded it in a transaction of its own:
-        # the usage row stays when this one rolls back.
-        result = self.env["ai.service"].send_message(
-            messages,
-            provider=provider,
-            task_type=self.task_type_id.code,
-            quality_required=self.quality_required,
-            operation="playground",
-        )
+        return messages, {
+            "provider": provider,
+            "task_type": self.task_type_id.code,
+            "quality_required": self.quality_required,
+            "operation": "playground",
+        }
+
+    def _store_answer(self, result):
+        """Show the recorded call: the gateway's `result` of send_message or of a stream."""
         waste = result.get("waste_report") or {}
         findings = [
             f"{f.get('type')}: {f.get('description')} ({f.get('recommendation')})"
@@ -189,4 +204,3 @@ class AiCostPlayground(models.TransientModel):
             "actual_provider_id": result.get("provider_id") or False,
             "waste_findings": "\n".join(findings) or self.env._("No waste found."),
         })
-        return True  # the form reloads this record in place (no new breadcrumb)
