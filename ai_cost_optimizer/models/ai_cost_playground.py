@@ -41,7 +41,10 @@ class AiCostPlayground(models.TransientModel):
 
     # Result, after sending
     answer = fields.Text(readonly=True)
-    usage_id = fields.Many2one("ai.token.usage", readonly=True)
+    # The call's usage row, by id: the gateway commits it in a transaction of its own, after this one first read
+    # the database, so that a foreign key (a stored many2one) checked in this one would not see it.
+    usage_ref = fields.Integer(readonly=True)
+    usage_id = fields.Many2one("ai.token.usage", compute="_compute_usage_id")
     actual_cost_usd = fields.Float(string="Actual Cost (USD)", digits=PRICE_DIGITS, readonly=True)
     actual_provider_id = fields.Many2one("ai.service.provider", readonly=True)
     waste_findings = fields.Text(readonly=True)
@@ -54,6 +57,11 @@ class AiCostPlayground(models.TransientModel):
             playground.display_name = (
                 first_line if len(first_line) <= TITLE_LENGTH else first_line[: TITLE_LENGTH - 1] + "…"
             ) or self.env._("New prompt")
+
+    @api.depends("usage_ref")
+    def _compute_usage_id(self):
+        for playground in self:
+            playground.usage_id = self.env["ai.token.usage"].browse(playground.usage_ref).exists()
 
     @api.depends("provider_id", "recommended_provider_id")
     def _compute_send_refusal(self):
@@ -199,7 +207,7 @@ class AiCostPlayground(models.TransientModel):
         self.write({
             "state": "sent",
             "answer": result.get("content"),
-            "usage_id": result.get("usage_id") or False,
+            "usage_ref": result.get("usage_id") or 0,
             "actual_cost_usd": result.get("cost_usd") or 0.0,
             "actual_provider_id": result.get("provider_id") or False,
             "waste_findings": "\n".join(findings) or self.env._("No waste found."),

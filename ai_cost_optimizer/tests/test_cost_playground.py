@@ -91,3 +91,25 @@ class TestPlaygroundRefusedSend(CommittedProviderCase):
             )
             self.assertEqual(cr.fetchall(), [("blocked", "playground")])
         self.assertEqual(self.fake.requests, [], "a blocked call reaches no provider")
+
+
+@tagged("post_install", "-at_install")
+class TestPlaygroundSendCommitted(CommittedProviderCase):
+    """Outside test mode, as in production: the usage row the gateway commits apart, after the playground's
+    transaction first read the database, is the one the playground shows."""
+
+    def test_send_shows_the_row_committed_apart(self):
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            playground = env["ai.cost.playground"].create({
+                "prompt": "Draft a follow-up for the lead.", "provider_id": self.provider_id,
+            })
+            playground.action_estimate()
+            playground.action_send()
+            playground_id = playground.id
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            playground = env["ai.cost.playground"].browse(playground_id)
+            self.assertEqual(playground.state, "sent")
+            self.assertEqual((playground.usage_id.operation, playground.usage_id.status), ("playground", "ok"))
+            self.assertAlmostEqual(playground.actual_cost_usd, playground.usage_id.cost_usd, places=12)
