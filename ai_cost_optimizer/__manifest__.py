@@ -43,6 +43,7 @@ provider benchmarks and a cost dashboard.
         "web.assets_backend": [
             "ai_cost_optimizer/static/src/dashboard/**/*",
             "ai_cost_optimizer/static/src/fields/**/*",
+            "ai_cost_optimizer/static/src/playground/**/*",
             "ai_cost_optimizer/static/src/threshold_tags/**/*",
         ],
         "web.assets_tests": [

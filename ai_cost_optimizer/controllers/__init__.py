@@ -1,1 +1,2 @@
 from . import cost_api
+from . import playground

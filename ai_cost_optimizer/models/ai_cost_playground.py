@@ -41,8 +41,8 @@ class AiCostPlayground(models.TransientModel):
 
     # Result, after sending
     answer = fields.Text(readonly=True)
-    # The call's usage row is committed by the gateway in a transaction of its own, after this transaction's
-    # snapshot: a stored many2one (a foreign key) could not refer to it before this transaction ends.
+    # The call's usage row, by id: the gateway commits it in a transaction of its own, after this one first read
+    # the database, so that a foreign key (a stored many2one) checked in this one would not see it.
     usage_ref = fields.Integer(readonly=True)
     usage_id = fields.Many2one("ai.token.usage", compute="_compute_usage_id", string="Usage Row")
     actual_cost_usd = fields.Float(string="Actual Cost (USD)", digits=PRICE_DIGITS, readonly=True)
@@ -61,7 +61,7 @@ class AiCostPlayground(models.TransientModel):
     @api.depends("usage_ref")
     def _compute_usage_id(self):
         for playground in self:
-            playground.usage_id = self.env["ai.token.usage"].browse(playground.usage_ref)
+            playground.usage_id = self.env["ai.token.usage"].browse(playground.usage_ref).exists()
 
     @api.depends("provider_id", "recommended_provider_id")
     def _compute_send_refusal(self):
@@ -171,19 +171,34 @@ class AiCostPlayground(models.TransientModel):
 
     def action_send(self):
         self.ensure_one()
+        messages, parameters = self._send_parameters()
+        # A refused call (a budget's block) raises after the gateway recorded it in a transaction of its own:
+        # the usage row stays when this one rolls back.
+        self._store_answer(self.env["ai.service"].send_message(messages, **parameters))
+        return True  # the form reloads this record in place (no new breadcrumb)
+
+    def _stream_answer(self):
+        """Send as Send does, the answer streamed: the GatewayStream of `ai.service.stream_message`, whose
+        `result` goes to `_store_answer` once it has been read (see controllers/playground.py)."""
+        self.ensure_one()
+        messages, parameters = self._send_parameters()
+        return self.env["ai.service"].stream_message(messages, **parameters)
+
+    def _send_parameters(self):
+        """The messages and the gateway's parameters of Send; a UserError says why it cannot go."""
         messages = self._messages()
         provider = self._target_provider()
         if refusal := self._refusal(provider):
             raise UserError(refusal)
-        # A refused call (a budget's block) raises after the gateway recorded it in a transaction of its own:
-        # the usage row stays when this one rolls back.
-        result = self.env["ai.service"].send_message(
-            messages,
-            provider=provider,
-            task_type=self.task_type_id.code,
-            quality_required=self.quality_required,
-            operation="playground",
-        )
+        return messages, {
+            "provider": provider,
+            "task_type": self.task_type_id.code,
+            "quality_required": self.quality_required,
+            "operation": "playground",
+        }
+
+    def _store_answer(self, result):
+        """Show the recorded call: the gateway's `result` of send_message or of a stream."""
         waste = result.get("waste_report") or {}
         findings = [
             f"{f.get('type')}: {f.get('description')} ({f.get('recommendation')})"
@@ -197,4 +212,3 @@ class AiCostPlayground(models.TransientModel):
             "actual_provider_id": result.get("provider_id") or False,
             "waste_findings": "\n".join(findings) or self.env._("No waste found."),
         })
-        return True  # the form reloads this record in place (no new breadcrumb)

@@ -34,3 +34,5 @@ from . import test_gateway_stream
 from . import test_gateway_tools
 from . import test_gateway_embeddings
 from . import test_cost_api_embeddings
+from . import test_playground_stream
+from . import test_usage_kind_views

@@ -94,24 +94,22 @@ class TestPlaygroundRefusedSend(CommittedProviderCase):
 
 
 @tagged("post_install", "-at_install")
-class TestPlaygroundServedSend(CommittedProviderCase):
-    """Outside test mode, as in production: the gateway commits the usage row before the playground's
-    transaction ends."""
+class TestPlaygroundSendCommitted(CommittedProviderCase):
+    """Outside test mode, as in production: the usage row the gateway commits apart, after the playground's
+    transaction first read the database, is the one the playground shows."""
 
-    def test_a_served_send_shows_its_usage_row(self):
-        """The usage row commits before the playground's transaction ends: the playground must not refer to
-        it by a foreign key, which that transaction's snapshot would find missing."""
+    def test_send_shows_the_row_committed_apart(self):
         with self.registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
             playground = env["ai.cost.playground"].create({
                 "prompt": "Draft a follow-up for the lead.", "provider_id": self.provider_id,
             })
+            playground.action_estimate()
             playground.action_send()
             playground_id = playground.id
         with self.registry.cursor() as cr:
-            playground = api.Environment(cr, SUPERUSER_ID, {})["ai.cost.playground"].browse(playground_id)
-            self.assertEqual(
-                (playground.state, playground.usage_id.status, playground.usage_id.operation),
-                ("sent", "ok", "playground"),
-            )
-            self.assertAlmostEqual(playground.usage_id.cost_usd, playground.actual_cost_usd)
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            playground = env["ai.cost.playground"].browse(playground_id)
+            self.assertEqual(playground.state, "sent")
+            self.assertEqual((playground.usage_id.operation, playground.usage_id.status), ("playground", "ok"))
+            self.assertAlmostEqual(playground.actual_cost_usd, playground.usage_id.cost_usd, places=12)
