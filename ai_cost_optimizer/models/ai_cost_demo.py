@@ -37,7 +37,7 @@ PROVIDER_MIX = {
                  "demo_provider_ollama": 1, "demo_provider_gemini_flash": 1},
     "summarize": {"demo_provider_claude_haiku": 2, "demo_provider_claude_sonnet": 6, "demo_provider_gemini_flash": 1},
     "chat": {"demo_provider_claude_sonnet": 5, "demo_provider_gpt4o": 5, "demo_provider_gpt4o_mini": 1},
-    "extract": {"demo_provider_gemini_flash": 1, "demo_provider_claude_haiku": 2, "demo_provider_gpt4o": 4},
+    "extract": {"demo_provider_gemini_flash": 1, "demo_provider_claude_haiku": 3, "demo_provider_gpt4o": 4},
     "translate": {"demo_provider_deepseek": 3, "demo_provider_gpt4o": 3, "demo_provider_gpt4o_mini": 2,
                   "demo_provider_ollama": 1},
     "embedding": {"demo_provider_embedding": 1},
