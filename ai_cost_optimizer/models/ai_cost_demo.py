@@ -29,7 +29,7 @@ OPERATIONS = {
     "product_description": ("chat", 7, 1500, 700, None),
     "translation": ("translate", 8, 2000, 2000, "partner"),
     "chatbot_streamed": ("chat", 12, 16000, 500, None),
-    "document_search_embedding": ("embedding", 10, 40000, 0, None),
+    "document_embedding": ("embedding", 10, 40000, 0, None),
 }
 # Which providers serve an operation, by demo provider xml id and weight.
 PROVIDER_MIX = {
@@ -58,7 +58,7 @@ TEAMS = {
         "demo_user_alice", "Lucas Moreau", "Sofia Rossi", "Jonas Weber", "Amara Okafor", "Mateo Garcia",
         "Hanna Lindqvist", "Omar Farouk", "Julia Nowak", "Ravi Patel", "Elena Petrova", "Tom Becker",
     ]),
-    "support": (("ticket_triage", "chatbot_streamed", "document_search_embedding", "email_draft", "translation"), [
+    "support": (("ticket_triage", "chatbot_streamed", "document_embedding", "email_draft", "translation"), [
         "demo_user_bruno", "Chloe Dubois", "Ines Santos", "Kenji Sato", "Fatima Zahra", "Liam O'Brien",
         "Nora Jansen", "Pavel Horak", "Sara Lind", "Yusuf Demir",
     ]),
@@ -66,7 +66,7 @@ TEAMS = {
     "marketing": (("product_description", "translation", "email_draft"), [
         "demo_user_emil", "Lea Fischer", "Diego Alvarez", "Mia Costa", "Noah Schmidt",
     ]),
-    "operations": (("lead_summary", "invoice_extraction", "chatbot_streamed", "document_search_embedding"), [
+    "operations": (("lead_summary", "invoice_extraction", "chatbot_streamed", "document_embedding"), [
         "demo_user_dina", "Viktor Ivanov", "Grace Kim", "Samuel Mensah",
     ]),
 }

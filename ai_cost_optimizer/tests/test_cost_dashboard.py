@@ -42,7 +42,7 @@ class TestCostDashboard(CostDataMixin, HttpCase):
         """Embedding rows (input tokens, cost) of the GPT provider, written through the ORM: the rollups follow."""
         return self.env["ai.token.usage"].create([
             {"provider_id": self.gpt.id, "model": "text-embedding-3-small", "kind": "embedding",
-             "operation": "document_search_embedding", "user_id": self.basic.id, "status": "ok",
+             "operation": "document_embedding", "user_id": self.basic.id, "status": "ok",
              "input_tokens": tokens, "cost_usd": cost}
             for tokens, cost in specs
         ])

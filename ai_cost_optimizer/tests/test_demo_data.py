@@ -53,7 +53,7 @@ class TestDemoData(TransactionCase):
     def test_streamed_tool_and_embedding_calls_reach_the_dashboard(self):
         embeddings = self.Usage.search([("kind", "=", "embedding"), ("status", "=", "ok")])
         self.assertGreater(len(embeddings), 100)
-        self.assertEqual(set(embeddings.mapped("operation")), {"document_search_embedding"})
+        self.assertEqual(set(embeddings.mapped("operation")), {"document_embedding"})
         self.assertEqual(embeddings.provider_id.model, "text-embedding-3-small")
         self.assertFalse(any(embeddings.mapped("output_tokens")) or any(embeddings.mapped("cost_unknown")))
         self.assertTrue(all(embeddings.mapped("cost_usd")), "priced by genai-prices")
