@@ -14,10 +14,12 @@ PERIODS = {
 TOP_USERS = 10
 TOP_ITEMS = 5
 # What the dashboard reads of the per-day rollup for its period, in one scan (ai.cost.report `_grouped_sums`):
-# the totals, cost per day and provider, per operation, per user, per provider and outcome.
+# the totals, cost per day and provider, per operation, per user, per provider and outcome. The latency sum
+# stays last (the provider comparison reads it there).
 PERIOD_GROUPINGS = [(), ("day", "provider_id"), ("operation",), ("user_id",), ("provider_id", "status", "cache_hit")]
 PERIOD_MEASURES = ["cost_usd", "call_count", "savings_usd", "cache_hit_count", "waste_usd", "waste_count",
-                   "cost_unknown_count", "latency_ms_sum"]
+                   "cost_unknown_count", "embedding_call_count", "embedding_tokens", "embedding_cost_usd",
+                   "latency_ms_sum"]
 
 
 def period_bounds(period, today):
@@ -108,7 +110,8 @@ class AiCostDashboard(models.AbstractModel):
 
     def _kpis(self, Report, company_domain, totals, today):
         months = self._month_costs(Report, company_domain, today)
-        (cost, calls, savings, hits, waste, waste_count, unknown, _latency), = totals
+        (cost, calls, savings, hits, waste, waste_count, unknown, embedding_calls, embedding_tokens, embedding_cost,
+         _latency), = totals
         return {
             **months,
             "forecast_month": month_forecast(months["cost_this_month"], today),
@@ -119,6 +122,10 @@ class AiCostDashboard(models.AbstractModel):
             "waste": waste or 0.0,
             "waste_count": waste_count or 0,
             "cost_unknown_count": unknown or 0,
+            # The embedding calls among the period's calls (their cost is part of the period cost).
+            "embedding_calls": embedding_calls or 0,
+            "embedding_tokens": embedding_tokens or 0,
+            "embedding_cost": embedding_cost or 0.0,
         }
 
     def _daily_by_provider(self, rows, start, end):

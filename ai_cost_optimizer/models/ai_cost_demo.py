@@ -15,16 +15,21 @@ from .ai_token_analytics import PERIOD_TYPES
 from .ai_token_waste_finding import RULE_LABELS
 
 # operation: (task type, weight, prompt tokens (mean), answer tokens (mean), about a record?). Prompts carry
-# what real assistants send: retrieved documents, e-mail threads, the lead's history.
+# what real assistants send: retrieved documents, e-mail threads, the lead's history. The enrichment
+# assistant's prompts carry its tool definitions (the CRM and web look-ups it may call); the chatbot streams
+# its answers; document search embeds batches of knowledge-base documents (task type "embedding": embedding
+# calls, input tokens only).
 OPERATIONS = {
     "lead_qualification": ("classify", 20, 1500, 60, "lead"),
     "lead_summary": ("summarize", 14, 12000, 600, "lead"),
+    "lead_enrichment_tool_calls": ("extract", 8, 5500, 250, "lead"),
     "email_draft": ("chat", 18, 6000, 700, "partner"),
     "ticket_triage": ("classify", 12, 1200, 40, "partner"),
     "invoice_extraction": ("extract", 9, 8000, 400, "partner"),
     "product_description": ("chat", 7, 1500, 700, None),
     "translation": ("translate", 8, 2000, 2000, "partner"),
-    "chatbot": ("chat", 12, 16000, 500, None),
+    "chatbot_streamed": ("chat", 12, 16000, 500, None),
+    "document_embedding": ("embedding", 10, 40000, 0, None),
 }
 # Which providers serve an operation, by demo provider xml id and weight.
 PROVIDER_MIX = {
@@ -32,9 +37,10 @@ PROVIDER_MIX = {
                  "demo_provider_ollama": 1, "demo_provider_gemini_flash": 1},
     "summarize": {"demo_provider_claude_haiku": 2, "demo_provider_claude_sonnet": 6, "demo_provider_gemini_flash": 1},
     "chat": {"demo_provider_claude_sonnet": 5, "demo_provider_gpt4o": 5, "demo_provider_gpt4o_mini": 1},
-    "extract": {"demo_provider_gemini_flash": 1, "demo_provider_claude_haiku": 2, "demo_provider_gpt4o": 4},
+    "extract": {"demo_provider_gemini_flash": 1, "demo_provider_claude_haiku": 3, "demo_provider_gpt4o": 4},
     "translate": {"demo_provider_deepseek": 3, "demo_provider_gpt4o": 3, "demo_provider_gpt4o_mini": 2,
                   "demo_provider_ollama": 1},
+    "embedding": {"demo_provider_embedding": 1},
 }
 # The rated quality of the demo providers' answers (mean of a user's 0-100 rating).
 QUALITY = {"demo_provider_claude_haiku": 78, "demo_provider_claude_sonnet": 90, "demo_provider_gpt4o_mini": 76,
@@ -42,17 +48,17 @@ QUALITY = {"demo_provider_claude_haiku": 78, "demo_provider_claude_sonnet": 90, 
            "demo_provider_ollama": 58}
 LATENCY_MS = {"demo_provider_claude_haiku": 900, "demo_provider_claude_sonnet": 2400, "demo_provider_gpt4o_mini": 1100,
               "demo_provider_gpt4o": 1600, "demo_provider_gemini_flash": 800, "demo_provider_deepseek": 1800,
-              "demo_provider_ollama": 3000}
+              "demo_provider_ollama": 3000, "demo_provider_embedding": 450}
 WASTE_RULES = ["duplicate_query", "redundant_context", "oversized_context", "wrong_model", "unnecessary_history",
                "missed_cache"]
 # The company's teams: the operations each one runs, and its people (the first ones are in the demo data, with
 # Dina Haddad, AI Cost manager, leading operations). Every person calls at a pace of their own.
 TEAMS = {
-    "sales": (("lead_qualification", "lead_summary", "email_draft"), [
+    "sales": (("lead_qualification", "lead_summary", "lead_enrichment_tool_calls", "email_draft"), [
         "demo_user_alice", "Lucas Moreau", "Sofia Rossi", "Jonas Weber", "Amara Okafor", "Mateo Garcia",
         "Hanna Lindqvist", "Omar Farouk", "Julia Nowak", "Ravi Patel", "Elena Petrova", "Tom Becker",
     ]),
-    "support": (("ticket_triage", "chatbot", "email_draft", "translation"), [
+    "support": (("ticket_triage", "chatbot_streamed", "document_embedding", "email_draft", "translation"), [
         "demo_user_bruno", "Chloe Dubois", "Ines Santos", "Kenji Sato", "Fatima Zahra", "Liam O'Brien",
         "Nora Jansen", "Pavel Horak", "Sara Lind", "Yusuf Demir",
     ]),
@@ -60,7 +66,7 @@ TEAMS = {
     "marketing": (("product_description", "translation", "email_draft"), [
         "demo_user_emil", "Lea Fischer", "Diego Alvarez", "Mia Costa", "Noah Schmidt",
     ]),
-    "operations": (("lead_summary", "invoice_extraction", "chatbot"), [
+    "operations": (("lead_summary", "invoice_extraction", "chatbot_streamed", "document_embedding"), [
         "demo_user_dina", "Viktor Ivanov", "Grace Kim", "Samuel Mensah",
     ]),
 }
@@ -178,7 +184,8 @@ class AiCostDemo(models.AbstractModel):
 
     def _demo_row(self, rng, when, user_id, operations, context):
         """The values of the usage row of a call made at `when` by `user_id`, whose team runs
-        `operations`: a summary of a user in the running experiment goes to the provider of their arm."""
+        `operations`: a summary of a user in the running experiment goes to the provider of their arm. An
+        embedding call, as the gateway records it, has no answer, response cache, waste, rating or routing."""
         weights = [OPERATIONS[operation][1] for operation in operations]
         operation = rng.choices(operations, weights=weights)[0]
         task_type, _weight, prompt_mean, answer_mean, record_kind = OPERATIONS[operation]
@@ -196,26 +203,28 @@ class AiCostDemo(models.AbstractModel):
             res_model = records[record_kind][0]
             res_id = rng.choice(records[record_kind][1])
         input_tokens = max(20, int(rng.gauss(prompt_mean, prompt_mean * 0.35)))
-        output_tokens = max(5, int(rng.gauss(answer_mean, answer_mean * 0.4)))
+        embedding = task_type == "embedding"
+        output_tokens = 0 if embedding else max(5, int(rng.gauss(answer_mean, answer_mean * 0.4)))
         roll = rng.random()
         status = "error" if roll < 0.025 else "ok"
-        cache_hit = status == "ok" and roll > 0.93
+        cache_hit = status == "ok" and roll > 0.93 and not embedding
         cache_read = int(input_tokens * 0.7) if provider.kind == "anthropic" and rng.random() < 0.35 else 0
         usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens, cache_read_tokens=cache_read)
         cost = pricing.compute_cost(usage, price) if price and status == "ok" and not cache_hit else 0.0
         savings = 0.0
         if price and cache_read and status == "ok" and not cache_hit:
             savings = pricing.cache_read_savings(cache_read, price.input_per_mtok, price.cache_read_per_mtok)
-        waste = status == "ok" and not cache_hit and rng.random() < 0.12
+        chat_served = status == "ok" and not cache_hit and not embedding
+        waste = chat_served and rng.random() < 0.12
         rule = rng.choice(WASTE_RULES) if waste else None
-        rated = status == "ok" and not cache_hit and rng.random() < 0.08
+        rated = chat_served and rng.random() < 0.08
         failed, served = status == "error", status == "ok" and not cache_hit
         return {
-            "create_date": when, "write_date": when, "user_id": user_id,
+            "kind": "embedding" if embedding else "chat", "create_date": when, "write_date": when, "user_id": user_id,
             "company_id": provider.company_id.id, "provider_id": provider.id, "model": provider.model,
-            "mode": "smart_router" if rng.random() < 0.3 else "passthrough", "operation": operation,
+            "mode": "smart_router" if not embedding and rng.random() < 0.3 else "passthrough", "operation": operation,
             "res_model": res_model, "res_id": res_id, "task_type": task_type,
-            "quality_required": rng.choice(["low", "medium", "medium", "high"]),
+            "quality_required": False if embedding else rng.choice(["low", "medium", "medium", "high"]),
             "input_tokens": 0 if failed else input_tokens, "output_tokens": 0 if failed else output_tokens,
             "cache_read_tokens": 0 if failed else cache_read, "estimated_input_tokens": input_tokens,
             "estimate_exact": True, "usage_reported": True, "context_size_tokens": input_tokens,
@@ -227,7 +236,8 @@ class AiCostDemo(models.AbstractModel):
             "attempts": 3 if failed else 1, "prompt_hash": f"demo-{operation}-{rng.randint(0, 400)}",
             "waste_detected": waste, "waste_reason": rule or False,
             "could_have_saved_usd": cost * rng.uniform(0.15, 0.6) if waste else 0.0,
-            "optimization_score": rng.randint(30, 75) if waste else 100, "switched": rng.random() < 0.05,
+            "optimization_score": rng.randint(30, 75) if waste else 100,
+            "switched": not embedding and rng.random() < 0.05,
             "provider_called": not cache_hit,
             "quality_score": min(100, max(0, int(rng.gauss(QUALITY[xml_id], 10)))) if rated else 0,
             "quality_rated": rated, "ab_arm_id": arm_id or False,
@@ -256,7 +266,9 @@ class AiCostDemo(models.AbstractModel):
         now = fields.Datetime.now()
         real = {provider.id for provider in providers.values()}
         vals_list = []
-        for task_type in sorted({task_type for task_type, *_rest in OPERATIONS.values()}):
+        # The optimizer ranks chat providers; an embedding call is never re-routed.
+        chat_task_types = {task_type for task_type, *_rest in OPERATIONS.values() if task_type != "embedding"}
+        for task_type in sorted(chat_task_types):
             output_tokens = Optimizer._expected_output_tokens(task_type)
             candidates = [
                 replace(candidate, usable=True)

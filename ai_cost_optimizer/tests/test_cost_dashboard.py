@@ -38,6 +38,28 @@ class TestCostDashboard(CostDataMixin, HttpCase):
         self.assertEqual(gpt["quality"], round(self.gpt.effective_quality, 1))
         self.assertGreater(gpt["quality"], 0)
 
+    def _embedding_usages(self, *specs):
+        """Embedding rows (input tokens, cost) of the GPT provider, written through the ORM: the rollups follow."""
+        return self.env["ai.token.usage"].create([
+            {"provider_id": self.gpt.id, "model": "text-embedding-3-small", "kind": "embedding",
+             "operation": "document_embedding", "user_id": self.basic.id, "status": "ok",
+             "input_tokens": tokens, "cost_usd": cost}
+            for tokens, cost in specs
+        ])
+
+    def test_embedding_figures_of_the_period(self):
+        empty = self.Dashboard.get_dashboard_data("30d")["kpis"]
+        self.assertEqual((empty["embedding_calls"], empty["embedding_tokens"], empty["embedding_cost"]), (0, 0, 0.0))
+        self._embedding_usages((40000, 0.0008), (12000, 0.00024))
+        kpis = self.Dashboard.get_dashboard_data("30d")["kpis"]
+        self.assertEqual((kpis["embedding_calls"], kpis["embedding_tokens"]), (2, 52000))
+        self.assertAlmostEqual(kpis["embedding_cost"], 0.00104, places=10)
+        # Part of the period's calls and cost, not beside them.
+        self.assertEqual(kpis["calls"], empty["calls"] + 2)
+        self.assertAlmostEqual(kpis["cost"], empty["cost"] + 0.00104, places=10)
+        last_month = self.Dashboard.get_dashboard_data("last_month")["kpis"]
+        self.assertEqual(last_month["embedding_calls"], 0, "only the period's embedding calls")
+
     def test_periods_and_access(self):
         for period in ("7d", "90d", "this_month", "last_month"):
             self.Dashboard.get_dashboard_data(period)
@@ -51,6 +73,7 @@ class TestCostDashboard(CostDataMixin, HttpCase):
 
     def test_dashboard_tour(self):
         self.gpt.api_key = "sk-test"  # the playground estimates for a provider that can answer
+        self._embedding_usages((4000, 0.00008))
         self.env.flush_all()
         self.start_tour(
             "/odoo/action-ai_cost_optimizer.action_ai_cost_dashboard", "ai_cost_dashboard_tour", login="ai_api_manager"

@@ -50,6 +50,25 @@ class TestDemoData(TransactionCase):
         significant = [provider for provider, cost in rows if cost >= 0.05 * total]
         self.assertGreaterEqual(len(significant), 3, "several providers carry the spend")
 
+    def test_streamed_tool_and_embedding_calls_reach_the_dashboard(self):
+        embeddings = self.Usage.search([("kind", "=", "embedding"), ("status", "=", "ok")])
+        self.assertGreater(len(embeddings), 100)
+        self.assertEqual(set(embeddings.mapped("operation")), {"document_embedding"})
+        self.assertEqual(embeddings.provider_id.model, "text-embedding-3-small")
+        self.assertFalse(any(embeddings.mapped("output_tokens")) or any(embeddings.mapped("cost_unknown")))
+        self.assertTrue(all(embeddings.mapped("cost_usd")), "priced by genai-prices")
+        chat = self.Usage.search_count([("kind", "=", "chat")])
+        self.assertGreater(chat, len(embeddings))
+        for operation in ("lead_enrichment_tool_calls", "chatbot_streamed"):
+            self.assertGreater(self.Usage.search_count([("operation", "=", operation), ("kind", "=", "chat")]), 100)
+        # The optimizer never ranks the embedding model for a chat call.
+        self.assertNotIn(embeddings.provider_id, self.env["ai.cost.recommendation"].search([]).recommended_provider_id)
+        dina = self.env.ref("ai_cost_optimizer.demo_user_dina")
+        kpis = self.env["ai.cost.dashboard"].with_user(dina).get_dashboard_data("30d")["kpis"]
+        self.assertGreater(kpis["embedding_calls"], 100)
+        self.assertGreater(kpis["embedding_tokens"], 1_000_000, "batches of documents: many tokens")
+        self.assertTrue(0 < kpis["embedding_cost"] < 0.05 * kpis["cost"], "a small part of the cost")
+
     def test_no_demo_row_in_the_future(self):
         latest = self.Usage.search([], order="create_date desc", limit=1)
         self.assertLessEqual(latest.create_date, self.now)

@@ -6,16 +6,10 @@ import { getColor } from "@web/core/colors/colors";
 import { _t } from "@web/core/l10n/translation";
 import { registry } from "@web/core/registry";
 import { useService } from "@web/core/utils/hooks";
+import { formatUsd } from "@ai_cost_optimizer/fields/format_usd";
 
 const CHARTS = ["daily", "operation", "user"];
 const DEFAULT_PERIOD = "30d";
-
-/** Formats US dollars with enough decimals for fractions of a cent. */
-export function formatUsd(value) {
-    const amount = value || 0;
-    const digits = amount !== 0 && Math.abs(amount) < 1 ? 4 : 2;
-    return "$" + amount.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
-}
 
 export class CostDashboard extends Component {
     static template = "ai_cost_optimizer.CostDashboard";
@@ -28,6 +22,7 @@ export class CostDashboard extends Component {
         this.canvases = Object.fromEntries(CHARTS.map((name) => [name, useRef(`chart_${name}`)]));
         this.charts = {};
         this.formatUsd = formatUsd;
+        this.formatCount = (value) => (value || 0).toLocaleString("en-US");
         onWillStart(async () => {
             await loadBundle("web.chartjs_lib");
             await this.load();

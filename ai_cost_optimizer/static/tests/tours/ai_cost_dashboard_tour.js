@@ -40,13 +40,23 @@ registry.category("web_tour.tours").add("ai_cost_dashboard_tour", {
             },
         },
         {
+            content: "The embedding calls of the period have their card, in dollars",
+            trigger: ".o_ai_cost_kpi[data-kpi=embeddings] .fs-3:contains($0.00008)",
+            run: () => {
+                const card = document.querySelector(".o_ai_cost_kpi[data-kpi=embeddings]").textContent;
+                if (!card.includes("1 calls") || !card.includes("4,000 tokens")) {
+                    throw new Error(`The embedding card lacks its calls or tokens: ${card}`);
+                }
+            },
+        },
+        {
             content: "Switch to the last 7 days",
             trigger: "select.o_ai_cost_period",
             run: "select 7d",
         },
         {
             content: "The period KPI follows, the period is kept in the URL; reload the page",
-            trigger: ".o_ai_cost_dashboard[data-period='7d'] .o_ai_cost_kpi[data-kpi=period] .small:contains(5 calls)",
+            trigger: ".o_ai_cost_dashboard[data-period='7d'] .o_ai_cost_kpi[data-kpi=period] .small:contains(6 calls)",
             run: async () => {
                 // The router writes the URL a moment after the change.
                 for (let wait = 0; wait < 40 && !window.location.search.includes("period=7d"); wait++) {
