@@ -6,7 +6,7 @@ import traceback
 
 import pytest
 
-from ai_cost_optimizer.core.clients import ProviderConfig, ProviderError, anthropic_client, chat
+from ai_cost_optimizer.core.clients import ProviderConfig, ProviderError, anthropic_client, chat, open_stream
 from ai_cost_optimizer.core.tokens import count_message_tokens, count_text_tokens
 from ai_cost_optimizer.core.usage import Usage, from_anthropic, from_openai
 from ai_cost_optimizer.tests.fake_provider import DEFAULT_REPLY
@@ -240,6 +240,20 @@ def test_demo_model_answers_locally_with_counted_usage():
         count_message_tokens(MESSAGES, "gpt-4o-mini").tokens, count_text_tokens(result.content, "gpt-4o-mini").tokens
     )
     assert (result.model, result.attempts, result.usage_reported) == ("gpt-4o-mini", 1, True)
+
+
+def test_demo_model_streams_its_answer_word_by_word():
+    config = ProviderConfig(kind="demo", base_url="", api_key="", model="gpt-4o-mini")
+    whole = chat(config, MESSAGES, 200)
+    stream = open_stream(config, MESSAGES, 200)
+    chunks = list(stream)
+    assert len(chunks) > 5 and "".join(chunks) == whole.content
+    result = stream.result()
+    assert (result.usage, result.usage_reported) == (whole.usage, True)
+    closed = open_stream(config, MESSAGES, 200)
+    first = next(closed)
+    closed.close()
+    assert closed.result().usage.output_tokens == count_text_tokens(first, "gpt-4o-mini").tokens
 
 
 def test_demo_model_refuses_tools_and_reply_schemas():

@@ -131,6 +131,17 @@ class TestProviderSetup(AiCostCase):
         self.assertEqual(params["type"], "success")
         self.assertIn("nothing was sent to an AI provider", params["message"])
 
+    def test_demo_model_streams_through_the_gateway(self):
+        demo = self.env["ai.service.provider"].create({"name": "Demo", "kind": "demo", "model": "gpt-4o-mini"})
+        messages = [{"role": "user", "content": "Summarize lead 42 in one line."}]
+        with self.env["ai.service"].stream_message(messages, provider=demo) as stream:
+            chunks = list(stream)
+        self.assertGreater(len(chunks), 5)
+        usage = self.env["ai.token.usage"].browse(stream.result["usage_id"])
+        self.assertEqual((usage.status, usage.provider_id, usage.usage_reported), ("ok", demo, True))
+        self.assertEqual(usage.output_tokens, count_text_tokens("".join(chunks), "gpt-4o-mini").tokens)
+        self.assertGreater(usage.cost_usd, 0)
+
     def test_demo_model_answers_the_playground(self):
         demo = self.env["ai.service.provider"].create({"name": "Demo", "kind": "demo", "model": "gpt-4o-mini"})
         playground = self.env["ai.cost.playground"].create({"prompt": "Draft a reply to Deco Addict.",

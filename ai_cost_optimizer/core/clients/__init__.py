@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from .anthropic_client import chat_anthropic, stream_anthropic
 from .base import KINDS, ChatResult, ChatStream, ProviderConfig, ProviderError, call_with_retries
-from .demo_client import chat_demo
+from .demo_client import chat_demo, stream_demo
 from .openai_client import EmbeddingResult, chat_openai_compatible, embed_openai_compatible, stream_openai_compatible
 
 __all__ = [
@@ -16,7 +16,7 @@ __all__ = [
 ]
 
 _CALLERS = {"anthropic": chat_anthropic, "openai_compatible": chat_openai_compatible, "demo": chat_demo}
-_STREAMERS = {"anthropic": stream_anthropic, "openai_compatible": stream_openai_compatible}
+_STREAMERS = {"anthropic": stream_anthropic, "openai_compatible": stream_openai_compatible, "demo": stream_demo}
 _EMBEDDERS = {"openai_compatible": embed_openai_compatible}
 
 

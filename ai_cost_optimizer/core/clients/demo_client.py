@@ -6,11 +6,13 @@ so the call is priced (as the model id of its provider, e.g. gpt-4o-mini) and tr
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Iterator
 
 from ..tokens import count_message_tokens, count_text_tokens
 from ..usage import Usage
-from .base import ChatResult, ProviderConfig, ProviderError
+from .base import ChatResult, ChatStream, ProviderConfig, ProviderError, StreamProgress
 
 _QUOTE_CHARS = 80
 
@@ -71,3 +73,26 @@ def chat_demo(
         attempts=1,
         usage_reported=True,
     )
+
+
+def stream_demo(
+    config: ProviderConfig,
+    messages: list[dict],
+    max_tokens: int,
+    temperature: float | None = None,
+    *,
+    tools: list[dict] | None = None,
+    tool_choice: str | dict | None = None,
+    response_format: dict | None = None,
+) -> ChatStream:
+    """The demo answer streamed a word at a time, so that the Playground's Stream works without a provider.
+    Its usage comes as a provider's does: the prompt's at once, the answer's once the last word is out (a
+    stream closed before is counted from the words received)."""
+    result = chat_demo(config, messages, max_tokens, tools=tools, response_format=response_format)
+    progress = StreamProgress(model=config.model, reported_input=Usage(input_tokens=result.usage.input_tokens))
+    return ChatStream(_words(result, progress), progress, messages, tools, close=lambda: None)
+
+
+def _words(result: ChatResult, progress: StreamProgress) -> Iterator[str]:
+    yield from re.findall(r"\S+\s*", result.content)
+    progress.reported_output = result.usage.output_tokens
