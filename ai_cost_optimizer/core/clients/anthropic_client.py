@@ -276,7 +276,10 @@ def _stream_chunks(events: Any, progress: StreamProgress, config: ProviderConfig
                     progress.add_tool_fragment(event.index, None, None, event.delta.partial_json)
             elif kind == "message_delta" and event.usage is not None:
                 progress.reported_output = event.usage.output_tokens
-    except anthropic.AnthropicError as error:
+    except (anthropic.APIStatusError, anthropic.APITimeoutError) as error:
+        # An error event in the stream, or a read that timed out: the provider's own error.
         raise _provider_error(error, config) from None
-    except (_HTTP_ERROR, OSError, ValueError) as error:
+    except (anthropic.AnthropicError, _HTTP_ERROR, OSError, ValueError) as error:
+        # Whatever class the SDK release carries it in (its connection error since 2.x), a stream that
+        # stopped after it opened broke off: it did not fail to connect.
         raise stream_broken_error(config.base_url or "Anthropic", error) from None
