@@ -73,11 +73,12 @@ find_odoo_tree() {
     return 1
 }
 
-# A cheap fingerprint of a tarball (path or URL) so a changed source is noticed.
+# The fingerprint of a source tarball: the checksum of a file, so that a tarball changed in place is
+# noticed (its size and date may not change); a URL stands for itself.
 src_fingerprint() {
     local src="$1"
     if [ -f "$src" ]; then
-        stat -c '%s %Y' "$src"
+        sha256sum "$src" | cut -d' ' -f1
     else
         echo "$src"
     fi
@@ -95,7 +96,7 @@ extract_odoo() {
     rm -rf "$dest"; mv "$dest.tmp" "$dest"
 }
 
-# Installs Odoo from ODOO_SRC into the cache, once per tarball.
+# Installs Odoo from ODOO_SRC into the cache, once per tarball (by checksum).
 install_odoo_from_src() {
     local src="$1"
     mkdir -p "$CACHE_DIR"
@@ -109,28 +110,82 @@ install_odoo_from_src() {
     fi
 }
 
-build_venv() {
+# The lock of this Python: every package of the virtualenv, transitive ones included, at the version the
+# suite passed with (made by 'scripts/test --latest', see the README). One per Python minor version,
+# since Odoo's requirements differ by Python.
+lock_file() {
+    echo "$REPO_ROOT/requirements-py$(python3 -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")').lock"
+}
+
+# Odoo's requirements as this Python can build them: cbor2 5.4.2 (Odoo's pin below 3.12) does not
+# build on 3.11.
+odoo_requirements() {
+    sed -e "s/^cbor2==5.4.2.*/cbor2==5.6.5 ; python_version < '3.12'/" "$1/requirements.txt"
+}
+
+# The packages that build psycopg2 and python-ldap without build isolation (setuptools<70: Odoo's
+# pin), at the lock's versions when there is a lock.
+install_build_tools() {
+    local lock="${1:-}"
+    if [ -n "$lock" ]; then
+        "$VENV/bin/pip" install -q $(grep -E '^(pip|setuptools|wheel|Cython)==' "$lock")
+    else
+        "$VENV/bin/pip" install -q --upgrade 'setuptools<70' wheel Cython
+    fi
+}
+
+# The virtualenv exactly as the lock says: no resolution, no package the lock does not name.
+build_locked_venv() {
+    local lock="$1"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+    install_build_tools "$lock"
+    "$VENV/bin/pip" install -q --no-deps --no-build-isolation -r "$lock"
+    "$VENV/bin/pip" check
+}
+
+# The virtualenv with the newest releases that Odoo's and the project's requirements admit.
+build_latest_venv() {
     local odoo_tree="$1"
     rm -rf "$VENV"
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --upgrade 'setuptools<70' wheel Cython
-    # cbor2 5.4.2 (Odoo's pin below Python 3.12) does not build on 3.11.
-    sed -e "s/^cbor2==5.4.2.*/cbor2==5.6.5 ; python_version < '3.12'/" \
-        "$odoo_tree/requirements.txt" >"$CACHE_DIR/odoo-requirements.txt"
+    install_build_tools
+    odoo_requirements "$odoo_tree" >"$CACHE_DIR/odoo-requirements.txt"
     "$VENV/bin/pip" install -q --no-build-isolation -r "$CACHE_DIR/odoo-requirements.txt"
-    "$VENV/bin/pip" install -q -r "$REPO_ROOT/requirements.txt"
+    "$VENV/bin/pip" install -q --upgrade -r "$REPO_ROOT/requirements.txt"
 }
 
-# Builds the virtualenv once per (Odoo requirements, project requirements, Python).
+# Builds the virtualenv from the lock once per (lock, Odoo requirements, Python); with no lock for this
+# Python, from the newest releases, and says so.
 ensure_venv() {
-    local odoo_tree="$1" want
-    want="$(cat "$odoo_tree/requirements.txt" "$REPO_ROOT/requirements.txt" | sha256sum | cut -d' ' -f1) $(python3 -V 2>&1)"
-    if [ -x "$PY" ] && [ "$(cat "$CACHE_DIR/venv.stamp" 2>/dev/null)" = "$want" ]; then
-        say "virtualenv $VENV is up to date, skipping"
+    local odoo_tree="$1" lock want
+    lock="$(lock_file)"
+    if [ ! -f "$lock" ]; then
+        say "WARNING: no $(basename "$lock") for $(python3 -V 2>&1): installing the newest releases, not the tested ones"
+        ensure_latest_venv "$odoo_tree"
         return 0
     fi
-    step "build virtualenv $VENV with Odoo's and the project's requirements (about 1-2 minutes)" build_venv "$odoo_tree"
+    want="lock $(cat "$lock" "$odoo_tree/requirements.txt" | sha256sum | cut -d' ' -f1) $(python3 -V 2>&1)"
+    if [ -x "$PY" ] && [ "$(cat "$CACHE_DIR/venv.stamp" 2>/dev/null)" = "$want" ]; then
+        say "virtualenv $VENV matches $(basename "$lock"), skipping"
+        return 0
+    fi
+    step "build virtualenv $VENV exactly as $(basename "$lock") (about 1-2 minutes)" build_locked_venv "$lock"
     echo "$want" >"$CACHE_DIR/venv.stamp"
+}
+
+# A virtualenv of its own (venv-latest) with today's newest releases, built anew once per run (the
+# newest releases change from day to day); the scripts that run calls (scripts/odoo-pytest) reuse it.
+ensure_latest_venv() {
+    local odoo_tree="$1"
+    VENV="$CACHE_DIR/venv-latest"
+    PY="$VENV/bin/python"
+    if [ "${AI_COST_LATEST_BUILT:-}" = "$VENV" ] && [ -x "$PY" ]; then
+        return 0
+    fi
+    step "build virtualenv $VENV with the newest releases of Odoo's and the project's requirements" \
+        build_latest_venv "$odoo_tree"
+    export AI_COST_LATEST_BUILT="$VENV"
 }
 
 # Sets and exports ODOO_TREE, installing Odoo from ODOO_SRC when no tree is found.
@@ -153,23 +208,58 @@ setup_odoo() {
         return 1
     fi
     ensure_system_packages
-    ensure_venv "$ODOO_TREE"
+    if [ "${AI_COST_LATEST:-0}" = 1 ]; then ensure_latest_venv "$ODOO_TREE"; else ensure_venv "$ODOO_TREE"; fi
     export ODOO_TREE
 }
 
-# Pure tier only: a small virtualenv of the project's requirements, beside Odoo's.
+# Writes the virtualenv's packages, every one pinned, as a lock (to stdout).
+freeze_lock() {
+    printf '# Every package of the virtualenv at the version the suite passed with, for %s.\n' "$(python3 -V 2>&1)"
+    printf '# Installed exactly (pip --no-deps) by scripts/lib.sh; made anew by scripts/test --latest.\n'
+    "$VENV/bin/pip" freeze --all --exclude-editable | sort -f
+}
+
+# Prints the versions of the newest-releases run beside the lock's, and keeps them as a candidate lock.
+report_latest_versions() {
+    local lock candidate
+    lock="$(lock_file)"
+    candidate="$RUN_DIR/$(basename "$lock" .lock)-latest.lock"
+    freeze_lock >"$candidate"
+    say "newest releases this run used (package: lock -> newest; new packages and dropped ones included):"
+    "$PY" - "$lock" "$candidate" <<'PY'
+import sys
+def read(path):
+    try:
+        lines = open(path).read().splitlines()
+    except FileNotFoundError:
+        return {}
+    pins = (line.split("==", 1) for line in lines if "==" in line and not line.startswith("#"))
+    return {name.lower(): version for name, version in pins}
+locked, newest = read(sys.argv[1]), read(sys.argv[2])
+changed = sorted(name for name in locked.keys() | newest.keys() if locked.get(name) != newest.get(name))
+for name in changed:
+    print(f"  {name}: {locked.get(name, '-')} -> {newest.get(name, '-')}")
+print(f"  {len(changed)} of {len(newest)} packages differ from {sys.argv[1].rsplit('/', 1)[-1]}")
+PY
+    say "all versions of this run: $candidate (copy it over $(basename "$lock") to adopt them once the suite passes)"
+}
+
+# Pure tier only: a small virtualenv of the project's requirements, beside Odoo's, at the lock's
+# versions (the newest ones with AI_COST_LATEST=1).
 ensure_pure_venv() {
     VENV="$CACHE_DIR/venv-pure"
     PY="$VENV/bin/python"
-    local want
-    want="$(sha256sum "$REPO_ROOT/requirements.txt" | cut -d' ' -f1) $(python3 -V 2>&1)"
-    if [ -x "$PY" ] && [ "$(cat "$VENV.stamp" 2>/dev/null)" = "$want" ]; then
+    local lock constraint=() want
+    lock="$(lock_file)"
+    [ "${AI_COST_LATEST:-0}" = 1 ] || [ ! -f "$lock" ] || constraint=(-c "$lock")
+    want="$(cat "$REPO_ROOT/requirements.txt" "${constraint[@]:1}" | sha256sum | cut -d' ' -f1) $(python3 -V 2>&1)"
+    if [ "${AI_COST_LATEST:-0}" != 1 ] && [ -x "$PY" ] && [ "$(cat "$VENV.stamp" 2>/dev/null)" = "$want" ]; then
         say "virtualenv $VENV is up to date, skipping"
         return 0
     fi
     mkdir -p "$CACHE_DIR"
     step "build virtualenv $VENV with the project's requirements" \
-        bash -c "rm -rf '$VENV' && python3 -m venv '$VENV' && '$VENV/bin/pip' install -q -r '$REPO_ROOT/requirements.txt'"
+        bash -c "rm -rf '$VENV' && python3 -m venv '$VENV' && '$VENV/bin/pip' install -q -r '$REPO_ROOT/requirements.txt' ${constraint[*]}"
     echo "$want" >"$VENV.stamp"
 }
 
