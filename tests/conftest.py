@@ -4,9 +4,10 @@ The addon's ``__init__.py`` files import ``odoo``. Stand-in package modules whos
 points at the real folders let Python import the sub-packages we need while never executing
 those ``__init__`` files.
 
-``tests/addons`` holds Odoo addons (their tests run in the Odoo tier) and ``tests/scale`` the
-two-server scale check, which needs an installed database: scripts/test runs it as its own step,
-with AI_COST_SCALE_DB set. Neither belongs to ``pytest tests``.
+``tests/addons`` holds Odoo addons (their tests run in the Odoo tier, under Odoo's runner or under
+pytest-odoo, whose plugin has loaded Odoo) and ``tests/scale`` the two-server scale check, which needs
+an installed database: scripts/test runs it as its own step, with AI_COST_SCALE_DB set. Neither belongs
+to ``pytest tests``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-collect_ignore_glob = ["addons/*"]
+collect_ignore_glob = [] if "odoo" in sys.modules else ["addons/*"]
 if not os.environ.get("AI_COST_SCALE_DB"):
     collect_ignore_glob.append("scale/*")
 
