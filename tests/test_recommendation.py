@@ -23,6 +23,13 @@ def test_expected_output_learned_only_with_enough_samples():
     assert rec.expected_output_tokens(300, 40.4, rec.MIN_OUTPUT_SAMPLES) == 40
 
 
+def test_unknown_context_window_excludes_no_candidate():
+    unknown = candidate(1, 80, 0.5, 2.0, context_window=0)
+    ranking = rec.rank([unknown, candidate(2, 80, 0.1, 0.4, context_window=1000)], 150_000, 500, "medium")
+    assert [s.candidate for s in ranking.ranked] == [unknown]
+    assert rec.fits_context_window(10**8, 0) and not rec.fits_context_window(1001, 1000)
+
+
 def test_each_filter_excludes_the_right_candidate():
     cheap_weak = candidate(1, 45, 0.1, 0.4)
     small_window = candidate(2, 90, 0.2, 0.8, context_window=1000)

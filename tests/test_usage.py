@@ -1,5 +1,8 @@
 """Usage normalization: cache tokens are parts of input_tokens, counted once."""
 
+from anthropic.types import CacheCreation
+from anthropic.types import Usage as AnthropicUsage
+
 from ai_cost_optimizer.core.usage import Usage, from_anthropic, from_openai
 
 
@@ -45,3 +48,17 @@ def test_openai_null_details_and_deepseek_cache_hits():
 
 def test_uncached_input_never_negative():
     assert Usage(input_tokens=5, cache_read_tokens=10).uncached_input_tokens == 0
+
+
+def test_anthropic_one_hour_cache_writes_are_part_of_the_cache_writes():
+    """The SDK's own usage type, as the client receives it: the 1-hour writes are kept apart."""
+    reported = AnthropicUsage(
+        input_tokens=30, output_tokens=7, cache_read_input_tokens=500, cache_creation_input_tokens=1_200,
+        cache_creation=CacheCreation(ephemeral_5m_input_tokens=200, ephemeral_1h_input_tokens=1_000),
+    )
+    assert from_anthropic(reported) == Usage(
+        input_tokens=1_730, output_tokens=7, cache_read_tokens=500, cache_write_tokens=1_200,
+        cache_write_1h_tokens=1_000,
+    )
+    # Without the breakdown (older API versions), every write counts as a 5-minute one.
+    assert from_anthropic({"input_tokens": 1, "cache_creation_input_tokens": 9}).cache_write_1h_tokens == 0

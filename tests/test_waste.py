@@ -64,6 +64,8 @@ def test_oversized_context_near_the_window_for_a_tiny_answer():
     assert finding.tokens_wasted == 7000 - 1600  # the answer needs at most the 20% headroom
     assert finding.cost_wasted == pytest.approx(0.0054)
     assert waste.oversized_context(dataclasses.replace(near, output_tokens=500), SETTINGS) is None
+    # An unknown window (0) is no reason to call a prompt near it.
+    assert waste.oversized_context(dataclasses.replace(near, context_window=0), SETTINGS) is None
 
 
 def test_wrong_model_measures_the_price_difference():

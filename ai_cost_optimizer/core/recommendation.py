@@ -29,6 +29,12 @@ MIN_OUTPUT_SAMPLES = 5
 _MILLION = 1_000_000
 
 
+def fits_context_window(tokens: int, context_window: int) -> bool:
+    """Whether ``tokens`` fit a context window; an unknown window (0) excludes nothing: the provider
+    decides, not a guess."""
+    return not context_window or tokens <= context_window
+
+
 @dataclass(frozen=True)
 class Candidate:
     """One provider as the ranking sees it. Prices are USD per million tokens; None: unknown."""
@@ -36,7 +42,7 @@ class Candidate:
     provider_id: int
     name: str
     prior_quality: float
-    context_window: int
+    context_window: int  # 0: unknown
     input_price: float | None
     output_price: float | None
     serves_task: bool = True
@@ -125,7 +131,7 @@ def rank(
             reason = "has no API key"
         elif candidate.input_price is None or candidate.output_price is None:
             reason = "has no known price"
-        elif candidate.context_window < needed:
+        elif not fits_context_window(needed, candidate.context_window):
             reason = f"its {candidate.context_window}-token context window is below the {needed} tokens needed"
         elif quality < bar:
             reason = f"its quality {quality:.0f} is below the {level} bar of {bar}"

@@ -15,12 +15,15 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Usage:
-    """Tokens of one call; cache_read and cache_write are parts of input_tokens."""
+    """Tokens of one call; cache_read and cache_write are parts of input_tokens, and cache_write_1h (the
+    cache writes kept for an hour, which Anthropic bills higher than the 5-minute ones) is part of
+    cache_write."""
 
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
 
     @property
     def uncached_input_tokens(self) -> int:
@@ -33,17 +36,22 @@ class Usage:
         return self.input_tokens + self.output_tokens
 
 
+def _value(source: Any, name: str) -> Any:
+    """A field of a dict or an SDK object; None when missing."""
+    return source.get(name) if isinstance(source, Mapping) else getattr(source, name, None)
+
+
 def _field(source: Any, name: str) -> int:
     """Read an integer field from a dict or an SDK object; missing or None means 0."""
-    value = source.get(name) if isinstance(source, Mapping) else getattr(source, name, None)
-    return int(value or 0)
+    return int(_value(source, name) or 0)
 
 
 def from_anthropic(usage: Any) -> Usage:
     """Normalize an Anthropic Messages API ``usage`` block (SDK object or dict).
 
     Anthropic's ``input_tokens`` EXCLUDES ``cache_read_input_tokens`` and
-    ``cache_creation_input_tokens``, so they are added back to get all prompt tokens.
+    ``cache_creation_input_tokens``, so they are added back to get all prompt tokens. The cache writes
+    with a 1-hour lifetime (``cache_creation.ephemeral_1h_input_tokens``) are billed at their own rate.
     """
     cache_read = _field(usage, "cache_read_input_tokens")
     cache_write = _field(usage, "cache_creation_input_tokens")
@@ -52,6 +60,7 @@ def from_anthropic(usage: Any) -> Usage:
         output_tokens=_field(usage, "output_tokens"),
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
+        cache_write_1h_tokens=min(cache_write, _field(_value(usage, "cache_creation"), "ephemeral_1h_input_tokens")),
     )
 
 

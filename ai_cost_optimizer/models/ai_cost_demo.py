@@ -210,7 +210,7 @@ class AiCostDemo(models.AbstractModel):
         cache_hit = status == "ok" and roll > 0.93 and not embedding
         cache_read = int(input_tokens * 0.7) if provider.kind == "anthropic" and rng.random() < 0.35 else 0
         usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens, cache_read_tokens=cache_read)
-        cost = pricing.compute_cost(usage, price) if price and status == "ok" and not cache_hit else 0.0
+        cost = pricing.call_cost(usage, price, when) if price and status == "ok" and not cache_hit else 0.0
         savings = 0.0
         if price and cache_read and status == "ok" and not cache_hit:
             savings = pricing.cache_read_savings(cache_read, price.input_per_mtok, price.cache_read_per_mtok)

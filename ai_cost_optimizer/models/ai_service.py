@@ -27,6 +27,7 @@ from ..core.usage import Usage
 from ..exceptions import AiBudgetExceeded, AiInvalidReply, AiProviderError
 from ..kept_cursors import references_of, run_in_own_transaction
 from ..ledger import LedgerStatement
+from .ai_service_provider import MAX_TOKENS
 from .ai_token_usage import QUALITY_LEVELS
 from .ai_token_waste_finding import CALL_FIELDS, WASTE_FIELDS
 
@@ -329,6 +330,10 @@ class AiService(models.AbstractModel):
         max_tokens = call.max_tokens
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0:
             raise UserError(_("max_tokens must be a positive integer, not %s.", short_repr(max_tokens)))
+        if max_tokens > MAX_TOKENS:
+            # A provider's output limit may be unknown; no model answers this many tokens.
+            raise UserError(_("max_tokens %(asked)s exceeds %(limit)s, more than any model answers.",
+                              asked=short_repr(max_tokens), limit=MAX_TOKENS))
         temperature = call.temperature
         if temperature is not None and not (self._is_number(temperature) and 0 <= temperature <= 2):
             raise UserError(_("temperature must be a number between 0 and 2, not %s.", short_repr(temperature)))
@@ -404,7 +409,7 @@ class AiService(models.AbstractModel):
         call.provider = provider
         if not provider.active:
             raise UserError(_("The AI provider '%s' is archived.", provider.name))
-        if call.max_tokens > provider.max_output_tokens:
+        if not provider._serves_max_tokens(call.max_tokens):
             raise UserError(
                 _(
                     "max_tokens %(asked)s exceeds the %(limit)s output tokens of '%(name)s'.",
@@ -474,7 +479,7 @@ class AiService(models.AbstractModel):
         target = self._ab_target(call) if may_reroute or not call.provider_given else None
         if not target and may_reroute:
             target = self._recommended_target(call)
-        if target and target != call.provider and target.max_output_tokens >= call.max_tokens:
+        if target and target != call.provider and target._serves_max_tokens(call.max_tokens):
             self._switch_provider(call, target)
 
     def _check_budget(self, call):
@@ -508,7 +513,7 @@ class AiService(models.AbstractModel):
         while True:
             provider = call.provider
             try:
-                if call.estimate.tokens > provider.context_window:
+                if not provider._fits_context(call.estimate.tokens):
                     # Refused before sending: the provider would reject it, maybe after billing it.
                     raise ProviderError(
                         "invalid_request",
@@ -540,10 +545,12 @@ class AiService(models.AbstractModel):
             return
 
     def _price_result(self, call):
-        """Price call.result with its provider's price version in force (cost unknown without one)."""
-        price = call.provider._price_at(fields.Datetime.now())
+        """Price call.result with its provider's price version in force now, the call's time (cost unknown
+        without one)."""
+        now = fields.Datetime.now()
+        price = call.provider._price_at(now)
         call.price = price
-        call.cost_usd = pricing.compute_cost(call.result.usage, price._as_core_price()) if price else 0.0
+        call.cost_usd = pricing.call_cost(call.result.usage, price._as_core_price(), now) if price else 0.0
 
     def _record_failed_attempt(self, call, error):
         """One 'error' row, without cost, per failed request sent to a provider: retries and
@@ -632,6 +639,7 @@ class AiService(models.AbstractModel):
                 output_tokens=result.usage.output_tokens,
                 cache_read_tokens=result.usage.cache_read_tokens,
                 cache_write_tokens=result.usage.cache_write_tokens,
+                cache_write_1h_tokens=result.usage.cache_write_1h_tokens,
                 usage_reported=result.usage_reported,
                 latency_ms=result.latency_ms,
                 attempts=result.attempts,
@@ -878,7 +886,7 @@ class AiService(models.AbstractModel):
         Provider = self.env["ai.service.provider"].sudo()
         for alternative in (call.recommendation or {}).get("alternatives") or []:
             provider = Provider.browse(alternative["provider_id"])
-            if provider not in tried and provider.max_output_tokens >= call.max_tokens:
+            if provider not in tried and provider._serves_max_tokens(call.max_tokens):
                 return provider
         return None
 

@@ -7,8 +7,8 @@ from odoo.exceptions import UserError, ValidationError
 
 from ..core import pricing
 from ..core.clients import ProviderConfig
-from ..core.recommendation import blended_quality
-from .ai_service_provider_price import PRICE_DIGITS
+from ..core.recommendation import blended_quality, fits_context_window
+from .ai_service_provider_price import PRICE_DIGITS, PRICE_FIELDS
 
 _logger = logging.getLogger(__name__)
 
@@ -19,22 +19,29 @@ TEST_MAX_TOKENS = 50
 TEST_OPERATION = "test_connection"
 MAX_TIMEOUT = 3600
 MAX_RETRIES = 10
-PRICE_FIELDS = ("input_price", "output_price", "cache_read_price", "cache_write_price")
+# What genai-prices matches a provider's prices with: a change of one of them syncs its prices again.
+PRICE_MATCH_FIELDS = {"model", "price_provider", "kind", "base_url"}
 # What the optimizer reads of every active provider on every gateway call, cached (see the optimizer's
 # _candidate_rows): a change of one of them clears the gateway's caches.
 CANDIDATE_FIELDS = (
     "company_id", "active", "sequence", "name", "quality_score", "context_window", "cost_unknown", "input_price",
     "output_price", "api_key", "api_key_required", "benchmark_quality", "benchmark_quality_samples", "task_type_ids",
 )
+# genai-prices' price list guessed from the base URL (an Anthropic endpoint is guessed from its kind).
 PROVIDER_HINTS = {
+    "azure": "azure",
     "anthropic": "anthropic",
     "openai.com": "openai",
     "deepseek": "deepseek",
     "groq": "groq",
     "mistral": "mistral",
-    "generativelanguage.googleapis": "google",
+    "googleapis.com": "google",
     "openrouter": "openrouter",
     "cerebras": "cerebras",
+    "perplexity": "perplexity",
+    "api.x.ai": "x-ai",
+    "together": "together",
+    "fireworks": "fireworks",
 }
 
 
@@ -89,10 +96,18 @@ class AiServiceProvider(models.Model):
         help="Seconds of the first wait between retries, doubled at each retry; Retry-After wins.",
     )
 
-    # Capabilities
+    # Capabilities: the limits come from genai-prices' model data where it has them; 0 means unknown, and
+    # the gateway then refuses nothing on a guess (the provider decides)
     task_type_ids = fields.Many2many("ai.task.type", string="Task Types", help="Empty: serves every task type.")
-    context_window = fields.Integer(string="Context Window (tokens)", default=128000)
-    max_output_tokens = fields.Integer(string="Max Output Tokens", default=4096)
+    context_window = fields.Integer(
+        string="Context Window (tokens)", compute="_compute_limits", store=True, readonly=False,
+        help="Filled from genai-prices' model data when it knows the model. 0: unknown, no prompt is refused "
+        "for its size before it is sent.",
+    )
+    max_output_tokens = fields.Integer(
+        compute="_compute_limits", store=True, readonly=False,
+        help="0: unknown (genai-prices publishes no output limits), no max_tokens is refused before the call.",
+    )
 
     # Quality: the configured prior blended with the rated answers of the benchmarks
     quality_score = fields.Integer(default=70, help="Configured quality prior (0-100), blended with benchmarks.")
@@ -108,6 +123,17 @@ class AiServiceProvider(models.Model):
     # Prices (USD per million tokens); every change creates a price version
     price_source = fields.Selection(
         [("genai_prices", "genai-prices"), ("manual", "Manual override")], default="genai_prices", required=True
+    )
+    price_provider = fields.Selection(
+        selection="_selection_price_provider", string="Price List", compute="_compute_price_provider", store=True,
+        readonly=False,
+        help="genai-prices' price list the model is priced from, guessed from the kind and the base URL: set it "
+        "for a proxy, a local gateway or an Azure endpoint serving a known model. Empty, or a model missing "
+        "from it: the model id alone decides.",
+    )
+    price_list_models = fields.Text(
+        string="Models in the Price List", compute="_compute_price_list_models",
+        help="The model ids genai-prices prices under this price list.",
     )
     input_price = fields.Float(digits=PRICE_DIGITS, string="Input Price (USD / 1M tokens)")
     output_price = fields.Float(digits=PRICE_DIGITS, string="Output Price (USD / 1M tokens)")
@@ -128,6 +154,32 @@ class AiServiceProvider(models.Model):
     )
 
     usage_count = fields.Integer(compute="_compute_usage_count")
+
+    @api.model
+    def _selection_price_provider(self):
+        return pricing.price_providers()
+
+    @api.depends("kind", "base_url")
+    def _compute_price_provider(self):
+        known = {provider_id for provider_id, _name in pricing.price_providers()}
+        for provider in self:
+            url = (provider.base_url or "").lower()
+            hint = "anthropic" if provider.kind == "anthropic" else next(
+                (hint for needle, hint in PROVIDER_HINTS.items() if needle in url), False
+            )
+            provider.price_provider = hint if hint in known else False
+
+    @api.depends("price_provider")
+    def _compute_price_list_models(self):
+        for provider in self:
+            provider.price_list_models = ", ".join(pricing.price_list_models(provider.price_provider)) or False
+
+    @api.depends("model", "price_provider")
+    def _compute_limits(self):
+        for provider in self:
+            provider.context_window = pricing.context_window(provider.model or "", provider.price_provider) or 0
+            # genai-prices publishes no output limit, and another model's typed limit no longer holds.
+            provider.max_output_tokens = 0
 
     @api.depends("kind")
     def _compute_api_key_required(self):
@@ -160,9 +212,9 @@ class AiServiceProvider(models.Model):
         for provider in self:
             if not 0 <= provider.quality_score <= 100:
                 raise ValidationError(_("The quality score must be between 0 and 100."))
-            if not (0 < provider.context_window <= MAX_TOKENS and 0 < provider.max_output_tokens <= MAX_TOKENS):
+            if not (0 <= provider.context_window <= MAX_TOKENS and 0 <= provider.max_output_tokens <= MAX_TOKENS):
                 raise ValidationError(
-                    _("Context window and max output tokens must be between 1 and %s.", MAX_TOKENS)
+                    _("Context window and max output tokens must be between 0 (unknown) and %s.", MAX_TOKENS)
                 )
             if not (math.isfinite(provider.timeout) and 0 < provider.timeout <= MAX_TIMEOUT):
                 raise ValidationError(_("The timeout must be between 0 and %s seconds.", MAX_TIMEOUT))
@@ -214,7 +266,7 @@ class AiServiceProvider(models.Model):
         res = super().write(vals)
         if self.env.context.get("ai_price_sync"):
             return res
-        if vals.get("price_source") == "genai_prices" or "model" in vals:
+        if vals.get("price_source") == "genai_prices" or PRICE_MATCH_FIELDS & set(vals):
             self.filtered(lambda p: p.price_source == "genai_prices")._sync_prices()
         if any(name in vals for name in PRICE_FIELDS) or vals.get("price_source") == "manual":
             self.filtered(lambda p: p.price_source == "manual")._version_current_prices()
@@ -257,7 +309,7 @@ class AiServiceProvider(models.Model):
             [{"role": "user", "content": TEST_PROMPT}],
             provider=self,
             mode="passthrough",
-            max_tokens=min(TEST_MAX_TOKENS, self.max_output_tokens),
+            max_tokens=min(TEST_MAX_TOKENS, self.max_output_tokens or TEST_MAX_TOKENS),
             operation=TEST_OPERATION,
             use_cache=False,
         )
@@ -297,17 +349,11 @@ class AiServiceProvider(models.Model):
     # ------------------------------------------------------------------
     # Prices
     # ------------------------------------------------------------------
-    def _provider_hint(self):
-        self.ensure_one()
-        if self.kind == "anthropic":
-            return "anthropic"
-        url = (self.base_url or "").lower()
-        return next((hint for needle, hint in PROVIDER_HINTS.items() if needle in url), None)
-
     def _sync_prices(self):
-        """Fill prices from the installed genai-prices; a model it does not know is 'cost unknown'."""
+        """Fill prices from the installed genai-prices under the provider's price list; a model it does not
+        know is 'cost unknown'."""
         for provider in self:
-            price = pricing.lookup_price(provider.model, provider._provider_hint())
+            price = pricing.lookup_price(provider.model, provider.price_provider or None)
             vals = {"price_synced_on": fields.Datetime.now(), "cost_unknown": price is None}
             if price is not None:
                 vals.update(
@@ -321,18 +367,28 @@ class AiServiceProvider(models.Model):
                 provider._version_current_prices(source="genai_prices", detail=f"{price.source} {price.model_ref}")
 
     def _version_current_prices(self, source=None, detail=None):
-        """Start a new price version when the provider's prices differ from its current one."""
+        """Start a new price version when the provider's prices, its source or what genai-prices matches
+        them with (model and price list) differ from its current one."""
         Price = self.env["ai.service.provider.price"]
         for provider in self:
             current = provider._price_at(fields.Datetime.now())
             values = {name: provider[name] for name in PRICE_FIELDS}
-            if current and all(abs(current[name] - value) < 1e-9 for name, value in values.items()):
+            match = {
+                "source": source or provider.price_source,
+                "model": provider.model,
+                "price_provider": provider.price_provider or False,
+            }
+            if (
+                current
+                and all(abs(current[name] - value) < 1e-9 for name, value in values.items())
+                and all(current[name] == value for name, value in match.items())
+            ):
                 continue
             Price.create(
                 {
                     "provider_id": provider.id,
-                    "source": source or provider.price_source,
                     "source_detail": detail or self.env.user.name,
+                    **match,
                     **values,
                 }
             )
@@ -352,6 +408,16 @@ class AiServiceProvider(models.Model):
     # ------------------------------------------------------------------
     # Gateway helpers
     # ------------------------------------------------------------------
+    def _serves_max_tokens(self, max_tokens):
+        """Whether this provider's output limit allows `max_tokens`; an unknown limit (0) refuses nothing."""
+        self.ensure_one()
+        return not self.max_output_tokens or max_tokens <= self.max_output_tokens
+
+    def _fits_context(self, tokens):
+        """Whether a prompt of `tokens` fits this provider's context window (an unknown one fits all)."""
+        self.ensure_one()
+        return fits_context_window(tokens, self.context_window)
+
     def _waste_detection_enabled(self):
         """Waste rules run for this provider's calls unless it or its company switched them off."""
         self.ensure_one()

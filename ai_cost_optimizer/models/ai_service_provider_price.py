@@ -3,6 +3,7 @@ from odoo import api, fields, models, tools
 from ..core.pricing import ModelPrice
 
 PRICE_DIGITS = (16, 8)
+PRICE_FIELDS = ("input_price", "output_price", "cache_read_price", "cache_write_price")
 
 
 class AiServiceProviderPrice(models.Model):
@@ -19,6 +20,9 @@ class AiServiceProviderPrice(models.Model):
         [("genai_prices", "genai-prices"), ("manual", "Manual override")], required=True, default="manual"
     )
     source_detail = fields.Char(help="Package version or the matched model id the prices came from.")
+    # What genai-prices matches to price each call (see core.pricing.call_cost)
+    model = fields.Char(help="The provider's model id these prices were matched for.")
+    price_provider = fields.Char(string="Price List", help="genai-prices' price list the model was matched in.")
 
     # Prices in USD per million tokens
     input_price = fields.Float(digits=PRICE_DIGITS)
@@ -36,6 +40,12 @@ class AiServiceProviderPrice(models.Model):
         )
         for price in self:
             price.usage_count = counts.get(price, 0)
+
+    def write(self, vals):
+        # Rates typed over genai-prices' make a manual price: its calls are then priced at these rates.
+        if any(name in vals for name in PRICE_FIELDS) and "source" not in vals:
+            vals = {**vals, "source": "manual"}
+        return super().write(vals)
 
     @api.depends("provider_id", "date_start", "source")
     def _compute_display_name(self):
@@ -62,11 +72,14 @@ class AiServiceProviderPrice(models.Model):
     def _as_core_price(self):
         """The price as a core.pricing.ModelPrice, for cost computation."""
         self.ensure_one()
+        model = self.model or self.provider_id.model or ""
         return ModelPrice(
             input_per_mtok=self.input_price,
             output_per_mtok=self.output_price,
             cache_read_per_mtok=self.cache_read_price or None,
             cache_write_per_mtok=self.cache_write_price or None,
             source=self.source,
-            model_ref=self.provider_id.model or "",
+            model_ref=model,
+            model=model,
+            price_provider=self.price_provider or None,
         )

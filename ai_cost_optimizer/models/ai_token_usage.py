@@ -55,6 +55,10 @@ class AiTokenUsage(models.Model):
     output_tokens = fields.Integer()
     cache_read_tokens = fields.Integer()
     cache_write_tokens = fields.Integer()
+    cache_write_1h_tokens = fields.Integer(
+        string="1-hour Cache Write Tokens", help="The part of the cache writes kept for an hour (Anthropic), "
+        "billed at its own rate."
+    )
     # Precomputed: set in the INSERT itself, not by an UPDATE right after it (one statement less per call).
     total_tokens = fields.Integer(compute="_compute_total_tokens", store=True, precompute=True)
     usage_reported = fields.Boolean(
@@ -277,6 +281,7 @@ class AiTokenUsage(models.Model):
             output_tokens=self.output_tokens,
             cache_read_tokens=self.cache_read_tokens,
             cache_write_tokens=self.cache_write_tokens,
+            cache_write_1h_tokens=self.cache_write_1h_tokens,
         )
 
     def _recompute_cost(self):
@@ -291,7 +296,7 @@ class AiTokenUsage(models.Model):
                 {
                     "price_id": price.id,
                     "cost_unknown": False,
-                    "cost_usd": pricing.compute_cost(usage._core_usage(), price._as_core_price()),
+                    "cost_usd": pricing.call_cost(usage._core_usage(), price._as_core_price(), usage.create_date),
                 }
             )
 

@@ -226,14 +226,14 @@ class AiTokenWasteFinding(models.Model):
         Qualifying: the optimizer's recommendation recorded for the call (ai.cost.optimizer's
         recommend_provider, run by the gateway's recommend step); for a call without one, the company's
         other active providers with a known price, serving the task type, of at least the same quality,
-        whose context window fits. The optimizer is not asked again: this runs after every call."""
+        whose context window fits (or is unknown). The optimizer is not asked again: this runs after every call."""
         if not values["provider_id"] or values["cost_unknown"] or not values["cost_usd"]:
             return SQL("NULL")
         relation = self.env["ai.service.provider"]._fields["task_type_ids"]
         recommended = values["recommended_provider_id"]
         qualifies = SQL("a.id = %s", recommended) if recommended else SQL(
             """a.company_id = %(company)s AND a.active AND a.quality_score >= %(quality)s
-               AND a.context_window >= %(tokens)s
+               AND (a.context_window = 0 OR a.context_window >= %(tokens)s)
                AND (NOT EXISTS (SELECT 1 FROM %(rel)s r WHERE r.%(provider_col)s = a.id)
                     OR EXISTS (SELECT 1 FROM %(rel)s r JOIN ai_task_type t ON t.id = r.%(task_col)s
                                 WHERE r.%(provider_col)s = a.id AND t.code = %(task)s))""",

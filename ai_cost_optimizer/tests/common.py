@@ -10,17 +10,20 @@ from .fake_provider import FakeProviderServer
 SYSTEM_PROMPT = "You are the assistant of an Odoo CRM. " * 60
 
 
-def genai_price_of(model, provider_id, usage):
-    """The cost genai-prices computes for a normalized usage dict: the reference for the ledger."""
+def genai_price_of(model, provider_id, usage, at=None):
+    """The cost genai-prices computes for a normalized usage dict at time `at` (None: now): the reference
+    for the ledger."""
     price = genai_prices.calc_price(
         PriceUsage(
             input_tokens=usage["input_tokens"],
             output_tokens=usage["output_tokens"],
             cache_read_tokens=usage["cache_read_tokens"] or None,
             cache_write_tokens=usage["cache_write_tokens"] or None,
+            cache_write_1h_tokens=usage.get("cache_write_1h_tokens") or None,
         ),
         model_ref=model,
         provider_id=provider_id,
+        genai_request_timestamp=at,
     )
     return float(price.total_price)
 

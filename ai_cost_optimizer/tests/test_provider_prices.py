@@ -49,6 +49,6 @@ class TestProviderPrices(AiCostCase):
         self.assertAlmostEqual(self.gpt.input_price, pricing.lookup_price("gpt-4o-mini", "openai").input_per_mtok)
 
     def test_invalid_provider_values(self):
-        for vals in ({"quality_score": 101}, {"input_price": -1}, {"context_window": 0}, {"base_url": "ftp://x"}):
+        for vals in ({"quality_score": 101}, {"input_price": -1}, {"context_window": -1}, {"base_url": "ftp://x"}):
             with self.subTest(vals=vals), self.assertRaises(ValidationError), self.cr.savepoint():
                 self.gpt.write(vals)

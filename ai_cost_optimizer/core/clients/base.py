@@ -9,7 +9,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 from ..tokens import count_message_tokens, count_text_tokens
@@ -189,7 +189,7 @@ class ChatStream:
             output = count_text_tokens(received, model).tokens
         return ChatResult(
             content=content,
-            usage=Usage(usage.input_tokens, output, usage.cache_read_tokens, usage.cache_write_tokens),
+            usage=replace(usage, output_tokens=output),
             model=model,
             latency_ms=self.latency_ms,
             attempts=self.attempts,
