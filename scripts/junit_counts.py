@@ -1,6 +1,11 @@
-"""Prints '<passed> <failed>' from a pytest JUnit XML report (failed counts errors too)."""
+"""Prints '<passed> <failed>' from a pytest JUnit XML report (failed counts errors too).
+
+Counted by test case, not from the suite's totals, which count each subtest as a test too.
+"""
 import sys
 import xml.etree.ElementTree as ET
+
+FAILED = ("failure", "error")
 
 
 def main(path: str) -> None:
@@ -9,13 +14,14 @@ def main(path: str) -> None:
     except (OSError, ET.ParseError):
         print(0, 1)
         return
-    suites = [root] if root.tag == "testsuite" else list(root)
-    total = failed = skipped = 0
-    for suite in suites:
-        total += int(suite.get("tests", 0))
-        failed += int(suite.get("failures", 0)) + int(suite.get("errors", 0))
-        skipped += int(suite.get("skipped", 0))
-    print(total - failed - skipped, failed)
+    passed = failed = 0
+    for case in root.iter("testcase"):
+        outcomes = {child.tag for child in case}
+        if outcomes & set(FAILED):
+            failed += 1
+        elif "skipped" not in outcomes:
+            passed += 1
+    print(passed, failed)
 
 
 if __name__ == "__main__":
