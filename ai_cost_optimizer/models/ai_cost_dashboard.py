@@ -4,13 +4,8 @@ from datetime import timedelta
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
-PERIODS = {
-    "7d": "Last 7 days",
-    "30d": "Last 30 days",
-    "90d": "Last 90 days",
-    "this_month": "This month",
-    "last_month": "Last month",
-}
+from ..core.periods import NAMED_PERIODS, named_period_bounds, same_days_last_month
+
 TOP_USERS = 10
 TOP_ITEMS = 5
 # What the dashboard reads of the per-day rollup for its period, in one scan (ai.cost.report `_grouped_sums`):
@@ -20,26 +15,6 @@ PERIOD_GROUPINGS = [(), ("day", "provider_id"), ("operation",), ("user_id",), ("
 PERIOD_MEASURES = ["cost_usd", "call_count", "savings_usd", "cache_hit_count", "waste_usd", "waste_count",
                    "cost_unknown_count", "embedding_call_count", "embedding_tokens", "embedding_cost_usd",
                    "latency_ms_sum"]
-
-
-def period_bounds(period, today):
-    """(first day, last day) of a dashboard period, both included."""
-    if period in ("7d", "30d", "90d"):
-        return today - timedelta(days=int(period[:-1]) - 1), today
-    first_of_month = today.replace(day=1)
-    if period == "this_month":
-        return first_of_month, today
-    if period == "last_month":
-        last = first_of_month - timedelta(days=1)
-        return last.replace(day=1), last
-    raise UserError(f"Unknown dashboard period {period!r}: use one of {', '.join(PERIODS)}.")
-
-
-def same_days_last_month(today):
-    """(first day, last day) of last month's days matching this month's so far: on the 3rd, days 1 to 3
-    of last month; on the 31st after a 30-day month, all of it."""
-    last_of_previous = today.replace(day=1) - timedelta(days=1)
-    return last_of_previous.replace(day=1), last_of_previous.replace(day=min(today.day, last_of_previous.day))
 
 
 def month_forecast(spent, today):
@@ -57,14 +32,20 @@ class AiCostDashboard(models.AbstractModel):
 
     @api.model
     def get_dashboard_data(self, period="30d", company_ids=None):
-        """Every figure the dashboard shows for `period` (see PERIODS) and companies (default: the
+        """Every figure the dashboard shows for `period` (see core.periods NAMED_PERIODS) and companies (default: the
         allowed companies): KPIs, daily cost by provider, cost by operation and user, provider
         comparison, budgets, top recommendations and waste."""
         if not self.env.user.has_group("ai_cost_optimizer.group_ai_cost_manager"):
             raise UserError(self.env._("The cost dashboard is for AI Cost managers."))
         companies = self._dashboard_companies(company_ids)
         today = fields.Date.context_today(self)
-        start, end = period_bounds(period, today)
+        try:
+            start, end = named_period_bounds(period, today)
+        except ValueError:
+            raise UserError(self.env._(
+                "Unknown dashboard period %(period)r: use one of %(periods)s.",
+                period=period, periods=", ".join(NAMED_PERIODS),
+            )) from None
         Report = self.env["ai.cost.report"]
         company_domain = [("company_id", "in", companies.ids)]
         # One scan of the per-day rollup for the period's figures, one for this month's and last month's cost.
@@ -72,7 +53,11 @@ class AiCostDashboard(models.AbstractModel):
             company_domain + [("day", ">=", start), ("day", "<=", end)], PERIOD_GROUPINGS, PERIOD_MEASURES
         )
         return {
-            "period": {"key": period, "start": str(start), "end": str(end), "options": PERIODS},
+            "period": {"key": period, "start": str(start), "end": str(end), "options": NAMED_PERIODS},
+            # The days the month cards count (their click-through opens the same days).
+            "months": {
+                key: [str(day) for day in named_period_bounds(key, today)] for key in ("this_month", "last_month")
+            },
             "companies": [{"id": c.id, "name": c.name} for c in self.env.user.company_ids],
             "company_ids": companies.ids,
             "kpis": self._kpis(Report, company_domain, sections[()], today),
@@ -160,7 +145,9 @@ class AiCostDashboard(models.AbstractModel):
     def _provider_comparison(self, rows):
         stats = {}
         for provider_id, status, cache_hit, cost, calls, *_sums, latency in rows:
-            if cache_hit:  # answered from the response cache: not a provider call
+            # Answered from the response cache, or refused by a budget: the provider was not called. What is
+            # left are the provider's samples, as the Benchmarks view counts its gateway calls.
+            if cache_hit or status == "blocked":
                 continue
             row = stats.setdefault(
                 provider_id or False, {"cost": 0.0, "calls": 0, "errors": 0, "latency": 0.0, "ok": 0}

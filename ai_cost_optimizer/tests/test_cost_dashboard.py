@@ -4,7 +4,9 @@ from odoo.exceptions import UserError
 from odoo.tests import HttpCase, tagged
 from odoo.tools import SQL
 
-from ..models.ai_cost_dashboard import month_forecast, period_bounds, same_days_last_month
+from ..core.periods import named_period_bounds as period_bounds
+from ..core.periods import same_days_last_month
+from ..models.ai_cost_dashboard import month_forecast
 from .common import UsageRowsCase
 from .test_cost_api import CostDataMixin
 

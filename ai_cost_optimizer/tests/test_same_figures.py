@@ -1,0 +1,117 @@
+"""One figure, one number: each test reads the same figure on two screens (or a screen and the JSON API) and
+fails when they differ (issue 24, "Numbers that disagree")."""
+
+from datetime import datetime, time, timedelta
+
+from dateutil.relativedelta import relativedelta
+from lxml import etree
+
+from odoo import fields
+from odoo.tests import HttpCase, new_test_user, tagged
+from odoo.tools import SQL
+from odoo.tools.safe_eval import safe_eval
+
+from ..core.periods import NAMED_PERIODS, named_period_bounds
+
+# The search views' filter of each named period (core.periods NAMED_PERIODS).
+FILTERS = {"7d": "last_7_days", "30d": "last_30_days", "90d": "last_90_days", "this_month": "this_month",
+           "last_month": "last_month"}
+# Days before today with usage: each named period's first and last day, and the day before its first.
+DAYS_AGO = (0, 1, 6, 7, 29, 30, 31, 45, 89, 90, 95)
+
+
+def filter_domain(env, model, name, today):
+    """The domain of the filter `name` of `model`'s search view, evaluated as the web client does on `today`."""
+    arch = etree.fromstring(env[model].get_views([(False, "search")])["views"]["search"]["arch"])
+    [node] = arch.xpath(f"//filter[@name='{name}']")
+    return safe_eval(node.get("domain"), {"context_today": lambda: today, "relativedelta": relativedelta})
+
+
+@tagged("post_install", "-at_install")
+class TestNamedPeriodsAgree(HttpCase):
+    """"Last 30 days" and the other named periods select the same days on the dashboard, in Reporting > Cost per
+    Day, in the Benchmarks pivot and in the JSON API."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        Provider = cls.env["ai.service.provider"]
+        cls.gpt = Provider.create({"name": "GPT-4o (periods)", "kind": "openai_compatible",
+                                   "base_url": "http://127.0.0.1:9/v1", "model": "gpt-4o"})
+        cls.claude = Provider.create({"name": "Claude (periods)", "kind": "anthropic",
+                                      "base_url": "http://127.0.0.1:9", "model": "claude-3-5-haiku-latest"})
+        cls.manager = new_test_user(cls.env, login="ai_periods_manager",
+                                    groups="base.group_user,ai_cost_optimizer.group_ai_cost_manager")
+        cls.today = fields.Date.context_today(cls.env["res.users"].with_user(cls.manager))
+        Usage = cls.env["ai.token.usage"]
+        for n, days_ago in enumerate(DAYS_AGO):
+            for provider, status, cache_hit in ((cls.gpt, "ok", False), (cls.gpt, "error", False),
+                                                (cls.claude, "ok", False), (cls.gpt, "ok", True),
+                                                (cls.gpt, "blocked", False)):
+                usage = Usage.create({
+                    "provider_id": provider.id, "model": provider.model, "status": status, "cache_hit": cache_hit,
+                    "provider_called": status != "blocked" and not cache_hit, "operation": "lead_qualification",
+                    "cost_usd": 0.0 if status == "blocked" or cache_hit else 0.001 * (n + 1),
+                    "input_tokens": 100, "output_tokens": 10,
+                })
+                # Late in the day: a day cut at 23:59:59 would miss the calls of its last second.
+                when = datetime.combine(cls.today - timedelta(days=days_ago), time(23, 59, 59, 500000))
+                cls.env.cr.execute(SQL("UPDATE ai_token_usage SET create_date = %s WHERE id = %s", when, usage.id))
+        Usage.invalidate_model()
+        Usage._rebuild_rollups(cls.today - timedelta(days=max(DAYS_AGO) + 1))
+
+    def test_named_period_filters_select_the_dashboard_days(self):
+        Dashboard = self.env["ai.cost.dashboard"].with_user(self.manager)
+        Daily = self.env["ai.token.usage.daily"].with_user(self.manager)
+        Benchmarks = self.env["ai.provider.benchmark.report"].with_user(self.manager)
+        self.assertEqual(set(FILTERS), set(NAMED_PERIODS))
+        for period, name in FILTERS.items():
+            with self.subTest(period=period):
+                start, end = named_period_bounds(period, self.today)
+                data = Dashboard.get_dashboard_data(period)
+                self.assertEqual((data["period"]["start"], data["period"]["end"]), (str(start), str(end)))
+                # Cost per Day, filtered on the period: the same days, the same cost.
+                rows = Daily.search(filter_domain(self.env, "ai.token.usage.daily", name, self.today))
+                self.assertEqual(set(rows.mapped("day")), {
+                    self.today - timedelta(days=days_ago) for days_ago in DAYS_AGO
+                    if start <= self.today - timedelta(days=days_ago) <= end
+                })
+                self.assertAlmostEqual(sum(rows.mapped("cost_usd")), data["kpis"]["cost"], places=8)
+                self.assertEqual(sum(rows.mapped("call_count")), data["kpis"]["calls"])
+                # The Benchmarks pivot's gateway calls of each provider: the dashboard's provider calls.
+                benchmark_domain = filter_domain(self.env, "ai.provider.benchmark.report", name, self.today)
+                for provider in self.gpt | self.claude:
+                    calls = Benchmarks.search_count(
+                        benchmark_domain + [("provider_id", "=", provider.id), ("source", "=", "gateway")]
+                    )
+                    [row] = [row for row in data["providers"] if row["id"] == provider.id]
+                    self.assertEqual(row["calls"], calls, provider.name)
+                    self.assertTrue(calls)
+
+    def _get(self, query=""):
+        """GET the costs API as the manager, with an API key (as API clients do)."""
+        key = self.env["res.users.apikeys"].with_user(self.manager)._generate(
+            None, "periods test", fields.Datetime.now() + timedelta(days=1))
+        return self.url_open(f"/ai_cost/api/v1/costs{query}", headers={"Authorization": f"Bearer {key}"})
+
+    def test_api_period_is_the_dashboard_period(self):
+        Dashboard = self.env["ai.cost.dashboard"].with_user(self.manager)
+        for period in NAMED_PERIODS:
+            with self.subTest(period=period):
+                response = self._get(f"?period={period}")
+                self.assertEqual(response.status_code, 200, response.text)
+                body = response.json()
+                data = Dashboard.get_dashboard_data(period)
+                self.assertEqual((body["filters"]["start"], body["filters"]["end"]),
+                                 (data["period"]["start"], data["period"]["end"]))
+                self.assertEqual(body["total_cost_usd"], round(data["kpis"]["cost"], 4))
+                self.assertEqual(body["total_requests"], data["kpis"]["calls"])
+        # Without a period, the API reads the dashboard's default: the last 30 days.
+        body = self._get().json()
+        self.assertEqual(body["total_cost_usd"], round(Dashboard.get_dashboard_data("30d")["kpis"]["cost"], 4))
+        response = self._get("?period=1y")
+        self.assertEqual(response.status_code, 400)
+        self.assertIn("Unknown period", response.json()["error"]["message"])
+        response = self._get("?period=7d&start=2025-01-01")
+        self.assertEqual(response.status_code, 400)
+        self.assertIn("not both", response.json()["error"]["message"])
