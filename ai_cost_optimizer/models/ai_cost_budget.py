@@ -494,18 +494,14 @@ class AiCostBudget(models.Model):
         return self._forecast_range(start, end)
 
     def _forecast_range(self, start, end):
-        """Forecast of the spend between two local days, from the ledger's days so far."""
-        today = self._now_local_day()
-        days_so_far = (min(today, end - timedelta(days=1)) - start).days + 1
-        if days_so_far <= 0:
-            return 0.0
+        """Forecast of the spend between two local days, from the ledger's days so far (see
+        core.budget.period_forecast, which the dashboard's forecast of the month uses too)."""
         Usage = self.env["ai.token.usage"].sudo().with_context(tz=self._tz())
         per_day = {
             day.date() if hasattr(day, "date") else day: cost
             for day, cost in Usage._read_group(self._ledger_domain(start, end), ["create_date:day"], ["cost_usd:sum"])
         }
-        series = [per_day.get(start + timedelta(days=offset), 0.0) or 0.0 for offset in range(days_so_far)]
-        return budget_math.forecast_spend(series, (end - start).days)
+        return budget_math.period_forecast(per_day, start, end, self._now_local_day())
 
     def action_view_usage(self):
         """The usage rows of the current period in this budget's scope."""

@@ -1,9 +1,9 @@
-import calendar
 from datetime import timedelta
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
+from ..core import budget as budget_math
 from ..core.periods import NAMED_PERIODS, named_period_bounds, same_days_last_month
 
 TOP_USERS = 10
@@ -15,12 +15,6 @@ PERIOD_GROUPINGS = [(), ("day", "provider_id"), ("operation",), ("user_id",), ("
 PERIOD_MEASURES = ["cost_usd", "call_count", "savings_usd", "cache_hit_count", "waste_usd", "waste_count",
                    "cost_unknown_count", "embedding_call_count", "embedding_tokens", "embedding_cost_usd",
                    "latency_ms_sum"]
-
-
-def month_forecast(spent, today):
-    """Linear forecast of a month's spend from what was spent by `today` (included)."""
-    days_in_month = calendar.monthrange(today.year, today.month)[1]
-    return spent / today.day * days_in_month
 
 
 class AiCostDashboard(models.AbstractModel):
@@ -80,14 +74,18 @@ class AiCostDashboard(models.AbstractModel):
         return companies
 
     def _month_costs(self, Report, company_domain, today):
-        """This month's cost so far, last month's, and last month's over the same days (the fair comparison
-        early in a month), from one scan of the per-day rollup."""
+        """This month's cost so far and its forecast, last month's cost, and last month's over the same days
+        (the fair comparison early in a month), from one scan of the per-day rollup."""
         first_of_month = today.replace(day=1)
         first_of_last, last_same_day = same_days_last_month(today)
         by_day = Report._grouped_sums(
             company_domain + [("day", ">=", first_of_last), ("day", "<=", today)], [("day",)], ["cost_usd"]
         )[("day",)]
         return {
+            # The same forecast as a monthly budget's (core.budget.period_forecast), on the days of this month.
+            "forecast_month": budget_math.period_forecast(
+                dict(by_day), *budget_math.period_bounds(today, "monthly"), today
+            ),
             "cost_this_month": sum((cost for day, cost in by_day if day >= first_of_month), 0.0),
             "cost_last_month": sum((cost for day, cost in by_day if day < first_of_month), 0.0),
             "cost_last_month_same_days": sum((cost for day, cost in by_day if day <= last_same_day), 0.0),
@@ -99,7 +97,6 @@ class AiCostDashboard(models.AbstractModel):
          _latency), = totals
         return {
             **months,
-            "forecast_month": month_forecast(months["cost_this_month"], today),
             "cost": cost or 0.0,
             "calls": calls or 0,
             "savings": savings or 0.0,
@@ -178,27 +175,21 @@ class AiCostDashboard(models.AbstractModel):
         return result
 
     def _budgets(self, companies):
-        """Budget progress bars, when budgets are installed (ai.cost.budget)."""
-        if "ai.cost.budget" not in self.env:
-            return []
-        Budget = self.env["ai.cost.budget"]
-        domain = [("company_id", "in", companies.ids)] if "company_id" in Budget._fields else []
-        rows = []
-        for budget in Budget.search(domain, limit=20):
-            amount = budget.budget_amount if "budget_amount" in budget._fields else 0.0
-            spend = budget.current_spend if "current_spend" in budget._fields else 0.0
-            forecast = budget.forecast_monthly if "forecast_monthly" in budget._fields else 0.0
-            rows.append({
+        """Budget progress bars: each budget's current period, its spend and its forecast, as its form
+        shows them (ai.cost.budget `forecast_amount`, the forecast of the period, not of the month)."""
+        return [
+            {
                 "id": budget.id,
                 "name": budget.display_name,
-                "period_type": budget.period_type if "period_type" in budget._fields else "",
-                "amount": amount,
-                "spend": spend,
-                "percent": spend / amount * 100 if amount else 0.0,
-                "forecast": forecast,
-                "forecast_percent": forecast / amount * 100 if amount else 0.0,
-            })
-        return rows
+                "period_type": budget.period_type,
+                "amount": budget.budget_amount,
+                "spend": budget.current_spend,
+                "percent": budget.percentage_used,
+                "forecast": budget.forecast_amount,
+                "forecast_percent": budget.forecast_percentage,
+            }
+            for budget in self.env["ai.cost.budget"].search([("company_id", "in", companies.ids)], limit=20)
+        ]
 
     def _recommendations(self, companies):
         """The latest recommendations: from the analytics report and the optimizer, when installed."""

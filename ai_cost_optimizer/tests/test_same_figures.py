@@ -12,6 +12,7 @@ from odoo.tools import SQL
 from odoo.tools.safe_eval import safe_eval
 
 from ..core.periods import NAMED_PERIODS, named_period_bounds
+from .common import AiCostCase
 
 # The search views' filter of each named period (core.periods NAMED_PERIODS).
 FILTERS = {"7d": "last_7_days", "30d": "last_30_days", "90d": "last_90_days", "this_month": "this_month",
@@ -115,3 +116,35 @@ class TestNamedPeriodsAgree(HttpCase):
         response = self._get("?period=7d&start=2025-01-01")
         self.assertEqual(response.status_code, 400)
         self.assertIn("not both", response.json()["error"]["message"])
+
+
+@tagged("post_install", "-at_install")
+class TestFiguresOfRealCalls(AiCostCase):
+    """Figures of calls made through the gateway (the fake provider on 127.0.0.1), read on two screens."""
+
+    def setUp(self):
+        super().setUp()
+        self.manager = new_test_user(self.env, login="ai_figures_manager",
+                                     groups="base.group_user,ai_cost_optimizer.group_ai_cost_manager")
+        self.Dashboard = self.env["ai.cost.dashboard"].with_user(self.manager)
+
+    def test_month_forecast_of_the_dashboard_is_the_company_budget_forecast(self):
+        budget = self.env["ai.cost.budget"].create({"name": "Company", "budget_amount": 1000.0})
+        today = fields.Date.context_today(budget)
+        usage_days = sorted({today.replace(day=1), today - timedelta(days=1), today})
+        for day in usage_days:
+            self.env["ai.service"].send_message([{"role": "user", "content": f"Summarize the week of {day}."}],
+                                                provider=self.gpt)
+            self.env.cr.execute(SQL("UPDATE ai_token_usage SET create_date = %s WHERE id = %s",
+                                    datetime.combine(day, time(12)), self.usage_rows()[-1].id))
+        self.env["ai.token.usage"].invalidate_model()
+        self.env["ai.token.usage"]._rebuild_rollups(today.replace(day=1))
+        budget.invalidate_recordset()
+        data = self.Dashboard.get_dashboard_data("this_month")
+        self.assertGreater(budget.forecast_monthly, data["kpis"]["cost_this_month"] if today.day > 1 else 0.0)
+        # To the budget fields' 8 decimals.
+        self.assertAlmostEqual(data["kpis"]["forecast_month"], budget.forecast_monthly, places=8)
+        self.assertAlmostEqual(data["kpis"]["forecast_month"], budget.forecast_amount, places=8)
+        [bar] = [row for row in data["budgets"] if row["id"] == budget.id]
+        self.assertAlmostEqual(bar["forecast"], budget.forecast_amount, places=8)
+        self.assertAlmostEqual(bar["spend"], budget.current_spend, places=8)
