@@ -60,7 +60,7 @@ class AiCostDashboard(models.AbstractModel):
             "by_user": self._by_dimension(sections[("user_id",)], self.env["res.users"], limit=TOP_USERS),
             "providers": self._provider_comparison(sections[("provider_id", "status", "cache_hit")]),
             "budgets": self._budgets(companies),
-            "recommendations": self._recommendations(companies),
+            "recommendations": self._recommendations(companies, start, end),
             "waste": self._top_waste(companies, start, end),
         }
 
@@ -191,25 +191,18 @@ class AiCostDashboard(models.AbstractModel):
             for budget in self.env["ai.cost.budget"].search([("company_id", "in", companies.ids)], limit=20)
         ]
 
-    def _recommendations(self, companies):
-        """The latest recommendations: from the analytics report and the optimizer, when installed."""
-        items = []
-        if "ai.token.analytics" in self.env:
-            Analytics = self.env["ai.token.analytics"]
-            if "recommendations" in Analytics._fields:
-                report = Analytics.search([("recommendations", "!=", False)], limit=1)
-                items += [
-                    {"source": "analytics", "text": line.strip("-• ").strip(), "model": report._name, "id": report.id}
-                    for line in (report.recommendations or "").splitlines()
-                    if line.strip()
-                ][:TOP_ITEMS]
-        if "ai.cost.recommendation" in self.env:
-            Recommendation = self.env["ai.cost.recommendation"]
-            for rec in Recommendation.search([], limit=TOP_ITEMS):
-                text = rec.reasoning if "reasoning" in rec._fields else rec.display_name
-                items.append(
-                    {"source": "optimizer", "text": text or rec.display_name, "model": rec._name, "id": rec.id}
-                )
+    def _recommendations(self, companies, start, end):
+        """The waste found in the period, one line per rule as the Waste Report counts its findings
+        (ai.token.analytics `_waste_by_rule`), then the optimizer's latest recommendations."""
+        items = [
+            {"source": "waste", "text": line["text"], "rule": line["rule"], "count": line["count"],
+             "cost": line["cost"], "domain": line["domain"]}
+            for line in self.env["ai.token.analytics"]._waste_by_rule(companies, start, end)[:TOP_ITEMS]
+        ]
+        Recommendation = self.env["ai.cost.recommendation"]
+        for rec in Recommendation.search([("company_id", "in", companies.ids)], limit=TOP_ITEMS):
+            items.append({"source": "optimizer", "text": rec.reasoning or rec.display_name, "model": rec._name,
+                          "id": rec.id})
         return items[:TOP_ITEMS * 2]
 
     def _top_waste(self, companies, start, end):

@@ -148,3 +148,31 @@ class TestFiguresOfRealCalls(AiCostCase):
         [bar] = [row for row in data["budgets"] if row["id"] == budget.id]
         self.assertAlmostEqual(bar["forecast"], budget.forecast_amount, places=8)
         self.assertAlmostEqual(bar["spend"], budget.current_spend, places=8)
+
+    def test_waste_of_the_dashboard_is_the_waste_report(self):
+        """A duplicate call that also carries history: two findings whose costs overlap. The Waste Report's total
+        and each rule's line on the dashboard count the same findings and dollars as the dashboard's waste."""
+        history = [{"role": "user", "content": "Earlier question about lead 7 " * 40},
+                   {"role": "assistant", "content": "Earlier answer " * 40},
+                   {"role": "user", "content": "Is lead 7 qualified? Answer yes or no."}]
+        for _n in range(3):
+            self.env["ai.service"].send_message(history, provider=self.gpt, task_type="classify",
+                                                operation="lead_scoring")
+        data = self.Dashboard.get_dashboard_data("7d")
+        start, end = fields.Date.to_date(data["period"]["start"]), fields.Date.to_date(data["period"]["end"])
+        Findings = self.env["ai.token.waste.finding"].with_user(self.manager)
+        report_domain = [("call_date", ">=", datetime.combine(start, time.min)),
+                         ("call_date", "<", datetime.combine(end + timedelta(days=1), time.min))]
+        by_rule = {rule: (count, cost) for rule, count, cost in Findings._read_group(
+            report_domain, ["rule"], ["__count", "cost_wasted_usd:sum"])}
+        self.assertIn("duplicate_query", by_rule)
+        self.assertIn("unnecessary_history", by_rule)
+        self.assertAlmostEqual(sum(cost for _count, cost in by_rule.values()), data["kpis"]["waste"], places=8)
+        self.assertGreater(data["kpis"]["waste"], 0)
+        lines = {rec["rule"]: rec for rec in data["recommendations"] if rec["source"] == "waste"}
+        for rule, (count, cost) in by_rule.items():
+            self.assertEqual(lines[rule]["count"], count, rule)
+            self.assertAlmostEqual(lines[rule]["cost"], cost, places=8)
+            self.assertIn(f"{count} calls wasted", lines[rule]["text"])
+            self.assertIn(f"(${cost:.4f})", lines[rule]["text"])
+            self.assertEqual(Findings.search_count(lines[rule]["domain"]), count, "the line opens its findings")

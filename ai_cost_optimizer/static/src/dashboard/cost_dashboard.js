@@ -133,6 +133,20 @@ export class CostDashboard extends Component {
         this.openUsage([["provider_id", "=", row.id]], row.name);
     }
 
+    openRecommendation(rec) {
+        if (!rec.domain) {
+            return this.openRecord(rec.model, rec.id);
+        }
+        // A rule's waste in the period: the Waste Report's findings that the line counts.
+        this.action.doAction({
+            type: "ir.actions.act_window",
+            name: _t("Waste Report"),
+            res_model: "ai.token.waste.finding",
+            views: [[false, "list"], [false, "pivot"]],
+            domain: rec.domain,
+        });
+    }
+
     openRecord(model, id) {
         this.action.doAction({ type: "ir.actions.act_window", res_model: model, res_id: id, views: [[false, "form"]] });
     }
