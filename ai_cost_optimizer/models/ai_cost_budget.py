@@ -1,6 +1,5 @@
 from collections import namedtuple
 from contextlib import nullcontext
-from datetime import timedelta
 
 from markupsafe import Markup
 
@@ -12,7 +11,7 @@ from ..core import pricing
 from ..core.messages import check_label, is_finite_number, short_repr
 from ..core.usage import Usage
 from ..kept_cursors import is_test_transaction
-from .ai_cost_budget_period import PeriodBounds
+from .ai_cost_budget_period import PeriodBounds, period_range_label
 from .ai_service_provider_price import PRICE_DIGITS
 
 PERIOD_TYPES = [("daily", "Daily"), ("weekly", "Weekly"), ("monthly", "Monthly")]
@@ -248,8 +247,8 @@ class AiCostBudget(models.Model):
     @api.model
     def _period_label(self, period_type, period):
         return self.env._(
-            "%(type)s period %(start)s – %(end)s",
-            type=dict(PERIOD_TYPES)[period_type], start=period.date_start, end=period.date_end - timedelta(days=1),
+            "%(type)s period %(days)s",
+            type=dict(PERIOD_TYPES)[period_type], days=period_range_label(self.env, period.date_start, period.date_end),
         )
 
     def _rule(self):

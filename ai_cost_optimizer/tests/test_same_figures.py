@@ -8,7 +8,7 @@ from lxml import etree
 
 from odoo import fields
 from odoo.tests import HttpCase, new_test_user, tagged
-from odoo.tools import SQL
+from odoo.tools import SQL, format_date
 from odoo.tools.safe_eval import safe_eval
 
 from ..core.periods import NAMED_PERIODS, named_period_bounds
@@ -176,3 +176,21 @@ class TestFiguresOfRealCalls(AiCostCase):
             self.assertIn(f"{count} calls wasted", lines[rule]["text"])
             self.assertIn(f"(${cost:.4f})", lines[rule]["text"])
             self.assertEqual(Findings.search_count(lines[rule]["domain"]), count, "the line opens its findings")
+
+    def test_budget_period_reads_the_same_in_the_history_and_the_chatter(self):
+        budget = self.env["ai.cost.budget"].create({"name": "Weekly cap", "period_type": "weekly",
+                                                    "budget_amount": 1000.0})
+        self.env["ai.service"].send_message([{"role": "user", "content": "Qualify lead 42."}], provider=self.gpt)
+        [period] = self.env["ai.cost.budget.period"].search([("budget_id", "=", budget.id)])
+        budget.send_alert(50, period)
+        message = budget.message_ids.filtered(lambda m: "reached 50%" in (m.body or ""))[:1]
+        self.assertTrue(message)
+        # The columns of the form's Period History list, as the list formats them.
+        form = etree.fromstring(budget.get_views([(False, "form")])["views"]["form"]["arch"])
+        columns = [node.get("name") for node in form.xpath("//field[@name='period_ids']/list/field")]
+        date_columns = [name for name in columns if period._fields[name].type == "date"]
+        self.assertEqual(len(date_columns), 2, columns)
+        shown = [format_date(self.env, period[name]) for name in date_columns]
+        self.assertEqual(period[date_columns[1]] - period[date_columns[0]], timedelta(days=6), "inclusive end")
+        self.assertIn(f"{shown[0]} – {shown[1]}", message.body)
+        self.assertEqual(period.display_name, f"{shown[0]} – {shown[1]}")
