@@ -194,3 +194,20 @@ class TestFiguresOfRealCalls(AiCostCase):
         self.assertEqual(period[date_columns[1]] - period[date_columns[0]], timedelta(days=6), "inclusive end")
         self.assertIn(f"{shown[0]} – {shown[1]}", message.body)
         self.assertEqual(period.display_name, f"{shown[0]} – {shown[1]}")
+
+    def test_playground_lists_the_budgets_the_gateway_applied(self):
+        Budget = self.env["ai.cost.budget"]
+        company = Budget.create({"name": "Company", "budget_amount": 1000.0})
+        Budget.create({"name": "Sales assistants", "budget_amount": 100.0, "operation_ids": [
+            (0, 0, {"name": "sales_assistant"})]})
+        Budget.create({"name": "Claude only", "budget_amount": 100.0, "provider_ids": self.claude.ids})
+        playground = self.env["ai.cost.playground"].create({"prompt": "Translate 'thank you' to Dutch.",
+                                                            "provider_id": self.gpt.id})
+        playground.action_estimate()
+        estimated = playground.budgets_touched
+        playground.action_send()
+        # What the gateway applied: the budgets whose period counted the call.
+        applied = Budget.search([("period_ids.call_count", ">", 0)])
+        self.assertEqual(applied, company)
+        for text in (estimated, playground.budgets_touched):
+            self.assertEqual([line.split(":")[0] for line in text.splitlines()], applied.mapped("name"))
