@@ -142,3 +142,14 @@ def test_action_lines_decide_the_boundary():
     assert budget.evaluate(8.0, 1.0, amount=10.0, auto_switch_at=90) == "switched"
     with pytest.raises(ValueError):
         budget.action_lines(0.0, 50, 100)
+
+
+def test_period_forecast_reads_the_days_so_far():
+    """The forecast of a period from its spend per day: days without spend count as 0, days before the period
+    or after today are left out, and a period not started yet forecasts 0."""
+    spend = {date(2025, 3, 1): 1.0, date(2025, 3, 3): 3.0, date(2025, 2, 28): 100.0, date(2025, 3, 5): 100.0}
+    march = budget.period_bounds(date(2025, 3, 3), "monthly")
+    # Days 1-3 weigh 1, 2, 3: (1 + 0 + 9) / 6 USD a day for the 28 days left.
+    assert budget.period_forecast(spend, *march, date(2025, 3, 3)) == pytest.approx(4.0 + 10 / 6 * 28)
+    assert budget.period_forecast(spend, *march, date(2025, 3, 3)) == budget.forecast_spend([1.0, 0.0, 3.0], 31)
+    assert budget.period_forecast(spend, *march, date(2025, 2, 27)) == 0.0

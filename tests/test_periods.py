@@ -5,7 +5,7 @@ from datetime import date, timedelta
 import pytest
 
 from ai_cost_optimizer.core import budget
-from ai_cost_optimizer.core.periods import REPORT_PERIOD_TYPES, report_period_bounds
+from ai_cost_optimizer.core.periods import NAMED_PERIODS, REPORT_PERIOD_TYPES, named_period_bounds, report_period_bounds
 
 
 def test_day_week_and_month():
@@ -35,3 +35,17 @@ def test_same_periods_as_budgets(period_type):
 def test_unknown_period_type():
     with pytest.raises(ValueError, match="use day, week or month"):
         report_period_bounds("daily", date(2025, 1, 1))
+
+
+def test_named_periods_count_today_and_whole_days():
+    """"Last 30 days" is today and the 29 days before it: 30 days, not 31."""
+    today = date(2025, 3, 15)
+    for period, days in (("7d", 7), ("30d", 30), ("90d", 90)):
+        start, end = named_period_bounds(period, today)
+        assert (end, (end - start).days + 1) == (today, days)
+    assert named_period_bounds("this_month", today) == (date(2025, 3, 1), today)
+    assert named_period_bounds("last_month", today) == (date(2025, 2, 1), date(2025, 2, 28))
+    assert named_period_bounds("last_month", date(2025, 1, 31)) == (date(2024, 12, 1), date(2024, 12, 31))
+    assert set(NAMED_PERIODS) == {"7d", "30d", "90d", "this_month", "last_month"}
+    with pytest.raises(ValueError, match="Unknown period"):
+        named_period_bounds("1y", today)

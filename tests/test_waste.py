@@ -132,3 +132,13 @@ def test_settings_errors():
     assert SETTINGS.errors() == []
     bad = waste.WasteSettings(duplicate_window_seconds=0, history_min_tokens=-1, near_window_ratio=1.5)
     assert len(bad.errors()) == 3
+
+
+def test_findings_add_up_to_the_savings():
+    """Overlapping findings (a duplicate that also carries history) share the call's cost: the waste report,
+    which sums the findings, reads what the dashboard sums of the calls' savings."""
+    report = waste.analyze(facts(duplicate_of_recent=True, history_tokens=500, task_type="classify"), SETTINGS)
+    costs = [finding["cost_wasted"] for finding in report["findings"]]
+    assert sum(costs) == pytest.approx(report["potential_savings_usd"])
+    assert costs == [pytest.approx(0.0018), 0.0], "the duplicate wasted the whole call; the history adds nothing"
+    assert report["findings"][1]["tokens_wasted"] == 500, "its tokens still show"

@@ -1,7 +1,6 @@
 import json
 import math
 import re
-from datetime import timedelta
 
 import werkzeug.exceptions
 
@@ -9,12 +8,14 @@ from odoo import fields, http
 from odoo.http import request
 
 from ..core.messages import check_label, check_model_name, short_repr
+from ..core.periods import NAMED_PERIODS, named_period_bounds
 from ..models.ai_service import MAX_RECORD_ID
 from ..models.ir_http import json_error
 
-COST_FILTERS = {"start", "end", "operation", "user", "provider", "res_model", "res_id"}
-USER_FILTERS = {"start", "end", "operation", "provider", "budget"}
-DEFAULT_DAYS = 30
+COST_FILTERS = {"period", "start", "end", "operation", "user", "provider", "res_model", "res_id"}
+USER_FILTERS = {"period", "start", "end", "operation", "provider", "budget"}
+# Without a period nor a start: the days of this named period ending on `end` (the dashboard's default).
+DEFAULT_PERIOD = "30d"
 # The API only reads. Its routes take every method, so that another one gets a JSON 405 from the
 # controller rather than the HTML page of Odoo's router.
 READ_METHODS = ("GET", "HEAD")
@@ -88,12 +89,7 @@ class CostApi(http.Controller):
             raise self._bad_request(
                 f"Unknown filter(s): {', '.join(unknown)}. Allowed: {', '.join(sorted(allowed))}."
             )
-        today = fields.Date.context_today(env.user)
-        end = self._parse_date(params.get("end"), "end") or today
-        try:
-            start = self._parse_date(params.get("start"), "start") or end - timedelta(days=DEFAULT_DAYS - 1)
-        except OverflowError:
-            raise self._bad_request(f"The default start, {DEFAULT_DAYS} days before end, is out of range.") from None
+        start, end = self._period(params, fields.Date.context_today(env.user))
         if start > end:
             raise self._bad_request("start must not be after end.")
         filters = {"start": str(start), "end": str(end)}
@@ -111,6 +107,27 @@ class CostApi(http.Controller):
         if "res_id" in filters and "res_model" not in filters:
             raise self._bad_request("res_id needs res_model.")
         return env, filters
+
+    def _period(self, params, today):
+        """(start, end) of the request: a named period (`period`, as the dashboard names them, seen on the
+        user's `today`), or `start` and `end`, by default the DEFAULT_PERIOD ending on `end` or today."""
+        period = params.get("period")
+        if period not in (None, ""):
+            if params.get("start") or params.get("end"):
+                raise self._bad_request("Give either a period or start/end dates, not both.")
+            if period not in NAMED_PERIODS:
+                raise self._bad_request(
+                    f"Unknown period {short_repr(period)}: use one of {', '.join(NAMED_PERIODS)}."
+                )
+            return named_period_bounds(period, today)
+        end = self._parse_date(params.get("end"), "end") or today
+        try:
+            start = self._parse_date(params.get("start"), "start") or named_period_bounds(DEFAULT_PERIOD, end)[0]
+        except OverflowError:
+            raise self._bad_request(
+                f"The default start, {NAMED_PERIODS[DEFAULT_PERIOD].lower()} up to end, is out of range."
+            ) from None
+        return start, end
 
     @staticmethod
     def _bad_request(message):

@@ -7,7 +7,7 @@ timezone), never on rolling windows. Everything here is plain Python so that it 
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -161,6 +161,18 @@ def forecast_spend(daily_spend: Sequence[float], total_days: int) -> float:
     weights = range(1, days + 1)
     rate = sum(weight * spend for weight, spend in zip(weights, daily_spend, strict=True)) / sum(weights)
     return sum(daily_spend) + rate * (total_days - days)
+
+
+def period_forecast(spend_by_day: Mapping[date, float], start: date, end: date, today: date) -> float:
+    """The forecast of the period [start, end) (`end`: the first day of the next period) on `today`, from
+    the spend of each of its days so far (`spend_by_day`; a day without spend may be missing), today
+    included: forecast_spend of those days. The one forecast behind the dashboard's "Forecast" of the month
+    and a budget's forecasts (0 before the period starts)."""
+    days_so_far = (min(today, end - timedelta(days=1)) - start).days + 1
+    if days_so_far <= 0:
+        return 0.0
+    series = [spend_by_day.get(start + timedelta(days=offset)) or 0.0 for offset in range(days_so_far)]
+    return forecast_spend(series, (end - start).days)
 
 
 def days_in_month(day: date) -> int:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .pricing import format_usd
 
@@ -309,13 +309,22 @@ def analyze(facts: CallFacts, settings: WasteSettings) -> dict:
     A duplicate call wastes its whole cost, so the savings are capped at the call's cost; the
     waste score (0-100) is the share of the cost that could have been saved (the share of tokens
     when the cost is unknown).
+
+    The findings' costs add up to the savings: rules overlap (a duplicate's history is part of its
+    cost), so each finding, in the order of ALL_RULES, counts the part of the call's cost that the
+    findings before it left. The waste report sums the findings and the dashboard the calls' savings:
+    both read the same dollars.
     """
     # A finding that wasted neither tokens nor money (a duplicate of a call that used none) is no waste.
-    findings = [
+    found = [
         finding for rule in ALL_RULES
         if (finding := rule(facts, settings)) and (finding.tokens_wasted > 0 or finding.cost_wasted > 0)
     ]
-    savings = min(sum(finding.cost_wasted for finding in findings), facts.cost_usd)
+    findings, savings = [], 0.0
+    for finding in found:
+        cost = min(finding.cost_wasted, max(facts.cost_usd - savings, 0.0))
+        findings.append(replace(finding, cost_wasted=cost))
+        savings += cost
     if facts.cost_usd > 0:
         score = round(100 * savings / facts.cost_usd)
     else:

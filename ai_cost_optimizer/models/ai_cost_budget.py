@@ -1,6 +1,5 @@
 from collections import namedtuple
 from contextlib import nullcontext
-from datetime import timedelta
 
 from markupsafe import Markup
 
@@ -12,7 +11,7 @@ from ..core import pricing
 from ..core.messages import check_label, is_finite_number, short_repr
 from ..core.usage import Usage
 from ..kept_cursors import is_test_transaction
-from .ai_cost_budget_period import PeriodBounds
+from .ai_cost_budget_period import PeriodBounds, period_range_label
 from .ai_service_provider_price import PRICE_DIGITS
 
 PERIOD_TYPES = [("daily", "Daily"), ("weekly", "Weekly"), ("monthly", "Monthly")]
@@ -248,8 +247,8 @@ class AiCostBudget(models.Model):
     @api.model
     def _period_label(self, period_type, period):
         return self.env._(
-            "%(type)s period %(start)s – %(end)s",
-            type=dict(PERIOD_TYPES)[period_type], start=period.date_start, end=period.date_end - timedelta(days=1),
+            "%(type)s period %(days)s",
+            type=dict(PERIOD_TYPES)[period_type], days=period_range_label(self.env, period.date_start, period.date_end),
         )
 
     def _rule(self):
@@ -494,18 +493,14 @@ class AiCostBudget(models.Model):
         return self._forecast_range(start, end)
 
     def _forecast_range(self, start, end):
-        """Forecast of the spend between two local days, from the ledger's days so far."""
-        today = self._now_local_day()
-        days_so_far = (min(today, end - timedelta(days=1)) - start).days + 1
-        if days_so_far <= 0:
-            return 0.0
+        """Forecast of the spend between two local days, from the ledger's days so far (see
+        core.budget.period_forecast, which the dashboard's forecast of the month uses too)."""
         Usage = self.env["ai.token.usage"].sudo().with_context(tz=self._tz())
         per_day = {
             day.date() if hasattr(day, "date") else day: cost
             for day, cost in Usage._read_group(self._ledger_domain(start, end), ["create_date:day"], ["cost_usd:sum"])
         }
-        series = [per_day.get(start + timedelta(days=offset), 0.0) or 0.0 for offset in range(days_so_far)]
-        return budget_math.forecast_spend(series, (end - start).days)
+        return budget_math.period_forecast(per_day, start, end, self._now_local_day())
 
     def action_view_usage(self):
         """The usage rows of the current period in this budget's scope."""

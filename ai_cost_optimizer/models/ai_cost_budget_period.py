@@ -2,7 +2,7 @@ from collections import namedtuple
 from datetime import timedelta
 
 from odoo import api, fields, models
-from odoo.tools import SQL
+from odoo.tools import SQL, format_date
 
 from ..kept_cursors import STATEMENT_CURSORS, execute_prepared, run_in_own_transaction
 from .ai_service_provider_price import PRICE_DIGITS
@@ -13,6 +13,13 @@ RESERVATION_TTL = timedelta(minutes=30)
 
 # The calendar bounds of a period that has no row read yet (same attribute names as the row).
 PeriodBounds = namedtuple("PeriodBounds", ["date_start", "date_end"])
+
+
+def period_range_label(env, date_start, date_end):
+    """A period's days as every screen shows them, first and last day included, as Odoo's own date ranges read
+    (11/30/2026 – 12/06/2026): the period history list (its Start and End Date columns), the period's name and
+    the budget's messages. `date_end` is the first day of the next period, as stored."""
+    return f"{format_date(env, date_start)} – {format_date(env, date_end - timedelta(days=1))}"
 
 # Check and reserve in ONE statement, in a transaction of its own (autocommit: no BEGIN/COMMIT round
 # trips), prepared once on each kept cursor (see kept_cursors `execute_prepared`, which its casts let type
@@ -75,7 +82,10 @@ class AiCostBudgetPeriod(models.Model):
     budget_id = fields.Many2one("ai.cost.budget", required=True, index=True, ondelete="cascade", readonly=True)
     company_id = fields.Many2one(related="budget_id.company_id", store=True, index=True)
     date_start = fields.Date(required=True, readonly=True)
-    date_end = fields.Date(required=True, readonly=True, help="First day of the next period.")
+    # Stored exclusive (the first day of the next period: the budgets' arithmetic); shown inclusive (date_last).
+    date_end = fields.Date(string="Next Period Start", required=True, readonly=True,
+                           help="First day of the next period.")
+    date_last = fields.Date(compute="_compute_date_last", string="End Date", help="The period's last day, included.")
 
     spend = fields.Float(digits=PRICE_DIGITS, string="Spend (USD)", readonly=True)
     reserved = fields.Float(digits=PRICE_DIGITS, string="In Flight (USD)", readonly=True)
@@ -95,10 +105,15 @@ class AiCostBudgetPeriod(models.Model):
             amount = period.budget_id.budget_amount
             period.percentage_used = period.spend / amount * 100 if amount else 0.0
 
+    @api.depends("date_end")
+    def _compute_date_last(self):
+        for period in self:
+            period.date_last = period.date_end and period.date_end - timedelta(days=1)
+
     @api.depends("date_start", "date_end")
     def _compute_display_name(self):
         for period in self:
-            period.display_name = f"{period.date_start} – {period.date_end - timedelta(days=1)}"
+            period.display_name = period_range_label(self.env, period.date_start, period.date_end)
 
     # ------------------------------------------------------------------
     # Gateway operations (plain SQL on the hot path, on the caller-given cursor)

@@ -1,16 +1,11 @@
-import calendar
 from datetime import timedelta
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
-PERIODS = {
-    "7d": "Last 7 days",
-    "30d": "Last 30 days",
-    "90d": "Last 90 days",
-    "this_month": "This month",
-    "last_month": "Last month",
-}
+from ..core import budget as budget_math
+from ..core.periods import NAMED_PERIODS, named_period_bounds, same_days_last_month
+
 TOP_USERS = 10
 TOP_ITEMS = 5
 # What the dashboard reads of the per-day rollup for its period, in one scan (ai.cost.report `_grouped_sums`):
@@ -22,32 +17,6 @@ PERIOD_MEASURES = ["cost_usd", "call_count", "savings_usd", "cache_hit_count", "
                    "latency_ms_sum"]
 
 
-def period_bounds(period, today):
-    """(first day, last day) of a dashboard period, both included."""
-    if period in ("7d", "30d", "90d"):
-        return today - timedelta(days=int(period[:-1]) - 1), today
-    first_of_month = today.replace(day=1)
-    if period == "this_month":
-        return first_of_month, today
-    if period == "last_month":
-        last = first_of_month - timedelta(days=1)
-        return last.replace(day=1), last
-    raise UserError(f"Unknown dashboard period {period!r}: use one of {', '.join(PERIODS)}.")
-
-
-def same_days_last_month(today):
-    """(first day, last day) of last month's days matching this month's so far: on the 3rd, days 1 to 3
-    of last month; on the 31st after a 30-day month, all of it."""
-    last_of_previous = today.replace(day=1) - timedelta(days=1)
-    return last_of_previous.replace(day=1), last_of_previous.replace(day=min(today.day, last_of_previous.day))
-
-
-def month_forecast(spent, today):
-    """Linear forecast of a month's spend from what was spent by `today` (included)."""
-    days_in_month = calendar.monthrange(today.year, today.month)[1]
-    return spent / today.day * days_in_month
-
-
 class AiCostDashboard(models.AbstractModel):
     """The figures of the cost dashboard, read from the per-day rollup through ai.cost.report, the way the
     JSON API reads them."""
@@ -57,14 +26,20 @@ class AiCostDashboard(models.AbstractModel):
 
     @api.model
     def get_dashboard_data(self, period="30d", company_ids=None):
-        """Every figure the dashboard shows for `period` (see PERIODS) and companies (default: the
+        """Every figure the dashboard shows for `period` (see core.periods NAMED_PERIODS) and companies (default: the
         allowed companies): KPIs, daily cost by provider, cost by operation and user, provider
         comparison, budgets, top recommendations and waste."""
         if not self.env.user.has_group("ai_cost_optimizer.group_ai_cost_manager"):
             raise UserError(self.env._("The cost dashboard is for AI Cost managers."))
         companies = self._dashboard_companies(company_ids)
         today = fields.Date.context_today(self)
-        start, end = period_bounds(period, today)
+        try:
+            start, end = named_period_bounds(period, today)
+        except ValueError:
+            raise UserError(self.env._(
+                "Unknown dashboard period %(period)r: use one of %(periods)s.",
+                period=period, periods=", ".join(NAMED_PERIODS),
+            )) from None
         Report = self.env["ai.cost.report"]
         company_domain = [("company_id", "in", companies.ids)]
         # One scan of the per-day rollup for the period's figures, one for this month's and last month's cost.
@@ -72,7 +47,11 @@ class AiCostDashboard(models.AbstractModel):
             company_domain + [("day", ">=", start), ("day", "<=", end)], PERIOD_GROUPINGS, PERIOD_MEASURES
         )
         return {
-            "period": {"key": period, "start": str(start), "end": str(end), "options": PERIODS},
+            "period": {"key": period, "start": str(start), "end": str(end), "options": NAMED_PERIODS},
+            # The days the month cards count (their click-through opens the same days).
+            "months": {
+                key: [str(day) for day in named_period_bounds(key, today)] for key in ("this_month", "last_month")
+            },
             "companies": [{"id": c.id, "name": c.name} for c in self.env.user.company_ids],
             "company_ids": companies.ids,
             "kpis": self._kpis(Report, company_domain, sections[()], today),
@@ -81,7 +60,7 @@ class AiCostDashboard(models.AbstractModel):
             "by_user": self._by_dimension(sections[("user_id",)], self.env["res.users"], limit=TOP_USERS),
             "providers": self._provider_comparison(sections[("provider_id", "status", "cache_hit")]),
             "budgets": self._budgets(companies),
-            "recommendations": self._recommendations(companies),
+            "recommendations": self._recommendations(companies, start, end),
             "waste": self._top_waste(companies, start, end),
         }
 
@@ -95,14 +74,18 @@ class AiCostDashboard(models.AbstractModel):
         return companies
 
     def _month_costs(self, Report, company_domain, today):
-        """This month's cost so far, last month's, and last month's over the same days (the fair comparison
-        early in a month), from one scan of the per-day rollup."""
+        """This month's cost so far and its forecast, last month's cost, and last month's over the same days
+        (the fair comparison early in a month), from one scan of the per-day rollup."""
         first_of_month = today.replace(day=1)
         first_of_last, last_same_day = same_days_last_month(today)
         by_day = Report._grouped_sums(
             company_domain + [("day", ">=", first_of_last), ("day", "<=", today)], [("day",)], ["cost_usd"]
         )[("day",)]
         return {
+            # The same forecast as a monthly budget's (core.budget.period_forecast), on the days of this month.
+            "forecast_month": budget_math.period_forecast(
+                dict(by_day), *budget_math.period_bounds(today, "monthly"), today
+            ),
             "cost_this_month": sum((cost for day, cost in by_day if day >= first_of_month), 0.0),
             "cost_last_month": sum((cost for day, cost in by_day if day < first_of_month), 0.0),
             "cost_last_month_same_days": sum((cost for day, cost in by_day if day <= last_same_day), 0.0),
@@ -114,7 +97,6 @@ class AiCostDashboard(models.AbstractModel):
          _latency), = totals
         return {
             **months,
-            "forecast_month": month_forecast(months["cost_this_month"], today),
             "cost": cost or 0.0,
             "calls": calls or 0,
             "savings": savings or 0.0,
@@ -160,7 +142,9 @@ class AiCostDashboard(models.AbstractModel):
     def _provider_comparison(self, rows):
         stats = {}
         for provider_id, status, cache_hit, cost, calls, *_sums, latency in rows:
-            if cache_hit:  # answered from the response cache: not a provider call
+            # Answered from the response cache, or refused by a budget: the provider was not called. What is
+            # left are the provider's samples, as the Benchmarks view counts its gateway calls.
+            if cache_hit or status == "blocked":
                 continue
             row = stats.setdefault(
                 provider_id or False, {"cost": 0.0, "calls": 0, "errors": 0, "latency": 0.0, "ok": 0}
@@ -191,47 +175,34 @@ class AiCostDashboard(models.AbstractModel):
         return result
 
     def _budgets(self, companies):
-        """Budget progress bars, when budgets are installed (ai.cost.budget)."""
-        if "ai.cost.budget" not in self.env:
-            return []
-        Budget = self.env["ai.cost.budget"]
-        domain = [("company_id", "in", companies.ids)] if "company_id" in Budget._fields else []
-        rows = []
-        for budget in Budget.search(domain, limit=20):
-            amount = budget.budget_amount if "budget_amount" in budget._fields else 0.0
-            spend = budget.current_spend if "current_spend" in budget._fields else 0.0
-            forecast = budget.forecast_monthly if "forecast_monthly" in budget._fields else 0.0
-            rows.append({
+        """Budget progress bars: each budget's current period, its spend and its forecast, as its form
+        shows them (ai.cost.budget `forecast_amount`, the forecast of the period, not of the month)."""
+        return [
+            {
                 "id": budget.id,
                 "name": budget.display_name,
-                "period_type": budget.period_type if "period_type" in budget._fields else "",
-                "amount": amount,
-                "spend": spend,
-                "percent": spend / amount * 100 if amount else 0.0,
-                "forecast": forecast,
-                "forecast_percent": forecast / amount * 100 if amount else 0.0,
-            })
-        return rows
+                "period_type": budget.period_type,
+                "amount": budget.budget_amount,
+                "spend": budget.current_spend,
+                "percent": budget.percentage_used,
+                "forecast": budget.forecast_amount,
+                "forecast_percent": budget.forecast_percentage,
+            }
+            for budget in self.env["ai.cost.budget"].search([("company_id", "in", companies.ids)], limit=20)
+        ]
 
-    def _recommendations(self, companies):
-        """The latest recommendations: from the analytics report and the optimizer, when installed."""
-        items = []
-        if "ai.token.analytics" in self.env:
-            Analytics = self.env["ai.token.analytics"]
-            if "recommendations" in Analytics._fields:
-                report = Analytics.search([("recommendations", "!=", False)], limit=1)
-                items += [
-                    {"source": "analytics", "text": line.strip("-• ").strip(), "model": report._name, "id": report.id}
-                    for line in (report.recommendations or "").splitlines()
-                    if line.strip()
-                ][:TOP_ITEMS]
-        if "ai.cost.recommendation" in self.env:
-            Recommendation = self.env["ai.cost.recommendation"]
-            for rec in Recommendation.search([], limit=TOP_ITEMS):
-                text = rec.reasoning if "reasoning" in rec._fields else rec.display_name
-                items.append(
-                    {"source": "optimizer", "text": text or rec.display_name, "model": rec._name, "id": rec.id}
-                )
+    def _recommendations(self, companies, start, end):
+        """The waste found in the period, one line per rule as the Waste Report counts its findings
+        (ai.token.analytics `_waste_by_rule`), then the optimizer's latest recommendations."""
+        items = [
+            {"source": "waste", "text": line["text"], "rule": line["rule"], "count": line["count"],
+             "cost": line["cost"], "domain": line["domain"]}
+            for line in self.env["ai.token.analytics"]._waste_by_rule(companies, start, end)[:TOP_ITEMS]
+        ]
+        Recommendation = self.env["ai.cost.recommendation"]
+        for rec in Recommendation.search([("company_id", "in", companies.ids)], limit=TOP_ITEMS):
+            items.append({"source": "optimizer", "text": rec.reasoning or rec.display_name, "model": rec._name,
+                          "id": rec.id})
         return items[:TOP_ITEMS * 2]
 
     def _top_waste(self, companies, start, end):

@@ -8,6 +8,8 @@ from .ai_service_provider_price import PRICE_DIGITS
 from .ai_token_usage import QUALITY_LEVELS
 
 TITLE_LENGTH = 60
+# The operation of the playground's calls: the budgets scoped to operations apply to them by this name.
+OPERATION = "playground"
 
 
 class AiCostPlayground(models.TransientModel):
@@ -149,25 +151,16 @@ class AiCostPlayground(models.TransientModel):
         return pricing.compute_cost(usage, price._as_core_price())
 
     def _budgets_text(self, provider):
-        """The budgets whose scope this call would fall in, with how full they are (when budgets exist)."""
-        if "ai.cost.budget" not in self.env:
-            return False
-        Budget = self.env["ai.cost.budget"]
-        lines = []
-        domain = [("company_id", "in", self.env.company.ids)] if "company_id" in Budget._fields else []
-        for budget in Budget.search(domain):
-            if not self._budget_applies(budget, provider):
-                continue
-            percent = budget.percentage_used if "percentage_used" in budget._fields else 0.0
-            lines.append(f"{budget.display_name}: {percent:,.0f} % used")  # as its progress bar reads
-        return "\n".join(lines) or self.env._("No budget applies.")
+        """The budgets that the gateway would apply to this call, found by the gateway's own matching
+        (ai.cost.budget `_matching_rules`: company, user, provider and the playground's operation)."""
+        rules = self.env["ai.cost.budget"]._matching_rules(self.env.user, provider, OPERATION)
+        return self._budget_lines(self.env["ai.cost.budget"].browse(rule.id for rule in rules))
 
-    def _budget_applies(self, budget, provider):
-        scopes = [("user_ids", self.env.user), ("provider_ids", provider), ("operation_ids", None)]
-        for name, record in scopes:
-            if name in budget._fields and budget[name] and record is not None and record not in budget[name]:
-                return False
-        return True
+    def _budget_lines(self, budgets):
+        """`budgets` with how full they are, as their progress bars read."""
+        return "\n".join(
+            f"{budget.display_name}: {budget.percentage_used:,.0f} % used" for budget in budgets
+        ) or self.env._("No budget applies.")
 
     def action_send(self):
         self.ensure_one()
@@ -194,7 +187,7 @@ class AiCostPlayground(models.TransientModel):
             "provider": provider,
             "task_type": self.task_type_id.code,
             "quality_required": self.quality_required,
-            "operation": "playground",
+            "operation": OPERATION,
         }
 
     def _store_answer(self, result):
@@ -204,8 +197,11 @@ class AiCostPlayground(models.TransientModel):
             f"{f.get('type')}: {f.get('description')} ({f.get('recommendation')})"
             for f in waste.get("findings") or []
         ]
+        # The budgets the gateway applied to the call, as its result lists them.
+        applied = [budget["id"] for budget in (result.get("budget") or {}).get("budgets") or []]
         self.write({
             "state": "sent",
+            "budgets_touched": self._budget_lines(self.env["ai.cost.budget"].browse(applied)),
             "answer": result.get("content"),
             "usage_ref": result.get("usage_id") or 0,
             "actual_cost_usd": result.get("cost_usd") or 0.0,

@@ -184,17 +184,36 @@ class AiTokenAnalytics(models.Model):
 
     def _recommendations(self, company, date_from, date_to):
         """One sentence per rule that found waste in the period, the costliest first."""
-        start = fields.Datetime.to_datetime(date_from)
-        end = fields.Datetime.to_datetime(date_to) + timedelta(days=1)
+        return "\n".join(line["text"] for line in self._waste_by_rule(company, date_from, date_to)) or False
+
+    @api.model
+    def _waste_findings_domain(self, companies, date_from, date_to):
+        """The waste findings of `companies` on the days [date_from, date_to] (UTC days, those of the per-day
+        rollup): what the Waste Report lists for that period."""
+        return [
+            ("company_id", "in", companies.ids),
+            ("call_date", ">=", fields.Datetime.to_datetime(date_from)),
+            ("call_date", "<", fields.Datetime.to_datetime(date_to + timedelta(days=1))),
+        ]
+
+    @api.model
+    def _waste_by_rule(self, companies, date_from, date_to):
+        """The findings of each rule in the period, the costliest rule first: [{'rule', 'count', 'tokens',
+        'cost', 'text', 'domain'}], `domain` the Waste Report's rows counted. The analytics records and the
+        dashboard's recommendations read this."""
+        domain = self._waste_findings_domain(companies, date_from, date_to)
         groups = self.env["ai.token.waste.finding"].sudo()._read_group(
-            [("company_id", "=", company.id), ("call_date", ">=", start), ("call_date", "<", end)],
-            ["rule"], ["__count", "cost_wasted_usd:sum", "tokens_wasted:sum"], order="cost_wasted_usd:sum desc",
+            domain, ["rule"], ["__count", "cost_wasted_usd:sum", "tokens_wasted:sum"], order="cost_wasted_usd:sum desc",
         )
-        return "\n".join(
-            self.env._(
-                "%(rule)s: %(count)s calls wasted %(tokens)s tokens ($%(cost).4f). %(advice)s",
-                rule=RULE_LABELS[rule], count=count, tokens=tokens or 0, cost=cost or 0.0,
-                advice=waste_rules.ADVICE[rule],
-            )
+        return [
+            {
+                "rule": rule, "count": count, "tokens": tokens or 0, "cost": cost or 0.0,
+                "domain": domain + [("rule", "=", rule)],
+                "text": self.env._(
+                    "%(rule)s: %(count)s calls wasted %(tokens)s tokens ($%(cost).4f). %(advice)s",
+                    rule=RULE_LABELS[rule], count=count, tokens=tokens or 0, cost=cost or 0.0,
+                    advice=waste_rules.ADVICE[rule],
+                ),
+            }
             for rule, count, cost, tokens in groups
-        ) or False
+        ]

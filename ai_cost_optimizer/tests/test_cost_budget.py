@@ -5,7 +5,7 @@ from datetime import date, datetime, timedelta
 from odoo import Command
 from odoo.exceptions import ValidationError
 from odoo.tests import HttpCase, new_test_user, tagged
-from odoo.tools import SQL
+from odoo.tools import SQL, format_date
 
 from ..core import budget as budget_math
 from ..core.call import GatewayCall
@@ -348,7 +348,8 @@ class TestCostBudget(AiCostCase):
         budget = self._budget(name="Tiny", period_type="weekly", budget_amount=self.call_cost / 2)
         error = self._fails(AiBudgetExceeded)
         start = budget.current_period_start
-        self.assertIn(f"Budget 'Tiny' (Weekly period {start} – {start + timedelta(days=6)})", str(error))
+        days = f"{format_date(self.env, start)} – {format_date(self.env, start + timedelta(days=6))}"
+        self.assertIn(f"Budget 'Tiny' (Weekly period {days})", str(error))
         self.assertIn("block threshold of 100%", str(error))
         usage = self.usage_rows().filtered(lambda u: u.status == "blocked")
         self.assertEqual((usage.status, usage.error_message), ("blocked", str(error)))

@@ -4,7 +4,9 @@ from odoo.exceptions import UserError
 from odoo.tests import HttpCase, tagged
 from odoo.tools import SQL
 
-from ..models.ai_cost_dashboard import month_forecast, period_bounds, same_days_last_month
+from ..core.budget import period_forecast
+from ..core.periods import named_period_bounds as period_bounds
+from ..core.periods import same_days_last_month
 from .common import UsageRowsCase
 from .test_cost_api import CostDataMixin
 
@@ -69,7 +71,9 @@ class TestCostDashboard(CostDataMixin, HttpCase):
             self.env["ai.cost.dashboard"].with_user(self.basic).get_dashboard_data()
         self.assertEqual(period_bounds("last_month", date(2024, 3, 15)), (date(2024, 2, 1), date(2024, 2, 29)))
         self.assertEqual(period_bounds("7d", date(2024, 3, 15)), (date(2024, 3, 9), date(2024, 3, 15)))
-        self.assertEqual(month_forecast(10.0, date(2024, 4, 10)), 30.0)
+        # $1 a day for 10 days of April: $30 by the month's end (the budgets' forecast, core.budget.period_forecast).
+        spend = {date(2024, 4, day): 1.0 for day in range(1, 11)}
+        self.assertEqual(period_forecast(spend, date(2024, 4, 1), date(2024, 5, 1), date(2024, 4, 10)), 30.0)
 
     def test_dashboard_tour(self):
         self.gpt.api_key = "sk-test"  # the playground estimates for a provider that can answer
@@ -105,7 +109,10 @@ class TestDashboardMonths(UsageRowsCase):
         )
         self.assertEqual(
             {key: round(value, 6) for key, value in months.items()},
-            {"cost_this_month": 48.0, "cost_last_month": 15.0, "cost_last_month_same_days": 3.0},
+            # The forecast weighs March's days 1, 2 and 3 (0, 16 and 32 USD) 1, 2 and 3: 128 / 6 USD a day for
+            # the 28 days left (core.budget.forecast_spend, as the budgets forecast).
+            {"cost_this_month": 48.0, "cost_last_month": 15.0, "cost_last_month_same_days": 3.0,
+             "forecast_month": round(48.0 + 128 / 6 * 28, 6)},
         )
 
     def test_same_days_last_month(self):

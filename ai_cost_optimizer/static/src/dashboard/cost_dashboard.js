@@ -118,21 +118,33 @@ export class CostDashboard extends Component {
     }
 
     openMonth(offset) {
-        const today = new Date();
-        const first = new Date(Date.UTC(today.getFullYear(), today.getMonth() + offset, 1));
-        const next = new Date(Date.UTC(today.getFullYear(), today.getMonth() + offset + 1, 1));
-        const iso = (d) => d.toISOString().slice(0, 10);
+        // The month's days as the server counted them (the user's today, not the browser's).
+        const [start, end] = this.state.data.months[offset ? "last_month" : "this_month"];
         this.action.doAction({
             type: "ir.actions.act_window",
             name: offset ? _t("Cost last month") : _t("Cost this month"),
             res_model: "ai.token.usage.daily",
             views: [[false, "pivot"], [false, "list"]],
-            domain: [["company_id", "in", this.state.data.company_ids], ["day", ">=", iso(first)], ["day", "<", iso(next)]],
+            domain: [["company_id", "in", this.state.data.company_ids], ["day", ">=", start], ["day", "<=", end]],
         });
     }
 
     openProvider(row) {
         this.openUsage([["provider_id", "=", row.id]], row.name);
+    }
+
+    openRecommendation(rec) {
+        if (!rec.domain) {
+            return this.openRecord(rec.model, rec.id);
+        }
+        // A rule's waste in the period: the Waste Report's findings that the line counts.
+        this.action.doAction({
+            type: "ir.actions.act_window",
+            name: _t("Waste Report"),
+            res_model: "ai.token.waste.finding",
+            views: [[false, "list"], [false, "pivot"]],
+            domain: rec.domain,
+        });
     }
 
     openRecord(model, id) {
