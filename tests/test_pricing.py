@@ -6,7 +6,6 @@ import genai_prices
 import pytest
 
 from ai_cost_optimizer.core.pricing import (
-    MANUAL,
     ModelPrice,
     cache_read_savings,
     call_cost,
@@ -211,11 +210,21 @@ def test_free_model_is_priced_at_zero_not_unknown():
 
 def test_manual_price_wins_over_genai_prices():
     manual = ModelPrice(
-        input_per_mtok=1.0, output_per_mtok=2.0, cache_read_per_mtok=None, cache_write_per_mtok=None, source=MANUAL,
+        input_per_mtok=1.0, output_per_mtok=2.0, cache_read_per_mtok=None, cache_write_per_mtok=None, source="manual",
         model="claude-sonnet-4-5", price_provider="anthropic",
     )
     usage = Usage(300_000, 2_000)
     assert call_cost(usage, manual, AT) == compute_cost(usage, manual) == pytest.approx(0.304, rel=1e-12)
+
+
+def test_free_provider_costs_nothing_even_for_a_model_genai_prices_prices():
+    # A self-hosted copy of a hosted model: declared free, its calls cost nothing, not the hosted price.
+    free = ModelPrice(
+        input_per_mtok=0.0, output_per_mtok=0.0, cache_read_per_mtok=None, cache_write_per_mtok=None, source="free",
+        model="gpt-4o-mini", price_provider="openai",
+    )
+    assert priced_call("gpt-4o-mini", "openai", Usage(5_000, 700)) > 0
+    assert call_cost(Usage(5_000, 700), free, AT) == 0.0
 
 
 def test_more_cached_than_prompt_tokens_is_priced_not_refused():

@@ -34,6 +34,7 @@ class GatewayCall:
     session_id: Any = None
     max_budget_usd: Any = None
     use_cache: Any = True
+    single_attempt: Any = False  # one request to the given provider and no other: no retry, switch or fallback
     tools: Any = None  # [{'name', 'description', 'parameters': JSON schema}] (core.tools)
     tool_choice: Any = None  # 'auto' | 'none' | 'required' | {'name'}
     response_format: Any = None  # the JSON schema of a structured reply

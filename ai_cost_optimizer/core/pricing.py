@@ -24,7 +24,9 @@ from genai_prices.types import ModelInfo, Provider, TieredPrices
 from .usage import Usage
 
 _PER = Decimal(1_000_000)
-MANUAL = "manual"
+# Price sources applied at their own rates rather than by genai-prices: an administrator's manual price, and
+# a provider declared free (self-hosted: no per-token price), whose rates are 0.
+OWN_RATE_SOURCES = frozenset({"manual", "free"})
 
 
 @dataclass(frozen=True)
@@ -150,12 +152,12 @@ def _genai_usage(usage: Usage) -> genai_prices.Usage:
 def call_cost(usage: Usage, price: ModelPrice, at: datetime) -> float:
     """USD cost of a call that used ``usage`` at time ``at`` (naive means UTC), under ``price``.
 
-    A manual price is applied at its rates (``compute_cost``). A genai-prices price is genai-prices' own
-    calculation for the model it matched: tiers by prompt size, cache reads and writes, 1-hour cache
+    A manual price is applied at its rates (``compute_cost``), a free one's too (0). A genai-prices price is
+    genai-prices' own calculation for the model it matched: tiers by prompt size, cache reads and writes, 1-hour cache
     writes, per-request fees and the prices in force at ``at`` (start dates, off-peak hours). Should the
     installed genai-prices no longer know the model, the price version's rates apply.
     """
-    match = None if price.source == MANUAL else _match(price.model, price.price_provider)
+    match = None if price.source in OWN_RATE_SOURCES else _match(price.model, price.price_provider)
     if match is None:
         return compute_cost(usage, price)
     provider, info = match

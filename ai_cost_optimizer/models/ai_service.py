@@ -42,7 +42,7 @@ EMBED_BATCH_TOKENS = 100_000
 # The parameters of a call, send_message's after the messages: stream_message takes the same.
 CALL_PARAMETERS = (
     "provider", "task_type", "quality_required", "mode", "max_tokens", "temperature", "operation", "res_model",
-    "res_id", "session_id", "max_budget_usd", "use_cache", "tools", "tool_choice", "response_format",
+    "res_id", "session_id", "max_budget_usd", "use_cache", "tools", "tool_choice", "response_format", "single_attempt",
 )
 
 
@@ -78,6 +78,7 @@ class AiService(models.AbstractModel):
         tools=None,
         tool_choice=None,
         response_format=None,
+        single_attempt=False,
     ):
         """Send `messages` to an LLM provider, tracking tokens, cost, budget and waste.
 
@@ -91,7 +92,8 @@ class AiService(models.AbstractModel):
         `[{'id', 'name', 'arguments': dict}]`; messages may carry an assistant's `tool_calls` and `tool`
         messages with the results (`{'role': 'tool', 'tool_call_id', 'content'}`). response_format (a JSON
         schema of an object) asks for a structured reply: `parsed` holds its object, and a reply that does
-        not parse raises AiInvalidReply, recorded with its cost.
+        not parse raises AiInvalidReply, recorded with its cost. single_attempt sends one request to the
+        given provider and to no other: no retry, no switch and no fallback (a provider's Test connection).
         Raises UserError (AiProviderError, AiBudgetExceeded) with a clear message; every
         call, failed or refused ones included, leaves a usage row.
         """
@@ -99,7 +101,7 @@ class AiService(models.AbstractModel):
             messages, provider=provider, task_type=task_type, quality_required=quality_required, mode=mode,
             max_tokens=max_tokens, temperature=temperature, operation=operation, res_model=res_model, res_id=res_id,
             session_id=session_id, max_budget_usd=max_budget_usd, use_cache=use_cache, tools=tools,
-            tool_choice=tool_choice, response_format=response_format,
+            tool_choice=tool_choice, response_format=response_format, single_attempt=single_attempt,
         )
         cached = self._prepare_call(call)
         if cached:
@@ -340,8 +342,10 @@ class AiService(models.AbstractModel):
         budget = call.max_budget_usd
         if budget is not None and not (self._is_number(budget) and math.isfinite(budget) and budget >= 0):
             raise UserError(_("max_budget_usd must be a positive number, not %s.", short_repr(budget)))
-        if not isinstance(call.use_cache, bool):
-            raise UserError(_("use_cache must be True or False, not %s.", short_repr(call.use_cache)))
+        for flag in ("use_cache", "single_attempt"):
+            if not isinstance(getattr(call, flag), bool):
+                raise UserError(_("%(flag)s must be True or False, not %(value)s.",
+                                  flag=flag, value=short_repr(getattr(call, flag))))
         try:
             call.tools = check_tools(call.tools)
             call.tool_choice = check_tool_choice(call.tool_choice, call.tools)
@@ -419,6 +423,8 @@ class AiService(models.AbstractModel):
                 )
             )
         call.config = provider._client_config()
+        if call.single_attempt:
+            call.config = replace(call.config, max_retries=0)
 
     def _estimate_tokens(self, call):
         """The prompt's tokens with the provider's tokenizer: the messages and the tool definitions
@@ -788,6 +794,8 @@ class AiService(models.AbstractModel):
 
     def _may_reroute(self, call):
         """Whether the gateway may send this call elsewhere than the given provider."""
+        if call.single_attempt:
+            return False
         if call.mode == "smart_router":
             return True
         provider, company = call.provider, call.provider.company_id
@@ -834,7 +842,7 @@ class AiService(models.AbstractModel):
         """Move the call to the cheapest qualifying provider (a budget's auto-switch); False when the
         optimizer recommends nothing cheaper than the current provider, and for an embedding call, whose
         vectors another model would not match."""
-        if call.kind != "chat":
+        if call.kind != "chat" or call.single_attempt:
             return False
         current = call.provider
         # The gateway's recommend step asked the same question already: its answer is reused.
@@ -876,8 +884,8 @@ class AiService(models.AbstractModel):
 
     def _may_fall_back(self, call):
         """Whether a call whose provider failed may go to another one: a company setting (on by
-        default) that applies in both modes."""
-        return call.provider.company_id.ai_fallback_on_failure
+        default) that applies in both modes; never for a single attempt."""
+        return not call.single_attempt and call.provider.company_id.ai_fallback_on_failure
 
     def _fallback_target(self, call, error, tried):
         """The next alternative of the recommendation not in `tried` that can serve the call, if any."""

@@ -63,7 +63,7 @@ class AiServiceProvider(models.Model):
     kind = fields.Selection(
         [
             ("anthropic", "Anthropic (Messages API)"),
-            ("openai_compatible", "OpenAI-compatible (chat completions)"),
+            ("openai_compatible", "OpenAI-compatible API (chat and embeddings)"),
             ("demo", "Demo model (answers locally, no network)"),
         ],
         required=True,
@@ -122,7 +122,10 @@ class AiServiceProvider(models.Model):
 
     # Prices (USD per million tokens); every change creates a price version
     price_source = fields.Selection(
-        [("genai_prices", "genai-prices"), ("manual", "Manual override")], default="genai_prices", required=True
+        [("genai_prices", "genai-prices"), ("manual", "Manual override"), ("free", "Free (self-hosted)")],
+        default="genai_prices", required=True,
+        help="Free: a model served on your own hardware (Ollama, vLLM), with no per-token price: its calls "
+        "cost $0.00 and count as priced.",
     )
     price_provider = fields.Selection(
         selection="_selection_price_provider", string="Price List", compute="_compute_price_provider", store=True,
@@ -255,6 +258,7 @@ class AiServiceProvider(models.Model):
                 vals["price_source"] = "manual"
         providers = super().create(vals_list)
         providers.filtered(lambda p: p.price_source == "genai_prices")._sync_prices()
+        providers.filtered(lambda p: p.price_source == "free")._set_free_prices()
         providers.filtered(lambda p: p.price_source == "manual")._version_current_prices()
         return providers
 
@@ -268,6 +272,8 @@ class AiServiceProvider(models.Model):
             return res
         if vals.get("price_source") == "genai_prices" or PRICE_MATCH_FIELDS & set(vals):
             self.filtered(lambda p: p.price_source == "genai_prices")._sync_prices()
+        if vals.get("price_source") == "free":
+            self._set_free_prices()
         if any(name in vals for name in PRICE_FIELDS) or vals.get("price_source") == "manual":
             self.filtered(lambda p: p.price_source == "manual")._version_current_prices()
         return res
@@ -302,8 +308,9 @@ class AiServiceProvider(models.Model):
         return True
 
     def action_test_connection(self):
-        """Send one small call to this provider through the gateway, recorded like any call (usage row,
-        cost, budgets), and show its answer, latency and cost; a failure raises the gateway's UserError."""
+        """Send one small call to this provider and to no other (no retry, no fallback, no switch), recorded
+        like any call (one usage row, cost, budgets), and show its answer, latency and cost; a failure raises
+        the gateway's UserError, whose dialog gives the reason and stays until closed."""
         self.ensure_one()
         result = self.env["ai.service"].send_message(
             [{"role": "user", "content": TEST_PROMPT}],
@@ -312,30 +319,20 @@ class AiServiceProvider(models.Model):
             max_tokens=min(TEST_MAX_TOKENS, self.max_output_tokens or TEST_MAX_TOKENS),
             operation=TEST_OPERATION,
             use_cache=False,
+            single_attempt=True,
         )
-        answered_here = result["provider_id"] == self.id
         details = {
             "answer": (result["content"] or "").strip()[:200] or self.env._("(empty answer)"),
             "latency": round(result["latency_ms"]),
             "cost": self.env._("cost unknown") if result["cost_unknown"] else pricing.format_usd(result["cost_usd"]),
-            "name": result["provider_name"],
         }
-        message = (
-            self.env._("Answer: %(answer)s (%(latency)s ms, %(cost)s).", **details)
-            if answered_here
-            else self.env._(
-                "This provider did not answer the test: '%(name)s' answered instead (fallback on failure, "
-                "auto-switch or A/B experiment; a failure is in Usage): %(answer)s (%(latency)s ms, %(cost)s).",
-                **details,
-            )
-        )
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
             "params": {
-                "title": self.env._("Connection to %s works", self.name) if answered_here else self.name,
-                "message": message,
-                "type": "success" if answered_here else "warning",
+                "title": self.env._("Connection to %s works", self.name),
+                "message": self.env._("Answer: %(answer)s (%(latency)s ms, %(cost)s).", **details),
+                "type": "success",
                 "sticky": False,
             },
         }
@@ -365,6 +362,11 @@ class AiServiceProvider(models.Model):
             provider.with_context(ai_price_sync=True).write(vals)
             if price is not None:
                 provider._version_current_prices(source="genai_prices", detail=f"{price.source} {price.model_ref}")
+
+    def _set_free_prices(self):
+        """A provider declared free prices its calls at 0 from now on: a price version of rates 0."""
+        self.with_context(ai_price_sync=True).write(dict.fromkeys(PRICE_FIELDS, 0.0))
+        self._version_current_prices(detail=self.env._("Declared free by %s", self.env.user.name))
 
     def _version_current_prices(self, source=None, detail=None):
         """Start a new price version when the provider's prices, its source or what genai-prices matches

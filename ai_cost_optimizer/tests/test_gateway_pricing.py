@@ -114,6 +114,33 @@ class TestGatewayPricing(AiCostCase):
         self.assertEqual(row.cost_usd, 0.0)
         self.assertGreater(row.input_tokens, 0)
 
+    def test_free_provider_calls_cost_nothing_and_count_as_priced(self):
+        self.fake.set_key_required(False)  # as Ollama
+        local = self._provider(
+            "openai_compatible", name="Llama (local Ollama)", model="llama3.1:8b", api_key=False,
+            api_key_required=False,
+        )
+        self.assertTrue(local.cost_unknown, "genai-prices does not know a local model")
+        unknown = self._row(self.env["ai.service"].send_message(ASK, provider=local))
+        self.assertEqual((unknown.provider_id, unknown.cost_unknown), (local, True))
+
+        local.price_source = "free"
+        self.assertEqual((local.cost_unknown, local.input_price, local.output_price), (False, 0.0, 0.0))
+        self.assertEqual(local.price_ids[:1].source, "free")
+        row = self._row(self.env["ai.service"].send_message(ASK, provider=local))
+        self.assertEqual(
+            (row.provider_id, row.cost_unknown, row.cost_usd, row.price_id.source), (local, False, 0.0, "free")
+        )
+        kpis = self.env["ai.cost.dashboard"].get_dashboard_data("7d")["kpis"]
+        self.assertEqual(kpis["cost_unknown_count"], 1, "only the call made before it was declared free")
+
+        # A self-hosted copy of a hosted model costs nothing either, not the hosted price.
+        hosted_copy = self._provider(
+            "openai_compatible", name="gpt-4o-mini (own vLLM)", model="gpt-4o-mini", price_source="free"
+        )
+        row = self._row(self.env["ai.service"].send_message(ASK, provider=hosted_copy))
+        self.assertEqual((row.provider_id, row.cost_unknown, row.cost_usd), (hosted_copy, False, 0.0))
+
     def test_anthropic_format_endpoint_serving_another_makers_model(self):
         proxy = self._provider("anthropic", name="DeepSeek (Anthropic API)", model="deepseek-chat")
         self.assertEqual(proxy.price_provider, "anthropic")

@@ -1,3 +1,5 @@
+from lxml import etree
+
 from odoo import Command
 from odoo.exceptions import UserError
 from odoo.tests import tagged
@@ -52,7 +54,7 @@ class TestProviderSetup(AiCostCase):
         self.assertIn(pricing.format_usd(usage.cost_usd), params["message"])
 
     def test_test_connection_failure_is_one_clear_sentence(self):
-        self.env.company.ai_fallback_on_failure = False  # else the other provider would answer instead
+        self.env.company.ai_fallback_on_failure = False
         url = closed_port_url("openai_compatible")
         self.gpt.write({"base_url": url, "max_retries": 0})
         message = self._test_connection_error(self.gpt)
@@ -62,14 +64,35 @@ class TestProviderSetup(AiCostCase):
         failed = self.env["ai.token.usage"].search([("operation", "=", "test_connection")])
         self.assertEqual((failed.status, failed.provider_id), ("error", self.gpt))
 
-    def test_test_connection_answered_by_another_provider_warns(self):
-        # Fallback on failure is on by default: the other provider answers, which tests nothing of this one.
-        self.gpt.write({"base_url": closed_port_url("openai_compatible"), "max_retries": 0})
-        action = self.gpt.action_test_connection()
-        self.assertEqual(action["params"]["type"], "warning")
-        self.assertIn(f"did not answer the test: '{self.claude.name}' answered instead", action["params"]["message"])
-        failed = self.env["ai.token.usage"].search([("operation", "=", "test_connection"), ("status", "=", "error")])
-        self.assertEqual(failed.provider_id, self.gpt)
+    def test_test_connection_tests_this_provider_once_and_no_other(self):
+        # Fallback on failure is on (the default) and the provider retries twice: the test tries this provider
+        # once, and neither the other provider nor a retry hides its failure.
+        self.assertTrue(self.env.company.ai_fallback_on_failure)
+        url = closed_port_url("openai_compatible")
+        self.gpt.write({"base_url": url, "max_retries": 2})
+        message = self._test_connection_error(self.gpt)
+        self.assertIn(f"Could not connect to {url} (connection refused)", message)
+        rows = self.env["ai.token.usage"].search([("operation", "=", "test_connection")])
+        self.assertEqual([(row.status, row.provider_id) for row in rows], [("error", self.gpt)])
+        self.assertFalse(self.fake.requests, "the other provider was not asked")
+        # Calls that do not ask for a single attempt still fall back, as before.
+        served = self.env["ai.service"].send_message([{"role": "user", "content": "Hello"}], provider=self.gpt)
+        self.assertEqual(served["provider_id"], self.claude.id)
+
+    def test_the_form_speaks_of_the_key_box_only_where_it_shows(self):
+        arch = self.env["ai.service.provider"].get_view(view_type="form")["arch"]
+        form = etree.fromstring(arch)
+        box = form.xpath("//field[@name='api_key_required']")[0]
+        for node in form.iter():
+            mentions = " ".join(filter(None, [node.text, *node.attrib.values()]))
+            if "Needs an API key" in mentions:
+                self.assertEqual(node.get("invisible"), box.get("invisible"), etree.tostring(node)[:200])
+        kinds = dict(self.env["ai.service.provider"]._fields["kind"].selection)
+        self.assertIn("embeddings", kinds["openai_compatible"], "an embedding model's provider is of this kind too")
+
+    def test_single_attempt_must_be_a_boolean(self):
+        error = self.assertCallFails(UserError, provider=self.gpt, single_attempt="yes")
+        self.assertIn("single_attempt must be True or False", str(error))
 
     def test_test_connection_without_key_says_so(self):
         self.gpt.api_key = False
