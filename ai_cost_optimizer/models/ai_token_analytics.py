@@ -2,10 +2,12 @@ from datetime import timedelta
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
+from odoo.tools import format_date
 
 from ..core import pricing
 from ..core import waste as waste_rules
 from ..core.periods import report_period_bounds
+from .ai_cost_budget_period import period_range_label
 from .ai_service_provider_price import PRICE_DIGITS
 from .ai_token_waste_finding import RULE_LABELS
 
@@ -45,10 +47,12 @@ class AiTokenAnalytics(models.Model):
     def _compute_name(self):
         for record in self:
             label = dict(PERIOD_TYPES).get(record.period_type, "")
+            # Dates as every list shows them (the user's format), a range as the budget periods read it.
             if record.period_type == "day" or not record.date_to:
-                record.name = f"{label} {record.date_from}"
+                record.name = f"{label} {format_date(self.env, record.date_from)}"
             else:
-                record.name = f"{label} {record.date_from} – {record.date_to}"
+                days = period_range_label(self.env, record.date_from, record.date_to + timedelta(days=1))
+                record.name = f"{label} {days}"
 
     # ------------------------------------------------------------------
     # Waste analysis

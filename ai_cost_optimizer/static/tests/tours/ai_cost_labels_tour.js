@@ -15,6 +15,10 @@ function text(selector) {
     return el.textContent.replace(/\s+/g, " ").trim();
 }
 
+function texts(selector) {
+    return [...document.querySelectorAll(selector)].map((el) => el.textContent.replace(/\s+/g, " ").trim());
+}
+
 function chart(name) {
     return window.Chart.getChart(document.querySelector(`canvas.o_ai_cost_chart_${name}`));
 }
@@ -103,9 +107,15 @@ registry.category("web_tour.tours").add("ai_cost_labels_tour", {
         },
         ...openReport("menu_ai_cost_analytics", "Cost Analytics"),
         {
-            content: "Cost Analytics: no cut column title, the top cost driver by its label",
+            content: "Cost Analytics: no cut column title, the top cost driver by its label, dates as in every list",
             trigger: ".o_list_view .o_data_row td[name=top_cost_driver]:contains(Operation)",
-            run: () => checkTitles("Cost Analytics"),
+            run: () => {
+                checkTitles("Cost Analytics");
+                const iso = texts(".o_data_row td[name=name]").filter((name) => /\d{4}-\d{2}-\d{2}/.test(name));
+                if (iso.length) {
+                    throw new Error(`Cost Analytics names periods in another date format: ${iso.join(" | ")}`);
+                }
+            },
         },
         ...openReport("menu_ai_cost_recommendations", "Recommendations"),
         {
