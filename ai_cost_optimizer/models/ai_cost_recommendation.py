@@ -19,7 +19,7 @@ class AiCostRecommendation(models.Model):
     company_id = fields.Many2one("res.company", required=True, default=lambda self: self.env.company, index=True)
 
     # The question
-    task_type = fields.Char(required=True, index=True)
+    task_type = fields.Char(string="Task Type Code", required=True, index=True)
     task_type_label = fields.Char(string="Task Type", compute="_compute_code_labels")
     quality_required = fields.Selection(QUALITY_LEVELS, required=True)
     context_size_tokens = fields.Integer()

@@ -24,7 +24,7 @@ class AiProviderBenchmark(models.Model):
 
     provider_id = fields.Many2one("ai.service.provider", required=True, ondelete="cascade", index=True)
     company_id = fields.Many2one("res.company", required=True, index=True)
-    task_type = fields.Char(required=True)
+    task_type = fields.Char(string="Task Type Code", required=True)
     task_type_label = fields.Char(string="Task Type", compute="_compute_code_labels")
     task_complexity = fields.Selection(COMPLEXITIES)
     input_tokens = fields.Integer()

@@ -40,7 +40,7 @@ class AiProviderBenchmarkReport(models.Model):
     usage_id = fields.Many2one("ai.token.usage", string="Usage Row", readonly=True)
     provider_id = fields.Many2one("ai.service.provider", readonly=True)
     company_id = fields.Many2one("res.company", readonly=True)
-    task_type = fields.Char(readonly=True)
+    task_type = fields.Char(string="Task Type Code", readonly=True)
     task_type_label = fields.Char(string="Task Type", compute="_compute_code_labels")
     task_complexity = fields.Selection(COMPLEXITIES, string="Complexity", readonly=True)
 

@@ -42,11 +42,13 @@ class AiTokenUsage(models.Model):
     provider_id = fields.Many2one("ai.service.provider", index=True, ondelete="set null")
     model = fields.Char()
     mode = fields.Selection([("passthrough", "Passthrough"), ("smart_router", "Smart router")], default="passthrough")
-    operation = fields.Char(index=True, help="What the caller was doing, e.g. lead_qualification.")
+    operation = fields.Char(
+        string="Operation Code", index=True, help="What the caller was doing, e.g. lead_qualification."
+    )
     res_model = fields.Char(string="Related Model", index=True)
     res_id = fields.Integer(string="Related Record")
     session_id = fields.Char(index=True)
-    task_type = fields.Char(default="chat", index=True)
+    task_type = fields.Char(string="Task Type Code", default="chat", index=True)
     operation_label = fields.Char(string="Operation", compute="_compute_code_labels")
     task_type_label = fields.Char(string="Task Type", compute="_compute_code_labels")
     complexity = fields.Selection(COMPLEXITIES)

@@ -72,7 +72,7 @@ class AiTokenUsageRollupMixin(models.AbstractModel):
     company_id = fields.Many2one("res.company", required=True, readonly=True, ondelete="cascade")
     provider_id = fields.Many2one("ai.service.provider", readonly=True, ondelete="set null")
     user_id = fields.Many2one("res.users", readonly=True, ondelete="set null")
-    operation = fields.Char(readonly=True)
+    operation = fields.Char(string="Operation Code", readonly=True)
     operation_label = fields.Char(string="Operation", compute="_compute_code_labels")
     res_model = fields.Char(string="Related Model", readonly=True)
     status = fields.Selection(
