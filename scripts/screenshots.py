@@ -25,11 +25,16 @@ PAGES = {
     "waste_report": "/odoo/action-ai_cost_optimizer.action_ai_token_waste_finding",
     "usage": "/odoo/action-ai_cost_optimizer.action_ai_token_usage",
     "benchmarks": "/odoo/action-ai_cost_optimizer.action_ai_provider_benchmark_report",
+    "cost_per_day": "/odoo/action-ai_cost_optimizer.action_ai_token_usage_daily",
+    "cost_analytics": "/odoo/action-ai_cost_optimizer.action_ai_token_analytics",
+    "recommendations": "/odoo/action-ai_cost_optimizer.action_ai_cost_recommendation",
+    "ab_experiments": "/odoo/action-ai_cost_optimizer.action_ai_provider_experiment",
+    "budgets": "/odoo/action-ai_cost_optimizer.action_ai_cost_budget",
 }
 CHROMIUM_FLAGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--hide-scrollbars", "--window-size=1440,1000",
+    "--hide-scrollbars", "--window-size=1600,1000",
 ]
 
 

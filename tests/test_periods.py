@@ -5,7 +5,13 @@ from datetime import date, timedelta
 import pytest
 
 from ai_cost_optimizer.core import budget
-from ai_cost_optimizer.core.periods import NAMED_PERIODS, REPORT_PERIOD_TYPES, named_period_bounds, report_period_bounds
+from ai_cost_optimizer.core.periods import (
+    NAMED_PERIODS,
+    REPORT_PERIOD_TYPES,
+    named_period_bounds,
+    previous_period_bounds,
+    report_period_bounds,
+)
 
 
 def test_day_week_and_month():
@@ -49,3 +55,16 @@ def test_named_periods_count_today_and_whole_days():
     assert set(NAMED_PERIODS) == {"7d", "30d", "90d", "this_month", "last_month"}
     with pytest.raises(ValueError, match="Unknown period"):
         named_period_bounds("1y", today)
+
+
+def test_previous_period_is_the_one_before():
+    today = date(2026, 3, 31)
+    # As many days right before, the month before, and last month's same days so far.
+    assert previous_period_bounds("7d", today) == (date(2026, 3, 18), date(2026, 3, 24))
+    assert previous_period_bounds("30d", today) == (date(2026, 1, 31), date(2026, 3, 1))
+    assert previous_period_bounds("last_month", today) == (date(2026, 1, 1), date(2026, 1, 31))
+    assert previous_period_bounds("this_month", today) == (date(2026, 2, 1), date(2026, 2, 28))
+    for period in NAMED_PERIODS:
+        start, end = named_period_bounds(period, today)
+        before_start, before_end = previous_period_bounds(period, today)
+        assert before_end < start and before_start <= before_end

@@ -50,6 +50,18 @@ def named_period_bounds(period: str, today: date) -> tuple[date, date]:
     raise ValueError(f"Unknown period {period!r}: use one of {', '.join(NAMED_PERIODS)}.")
 
 
+def previous_period_bounds(period: str, today: date) -> tuple[date, date]:
+    """(first day, last day) of what the named period `period` is compared with: "This month" with the same
+    days of last month (its days so far), "Last month" with the month before, "Last N days" with the N days
+    before them."""
+    start, end = named_period_bounds(period, today)
+    if period == "this_month":
+        return same_days_last_month(today)
+    if period == "last_month":
+        return named_period_bounds("last_month", start)
+    return start - timedelta(days=(end - start).days + 1), start - timedelta(days=1)
+
+
 def same_days_last_month(today: date) -> tuple[date, date]:
     """(first day, last day) of last month's days matching this month's so far: on the 3rd, days 1 to 3
     of last month; on the 31st after a 30-day month, all of it."""

@@ -54,15 +54,22 @@ REDUNDANT_MIN_BLOCK_CHARS = 80
 # Smallest prompt prefix providers cache: 1024 tokens (OpenAI, Claude Sonnet/Opus), 2048 for Claude Haiku.
 DEFAULT_MIN_CACHEABLE_TOKENS = 1024
 HAIKU_MIN_CACHEABLE_TOKENS = 2048
-# How to avoid each kind of waste, in a sentence a manager can act on.
+# How to avoid each kind of waste: what an administrator changes where, or what to ask of the developer of
+# the operation, in words the Waste Report and the dashboard show as they are.
 ADVICE = {
-    "duplicate_query": "Reuse earlier answers: call with use_cache=True and temperature 0, or store the result "
-    "on the record.",
-    "redundant_context": "Send each document or instruction once; deduplicate the context you assemble.",
-    "oversized_context": "Send only the relevant part of the context (selective context, retrieval or a summary).",
-    "wrong_model": "Route these calls to the cheapest qualifying provider, or use smart_router mode.",
-    "unnecessary_history": "Send only the system prompt and the last request for single-shot tasks.",
-    "missed_cache": "Enable prompt caching on the provider and keep the system prompt byte-identical across calls.",
+    "duplicate_query": "Keep Settings > AI Cost > Response cache on, so that a repeated question is answered "
+    "from the stored answer; if the answers vary, ask the operation's developer to send it at temperature 0 "
+    "or to keep the answer on the record.",
+    "redundant_context": "Ask the operation's developer to send each document or instruction once: the prompt "
+    "repeats text it already holds.",
+    "oversized_context": "Ask the operation's developer to send only the relevant part of the record or "
+    "document (a summary or the matching passages), not all of it.",
+    "wrong_model": "Tick Auto Switch Provider on the provider (or Settings > AI Cost > Switch to the cheaper "
+    "provider), or set Routing of calls to Smart router, so that these calls go to the cheapest qualifying provider.",
+    "unnecessary_history": "Ask the operation's developer to send only the instructions and the last request: "
+    "this kind of task does not need the earlier conversation.",
+    "missed_cache": "Tick Enable Prompt Caching on the provider, and ask the operation's developer to keep the "
+    "instructions identical from call to call, so that the provider reads them from its cache.",
 }
 _BLOCK_SPLIT = re.compile(r"\n\s*\n")
 _MILLION = 1_000_000
@@ -266,7 +273,8 @@ def wrong_model(facts: CallFacts, settings: WasteSettings) -> Finding | None:
         f"{name} meets the quality bar and would have cost {format_usd(cost)} instead of {format_usd(facts.cost_usd)}.",
         facts.input_tokens + facts.output_tokens,
         saving,
-        f"Route '{facts.task_type}' calls to {name}, or use smart_router mode.",
+        f"Send '{facts.task_type}' calls to {name}: tick Auto Switch Provider on it, or set Routing of calls "
+        "to Smart router in Settings > AI Cost.",
     )
 
 

@@ -1,5 +1,6 @@
 from . import ai_cost_gateway_cache_mixin
 from . import ai_task_type
+from . import ai_cost_code_label_mixin
 from . import ai_service_provider_price
 from . import ai_service_provider
 from . import ai_token_usage_rollup_mixin

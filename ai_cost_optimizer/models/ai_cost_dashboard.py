@@ -4,7 +4,7 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from ..core import budget as budget_math
-from ..core.periods import NAMED_PERIODS, named_period_bounds, same_days_last_month
+from ..core.periods import NAMED_PERIODS, named_period_bounds, previous_period_bounds, same_days_last_month
 
 TOP_USERS = 10
 TOP_ITEMS = 5
@@ -46,8 +46,14 @@ class AiCostDashboard(models.AbstractModel):
         sections = Report._grouped_sums(
             company_domain + [("day", ">=", start), ("day", "<=", end)], PERIOD_GROUPINGS, PERIOD_MEASURES
         )
+        # The period card compares with the period before (core.periods.previous_period_bounds).
+        previous = previous_period_bounds(period, today)
+        [(previous_cost,)] = Report._grouped_sums(
+            company_domain + [("day", ">=", previous[0]), ("day", "<=", previous[1])], [()], ["cost_usd"]
+        )[()]
         return {
             "period": {"key": period, "start": str(start), "end": str(end), "options": NAMED_PERIODS},
+            "previous_period": {"start": str(previous[0]), "end": str(previous[1]), "cost": previous_cost or 0.0},
             # The days the month cards count (their click-through opens the same days).
             "months": {
                 key: [str(day) for day in named_period_bounds(key, today)] for key in ("this_month", "last_month")
@@ -56,8 +62,15 @@ class AiCostDashboard(models.AbstractModel):
             "company_ids": companies.ids,
             "kpis": self._kpis(Report, company_domain, sections[()], today),
             "daily": self._daily_by_provider(sections[("day", "provider_id")], start, end),
-            "by_operation": self._by_dimension(sections[("operation",)]),
-            "by_user": self._by_dimension(sections[("user_id",)], self.env["res.users"], limit=TOP_USERS),
+            # An operation keeps its code as id (the click-through filters on it) and reads as its label.
+            "by_operation": self._by_dimension(
+                sections[("operation",)], lambda codes: self.env["ai.token.usage"]._code_labels("operation", codes)
+            ),
+            "by_user": self._by_dimension(
+                sections[("user_id",)],
+                lambda ids: {user.id: user.display_name for user in self.env["res.users"].browse(ids)},
+                limit=TOP_USERS,
+            ),
             "providers": self._provider_comparison(sections[("provider_id", "status", "cache_hit")]),
             "budgets": self._budgets(companies),
             "recommendations": self._recommendations(companies, start, end),
@@ -127,14 +140,13 @@ class AiCostDashboard(models.AbstractModel):
             ],
         }
 
-    def _by_dimension(self, rows, Model=None, limit=None):
-        """Cost and calls by the key of `rows` (ids of `Model`'s records, if given), costliest first."""
+    def _by_dimension(self, rows, names_of, limit=None):
+        """Cost and calls by the key of `rows`, costliest first, each named by `names_of` ({key: name} of
+        the keys it is given)."""
         rows = sorted(rows, key=lambda row: -row[1])[:limit]
-        names = {}
-        if Model is not None:
-            names = {record.id: record.display_name for record in Model.browse(key for key, *_ in rows if key)}
+        names = names_of([key for key, *_ in rows if key])
         return [
-            {"id": key or False, "name": (names.get(key) if Model is not None else key) or self.env._("(none)"),
+            {"id": key or False, "name": names.get(key) or self.env._("(none)"),
              "cost": cost, "calls": calls}
             for key, cost, calls, *_sums in rows
         ]
@@ -221,7 +233,7 @@ class AiCostDashboard(models.AbstractModel):
             {
                 "id": usage.id,
                 "reason": usage.waste_reason or self.env._("Waste"),
-                "operation": usage.operation or usage.task_type or "",
+                "operation": usage.operation_label or usage.task_type_label or "",
                 "provider": usage.provider_id.name or "",
                 "saved": usage.could_have_saved_usd,
             }

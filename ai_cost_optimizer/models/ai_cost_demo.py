@@ -1,4 +1,5 @@
 import itertools
+import math
 import random
 from dataclasses import replace
 from datetime import datetime, time, timedelta
@@ -12,7 +13,6 @@ from ..core.periods import report_period_bounds
 from ..core.usage import Usage
 from ..core.waste import ADVICE, RULES
 from .ai_token_analytics import PERIOD_TYPES
-from .ai_token_waste_finding import RULE_LABELS
 
 # operation: (task type, weight, prompt tokens (mean), answer tokens (mean), about a record?). Prompts carry
 # what real assistants send: retrieved documents, e-mail threads, the lead's history. The enrichment
@@ -49,8 +49,27 @@ QUALITY = {"demo_provider_claude_haiku": 78, "demo_provider_claude_sonnet": 90, 
 LATENCY_MS = {"demo_provider_claude_haiku": 900, "demo_provider_claude_sonnet": 2400, "demo_provider_gpt4o_mini": 1100,
               "demo_provider_gpt4o": 1600, "demo_provider_gemini_flash": 800, "demo_provider_deepseek": 1800,
               "demo_provider_ollama": 3000, "demo_provider_embedding": 450}
-WASTE_RULES = ["duplicate_query", "redundant_context", "oversized_context", "wrong_model", "unnecessary_history",
-               "missed_cache"]
+# Each waste rule: how often it fires among the calls with waste, and the share of the call's cost it wastes. A
+# real company's rules are uneven: oversized prompts and duplicates dominate, missed prompt caching is rare; a
+# duplicate wastes the whole call.
+WASTE_RULES = {
+    "oversized_context": (14, (0.3, 0.7)),
+    "duplicate_query": (8, (1.0, 1.0)),
+    "wrong_model": (6, (0.2, 0.6)),
+    "unnecessary_history": (3.5, (0.1, 0.35)),
+    "redundant_context": (2, (0.1, 0.3)),
+    "missed_cache": (0.8, (0.05, 0.25)),
+}
+# What a finding of each rule says about its call (the wording of core.waste's rules).
+WASTE_DESCRIPTIONS = {
+    "oversized_context": "{input} input tokens for a '{task}' task that needs about {need}.",
+    "duplicate_query": "The same prompt was already answered in the last 60 minutes.",
+    "wrong_model": "A cheaper qualifying provider would have answered these {input} input tokens for {cheaper}.",
+    "unnecessary_history": "{wasted} tokens of earlier turns were sent with a single-shot '{task}' task.",
+    "redundant_context": "{wasted} tokens of the prompt repeat text already in it.",
+    "missed_cache": "A {wasted}-token prompt prefix (tool definitions, system prompt) sent again within 300 seconds "
+    "was not read from the prompt cache.",
+}
 # The company's teams: the operations each one runs, and its people (the first ones are in the demo data, with
 # Dina Haddad, AI Cost manager, leading operations). Every person calls at a pace of their own.
 TEAMS = {
@@ -216,7 +235,8 @@ class AiCostDemo(models.AbstractModel):
             savings = pricing.cache_read_savings(cache_read, price.input_per_mtok, price.cache_read_per_mtok)
         chat_served = status == "ok" and not cache_hit and not embedding
         waste = chat_served and rng.random() < 0.12
-        rule = rng.choice(WASTE_RULES) if waste else None
+        rule = rng.choices(list(WASTE_RULES), weights=[weight for weight, _share in WASTE_RULES.values()])[0] if waste \
+            else None
         rated = chat_served and rng.random() < 0.08
         failed, served = status == "error", status == "ok" and not cache_hit
         return {
@@ -235,7 +255,7 @@ class AiCostDemo(models.AbstractModel):
             "cache_hit": cache_hit, "status": status, "error_message": "HTTP 529: overloaded" if failed else False,
             "attempts": 3 if failed else 1, "prompt_hash": f"demo-{operation}-{rng.randint(0, 400)}",
             "waste_detected": waste, "waste_reason": rule or False,
-            "could_have_saved_usd": cost * rng.uniform(0.15, 0.6) if waste else 0.0,
+            "could_have_saved_usd": cost * rng.uniform(*WASTE_RULES[rule][1]) if waste else 0.0,
             "optimization_score": rng.randint(30, 75) if waste else 100,
             "switched": not embedding and rng.random() < 0.05,
             "provider_called": not cache_hit,
@@ -312,14 +332,16 @@ class AiCostDemo(models.AbstractModel):
         ])
         current = team._period_at(now)
         team.budget_amount = self._round_amount(team._ledger_spend(*current) / 0.87)
-        cap.budget_amount = self._round_amount(cap._ledger_spend(*current) / 1.04)
+        # Rounded down: the cap stays past its block line.
+        cap.budget_amount = self._round_amount(cap._ledger_spend(*current) / 1.04, down=True)
         for budget, bounds in ((company, before_last), (company, last_month), (company, this_month),
                                (team, current), (cap, current)):
-            self._demo_budget_period(budget, bounds, alert=bounds[1] > now.date())
+            self._demo_budget_period(budget, bounds, now)
 
-    def _demo_budget_period(self, budget, bounds, alert):
+    def _demo_budget_period(self, budget, bounds, now):
         """The period row of `budget` for `bounds` (first day, first day of the next), its spend from the
-        ledger, its crossed thresholds marked as alerted (and, for the current period, alerted)."""
+        ledger, and each threshold it crossed alerted when the spend crossed it, with the spend of that moment:
+        the alerts of a past period are dated in it, and their activities were done then."""
         # Every figure given: the budget hold adds them up in SQL, where an unset one would be NULL.
         period = self.env["ai.cost.budget.period"].create({
             "budget_id": budget.id, "date_start": bounds[0], "date_end": bounds[1], "spend": 0.0, "reserved": 0.0,
@@ -327,14 +349,39 @@ class AiCostDemo(models.AbstractModel):
         })
         period._rebuild_from_ledger()
         crossed = budget._crossed_thresholds(period.spend, 0)
-        for threshold in crossed if alert else []:
+        for threshold, when in self._demo_crossings(budget, bounds, crossed):
+            period.spend = budget.budget_amount * threshold / 100
+            activities = budget.activity_ids
             budget.send_alert(threshold, period)
+            budget.message_ids[:1].sudo().date = when
+            if bounds[1] <= now.date():
+                (budget.activity_ids - activities).unlink()
+        period._rebuild_from_ledger()
         period.alerted_up_to = max(crossed, default=0)
 
+    def _demo_crossings(self, budget, bounds, thresholds):
+        """[(threshold, when the period's spend crossed it)] of `thresholds`, from the ledger's hourly spend,
+        the moment placed within its hour by the share of that hour's spend it took."""
+        hours = self.env["ai.token.usage"].sudo()._read_group(
+            budget._ledger_domain(*bounds), ["create_date:hour"], ["cost_usd:sum"],
+            order="create_date:hour",
+        )
+        crossings, spent, pending = [], 0.0, sorted(thresholds)
+        for hour, cost in hours:
+            while pending and cost and spent + cost >= budget.budget_amount * pending[0] / 100:
+                share = (budget.budget_amount * pending[0] / 100 - spent) / cost
+                crossings.append((pending.pop(0), hour + timedelta(seconds=round(3600 * share))))
+            spent += cost or 0.0
+        return crossings
+
     @staticmethod
-    def _round_amount(amount):
-        """A budget amount as people set them: three significant digits, at least a dollar."""
-        return max(1.0, float(f"{amount:.3g}"))
+    def _round_amount(amount, down=False):
+        """A budget amount as people set them: two significant digits, the second one 0 or 5 ($85, $550,
+        $1,500), at least a dollar; `down` rounds down, else to the nearest."""
+        if amount <= 1:
+            return 1.0
+        step = 5 * 10 ** (math.floor(math.log10(amount)) - 1)
+        return max(1.0, round((math.floor if down else round)(amount / step) * step, 2))
 
     def _demo_waste_findings(self):
         """One finding per demo row flagged with waste (its waste_reason is the rule): the tokens wasted are
@@ -342,13 +389,24 @@ class AiCostDemo(models.AbstractModel):
         usages = self.env["ai.token.usage"].search([
             ("waste_detected", "=", True), ("waste_reason", "in", list(RULES)), ("waste_finding_ids", "=", False),
         ])
-        self.env["ai.token.waste.finding"].create([{
+        vals_list = []
+        for usage in usages:
+            wasted = round(usage.total_tokens * usage.could_have_saved_usd / usage.cost_usd) if usage.cost_usd else 0
+            description = WASTE_DESCRIPTIONS[usage.waste_reason].format(
+                input=f"{usage.input_tokens:,}", task=usage.task_type, need=f"{max(0, usage.input_tokens - wasted):,}",
+                wasted=f"{wasted:,}", cheaper=pricing.format_usd(usage.cost_usd - usage.could_have_saved_usd),
+            )
+            vals_list.append(self._demo_finding_values(usage, description, wasted))
+        self.env["ai.token.waste.finding"].create(vals_list)
+
+    @staticmethod
+    def _demo_finding_values(usage, description, wasted):
+        return {
             "usage_id": usage.id,
             "rule": usage.waste_reason,
-            "description": f"{RULE_LABELS[usage.waste_reason]} (demo data).",
+            "description": description,
             "recommendation": ADVICE[usage.waste_reason],
-            "tokens_wasted": round(usage.total_tokens * usage.could_have_saved_usd / usage.cost_usd)
-            if usage.cost_usd else 0,
+            "tokens_wasted": wasted,
             "cost_wasted_usd": usage.could_have_saved_usd,
             "company_id": usage.company_id.id,
             "user_id": usage.user_id.id,
@@ -357,7 +415,7 @@ class AiCostDemo(models.AbstractModel):
             "call_date": usage.create_date,
             "create_date": usage.create_date,
             "write_date": usage.create_date,
-        } for usage in usages])
+        }
 
     def _demo_analytics_periods(self, days=90):
         """The analytics periods (of every period type) covering the demo days, each built once."""

@@ -9,7 +9,9 @@ class AiCostRecommendation(models.Model):
 
     _name = "ai.cost.recommendation"
     _description = "AI Provider Recommendation"
+    _inherit = ["ai.cost.code.label.mixin"]
     _order = "date desc, id desc"
+    _code_label_fields = ("task_type",)
 
     name = fields.Char(required=True)
     date = fields.Datetime(default=fields.Datetime.now, required=True, index=True)
@@ -17,7 +19,8 @@ class AiCostRecommendation(models.Model):
     company_id = fields.Many2one("res.company", required=True, default=lambda self: self.env.company, index=True)
 
     # The question
-    task_type = fields.Char(required=True, index=True)
+    task_type = fields.Char(string="Task Type Code", required=True, index=True)
+    task_type_label = fields.Char(string="Task Type", compute="_compute_code_labels")
     quality_required = fields.Selection(QUALITY_LEVELS, required=True)
     context_size_tokens = fields.Integer()
     expected_output_tokens = fields.Integer()

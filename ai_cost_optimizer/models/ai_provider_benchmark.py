@@ -18,11 +18,14 @@ class AiProviderBenchmark(models.Model):
 
     _name = "ai.provider.benchmark"
     _description = "AI Provider Benchmark Run"
+    _inherit = ["ai.cost.code.label.mixin"]
     _order = "create_date desc, id desc"
+    _code_label_fields = ("task_type",)
 
     provider_id = fields.Many2one("ai.service.provider", required=True, ondelete="cascade", index=True)
     company_id = fields.Many2one("res.company", required=True, index=True)
-    task_type = fields.Char(required=True)
+    task_type = fields.Char(string="Task Type Code", required=True)
+    task_type_label = fields.Char(string="Task Type", compute="_compute_code_labels")
     task_complexity = fields.Selection(COMPLEXITIES)
     input_tokens = fields.Integer()
     output_tokens = fields.Integer()

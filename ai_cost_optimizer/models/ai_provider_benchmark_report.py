@@ -18,7 +18,9 @@ class AiProviderBenchmarkReport(models.Model):
     _description = "AI Provider Benchmark Analysis"
     _auto = False
     _order = "date desc, id desc"
+    _inherit = ["ai.cost.code.label.mixin"]
     _rec_name = "provider_id"
+    _code_label_fields = ("task_type",)
     # What a search of the view flushes first (a rating written in this transaction, say).
     _depends = {
         "ai.token.usage": [
@@ -38,7 +40,8 @@ class AiProviderBenchmarkReport(models.Model):
     usage_id = fields.Many2one("ai.token.usage", string="Usage Row", readonly=True)
     provider_id = fields.Many2one("ai.service.provider", readonly=True)
     company_id = fields.Many2one("res.company", readonly=True)
-    task_type = fields.Char(readonly=True)
+    task_type = fields.Char(string="Task Type Code", readonly=True)
+    task_type_label = fields.Char(string="Task Type", compute="_compute_code_labels")
     task_complexity = fields.Selection(COMPLEXITIES, string="Complexity", readonly=True)
 
     # Measures: the averages of a pivot are over the samples that measured them

@@ -2,10 +2,12 @@ from datetime import timedelta
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
+from odoo.tools import format_date
 
 from ..core import pricing
 from ..core import waste as waste_rules
 from ..core.periods import report_period_bounds
+from .ai_cost_budget_period import period_range_label
 from .ai_service_provider_price import PRICE_DIGITS
 from .ai_token_waste_finding import RULE_LABELS
 
@@ -45,10 +47,12 @@ class AiTokenAnalytics(models.Model):
     def _compute_name(self):
         for record in self:
             label = dict(PERIOD_TYPES).get(record.period_type, "")
+            # Dates as every list shows them (the user's format), a range as the budget periods read it.
             if record.period_type == "day" or not record.date_to:
-                record.name = f"{label} {record.date_from}"
+                record.name = f"{label} {format_date(self.env, record.date_from)}"
             else:
-                record.name = f"{label} {record.date_from} – {record.date_to}"
+                days = period_range_label(self.env, record.date_from, record.date_to + timedelta(days=1))
+                record.name = f"{label} {days}"
 
     # ------------------------------------------------------------------
     # Waste analysis
@@ -113,11 +117,14 @@ class AiTokenAnalytics(models.Model):
                   "total_tokens": (input_tokens or 0) + (output_tokens or 0)}
         for name, key in BREAKDOWNS.items():
             rows = []
-            for group, cost, calls, input_tokens, output_tokens in Daily._read_group(domain, [key], measures):
+            groups = Daily._read_group(domain, [key], measures)
+            # An operation keeps its code as key and reads as its label.
+            labels = Daily._code_labels(key, [group for group, *_ in groups]) if key in Daily._code_label_fields else {}
+            for group, cost, calls, input_tokens, output_tokens in groups:
                 record = isinstance(group, models.BaseModel)
                 rows.append({
                     "key": group.id if record else group or False,
-                    "name": group.display_name if record else group or self.env._("(none)"),
+                    "name": group.display_name if record else labels.get(group) or group or self.env._("(none)"),
                     "cost_usd": cost or 0.0,
                     "calls": calls or 0,
                     "tokens": (input_tokens or 0) + (output_tokens or 0),
@@ -202,6 +209,8 @@ class AiTokenAnalytics(models.Model):
         'cost', 'text', 'domain'}], `domain` the Waste Report's rows counted. The analytics records and the
         dashboard's recommendations read this."""
         domain = self._waste_findings_domain(companies, date_from, date_to)
+        # What the rule costs a month at the period's pace: the saving its advice is worth.
+        month_share = 30 / ((date_to - date_from).days + 1)
         groups = self.env["ai.token.waste.finding"].sudo()._read_group(
             domain, ["rule"], ["__count", "cost_wasted_usd:sum", "tokens_wasted:sum"], order="cost_wasted_usd:sum desc",
         )
@@ -210,8 +219,10 @@ class AiTokenAnalytics(models.Model):
                 "rule": rule, "count": count, "tokens": tokens or 0, "cost": cost or 0.0,
                 "domain": domain + [("rule", "=", rule)],
                 "text": self.env._(
-                    "%(rule)s: %(count)s calls wasted %(tokens)s tokens ($%(cost).4f). %(advice)s",
-                    rule=RULE_LABELS[rule], count=count, tokens=tokens or 0, cost=cost or 0.0,
+                    "%(rule)s: %(count)s calls wasted %(tokens)s tokens (%(cost)s), about %(monthly)s a month. "
+                    "%(advice)s",
+                    rule=RULE_LABELS[rule], count=f"{count:,}", tokens=f"{tokens or 0:,}",
+                    cost=pricing.format_usd(cost or 0.0), monthly=pricing.format_usd((cost or 0.0) * month_share),
                     advice=waste_rules.ADVICE[rule],
                 ),
             }

@@ -26,9 +26,11 @@ class AiTokenUsage(models.Model):
     """
 
     _name = "ai.token.usage"
+    _inherit = ["ai.cost.code.label.mixin"]
     _description = "AI Token Usage"
     _order = "create_date desc, id desc"
     _rec_name = "display_name"
+    _code_label_fields = ("operation", "task_type")
 
     # Who and what
     kind = fields.Selection(
@@ -40,11 +42,15 @@ class AiTokenUsage(models.Model):
     provider_id = fields.Many2one("ai.service.provider", index=True, ondelete="set null")
     model = fields.Char()
     mode = fields.Selection([("passthrough", "Passthrough"), ("smart_router", "Smart router")], default="passthrough")
-    operation = fields.Char(index=True, help="What the caller was doing, e.g. lead_qualification.")
+    operation = fields.Char(
+        string="Operation Code", index=True, help="What the caller was doing, e.g. lead_qualification."
+    )
     res_model = fields.Char(string="Related Model", index=True)
     res_id = fields.Integer(string="Related Record")
     session_id = fields.Char(index=True)
-    task_type = fields.Char(default="chat", index=True)
+    task_type = fields.Char(string="Task Type Code", default="chat", index=True)
+    operation_label = fields.Char(string="Operation", compute="_compute_code_labels")
+    task_type_label = fields.Char(string="Task Type", compute="_compute_code_labels")
     complexity = fields.Selection(COMPLEXITIES)
     quality_required = fields.Selection(QUALITY_LEVELS, default="medium")
 
@@ -131,10 +137,10 @@ class AiTokenUsage(models.Model):
             rules = (usage.waste_reason or "").split(", ")
             usage.waste_reason_label = ", ".join(RULE_LABELS.get(rule, rule) for rule in rules if rule) or False
 
-    @api.depends("model", "operation", "create_date")
+    @api.depends("model", "operation", "task_type")
     def _compute_display_name(self):
         for usage in self:
-            usage.display_name = " · ".join(filter(None, [usage.model, usage.operation or usage.task_type]))
+            usage.display_name = " · ".join(filter(None, [usage.model, usage.operation_label or usage.task_type_label]))
 
     @api.constrains("quality_score")
     def _check_quality_score(self):

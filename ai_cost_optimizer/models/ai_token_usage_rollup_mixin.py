@@ -54,8 +54,10 @@ class AiTokenUsageRollupMixin(models.AbstractModel):
     """
 
     _name = "ai.token.usage.rollup.mixin"
+    _inherit = ["ai.cost.code.label.mixin"]
     _description = "AI Usage Rollup (shared)"
     _order = "day desc, id desc"
+    _code_label_fields = ("operation",)
     _rollup_extra_keys = []  # [(column, expression over u, index expression)]
     # Which raw usage rows this rollup covers: those whose fields named here are all set (not NULL, 0 or
     # empty). The one statement of the rule: its SQL (`_rollup_where_sql`) and its Python check
@@ -70,7 +72,8 @@ class AiTokenUsageRollupMixin(models.AbstractModel):
     company_id = fields.Many2one("res.company", required=True, readonly=True, ondelete="cascade")
     provider_id = fields.Many2one("ai.service.provider", readonly=True, ondelete="set null")
     user_id = fields.Many2one("res.users", readonly=True, ondelete="set null")
-    operation = fields.Char(readonly=True)
+    operation = fields.Char(string="Operation Code", readonly=True)
+    operation_label = fields.Char(string="Operation", compute="_compute_code_labels")
     res_model = fields.Char(string="Related Model", readonly=True)
     status = fields.Selection(
         [("ok", "OK"), ("error", "Error"), ("blocked", "Blocked")], required=True, readonly=True

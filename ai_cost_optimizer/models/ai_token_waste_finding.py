@@ -39,7 +39,9 @@ class AiTokenWasteFinding(models.Model):
     _name = "ai.token.waste.finding"
     _description = "AI Waste Finding"
     _order = "create_date desc, id desc"
+    _inherit = ["ai.cost.code.label.mixin"]
     _rec_name = "rule"
+    _code_label_fields = ("operation",)
 
     usage_id = fields.Many2one("ai.token.usage", required=True, ondelete="cascade", index=True, readonly=True)
     rule = fields.Selection(
@@ -58,7 +60,8 @@ class AiTokenWasteFinding(models.Model):
     # Copied from the call when the finding is made (usage rows do not change), for filtering and grouping
     company_id = fields.Many2one("res.company", required=True, index=True, readonly=True)
     user_id = fields.Many2one("res.users", readonly=True)
-    operation = fields.Char(readonly=True)
+    operation = fields.Char(string="Operation Code", readonly=True)
+    operation_label = fields.Char(string="Operation", compute="_compute_code_labels")
     provider_id = fields.Many2one("ai.service.provider", readonly=True, ondelete="set null")
     call_date = fields.Datetime(readonly=True, index=True, string="Call Date")
 

@@ -32,7 +32,9 @@ class TestCostDashboard(CostDataMixin, HttpCase):
             {ds["label"]: round(sum(ds["data"]), 9) for ds in daily["datasets"]},
             {"Claude (test)": 0.03, "GPT (test)": 0.005},
         )
-        self.assertEqual([row["name"] for row in data["by_operation"]], ["lead_qualification", "email_draft"])
+        # An operation reads as its label and keeps its code as id, which its click-through filters on.
+        self.assertEqual([(row["id"], row["name"]) for row in data["by_operation"]],
+                         [("lead_qualification", "Lead qualification"), ("email_draft", "Email draft")])
         self.assertEqual(data["by_user"][0]["id"], self.basic.id)
         gpt = next(p for p in data["providers"] if p["id"] == self.gpt.id)
         self.assertEqual((gpt["calls"], gpt["error_rate"]), (2, 0.5), "cache hits are not provider calls")

@@ -12,6 +12,7 @@ from odoo.tools import SQL, format_date
 from odoo.tools.safe_eval import safe_eval
 
 from ..core.periods import NAMED_PERIODS, named_period_bounds
+from ..core.pricing import format_usd
 from .common import AiCostCase
 
 # The search views' filter of each named period (core.periods NAMED_PERIODS).
@@ -174,7 +175,8 @@ class TestFiguresOfRealCalls(AiCostCase):
             self.assertEqual(lines[rule]["count"], count, rule)
             self.assertAlmostEqual(lines[rule]["cost"], cost, places=8)
             self.assertIn(f"{count} calls wasted", lines[rule]["text"])
-            self.assertIn(f"(${cost:.4f})", lines[rule]["text"])
+            self.assertIn(f"({format_usd(cost)})", lines[rule]["text"])
+            self.assertIn(f"about {format_usd(cost * 30 / 7)} a month", lines[rule]["text"])
             self.assertEqual(Findings.search_count(lines[rule]["domain"]), count, "the line opens its findings")
 
     def test_budget_period_reads_the_same_in_the_history_and_the_chatter(self):

@@ -6,6 +6,7 @@ import { getColor } from "@web/core/colors/colors";
 import { _t } from "@web/core/l10n/translation";
 import { registry } from "@web/core/registry";
 import { useService } from "@web/core/utils/hooks";
+import { formatInteger } from "@web/views/fields/formatters";
 import { formatUsd } from "@ai_cost_optimizer/fields/format_usd";
 
 const CHARTS = ["daily", "operation", "user"];
@@ -22,7 +23,8 @@ export class CostDashboard extends Component {
         this.canvases = Object.fromEntries(CHARTS.map((name) => [name, useRef(`chart_${name}`)]));
         this.charts = {};
         this.formatUsd = formatUsd;
-        this.formatCount = (value) => (value || 0).toLocaleString("en-US");
+        // Counts with the user's thousands separator, as Odoo's integer fields show them.
+        this.formatCount = (value) => formatInteger(value || 0);
         onWillStart(async () => {
             await loadBundle("web.chartjs_lib");
             await this.load();
@@ -69,6 +71,12 @@ export class CostDashboard extends Component {
             return null;
         }
         return ((cost_this_month - cost_last_month_same_days) / cost_last_month_same_days) * 100;
+    }
+
+    /** The period's cost against the period before it (previous_period), in percent; null when that cost nothing. */
+    get periodDelta() {
+        const before = this.state.data.previous_period.cost;
+        return before ? ((this.state.data.kpis.cost - before) / before) * 100 : null;
     }
 
     /** The provider comparison: each figure as a bar against the highest of the period. */
@@ -177,6 +185,8 @@ export class CostDashboard extends Component {
         }
         this.destroyCharts();
         const money = { callbacks: { label: (ctx) => `${ctx.dataset.label || ctx.label}: ${formatUsd(ctx.parsed.y ?? ctx.parsed)}` } };
+        // A cost axis reads in dollars, as every other amount of the dashboard.
+        const dollarTicks = { callback: (value) => formatUsd(value) };
         this.makeChart("daily", {
             type: "bar",
             data: {
@@ -186,7 +196,7 @@ export class CostDashboard extends Component {
             options: {
                 scales: {
                     x: { stacked: true },
-                    y: { stacked: true, beginAtZero: true, title: { display: true, text: _t("Cost (USD)") } },
+                    y: { stacked: true, beginAtZero: true, ticks: dollarTicks, title: { display: true, text: _t("Cost (USD)") } },
                 },
                 plugins: { tooltip: money },
                 onClick: (_ev, items) => {
@@ -212,7 +222,7 @@ export class CostDashboard extends Component {
             },
             options: {
                 indexAxis: "y",
-                scales: { x: { beginAtZero: true, title: { display: true, text: _t("Cost (USD)") } } },
+                scales: { x: { beginAtZero: true, ticks: dollarTicks, title: { display: true, text: _t("Cost (USD)") } } },
                 plugins: { legend: { display: false } },
                 onClick: (_ev, items) => {
                     const row = items.length ? data.by_user[items[0].index] : null;

@@ -90,7 +90,7 @@ registry.category("web_tour.tours").add("ai_cost_money_tour", {
                 checkMoney("Usage", 3);
                 checkTotal("Usage", "cost_usd");
                 const unpriced = [...document.querySelectorAll(".o_data_row")]
-                    .filter((row) => row.querySelector("td[name=operation]").textContent.trim() === "unpriced")
+                    .filter((row) => row.querySelector("td[name=operation_label]").textContent.trim() === "Unpriced")
                     .map((row) => row.querySelector("td[name=cost_usd]").textContent.trim());
                 if (unpriced.join() !== "Unknown") {
                     throw new Error(`The cost of a call without a known price reads ${unpriced.join()}, not Unknown`);
@@ -99,7 +99,7 @@ registry.category("web_tour.tours").add("ai_cost_money_tour", {
         },
         {
             content: "Open a call",
-            trigger: ".o_list_view .o_data_row:not(:contains($1,234.57)):not(:contains(unpriced)) td[name=provider_id]",
+            trigger: ".o_list_view .o_data_row:not(:contains($1,234.57)):not(:contains(Unpriced)) td[name=provider_id]",
             run: "click",
         },
         {
