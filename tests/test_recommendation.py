@@ -56,16 +56,16 @@ def test_ranked_by_cost_per_quality_point():
     ranking = rec.rank([a, b, c], 1000, 1000, "low")
     assert [s.candidate.provider_id for s in ranking.ranked] == [3, 2, 1]
     assert ranking.best.estimated_cost == pytest.approx(0.001)
-    assert "P3 is the cheapest per quality point" in rec.reasoning(ranking, "chat", "low")
+    assert "P3 is the cheapest per quality point" in rec.reasoning(ranking, "low")
 
 
 def test_nothing_qualifies_names_each_exclusion():
     ranking = rec.rank([candidate(1, 30, 1.0, 1.0), candidate(2, 90, 1.0, 1.0, context_window=100)], 500, 100, "high")
     assert ranking.best is None
-    text = rec.reasoning(ranking, "code", "high")
-    assert text.startswith("No provider qualifies for 'code' at high quality")
+    text = rec.reasoning(ranking, "high")
+    assert text.startswith("No provider qualifies at high quality")
     assert "P1 its quality 30 is below the high bar of 80" in text and "P2 its 100-token context window" in text
-    assert "no active provider" in rec.reasoning(rec.rank([], 10, 10, "low"), "chat", "low")
+    assert "no active provider" in rec.reasoning(rec.rank([], 10, 10, "low"), "low")
 
 
 def test_unknown_quality_level_is_refused():

@@ -149,17 +149,18 @@ def rank(
     return ranking
 
 
-def reasoning(ranking: Ranking, task_type: str, level: str) -> str:
-    """One sentence a manager can read: why the winner, or what excluded each candidate."""
+def reasoning(ranking: Ranking, level: str) -> str:
+    """One sentence a manager can read: why the winner, or what excluded each candidate. It names no task
+    type: the screens show the task type's label beside it, and a caller knows the one it asked about."""
     best = ranking.best
     if best is None:
         if not ranking.excluded:
-            return f"No provider qualifies for '{task_type}' at {level} quality: no active provider is configured."
+            return f"No provider qualifies at {level} quality: no active provider is configured."
         reasons = "; ".join(f"{candidate.name} {why}" for candidate, why in ranking.excluded)
-        return f"No provider qualifies for '{task_type}' at {level} quality: {reasons}."
+        return f"No provider qualifies at {level} quality: {reasons}."
     others = len(ranking.ranked) - 1
     return (
-        f"{best.candidate.name} is the cheapest per quality point for '{task_type}' at {level} quality: "
+        f"{best.candidate.name} is the cheapest per quality point at {level} quality: "
         f"about {format_usd(best.estimated_cost)} per call for quality {best.quality:.0f}"
         + (f", ahead of {others} other qualifying provider{'s' if others > 1 else ''}" if others else "")
         + (f"; {len(ranking.excluded)} excluded" if ranking.excluded else "")

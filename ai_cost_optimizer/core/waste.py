@@ -255,7 +255,7 @@ def oversized_context(facts: CallFacts, settings: WasteSettings) -> Finding | No
     reason = (
         f"{facts.input_tokens} input tokens fill the context window for a {facts.output_tokens}-token answer"
         if near_window
-        else f"{facts.input_tokens} input tokens for a '{facts.task_type}' task that needs about {need}"
+        else f"{facts.input_tokens} input tokens where calls of this task type need about {need}"
     )
     return _input_waste("oversized_context", reason + ".", wasted, facts)
 
@@ -273,7 +273,7 @@ def wrong_model(facts: CallFacts, settings: WasteSettings) -> Finding | None:
         f"{name} meets the quality bar and would have cost {format_usd(cost)} instead of {format_usd(facts.cost_usd)}.",
         facts.input_tokens + facts.output_tokens,
         saving,
-        f"Send '{facts.task_type}' calls to {name}: tick Auto Switch Provider on it, or set Routing of calls "
+        f"Send calls of this task type to {name}: tick Auto Switch Provider on it, or set Routing of calls "
         "to Smart router in Settings > AI Cost.",
     )
 
@@ -286,7 +286,7 @@ def unnecessary_history(facts: CallFacts, settings: WasteSettings) -> Finding | 
         return None
     return _input_waste(
         "unnecessary_history",
-        f"{facts.history_tokens} tokens of earlier turns were sent with a single-shot '{facts.task_type}' task.",
+        f"{facts.history_tokens} tokens of earlier turns were sent with a single-shot task.",
         facts.history_tokens,
         facts,
     )

@@ -298,7 +298,7 @@ class AiCostDemo(models.AbstractModel):
             for quality, _n in itertools.product(("low", "medium", "high"), range(per_question)):
                 tokens = rng.randint(300, 9000)
                 ranking = ranking_rules.rank(candidates, tokens, output_tokens, quality)
-                result = Optimizer._result(ranking, task_type, quality, output_tokens)
+                result = Optimizer._result(ranking, quality, output_tokens)
                 vals = Optimizer._recommendation_values(result, task_type, tokens, quality, None)
                 vals["date"] = now - timedelta(days=rng.uniform(0, days))
                 vals_list.append(vals)

@@ -41,7 +41,7 @@ class AiCostOptimizer(models.AbstractModel):
         candidates = self._candidates(task_type) if output_tokens is not None else []
         output_tokens = output_tokens or 0
         ranking = ranking_rules.rank(candidates, context_size_tokens, output_tokens, quality_required, max_budget_usd)
-        result = self._result(ranking, task_type, quality_required, output_tokens)
+        result = self._result(ranking, quality_required, output_tokens)
         if not self.env.context.get("ai_recommendation_internal"):
             result["recommendation_id"] = self._store(
                 result, task_type, context_size_tokens, quality_required, max_budget_usd
@@ -49,7 +49,7 @@ class AiCostOptimizer(models.AbstractModel):
         return result
 
     @staticmethod
-    def _result(ranking, task_type, quality_required, output_tokens):
+    def _result(ranking, quality_required, output_tokens):
         """recommend_provider's answer for a core.recommendation Ranking (without recommendation_id)."""
         best = ranking.best
         return {
@@ -57,7 +57,7 @@ class AiCostOptimizer(models.AbstractModel):
             "provider_name": best.candidate.name if best else False,
             "estimated_cost": best.estimated_cost if best else 0.0,
             "expected_output_tokens": output_tokens,
-            "reasoning": ranking_rules.reasoning(ranking, task_type, quality_required),
+            "reasoning": ranking_rules.reasoning(ranking, quality_required),
             "excluded": [
                 {"provider_id": candidate.provider_id, "provider_name": candidate.name, "reason": reason}
                 for candidate, reason in ranking.excluded
