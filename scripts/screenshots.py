@@ -30,6 +30,7 @@ PAGES = {
     "recommendations": "/odoo/action-ai_cost_optimizer.action_ai_cost_recommendation",
     "ab_experiments": "/odoo/action-ai_cost_optimizer.action_ai_provider_experiment",
     "budgets": "/odoo/action-ai_cost_optimizer.action_ai_cost_budget",
+    "providers": "/odoo/action-ai_cost_optimizer.action_ai_service_provider",
 }
 CHROMIUM_FLAGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

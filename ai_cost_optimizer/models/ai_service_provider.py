@@ -63,8 +63,8 @@ class AiServiceProvider(models.Model):
     kind = fields.Selection(
         [
             ("anthropic", "Anthropic (Messages API)"),
-            ("openai_compatible", "OpenAI-compatible API (chat and embeddings)"),
-            ("demo", "Demo model (answers locally, no network)"),
+            ("openai_compatible", "OpenAI-compatible API"),
+            ("demo", "Demo model (no network)"),
         ],
         required=True,
         default="openai_compatible",
@@ -122,7 +122,7 @@ class AiServiceProvider(models.Model):
 
     # Prices (USD per million tokens); every change creates a price version
     price_source = fields.Selection(
-        [("genai_prices", "genai-prices"), ("manual", "Manual override"), ("free", "Free (self-hosted)")],
+        [("genai_prices", "genai-prices"), ("manual", "Manual override"), ("free", "Free")],
         default="genai_prices", required=True,
         help="Free: a model served on your own hardware (Ollama, vLLM), with no per-token price: its calls "
         "cost $0.00 and count as priced.",

@@ -17,7 +17,7 @@ class AiServiceProviderPrice(models.Model):
     company_id = fields.Many2one(related="provider_id.company_id", store=True)
     date_start = fields.Datetime(required=True, default=fields.Datetime.now, index=True)
     source = fields.Selection(
-        [("genai_prices", "genai-prices"), ("manual", "Manual override"), ("free", "Free (self-hosted)")],
+        [("genai_prices", "genai-prices"), ("manual", "Manual override"), ("free", "Free")],
         required=True, default="manual",
     )
     source_detail = fields.Char(help="Package version or the matched model id the prices came from.")

