@@ -38,3 +38,4 @@ from . import test_cost_api_embeddings
 from . import test_playground_stream
 from . import test_usage_kind_views
 from . import test_same_figures
+from . import test_billing
