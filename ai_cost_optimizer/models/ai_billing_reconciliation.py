@@ -1,4 +1,4 @@
-from odoo import fields, models
+from odoo import api, fields, models
 
 from .ai_service_provider_price import PRICE_DIGITS
 
@@ -40,3 +40,22 @@ class AiBillingReconciliation(models.Model):
     diff_usd = fields.Float(string="Difference (USD)", digits=PRICE_DIGITS, readonly=True, help="Bill minus ledger.")
     status = fields.Selection(STATUSES, required=True, readonly=True, index=True)
     explanation = fields.Char(readonly=True)
+
+    @api.model
+    def _billed_vs_tracked(self, companies, start, end):
+        """The dashboard's "Billed vs tracked" of ``start`` to ``end`` (inclusive): the dollars the providers
+        billed against the ledger's over the days they reported, the difference, the rows nothing explains
+        and the days and models still pending."""
+        groups = self._read_group(
+            [("company_id", "in", companies.ids), ("date", ">=", start), ("date", "<=", end)],
+            groupby=["status"], aggregates=["__count", "billed_usd:sum", "ledger_cost_usd:sum"],
+        )
+        reported = [(count, billed, tracked) for status, count, billed, tracked in groups if status != "pending"]
+        counts = {status: count for status, count, _billed, _tracked in groups}
+        billed = sum(billed for _count, billed, _tracked in reported)
+        tracked = sum(tracked for _count, _billed, tracked in reported)
+        return {
+            "billed": billed, "tracked": tracked, "difference": billed - tracked,
+            "rows": sum(counts.values()), "unexplained": counts.get("unexplained", 0),
+            "pending": counts.get("pending", 0),
+        }

@@ -196,6 +196,32 @@ class TestBilling(AiCostCase):
             with self.subTest(period=period), self.assertRaises(UserError):
                 self.anthropic.reconcile(*period)
 
+    # -- the dashboard ------------------------------------------------------------------------------
+
+    def test_billed_vs_tracked_sums_the_reconciliation_of_the_period(self):
+        self.openai.tolerance_usd = 0.0
+        self.call(self.gpt, 2)
+        self.call(self.claude)
+        self.fake.set_billed_price(self.gpt.model, "output", self.gpt.output_price * 3)
+        self.reconcile_today(self.openai)
+        self.reconcile_today(self.anthropic)
+        self.fake.set_reported_through(self.today - timedelta(days=1))
+        self.fake.add_billed_usage("messages", self.claude.model, "sk-test-console",
+                                   {"input_tokens": 10, "output_tokens": 1}, day=self.today - timedelta(days=1))
+        self.assertTrue(self.anthropic.fetch_reports(self.today - timedelta(days=1), self.today))
+        self.anthropic.reconcile(self.today - timedelta(days=1), self.today - timedelta(days=1))
+
+        figure = self.env["ai.cost.dashboard"].with_user(self.manager).get_dashboard_data("30d")["billed_vs_tracked"]
+        rows = self.env["ai.billing.reconciliation"].search([])
+        reported = rows.filtered(lambda row: row.status != "pending")
+        self.assertEqual(len(rows), 3)
+        self.assertAlmostEqual(figure["billed"], sum(reported.mapped("billed_usd")), places=9)
+        self.assertAlmostEqual(figure["tracked"], sum(reported.mapped("ledger_cost_usd")), places=9)
+        self.assertAlmostEqual(figure["difference"], figure["billed"] - figure["tracked"], places=9)
+        self.assertGreater(figure["difference"], 0, "the OpenAI bill is three times genai-prices' output price")
+        self.assertEqual((figure["rows"], figure["unexplained"], figure["pending"]), (3, 1, 0))
+        self.assertEqual(sorted(rows.mapped("status")), ["explained", "matched", "unexplained"])
+
     # -- access -------------------------------------------------------------------------------------
 
     def test_only_managers_see_accounts_and_reconciliation_and_only_admins_the_key(self):
