@@ -105,7 +105,7 @@ def test_server_errors_are_retried_a_bounded_number_of_times(server, sleeps):
     server.queue_responses([{"status": 503}] * 3)
     with pytest.raises(BillingReportError, match=r"failed \(HTTP 503\) after 3 attempts"):
         fetch_reports(source(server, "openai"), TODAY, TODAY, sleep=sleeps)
-    assert len(sleeps.calls) == 2
+    assert sleeps.calls == [0.001, 0.002], "exponential backoff between the attempts"
 
 
 @pytest.mark.parametrize("fault", [{"malformed": True}, {"body": {"data": "no list"}},

@@ -15,6 +15,7 @@ Plain Python, no Odoo: the models store and show what these functions return.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -265,50 +266,56 @@ class _Reader:
         raise _malformed(f"{path} kept announcing more pages after {MAX_PAGES}")
 
     def get(self, path: str, params: dict[str, Any], headers: dict[str, str]) -> Any:
-        """One page, retried on a 429 (as long as Retry-After asks, up to ``max_wait``), a 5xx or a broken
-        connection, at most ``max_retries`` times."""
+        """One page, retried on a 429 (as long as its Retry-After stays within ``max_wait``), a 5xx or a
+        broken connection, at most ``max_retries`` times, with exponential backoff."""
         source = self.source
-        attempts = max(0, source.max_retries) + 1
-        for attempt in range(1, attempts + 1):
-            wait, failure = self._try_get(path, params, headers)
-            if failure is None:
-                return wait
-            if wait is None or attempt == attempts:
-                raise BillingReportError(redact(failure + (f" after {attempt} attempts." if attempt > 1 else "."),
-                                                source.admin_key))
-            self.sleep(wait)
-        raise AssertionError("unreachable")  # the loop returns or raises
+        for attempt in itertools.count(1):
+            try:
+                return self._get_once(path, params, headers, attempt)
+            except _Failure as failure:
+                if failure.wait is None or attempt > max(0, source.max_retries):
+                    after = f" after {attempt} attempts." if attempt > 1 else "."
+                    raise BillingReportError(redact(str(failure) + after, source.admin_key)) from None
+                self.sleep(failure.wait)
 
-    def _try_get(self, path: str, params: dict[str, Any], headers: dict[str, str]) -> tuple[Any, str | None]:
-        """(page, None) on success, else (seconds to wait before a retry or None for none, the failure)."""
+    def _get_once(self, path: str, params: dict[str, Any], headers: dict[str, str], attempt: int) -> Any:
+        """The page, or a _Failure saying why and how long to wait before trying again."""
         source = self.source
-        backoff = min(source.max_wait, source.backoff_base)
+        backoff = min(source.max_wait, source.backoff_base * 2 ** (attempt - 1))
         try:
             response = self.session.get(self.base_url + path, params=params, headers=headers, timeout=source.timeout)
         except requests.Timeout:
-            return backoff, f"No answer from {self.base_url} within {source.timeout:g} s"
+            raise _Failure(f"No answer from {self.base_url} within {source.timeout:g} s", backoff) from None
         except requests.RequestException as error:
-            return backoff, f"Could not connect to {self.base_url} ({connection_reason(error)})"
+            raise _Failure(f"Could not connect to {self.base_url} ({connection_reason(error)})", backoff) from None
         status = response.status_code
         if status == 200:
             try:
-                return response.json(), None
+                return response.json()
             except ValueError:
                 raise _malformed(f"a page of {path} that is not JSON") from None
         if status in (401, 403):
-            return None, (f"The provider refused the admin key (HTTP {status}): check that it is an admin key of "
-                          "this organization and that it was not revoked")
+            raise _Failure(f"The provider refused the admin key (HTTP {status}): check that it is an admin key of "
+                           "this organization and that it was not revoked")
         if status == 429:
             retry_after = parse_retry_after(response.headers)
-            if retry_after is not None and retry_after > source.max_wait:
-                return None, f"The provider's report API is rate limited (HTTP 429) for another {retry_after:g} s"
-            return (backoff if retry_after is None else retry_after), (
-                "The provider's report API is rate limited (HTTP 429)"
-                + (f", it asked to wait {retry_after:g} s" if retry_after is not None else ""))
+            if retry_after is None:
+                raise _Failure("The provider's report API is rate limited (HTTP 429)", backoff)
+            if retry_after > source.max_wait:
+                raise _Failure(f"The provider's report API is rate limited (HTTP 429) for another {retry_after:g} s")
+            raise _Failure(f"The provider's report API is rate limited (HTTP 429), it asked to wait {retry_after:g} s",
+                           retry_after)
         if status >= 500:
-            return backoff, f"The provider's report API failed (HTTP {status})"
-        return None, f"The provider rejected the report request (HTTP {status}): {_error_detail(response)}"
+            raise _Failure(f"The provider's report API failed (HTTP {status})", backoff)
+        raise _Failure(f"The provider rejected the report request (HTTP {status}): {_error_detail(response)}")
 
+
+class _Failure(Exception):
+    """One failed request: its sentence, and the seconds to wait before a retry (None: not worth one)."""
+
+    def __init__(self, message: str, wait: float | None = None) -> None:
+        super().__init__(message)
+        self.wait = wait
 
 
 def _results(buckets: list[dict], start_key: str) -> Iterable[tuple[date, dict]]:
@@ -449,6 +456,15 @@ def price_differences(bill: BillDay, price: ModelPrice | None, tolerance: Tolera
     return found
 
 
+def _genai_cost(tokens: TokenCounts, price: ModelPrice | None) -> float:
+    """What ``tokens`` cost at genai-prices (0 for a model it cannot price)."""
+    return compute_cost(tokens.as_usage(), price) if price else 0.0
+
+
+def _genai_cost_text(tokens: TokenCounts, price: ModelPrice | None) -> str:
+    return f"about ${_genai_cost(tokens, price):.4f} at genai-prices" if price else "unpriced at genai-prices"
+
+
 def reconcile_day(ledger: LedgerDay, bill: BillDay, price: ModelPrice | None, tolerance: Tolerance) -> Outcome:
     """Compare one day and model of the ledger with the provider's report of it: a status and one sentence.
 
@@ -467,20 +483,19 @@ def reconcile_day(ledger: LedgerDay, bill: BillDay, price: ModelPrice | None, to
     parts: list[str] = []
     explained_usd = 0.0
     if bill.others.total:
-        others_usd = compute_cost(bill.others.as_usage(), price) if price else 0.0
-        explained_usd += others_usd
+        explained_usd += _genai_cost(bill.others, price)
         parts.append(f"{bill.others.total} tokens came from other API keys of the organization "
-                     f"(about ${others_usd:.4f} at genai-prices)")
+                     f"({_genai_cost_text(bill.others, price)})")
     if excess.total > 0:
-        excess_usd = compute_cost(excess.as_usage(), price) if price else 0.0
         if ledger.failed_attempts:
-            explained_usd += excess_usd
+            explained_usd += _genai_cost(excess, price)
             parts.append(f"{ledger.failed_attempts} attempts failed here but were billed there "
-                         f"({excess.total} tokens, about ${excess_usd:.4f})")
+                         f"({excess.total} tokens, {_genai_cost_text(excess, price)})")
         elif not bill.keys_known:
-            explained_usd += excess_usd
-            parts.append(f"the bill holds {excess.total} tokens more than the ledger (about ${excess_usd:.4f}), "
-                         "possibly usage from outside Odoo: set the providers' API key id to tell it apart")
+            explained_usd += _genai_cost(excess, price)
+            parts.append(f"the bill holds {excess.total} tokens more than the ledger "
+                         f"({_genai_cost_text(excess, price)}), possibly usage from outside Odoo: set the "
+                         "providers' API key id to tell it apart")
     elif excess.total < 0:
         parts.append(f"the ledger holds {-excess.total} tokens more than the bill")
     if ledger.cost_unknown_calls:

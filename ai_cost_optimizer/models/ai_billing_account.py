@@ -101,7 +101,7 @@ class AiBillingAccount(models.Model):
 
     def action_fetch_now(self):
         """Fetch the last week and reconcile it; the form shows the result or the error."""
-        today = fields.Date.context_today(self)
+        today = fields.Date.today()  # UTC, as the providers' daily buckets
         for account in self:
             if account.fetch_reports(today - timedelta(days=CRON_DAYS - 1), today):
                 account.reconcile(today - timedelta(days=CRON_DAYS - 1), today)
@@ -120,10 +120,12 @@ class AiBillingAccount(models.Model):
         """The period as dates, or a UserError saying what is wrong with it."""
         try:
             date_from, date_to = fields.Date.to_date(date_from), fields.Date.to_date(date_to)
+        except ValueError:
+            raise UserError(self.env._("The period's dates must be dates, e.g. 2026-01-31.")) from None
+        try:
             billing.check_period(date_from, date_to)
         except ValueError as error:
-            raise UserError(str(error) if date_from and date_to else self.env._(
-                "The period needs a start date and an end date.")) from None
+            raise UserError(str(error)) from None
         return date_from, date_to
 
     def fetch_reports(self, date_from, date_to):
@@ -144,7 +146,8 @@ class AiBillingAccount(models.Model):
             _logger.warning("Billing account %s: fetch of %s to %s failed: %s", self.id, date_from, date_to, error)
             self.write({"last_error": str(error), "last_error_date": fields.Datetime.now()})
             return False
-        lines = self.env["ai.billing.report.line"]._replace(self, date_from, date_to, reports)
+        # Managers read report lines; only a fetch writes them.
+        lines = self.env["ai.billing.report.line"].sudo()._replace(self, date_from, date_to, reports)
         reported = sorted(reports.reported_days)
         values = {
             "last_fetch_date": fields.Datetime.now(), "last_error": False, "last_error_date": False,
@@ -165,7 +168,7 @@ class AiBillingAccount(models.Model):
     @api.model
     def _cron_fetch_and_reconcile(self):
         """Fetch and reconcile the last week of every account with an admin key."""
-        today = fields.Date.context_today(self)
+        today = fields.Date.today()  # UTC, as the providers' daily buckets
         for account in self.search([]):
             if account.has_admin_key and account._fetch(today - timedelta(days=CRON_DAYS - 1), today):
                 account.reconcile(today - timedelta(days=CRON_DAYS - 1), today)
@@ -176,7 +179,8 @@ class AiBillingAccount(models.Model):
         """One reconciliation row per account, day and model of ``date_from`` to ``date_to``, in place of
         the earlier ones; the responsible is told of unexplained differences. Returns the rows."""
         date_from, date_to = self._check_period(date_from, date_to)
-        Reconciliation = self.env["ai.billing.reconciliation"]
+        # Managers read reconciliation rows; only a reconciliation writes them.
+        Reconciliation = self.env["ai.billing.reconciliation"].sudo()
         rows = Reconciliation
         for account in self:
             Reconciliation.search([
@@ -185,7 +189,7 @@ class AiBillingAccount(models.Model):
             created = Reconciliation.create(account._reconciliation_values(date_from, date_to))
             account._alert_unexplained(created)
             rows |= created
-        return rows
+        return rows.sudo(False)
 
     def _reconciliation_values(self, date_from, date_to):
         """The values of the reconciliation rows of one account: the ledger and the bill of each day and

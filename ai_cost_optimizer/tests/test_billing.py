@@ -147,6 +147,16 @@ class TestBilling(AiCostCase):
         self.assertFalse(first.exists())
         self.assertEqual(second.filtered(lambda line: line.line_type == "usage").requests, 2)
 
+    def test_the_daily_cron_fetches_and_reconciles_the_last_week(self):
+        self.call(self.claude)
+        self.fake.add_billed_usage("messages", self.claude.model, "sk-test-anthropic",
+                                   {"input_tokens": 10, "output_tokens": 2}, day=self.today - timedelta(days=6))
+        self.env.ref("ai_cost_optimizer.ir_cron_billing_fetch_reconcile").method_direct_trigger()
+        rows = self.env["ai.billing.reconciliation"].search([("account_id", "=", self.anthropic.id)])
+        self.assertEqual(sorted(rows.mapped("date")), [self.today - timedelta(days=6), self.today])
+        self.assertEqual(self.anthropic.reported_from, self.today - timedelta(days=6))
+        self.assertIn("of 7 days reported", self.anthropic.last_fetch_result)
+
     # -- bad input ----------------------------------------------------------------------------------
 
     def assert_fetch_fails(self, account, fragment, faults=(), key=None):
@@ -190,7 +200,7 @@ class TestBilling(AiCostCase):
 
     def test_a_bad_period_is_refused(self):
         for period in ((self.today, self.today - timedelta(days=1)), (self.today - timedelta(days=400), self.today),
-                       (False, self.today)):
+                       (False, self.today), ("not a date", self.today)):
             with self.subTest(period=period), self.assertRaises(UserError):
                 self.anthropic.fetch_reports(*period)
             with self.subTest(period=period), self.assertRaises(UserError):
@@ -232,6 +242,12 @@ class TestBilling(AiCostCase):
             with self.subTest(model=model), self.assertRaises(AccessError):
                 self.env[model].with_user(user).search([])
             self.assertTrue(self.env[model].with_user(self.manager).search([]))
+        for model in ("ai.billing.reconciliation", "ai.billing.report.line"):
+            with self.subTest(model=model), self.assertRaises(AccessError):
+                self.env[model].with_user(self.manager).create({"account_id": self.anthropic.id,
+                                                                 "date": self.today})
+            with self.subTest(model=model), self.assertRaises(AccessError):
+                self.env[model].with_user(self.manager).search([]).unlink()
         account = self.anthropic.with_user(self.manager)
         self.assertTrue(account.has_admin_key)
         with self.assertRaises(AccessError):
@@ -239,5 +255,6 @@ class TestBilling(AiCostCase):
         admin = new_test_user(self.env, "billing_admin", groups="base.group_user,base.group_system,"
                               "ai_cost_optimizer.group_ai_cost_manager")
         self.assertEqual(self.anthropic.with_user(admin).admin_key, ADMIN_KEY)
-        # A manager fetches without reading the key.
+        # A manager fetches and reconciles without reading the key.
         self.assertTrue(account.fetch_reports(self.today, self.today))
+        self.assertEqual(account.reconcile(self.today, self.today).status, "matched")
