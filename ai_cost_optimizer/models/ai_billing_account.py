@@ -28,6 +28,7 @@ class AiBillingAccount(models.Model):
     _inherit = ["mail.thread", "mail.activity.mixin"]
     _description = "AI Billing Account"
     _order = "name, id"
+    _check_company_auto = True
 
     # Identity
     name = fields.Char(required=True, tracking=True)
@@ -39,7 +40,7 @@ class AiBillingAccount(models.Model):
         help="Told (message and activity) of a difference nothing explains, once a day.",
     )
     provider_ids = fields.Many2many(
-        "ai.service.provider", string="Providers Billed Here",
+        "ai.service.provider", string="Providers Billed Here", check_company=True,
         help="The providers whose calls this organization bills: their calls are the ledger's side.",
     )
 
@@ -218,6 +219,13 @@ class AiBillingAccount(models.Model):
             })
         return values
 
+    def _model_key(self, model):
+        """The name a model is reconciled under: genai-prices' id of it when it knows the model, so that the
+        ledger's alias (claude-3-5-haiku-latest, as the provider is configured) meets the snapshot the
+        provider's reports name (claude-3-5-haiku-20241022)."""
+        price = pricing.lookup_price(model, PRICE_LISTS[self.kind]) if model else None
+        return price.model_ref if price and price.model_ref else (model or "")
+
     def _keys_known(self):
         """Whether every provider billed here carries its API key id, telling other keys' usage apart."""
         return bool(self.provider_ids) and all(self.provider_ids.mapped("provider_key_id"))
@@ -237,7 +245,7 @@ class AiBillingAccount(models.Model):
         )
         days = {}
         for day, model, status, cost_unknown, count, prompt, cache_read, cache_write, output, cost in groups:
-            held = days.setdefault((fields.Date.to_date(day), model or ""), LedgerDay())
+            held = days.setdefault((fields.Date.to_date(day), self._model_key(model)), LedgerDay())
             held.calls += count
             held.tokens += TokenCounts(prompt - cache_read - cache_write, cache_read, cache_write, output, count)
             held.cost_usd += cost
@@ -256,7 +264,7 @@ class AiBillingAccount(models.Model):
         ])
         for line in lines:
             # Whether the day is reported is the account's to say (reported_from/through), not the lines'.
-            bill = bills.setdefault((line.date, line.model or ""), BillDay(False, keys_known))
+            bill = bills.setdefault((line.date, self._model_key(line.model)), BillDay(False, keys_known))
             if line.line_type == "cost":
                 for kind in (*TOKEN_KINDS, "other"):
                     if line[f"billed_{kind}_usd"]:

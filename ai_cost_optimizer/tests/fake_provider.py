@@ -154,6 +154,7 @@ class _State:
         self.billed: list[dict] = []
         self.billed_prices: dict[str, dict[str, float]] = {}
         self.reported_through: date | None = None
+        self.model_snapshots: dict[str, str] = {}
 
     def next_fault(self) -> dict:
         with self.lock:
@@ -578,7 +579,8 @@ class _Handler(BaseHTTPRequestHandler):
                                                                                        "embeddings")
         with self.server.state.lock:
             self.server.state.last_usage = reported
-            self.server.state.billed.append(_billed_entry(api, response["model"], api_key_id(key), usage))
+            model = self.server.state.model_snapshots.get(response["model"], response["model"])
+            self.server.state.billed.append(_billed_entry(api, model, api_key_id(key), usage))
         return response
 
     # -- organization reports (admin key) ----------------------------------------------------
@@ -921,6 +923,11 @@ class FakeProviderServer:
             raise ValueError(f"kind must be one of {', '.join(BILLED_KINDS)}")
         with self._state.lock:
             self._state.billed_prices.setdefault(model, {})[kind] = usd_per_mtok
+
+    def set_model_snapshot(self, alias: str, snapshot: str) -> None:
+        """Report the calls to the model ``alias`` under ``snapshot``, as providers resolve their aliases."""
+        with self._state.lock:
+            self._state.model_snapshots[alias] = snapshot
 
     def set_reported_through(self, day: date | None) -> None:
         """The last day the reports cover (None: today); later days are not reported yet."""

@@ -61,6 +61,14 @@ class TestBilling(AiCostCase):
                 self.assertFalse(account.last_error)
                 self.assertEqual(account.reported_through, self.today)
 
+    def test_the_ledger_alias_meets_the_snapshot_the_provider_reports(self):
+        self.assertEqual(self.claude.model, "claude-3-5-haiku-latest")
+        self.fake.set_model_snapshot(self.claude.model, "claude-3-5-haiku-20241022")
+        self.call(self.claude, 2)
+        [row] = self.reconcile_today(self.anthropic)
+        self.assertEqual(self.anthropic.report_line_ids.mapped("model"), ["claude-3-5-haiku-20241022"] * 2)
+        self.assertEqual((row.status, row.ledger_calls, row.diff_tokens), ("matched", 2, 0))
+
     def test_other_keys_are_told_apart_with_the_provider_key_id(self):
         self.claude.provider_key_id = api_key_id(self.claude.sudo().api_key)
         self.call(self.claude)
@@ -197,6 +205,20 @@ class TestBilling(AiCostCase):
     def test_a_malformed_page_after_good_ones_writes_nothing(self):
         # The usage report reads well; the cost report's page is broken.
         self.assert_fetch_fails(self.anthropic, "malformed report page", [{}, {"malformed": True}])
+
+    def test_an_account_without_admin_key_says_so(self):
+        self.anthropic.admin_key = False
+        with self.assertLogs(LOGGER, "WARNING"):
+            self.assertFalse(self.anthropic.fetch_reports(self.today, self.today))
+        self.assertEqual(self.anthropic.last_error, "The billing account has no admin key.")
+        self.assertFalse(self.anthropic.report_line_ids)
+
+    def test_providers_of_another_company_cannot_be_billed_here(self):
+        other = self.env["res.company"].create({"name": "Other billing Co"})
+        foreign = self.env["ai.service.provider"].create(
+            self._provider_vals(self.fake, "anthropic", name="Foreign", company_id=other.id))
+        with self.assertRaises(UserError):
+            self.anthropic.provider_ids = foreign
 
     def test_a_bad_period_is_refused(self):
         for period in ((self.today, self.today - timedelta(days=1)), (self.today - timedelta(days=400), self.today),
