@@ -147,11 +147,11 @@ def test_same_tokens_and_dollars_match():
 
 def test_other_keys_usage_is_explained_and_priced():
     others = TokenCounts(uncached_input=1_000_000, output=0, requests=3)
-    bill = BillDay(True, True, OURS, others, usd=billed(OURS + others))
+    bill = BillDay(True, True, OURS, others, usd=billed(OURS + others), other_key_ids={"apikey_b", "apikey_a"})
     outcome = reconcile_day(ledger(), bill, PRICE, TOLERANCE)
     assert outcome.status == "explained"
-    assert "1000000 tokens came from other API keys" in outcome.explanation
-    assert f"about ${PRICE.input_per_mtok:.4f}" in outcome.explanation
+    assert (f"1000000 tokens came from other API keys of the organization (apikey_a, apikey_b; "
+            f"about ${PRICE.input_per_mtok:.4f} at genai-prices)") in outcome.explanation
 
 
 def test_without_key_ids_extra_usage_is_possibly_from_outside_odoo():

@@ -397,6 +397,7 @@ class BillDay:
     ours: TokenCounts = field(default_factory=TokenCounts)
     others: TokenCounts = field(default_factory=TokenCounts)
     usd: dict[str, Decimal] = field(default_factory=dict)
+    other_key_ids: set[str] = field(default_factory=set)
 
     @property
     def billed_usd(self) -> float:
@@ -484,8 +485,10 @@ def reconcile_day(ledger: LedgerDay, bill: BillDay, price: ModelPrice | None, to
     explained_usd = 0.0
     if bill.others.total:
         explained_usd += _genai_cost(bill.others, price)
+        # An empty id is usage without a key: Anthropic's Workbench, for one.
+        keys = ", ".join(sorted(key or "no key" for key in bill.other_key_ids))
         parts.append(f"{bill.others.total} tokens came from other API keys of the organization "
-                     f"({_genai_cost_text(bill.others, price)})")
+                     f"({keys}; {_genai_cost_text(bill.others, price)})")
     if excess.total > 0:
         if ledger.failed_attempts:
             explained_usd += _genai_cost(excess, price)

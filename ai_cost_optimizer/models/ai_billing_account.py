@@ -273,6 +273,7 @@ class AiBillingAccount(models.Model):
             tokens = TokenCounts(*(line[f"{kind}_tokens"] for kind in TOKEN_KINDS), line.requests)
             if keys_known and line.api_key_id not in our_keys:
                 bill.others += tokens
+                bill.other_key_ids.add(line.api_key_id or "")
             else:
                 bill.ours += tokens
         return bills

@@ -76,7 +76,8 @@ class TestBilling(AiCostCase):
                                    {"input_tokens": 40_000, "output_tokens": 1_000})
         [row] = self.reconcile_today(self.anthropic)
         self.assertEqual((row.status, row.other_keys_tokens), ("explained", 41_000))
-        self.assertIn("41000 tokens came from other API keys of the organization", row.explanation)
+        self.assertIn(f"41000 tokens came from other API keys of the organization ({api_key_id('sk-test-console')}; "
+                      "about $", row.explanation)
         self.assertEqual(row.diff_tokens, 41_000)
 
     def test_without_the_provider_key_id_outside_usage_is_a_possibility(self):
