@@ -203,7 +203,7 @@ class AiBillingAccount(models.Model):
         for day, model in sorted(set(ledger) | set(bills)):
             held = ledger.get((day, model), LedgerDay())
             reported = bool(self.reported_from and self.reported_from <= day <= self.reported_through)
-            bill = bills.get((day, model), BillDay(reported, self._keys_known()))
+            bill = bills.get((day, model), BillDay(False, self._keys_known()))
             bill.reported = reported
             price = pricing.lookup_price(model, PRICE_LISTS[self.kind]) if model else None
             outcome = billing.reconcile_day(held, bill, price, tolerance)
