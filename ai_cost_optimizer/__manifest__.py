@@ -19,6 +19,7 @@ provider benchmarks and a cost dashboard.
         "security/ir.model.access.csv",
         "data/ai_task_type_data.xml",
         "data/ir_cron_data.xml",
+        "data/ai_billing_cron_data.xml",
         "views/ai_service_provider_views.xml",
         "views/ai_task_type_views.xml",
         "views/ai_token_usage_views.xml",
@@ -34,6 +35,8 @@ provider benchmarks and a cost dashboard.
         "views/ai_provider_benchmark_report_views.xml",
         "views/ai_provider_experiment_views.xml",
         "views/res_config_settings_views.xml",
+        "views/ai_billing_account_views.xml",
+        "views/ai_billing_reconciliation_views.xml",
         "views/ai_cost_menus.xml",
     ],
     "demo": [

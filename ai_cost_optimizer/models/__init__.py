@@ -31,3 +31,6 @@ from . import ai_provider_experiment
 from . import ai_provider_experiment_arm
 from . import ai_provider_experiment_assignment
 from . import ai_service
+from . import ai_billing_account
+from . import ai_billing_report_line
+from . import ai_billing_reconciliation

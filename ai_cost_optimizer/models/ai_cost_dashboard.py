@@ -75,6 +75,7 @@ class AiCostDashboard(models.AbstractModel):
             "budgets": self._budgets(companies),
             "recommendations": self._recommendations(companies, start, end),
             "waste": self._top_waste(companies, start, end),
+            "billed_vs_tracked": self.env["ai.billing.reconciliation"]._billed_vs_tracked(companies, start, end),
         }
 
     def _dashboard_companies(self, company_ids):

@@ -85,6 +85,11 @@ class AiServiceProvider(models.Model):
         help="Untick for a local server without authentication (Ollama, vLLM): calls are then sent "
         "without a key and without an Authorization header.",
     )
+    provider_key_id = fields.Char(
+        string="API Key ID at the Provider", copy=False,
+        help="The id of this provider's API key as the provider's console shows it (Anthropic: apikey_..., "
+        "OpenAI: key_...): with it, the billing reconciliation tells the organization's other keys apart.",
+    )
     has_api_key = fields.Boolean(
         string="Key ready", compute="_compute_has_api_key", help="A key is set, or the provider needs none."
     )

@@ -9,6 +9,12 @@ message_start ... message_stop events; OpenAI's chunks, the usage in a last chun
 ``set_tool_calls`` (or the forced tool's call); ``response_format`` replies hold the reply text.
 Faults are scripted per request with ``queue_responses``.
 
+It also serves the organization reports an admin key reads (Anthropic's ``usage_report/messages`` and
+``cost_report``, OpenAI's ``organization/usage/completions``, ``usage/embeddings`` and ``organization/costs``),
+computed from the calls it really answered (billed at genai-prices unless ``set_billed_price`` says
+otherwise), plus what a test adds with ``add_billed_usage``; days after ``set_reported_through`` are not
+reported yet.
+
     with FakeProviderServer() as server:
         server.queue_responses([{'status': 429, 'retry_after': '1'}])
         ...  # point a client at server.anthropic_base_url or server.openai_base_url
@@ -23,13 +29,22 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+from ..core.pricing import lookup_price
 from ..core.tokens import count_text_tokens
 
 ANTHROPIC_VERSION = "2023-06-01"
 VALID_KEY_PREFIX = "sk-test"
+# Admin keys (Anthropic's sk-ant-admin..., OpenAI's sk-admin-...) read the organization's reports, and only them.
+ADMIN_KEY_PREFIX = "sk-test-admin"
+BILLED_KINDS = ("uncached_input", "cache_read", "cache_write", "output")
+# The APIs a billed call went through: its report, and genai-prices' price list the fake bills it from.
+REPORT_APIS = {"messages": "anthropic", "completions": "openai", "embeddings": "openai"}
 SECRET_HEADERS = ("x-api-key", "authorization")
 DEFAULT_REPLY = "This is a reply from the fake provider."
 
@@ -99,6 +114,15 @@ def _pieces(text: str, size: int = 3) -> list[str]:
     return [" ".join(words[i : i + size]) + (" " if i + size < len(words) else "") for i in range(0, len(words), size)]
 
 
+def api_key_id(key: str | None) -> str | None:
+    """The id the provider's console shows for an API key, as its reports name it."""
+    return "apikey_" + hashlib.sha256(key.encode()).hexdigest()[:16] if key else None
+
+
+def _utc_today() -> date:
+    return datetime.now(timezone.utc).date()
+
+
 def _vector(text: str, dimensions: int) -> list[float]:
     """A deterministic unit-free embedding of ``text``."""
     digest = hashlib.sha256(text.encode("utf-8")).digest()
@@ -125,6 +149,12 @@ class _State:
         self.last_usage: dict | None = None
         self.tool_calls: list[dict] = []
         self.chunk_delay = 0.0
+        # The organization's bill: one entry per answered call or added usage, the prices that differ
+        # from genai-prices' ({model: {kind: USD per million}}), the last day reported (None: today).
+        self.billed: list[dict] = []
+        self.billed_prices: dict[str, dict[str, float]] = {}
+        self.reported_through: date | None = None
+        self.model_snapshots: dict[str, str] = {}
 
     def next_fault(self) -> dict:
         with self.lock:
@@ -154,7 +184,21 @@ class _Handler(BaseHTTPRequestHandler):
         route(body)
 
     def do_GET(self) -> None:
-        self._send_json(404, {"error": {"type": "not_found_error", "message": f"unknown path {self.path}"}})
+        self._record(None)
+        routes = {
+            "/v1/organizations/usage_report/messages": (self._anthropic_usage_report, _anthropic_error),
+            "/v1/organizations/cost_report": (self._anthropic_cost_report, _anthropic_error),
+            "/v1/organization/usage/completions": (self._openai_usage_report("completions"), _openai_error),
+            "/v1/organization/usage/embeddings": (self._openai_usage_report("embeddings"), _openai_error),
+            "/v1/organization/costs": (self._openai_cost_report, _openai_error),
+        }
+        url = urlsplit(self.path)
+        if url.path not in routes:
+            self._send_json(404, {"error": {"type": "not_found_error", "message": f"unknown path {self.path}"}})
+            return
+        build, error_body = routes[url.path]
+        query = {name.removesuffix("[]"): values for name, values in parse_qs(url.query).items()}
+        self._serve(query, self._validate_report_query, build, error_body)
 
     # -- request plumbing -------------------------------------------------------------------
 
@@ -525,13 +569,218 @@ class _Handler(BaseHTTPRequestHandler):
         return self._with_usage(response, fault.get("usage", {"prompt_tokens": tokens, "total_tokens": tokens}), fault)
 
     def _with_usage(self, response: dict, usage: dict, fault: dict) -> dict:
-        """Attach ``usage`` unless the fault drops it; remember what was reported."""
+        """Attach ``usage`` unless the fault drops it; remember what was reported, and bill the call (the
+        provider did the work, whether or not the client reads the answer to its end)."""
         reported = None if fault.get("no_usage") else usage
         if reported is not None:
             response["usage"] = reported
+        key = self.headers.get("x-api-key") or self._bearer_token()
+        api = {"/v1/messages": "messages", "/v1/chat/completions": "completions"}.get(self.path.split("?")[0],
+                                                                                       "embeddings")
         with self.server.state.lock:
             self.server.state.last_usage = reported
+            model = self.server.state.model_snapshots.get(response["model"], response["model"])
+            self.server.state.billed.append(_billed_entry(api, model, api_key_id(key), usage))
         return response
+
+    # -- organization reports (admin key) ----------------------------------------------------
+
+    def _validate_report_query(self, query: dict) -> None:
+        key = self.headers.get("x-api-key") if "/organizations/" in self.path else self._bearer_token()
+        if not key or not key.startswith(ADMIN_KEY_PREFIX):
+            # Real providers echo (part of) the key; echo it whole so tests prove it is redacted.
+            raise RequestError(401, f"invalid admin API key: {key}")
+        if "/organizations/" in self.path and not self.headers.get("anthropic-version"):
+            raise RequestError(400, "anthropic-version: header is required")
+        for name in ("bucket_width",):
+            if query.get(name, ["1d"]) != ["1d"]:
+                raise RequestError(400, f"{name}: only 1d is served")
+        try:
+            if "/organizations/" in self.path:
+                start = datetime.fromisoformat(query["starting_at"][0].replace("Z", "+00:00")).date()
+                end = datetime.fromisoformat(query["ending_at"][0].replace("Z", "+00:00")).date()
+            else:
+                start = datetime.fromtimestamp(int(query["start_time"][0]), tz=timezone.utc).date()
+                end = datetime.fromtimestamp(int(query["end_time"][0]), tz=timezone.utc).date()
+            limit = int(query.get("limit", ["7"])[0])
+            offset = int(query["page"][0].removeprefix("page_")) if "page" in query else 0
+        except (KeyError, ValueError, IndexError):
+            detail = "expected a start and an end time, a numeric limit and a page from next_page"
+            raise RequestError(400, detail) from None
+        if end <= start or not 1 <= limit <= 31 or offset < 0:
+            raise RequestError(400, "the end must follow the start; limit between 1 and 31")
+        query["_days"] = [start + timedelta(days=n) for n in range((end - start).days)]
+        query["_limit"], query["_offset"] = limit, offset
+
+    def _report_page(self, query: dict, bucket: Callable[[date, list[dict]], dict]) -> dict:
+        """One page of daily buckets of the billed entries, up to the last day reported."""
+        state = self.server.state
+        with state.lock:
+            through = state.reported_through or _utc_today()
+            entries = list(state.billed)
+        days = [day for day in query["_days"] if day <= through]
+        offset, limit = query["_offset"], query["_limit"]
+        page = days[offset : offset + limit]
+        more = offset + limit < len(days)
+        return {
+            "data": [bucket(day, [entry for entry in entries if entry["day"] == day]) for day in page],
+            "has_more": more,
+            "next_page": f"page_{offset + limit}" if more else None,
+        }
+
+    def _anthropic_usage_report(self, query: dict, _fault: dict) -> dict:
+        group_by = query.get("group_by", [])
+
+        def bucket(day: date, entries: list[dict]) -> dict:
+            results = []
+            for (model, key_id), group in _grouped(entries, "messages", group_by).items():
+                totals = _totals(group)
+                results.append({
+                    "api_key_id": key_id, "workspace_id": None, "model": model, "service_tier": "standard",
+                    "context_window": "0-200k", "uncached_input_tokens": totals["uncached_input"],
+                    "cache_read_input_tokens": totals["cache_read"],
+                    "cache_creation": {"ephemeral_5m_input_tokens": totals["cache_write"],
+                                       "ephemeral_1h_input_tokens": 0},
+                    "output_tokens": totals["output"], "server_tool_use": {"web_search_requests": 0},
+                })
+            return {"starting_at": f"{day}T00:00:00Z", "ending_at": f"{day + timedelta(days=1)}T00:00:00Z",
+                    "results": results}
+
+        return self._report_page(query, bucket)
+
+    def _anthropic_cost_report(self, query: dict, _fault: dict) -> dict:
+        by_description = "description" in query.get("group_by", [])
+        token_types = {"uncached_input": "uncached_input_tokens", "cache_read": "cache_read_input_tokens",
+                       "cache_write": "cache_creation.ephemeral_5m_input_tokens", "output": "output_tokens"}
+
+        def bucket(day: date, entries: list[dict]) -> dict:
+            results = []
+            # Priced by model, then summed into one amount when not grouped by description.
+            for (model, _key), group in _grouped(entries, "messages", ["model"]).items():
+                for kind, usd in self._billed_usd(model, group).items():
+                    if usd or not by_description:
+                        results.append({
+                            # Lowest currency units (cents) as a decimal string, as Anthropic sends them.
+                            "amount": str(usd * 100), "currency": "USD", "workspace_id": None,
+                            "description": f"{model} {token_types[kind]}" if by_description else None,
+                            "cost_type": "tokens" if by_description else None,
+                            "model": model if by_description else None,
+                            "token_type": token_types[kind] if by_description else None,
+                            "service_tier": "standard" if by_description else None,
+                            "context_window": "0-200k" if by_description else None,
+                        })
+            return {"starting_at": f"{day}T00:00:00Z", "ending_at": f"{day + timedelta(days=1)}T00:00:00Z",
+                    "results": _merged_amounts(results) if not by_description else results}
+
+        return self._report_page(query, bucket)
+
+    def _openai_usage_report(self, api: str) -> Callable[[dict, dict], dict]:
+        def build(query: dict, _fault: dict) -> dict:
+            group_by = query.get("group_by", [])
+
+            def bucket(day: date, entries: list[dict]) -> dict:
+                results = []
+                for (model, key_id), group in _grouped(entries, api, group_by).items():
+                    totals = _totals(group)
+                    result = {
+                        "object": f"organization.usage.{api}.result",
+                        "input_tokens": totals["uncached_input"] + totals["cache_read"],
+                        "num_model_requests": totals["requests"], "project_id": None, "user_id": None,
+                        "api_key_id": key_id, "model": model, "batch": None,
+                    }
+                    if api == "completions":
+                        result |= {"output_tokens": totals["output"], "input_cached_tokens": totals["cache_read"],
+                                   "input_audio_tokens": 0, "output_audio_tokens": 0}
+                    results.append(result)
+                return _openai_bucket(day, results)
+
+            return {"object": "page", **self._report_page(query, bucket)}
+
+        return build
+
+    def _openai_cost_report(self, query: dict, _fault: dict) -> dict:
+        by_line_item = "line_item" in query.get("group_by", [])
+        parts = {"uncached_input": "input", "cache_read": "cached input", "output": "output"}
+
+        def bucket(day: date, entries: list[dict]) -> dict:
+            results = []
+            for api in ("completions", "embeddings"):
+                for (model, _key), group in _grouped(entries, api, ["model"]).items():
+                    for kind, usd in self._billed_usd(model, group).items():
+                        if usd:
+                            results.append({
+                                "object": "organization.costs.result",
+                                "amount": {"value": float(usd), "currency": "usd"},
+                                "line_item": f"{model}, {parts.get(kind, kind)}" if by_line_item else None,
+                                "project_id": None,
+                            })
+            if not by_line_item:
+                total = sum(result["amount"]["value"] for result in results)
+                results = [{"object": "organization.costs.result", "amount": {"value": total, "currency": "usd"},
+                            "line_item": None, "project_id": None}] if results else []
+            return _openai_bucket(day, results)
+
+        return {"object": "page", **self._report_page(query, bucket)}
+
+    def _billed_usd(self, model: str, entries: list[dict]) -> dict[str, Decimal]:
+        """The dollars of each kind of token of ``entries``: genai-prices' rates unless the test set others."""
+        api = entries[0]["api"]
+        with self.server.state.lock:
+            overrides = dict(self.server.state.billed_prices.get(model, {}))
+        price = lookup_price(model, REPORT_APIS[api])
+        rates = {
+            "uncached_input": price.input_per_mtok if price else 0.0,
+            "cache_read": (price.cache_read_per_mtok if price and price.cache_read_per_mtok is not None
+                           else price.input_per_mtok if price else 0.0),
+            "cache_write": (price.cache_write_per_mtok if price and price.cache_write_per_mtok is not None
+                            else price.input_per_mtok if price else 0.0),
+            "output": price.output_per_mtok if price else 0.0,
+        } | overrides
+        totals = _totals(entries)
+        return {kind: Decimal(totals[kind]) * Decimal(str(rates[kind])) / Decimal(1_000_000) for kind in BILLED_KINDS}
+
+
+def _billed_entry(api: str, model: str, key_id: str | None, usage: dict, day: date | None = None,
+                  requests: int = 1) -> dict:
+    """One call on the organization's bill: its tokens of each kind billed apart, from the usage it reported
+    in its API's own terms."""
+    if api == "messages":
+        tokens = {"uncached_input": usage.get("input_tokens", 0), "cache_read": usage.get("cache_read_input_tokens", 0),
+                  "cache_write": usage.get("cache_creation_input_tokens", 0), "output": usage.get("output_tokens", 0)}
+    else:
+        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+        tokens = {"uncached_input": usage.get("prompt_tokens", 0) - cached, "cache_read": cached, "cache_write": 0,
+                  "output": usage.get("completion_tokens", 0)}
+    return {"day": day or _utc_today(), "api": api, "model": model, "key_id": key_id, "requests": requests,
+            **{kind: int(tokens[kind] or 0) for kind in BILLED_KINDS}}
+
+
+def _grouped(entries: list[dict], api: str, group_by: list[str]) -> dict[tuple, list[dict]]:
+    """Entries of ``api`` by (model, API key id), each None unless grouped by it."""
+    groups: dict[tuple, list[dict]] = {}
+    for entry in entries:
+        if entry["api"] == api:
+            model = entry["model"] if "model" in group_by else None
+            groups.setdefault((model, entry["key_id"] if "api_key_id" in group_by else None), []).append(entry)
+    return groups
+
+
+def _totals(entries: list[dict]) -> dict[str, int]:
+    return {name: sum(entry[name] for entry in entries) for name in (*BILLED_KINDS, "requests")}
+
+
+def _merged_amounts(results: list[dict]) -> list[dict]:
+    """Anthropic's cost results without group_by: one amount per bucket."""
+    if not results:
+        return []
+    total = sum(Decimal(result["amount"]) for result in results)
+    return [{**results[0], "amount": str(total)}]
+
+
+def _openai_bucket(day: date, results: list[dict]) -> dict:
+    start = datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc)
+    return {"object": "bucket", "start_time": int(start.timestamp()),
+            "end_time": int((start + timedelta(days=1)).timestamp()), "results": results}
 
 
 def _has_cache_control(system: Any) -> bool:
@@ -660,7 +909,32 @@ class FakeProviderServer:
         with self._state.lock:
             self._state.faults.extend(dict(fault) for fault in faults)
 
+    def add_billed_usage(self, api: str, model: str, key: str, usage: dict, day: date | None = None,
+                         requests: int = 1) -> None:
+        """Usage the organization's reports show besides the calls answered here (another key's, another
+        day's): ``api`` messages, completions or embeddings, ``usage`` in that API's own terms."""
+        with self._state.lock:
+            self._state.billed.append(_billed_entry(api, model, api_key_id(key), usage, day, requests))
+
+    def set_billed_price(self, model: str, kind: str, usd_per_mtok: float) -> None:
+        """Bill ``kind`` tokens (uncached_input, cache_read, cache_write, output) of ``model`` at this rate
+        instead of genai-prices'."""
+        if kind not in BILLED_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(BILLED_KINDS)}")
+        with self._state.lock:
+            self._state.billed_prices.setdefault(model, {})[kind] = usd_per_mtok
+
+    def set_model_snapshot(self, alias: str, snapshot: str) -> None:
+        """Report the calls to the model ``alias`` under ``snapshot``, as providers resolve their aliases."""
+        with self._state.lock:
+            self._state.model_snapshots[alias] = snapshot
+
+    def set_reported_through(self, day: date | None) -> None:
+        """The last day the reports cover (None: today); later days are not reported yet."""
+        with self._state.lock:
+            self._state.reported_through = day
+
     def reset(self) -> None:
-        """Forget settings, scripted faults, recorded requests and cached prompt prefixes."""
+        """Forget settings, scripted faults, recorded requests, cached prompt prefixes and the bill."""
         with self._state.lock:
             self._state.reset()

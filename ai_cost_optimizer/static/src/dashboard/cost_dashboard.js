@@ -137,6 +137,18 @@ export class CostDashboard extends Component {
         });
     }
 
+    openReconciliation() {
+        const { start, end } = this.state.data.period;
+        this.action.doAction({
+            type: "ir.actions.act_window",
+            name: _t("Reconciliation"),
+            res_model: "ai.billing.reconciliation",
+            views: [[false, "list"], [false, "pivot"]],
+            domain: [["company_id", "in", this.state.data.company_ids], ["date", ">=", start], ["date", "<=", end]],
+            context: { search_default_group_status: 1 },
+        });
+    }
+
     openProvider(row) {
         this.openUsage([["provider_id", "=", row.id]], row.name);
     }

@@ -1,0 +1,205 @@
+"""The providers' usage and cost reports read from the fake provider over HTTP, and the verdicts of
+``reconcile_day`` (DESIGN section 11)."""
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from ai_cost_optimizer.core.billing import (
+    BillDay,
+    BillingReportError,
+    LedgerDay,
+    ReportSource,
+    TokenCounts,
+    Tolerance,
+    fetch_reports,
+    reconcile_day,
+)
+from ai_cost_optimizer.core.clients import chat
+from ai_cost_optimizer.core.pricing import compute_cost, lookup_price
+from ai_cost_optimizer.tests.fake_provider import api_key_id
+
+ADMIN_KEY = "sk-test-admin-0123456789abcdef"
+TODAY = datetime.now(timezone.utc).date()
+MESSAGES = [{"role": "user", "content": "Which desk fits a small office?"}]
+
+
+def source(server, kind, key=ADMIN_KEY):
+    base = server.anthropic_base_url if kind == "anthropic" else server.openai_base_url
+    return ReportSource(kind=kind, base_url=base, admin_key=key, timeout=5, backoff_base=0.001)
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "openai"])
+def test_reports_hold_the_calls_answered_per_model_and_key_at_genai_prices(server, kind, anthropic_config,
+                                                                        openai_config):
+    config = anthropic_config if kind == "anthropic" else openai_config
+    result = chat(config, MESSAGES, max_tokens=100)
+
+    reports = fetch_reports(source(server, kind), TODAY, TODAY)
+
+    [line] = reports.usage
+    assert (line.day, line.model, line.api_key_id) == (TODAY, config.model, api_key_id(config.api_key))
+    assert (line.tokens.uncached_input, line.tokens.output) == (result.usage.input_tokens, result.usage.output_tokens)
+    assert line.tokens.requests == (None if kind == "anthropic" else 1)  # Anthropic's report counts no requests
+    [cost] = reports.costs
+    price = lookup_price(config.model, "anthropic" if kind == "anthropic" else "openai")
+    assert float(cost.total) == pytest.approx(compute_cost(result.usage, price), abs=1e-12)
+    assert set(cost.usd) == {"uncached_input", "output"}
+    assert reports.reported_days == {TODAY}
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "openai"])
+def test_pages_are_followed_to_the_last(server, kind):
+    date_from = TODAY - timedelta(days=40)
+    api = "messages" if kind == "anthropic" else "completions"
+    usage = ({"input_tokens": 10, "output_tokens": 5} if kind == "anthropic"
+             else {"prompt_tokens": 10, "completion_tokens": 5})
+    server.add_billed_usage(api, "claude-haiku-4-5" if kind == "anthropic" else "gpt-4o-mini", "sk-test-other",
+                            usage, day=date_from)
+    server.add_billed_usage(api, "claude-haiku-4-5" if kind == "anthropic" else "gpt-4o-mini", "sk-test-other",
+                            usage, day=TODAY)
+
+    reports = fetch_reports(source(server, kind), date_from, TODAY)
+
+    assert [line.day for line in reports.usage] == [date_from, TODAY]
+    assert len(reports.reported_days) == 41
+    # 41 days in pages of 31: the second page of each report was asked for with the first's next_page.
+    assert sum("page=page_31" in request["path"] for request in server.requests) == (2 if kind == "anthropic" else 3)
+
+
+def test_a_day_not_reported_yet_is_left_out(server):
+    server.set_reported_through(TODAY - timedelta(days=1))
+    reports = fetch_reports(source(server, "anthropic"), TODAY - timedelta(days=2), TODAY)
+    assert reports.reported_days == {TODAY - timedelta(days=2), TODAY - timedelta(days=1)}
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "openai"])
+def test_a_refused_admin_key_says_so_without_the_key(server, kind):
+    with pytest.raises(BillingReportError) as caught:
+        fetch_reports(source(server, kind, key="sk-live-admin-do-not-leak"), TODAY, TODAY)
+    assert "refused the admin key (HTTP 401)" in str(caught.value)
+    assert "do-not-leak" not in str(caught.value)
+
+
+def test_an_ordinary_key_is_no_admin_key(server, openai_config):
+    with pytest.raises(BillingReportError, match="HTTP 401"):
+        fetch_reports(source(server, "openai", key=openai_config.api_key), TODAY, TODAY)
+
+
+def test_a_429_waits_as_asked_then_reads(server, sleeps):
+    server.queue_responses([{"status": 429, "retry_after": "2"}])
+    reports = fetch_reports(source(server, "anthropic"), TODAY, TODAY, sleep=sleeps)
+    assert sleeps.calls == [2.0]
+    assert reports.reported_days == {TODAY}
+
+
+def test_a_429_asking_too_long_a_wait_gives_up_at_once(server, sleeps):
+    server.queue_responses([{"status": 429, "retry_after": "3600"}])
+    with pytest.raises(BillingReportError, match="rate limited .HTTP 429. for another 3600 s"):
+        fetch_reports(source(server, "anthropic"), TODAY, TODAY, sleep=sleeps)
+    assert sleeps.calls == []
+
+
+def test_server_errors_are_retried_a_bounded_number_of_times(server, sleeps):
+    server.queue_responses([{"status": 503}] * 3)
+    with pytest.raises(BillingReportError, match=r"failed \(HTTP 503\) after 3 attempts"):
+        fetch_reports(source(server, "openai"), TODAY, TODAY, sleep=sleeps)
+    assert sleeps.calls == [0.001, 0.002], "exponential backoff between the attempts"
+
+
+@pytest.mark.parametrize("fault", [{"malformed": True}, {"body": {"data": "no list"}},
+                                   {"body": {"data": [], "has_more": True, "next_page": None}}])
+def test_a_malformed_page_is_named(server, fault):
+    server.queue_responses([fault])
+    with pytest.raises(BillingReportError, match="malformed report page"):
+        fetch_reports(source(server, "anthropic"), TODAY, TODAY)
+
+
+@pytest.mark.parametrize("period", [(TODAY, TODAY - timedelta(days=1)), (TODAY - timedelta(days=200), TODAY)])
+def test_a_bad_period_is_refused(server, period):
+    with pytest.raises(ValueError, match="period starts|at most"):
+        fetch_reports(source(server, "anthropic"), *period)
+
+
+# -- reconcile_day ----------------------------------------------------------------------------------
+
+PRICE = lookup_price("gpt-4o-mini", "openai")
+TOLERANCE = Tolerance(percent=2.0, usd=0.01)
+OURS = TokenCounts(uncached_input=100_000, output=50_000, requests=10)
+
+
+def billed(tokens, price=PRICE, **rates):
+    """The dollars of each kind of token at genai-prices' rates, or at ``rates`` (USD per million)."""
+    prices = {"uncached_input": price.input_per_mtok, "output": price.output_per_mtok} | rates
+    return {kind: Decimal(str(getattr(tokens, kind) * prices[kind] / 1e6)) for kind in ("uncached_input", "output")}
+
+
+def ledger(tokens=OURS, **values):
+    return LedgerDay(calls=tokens.requests, tokens=tokens, cost_usd=compute_cost(tokens.as_usage(), PRICE), **values)
+
+
+def test_same_tokens_and_dollars_match():
+    outcome = reconcile_day(ledger(), BillDay(True, True, OURS, usd=billed(OURS)), PRICE, TOLERANCE)
+    assert (outcome.status, outcome.diff_tokens) == ("matched", 0)
+    assert outcome.diff_usd == pytest.approx(0, abs=1e-9)
+
+
+def test_other_keys_usage_is_explained_and_priced():
+    others = TokenCounts(uncached_input=1_000_000, output=0, requests=3)
+    bill = BillDay(True, True, OURS, others, usd=billed(OURS + others), other_key_ids={"apikey_b", "apikey_a"})
+    outcome = reconcile_day(ledger(), bill, PRICE, TOLERANCE)
+    assert outcome.status == "explained"
+    assert (f"1000000 tokens came from other API keys of the organization (apikey_a, apikey_b; "
+            f"about ${PRICE.input_per_mtok:.4f} at genai-prices)") in outcome.explanation
+
+
+def test_without_key_ids_extra_usage_is_possibly_from_outside_odoo():
+    extra = TokenCounts(uncached_input=1_000_000, output=0, requests=3)
+    bill = BillDay(True, False, OURS + extra, usd=billed(OURS + extra))
+    outcome = reconcile_day(ledger(), bill, PRICE, TOLERANCE)
+    assert outcome.status == "explained"
+    assert "possibly usage from outside Odoo" in outcome.explanation
+
+
+def test_a_different_billed_price_is_unexplained_with_the_implied_price():
+    bill = BillDay(True, True, OURS, usd=billed(OURS, output=PRICE.output_per_mtok * 2))
+    outcome = reconcile_day(ledger(), bill, PRICE, TOLERANCE)
+    assert outcome.status == "unexplained"
+    assert f"output tokens billed ${OURS.output * PRICE.output_per_mtok / 1e6:+.4f}" in outcome.explanation
+    assert f"${PRICE.output_per_mtok * 2:.4g} per million where genai-prices says ${PRICE.output_per_mtok:.4g}" \
+        in outcome.explanation
+
+
+def test_a_price_difference_within_tolerance_matches():
+    bill = BillDay(True, True, OURS, usd=billed(OURS, output=PRICE.output_per_mtok * 1.01))
+    assert reconcile_day(ledger(), bill, PRICE, TOLERANCE).status == "matched"
+
+
+def test_cost_unknown_calls_are_named():
+    held = ledger(cost_unknown_calls=4)
+    held.cost_usd = 0.0
+    outcome = reconcile_day(held, BillDay(True, True, OURS, usd=billed(OURS)), None, TOLERANCE)
+    assert outcome.status == "explained"
+    assert "4 calls are held as cost unknown" in outcome.explanation
+
+
+def test_failed_attempts_billed_there_are_named():
+    failed = TokenCounts(uncached_input=20_000, output=10_000, requests=2)
+    bill = BillDay(True, True, OURS + failed, usd=billed(OURS + failed))
+    outcome = reconcile_day(ledger(failed_attempts=2), bill, PRICE, TOLERANCE)
+    assert outcome.status == "explained"
+    assert "2 attempts failed here but were billed there (30000 tokens" in outcome.explanation
+
+
+def test_a_day_not_reported_is_pending():
+    outcome = reconcile_day(ledger(), BillDay(False), PRICE, TOLERANCE)
+    assert outcome.status == "pending"
+
+
+def test_less_on_the_bill_than_in_the_ledger_is_unexplained():
+    half = TokenCounts(uncached_input=50_000, output=25_000, requests=5)
+    outcome = reconcile_day(ledger(), BillDay(True, True, half, usd=billed(half)), PRICE, TOLERANCE)
+    assert outcome.status == "unexplained"
+    assert "the ledger holds 75000 tokens more than the bill" in outcome.explanation
+    assert outcome.diff_tokens == -75_000
