@@ -17,6 +17,7 @@ rules, daily posting of the spend as analytic items, the unallocated spend, and 
         "views/ai_cost_allocation_rule_views.xml",
         "views/ai_cost_unallocated_views.xml",
         "views/ai_cost_analytic_post_views.xml",
+        "views/ai_cost_focus_export_views.xml",
         "views/ai_cost_analytic_menus.xml",
     ],
     "auto_install": True,
