@@ -20,6 +20,9 @@ rules, daily posting of the spend as analytic items, the unallocated spend, and 
         "views/ai_cost_focus_export_views.xml",
         "views/ai_cost_analytic_menus.xml",
     ],
+    "demo": [
+        "demo/ai_cost_analytic_demo.xml",
+    ],
     "auto_install": True,
     "installable": True,
 }
