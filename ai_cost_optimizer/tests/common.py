@@ -38,6 +38,20 @@ def delete_rows_of(env, provider):
     env.invalidate_all()
 
 
+class FakeProviderMixin:
+    """A test class with its own fake provider server on 127.0.0.1 (`cls.fake`), reset before each test."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.fake = FakeProviderServer().start()
+        cls.addClassCleanup(cls.fake.stop)
+
+    def setUp(self):
+        super().setUp()
+        self.fake.reset()
+
+
 class UsageRowsCase(TransactionCase):
     """Usage rows written straight to the ledger, for a provider that is never called (`cls.provider`),
     read by an AI Cost manager (`cls.manager`)."""
@@ -55,7 +69,7 @@ class UsageRowsCase(TransactionCase):
         )
 
 
-class AiCostCase(TransactionCase):
+class AiCostCase(FakeProviderMixin, TransactionCase):
     """Providers pointed at a fake provider server on 127.0.0.1.
 
     The registry is put in test mode, as HttpCase does, so the gateway's own ledger
@@ -67,8 +81,6 @@ class AiCostCase(TransactionCase):
         super().setUpClass()
         cls.registry.enter_test_mode(cls.cr)
         cls.addClassCleanup(cls.registry.leave_test_mode)
-        cls.fake = FakeProviderServer().start()
-        cls.addClassCleanup(cls.fake.stop)
         Provider = cls.env["ai.service.provider"]
         cls.claude = Provider.create(cls._provider_vals(cls.fake, "anthropic"))
         cls.gpt = Provider.create(cls._provider_vals(cls.fake, "openai_compatible"))
@@ -89,10 +101,6 @@ class AiCostCase(TransactionCase):
             "max_retries": 1,
             **overrides,
         }
-
-    def setUp(self):
-        super().setUp()
-        self.fake.reset()
 
     def assertCallFails(self, exception, **kwargs):
         """Call send_message expecting `exception`, without the savepoint rollback of

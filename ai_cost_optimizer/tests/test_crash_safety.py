@@ -13,22 +13,15 @@ from ..core.call import GatewayCall
 from ..exceptions import AiProviderError
 from ..models.ai_cost_budget_period import RESERVATION_TTL
 from ..models.ai_token_usage import ROLLUP_MODELS
-from .common import AiCostCase, delete_rows_of
-from .fake_provider import FakeProviderServer
+from .common import AiCostCase, FakeProviderMixin, delete_rows_of
 
 MESSAGES = [{"role": "user", "content": "Summarize ticket 7."}]
 MEASURES = ["cost_usd:sum", "input_tokens:sum", "output_tokens:sum"]
 
 
 @tagged("post_install", "-at_install")
-class TestCommittedCrashSafety(TransactionCase):
+class TestCommittedCrashSafety(FakeProviderMixin, TransactionCase):
     """What a caller's rollback or a dead worker leaves behind, with every transaction committed."""
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.fake = FakeProviderServer().start()
-        cls.addClassCleanup(cls.fake.stop)
 
     def setUp(self):
         super().setUp()

@@ -1,13 +1,12 @@
 from odoo.tests import HttpCase, TransactionCase, tagged
 
-from .common import AiCostCase
-from .fake_provider import FakeProviderServer
+from .common import AiCostCase, FakeProviderMixin
 
 PROMPT = [{"role": "user", "content": "Qualify the lead of Azure Interior: budget, need and timing."}]
 
 
 @tagged("post_install", "-at_install")
-class TestMoneyScreens(HttpCase):
+class TestMoneyScreens(FakeProviderMixin, HttpCase):
     """An administrator walks Usage, Budgets, Cost per Day, the Waste Report and Providers after real calls
     through the gateway (the fake provider on 127.0.0.1): every cost reads in dollars, with the figures its
     size needs, and an overspent budget shows a full red bar with its real percentage."""
@@ -15,12 +14,9 @@ class TestMoneyScreens(HttpCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.fake = FakeProviderServer().start()
-        cls.addClassCleanup(cls.fake.stop)
 
     def setUp(self):
         super().setUp()
-        self.fake.reset()
         self.env.company.ai_response_cache = False  # the same prompt twice: a duplicate query, not a hit
         provider = self.env["ai.service.provider"].create(
             AiCostCase._provider_vals(self.fake, "openai_compatible", name="Money tour provider")

@@ -4,8 +4,7 @@ import time
 from odoo import http
 from odoo.tests import HttpCase, new_test_user, tagged
 
-from .common import AiCostCase
-from .fake_provider import FakeProviderServer
+from .common import AiCostCase, FakeProviderMixin
 
 # Cut by the fake provider into pieces of three words, one event each.
 ANSWER = "Bonjour, voici la traduction: good morning means bonjour."
@@ -13,7 +12,7 @@ CHUNK_DELAY = 0.2
 
 
 @tagged("post_install", "-at_install")
-class TestPlaygroundStream(HttpCase):
+class TestPlaygroundStream(FakeProviderMixin, HttpCase):
     """The playground's streaming route over real HTTP, as the browser reads it: the answer arrives in pieces
     while the provider (the fake one on 127.0.0.1) still writes, the call leaves one priced usage row that the
     playground shows, and a refused or broken call answers a clear message and is recorded all the same."""
@@ -21,8 +20,6 @@ class TestPlaygroundStream(HttpCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.fake = FakeProviderServer().start()
-        cls.addClassCleanup(cls.fake.stop)
         groups = "base.group_user,ai_cost_optimizer.group_ai_cost_user"
         cls.user = new_test_user(cls.env, login="ai_stream_user", groups=groups)
         cls.colleague = new_test_user(cls.env, login="ai_stream_colleague", groups=groups)
@@ -37,7 +34,6 @@ class TestPlaygroundStream(HttpCase):
 
     def setUp(self):
         super().setUp()
-        self.fake.reset()
         self.fake.set_reply(ANSWER)
         self.playground = self.env["ai.cost.playground"].with_user(self.user).create({
             "prompt": "Translate 'good morning' to French.", "provider_id": self.provider.id,

@@ -4,14 +4,13 @@ from odoo import fields
 from odoo.tests import HttpCase, tagged
 
 from ..core.labels import code_label
-from .common import AiCostCase
-from .fake_provider import FakeProviderServer
+from .common import AiCostCase, FakeProviderMixin
 
 PROMPT = [{"role": "user", "content": "Qualify the lead of Azure Interior: budget, need and timing."}]
 
 
 @tagged("post_install", "-at_install")
-class TestReadsLikeAPerson(HttpCase):
+class TestReadsLikeAPerson(FakeProviderMixin, HttpCase):
     """An administrator reads the dashboard, Usage, the Waste Report, Cost Analytics, Recommendations and A/B
     Experiments at 1600 pixels (ai_cost_labels_tour): operations, task types and rules by their label, counts
     with separators, costs and the daily axis in dollars, the period against the one before, whole column
@@ -22,12 +21,9 @@ class TestReadsLikeAPerson(HttpCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.fake = FakeProviderServer().start()
-        cls.addClassCleanup(cls.fake.stop)
 
     def setUp(self):
         super().setUp()
-        self.fake.reset()
         self.env.company.ai_response_cache = False  # the same prompt twice: a duplicate query
         self.provider = self.env["ai.service.provider"].create(
             AiCostCase._provider_vals(self.fake, "openai_compatible", name="Labels tour provider")
