@@ -21,9 +21,10 @@ class AiCostAllocationRule(models.Model):
     """
 
     _name = "ai.cost.allocation.rule"
-    _inherit = "analytic.mixin"
+    _inherit = ["analytic.mixin", "ai.cost.code.label.mixin"]
     _description = "AI Cost Allocation Rule"
     _order = "sequence, id"
+    _code_label_fields = ("operation",)
 
     name = fields.Char(required=True)
     sequence = fields.Integer(default=10)
@@ -31,7 +32,10 @@ class AiCostAllocationRule(models.Model):
 
     # Criteria: an empty one matches every call
     company_id = fields.Many2one("res.company", ondelete="cascade", help="Empty: the calls of every company.")
-    operation = fields.Char(help="What the caller was doing, e.g. lead_qualification. Empty: every operation.")
+    operation = fields.Char(
+        string="Operation Code", help="What the caller was doing, e.g. lead_qualification. Empty: every operation."
+    )
+    operation_label = fields.Char(string="Operation", compute="_compute_code_labels")
     user_id = fields.Many2one("res.users", string="User", ondelete="cascade", help="Empty: every user.")
     provider_id = fields.Many2one("ai.service.provider", ondelete="cascade", help="Empty: every provider.")
     res_model = fields.Char(
