@@ -246,6 +246,8 @@ class AiCostAllocationRule(models.Model):
         columns = {}
         providers = {provider.id: provider.name for provider in self.env["ai.service.provider"].with_context(
             active_test=False).browse({key[3] for key in allocated if key[3]})}
+        # Descriptions name the operation as the screens do (Email draft); its code stays in ai_cost_operation.
+        operations = self._code_labels("operation", {key[4] for key in allocated})
         rates = {}
         vals_list = []
         for company_id, day, key, provider_id, operation in sorted(
@@ -262,8 +264,8 @@ class AiCostAllocationRule(models.Model):
             amount = company.currency_id.round(unrounded + carry[month])
             carry[month] += unrounded - amount
             vals_list.append({
-                "name": self.env._("AI: %(provider)s · %(operation)s",
-                                   provider=providers.get(provider_id, "-"), operation=operation or "-"),
+                "name": self.env._("AI: %(provider)s · %(operation)s", provider=providers.get(provider_id, "-"),
+                                   operation=operations.get(operation) or "-"),
                 "date": day, "company_id": company_id, "amount": amount, "unit_amount": calls,
                 "ai_cost_key": key, "ai_cost_provider_id": provider_id, "ai_cost_operation": operation,
                 "ai_cost_usd": cost, "ai_cost_unrounded": unrounded, **columns[key],
