@@ -18,6 +18,7 @@ rules, daily posting of the spend as analytic items, the unallocated spend, and 
         "views/ai_cost_unallocated_views.xml",
         "views/ai_cost_analytic_post_views.xml",
         "views/ai_cost_focus_export_views.xml",
+        "views/account_analytic_line_views.xml",
         "views/ai_cost_analytic_menus.xml",
     ],
     "demo": [

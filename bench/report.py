@@ -115,6 +115,15 @@ def savings_replay(out: str) -> list[dict]:
     return rows
 
 
+def analytic_posting(out: str) -> list[dict]:
+    found = re.search(rf"analytic_posting: (\d+) days x (\d+) calls posted in {NUMBER} s", out)
+    if not found:
+        return []
+    days, calls, seconds = int(found.group(1)), int(found.group(2)), num(found.group(3))
+    return [row(f"analytic posting, {days} days x {calls:,} calls", seconds, "s", "< 10 s", seconds < 10,
+                "", "no naive variant")]
+
+
 def print_table(table: list[dict]) -> None:
     """The rows as a Markdown table (it goes into the README as it is)."""
     columns = [("figure", "Figure"), ("value", "Measured"), ("target", "Target"), ("result", "Result"),

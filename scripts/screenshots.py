@@ -1,6 +1,6 @@
 """Takes PNG screenshots of the running demo (scripts/demo) with headless Chromium.
 
-    python scripts/screenshots.py [--url http://127.0.0.1:8069] [--out docs/screenshots]
+    python scripts/screenshots.py [--url http://127.0.0.1:8069] [--out docs/screenshots] [page ...]
 
 Logs in as admin through JSON-RPC, hands the session cookie to Chromium over the DevTools
 protocol, opens each page and saves a PNG once the page has settled.
@@ -31,7 +31,37 @@ PAGES = {
     "ab_experiments": "/odoo/action-ai_cost_optimizer.action_ai_provider_experiment",
     "budgets": "/odoo/action-ai_cost_optimizer.action_ai_cost_budget",
     "providers": "/odoo/action-ai_cost_optimizer.action_ai_service_provider",
+    "allocation_rules": "/odoo/action-ai_cost_optimizer_analytic.action_ai_cost_allocation_rule",
+    "unallocated": "/odoo/action-ai_cost_optimizer_analytic.action_ai_cost_unallocated",
+    "analytic_items": "/odoo/action-analytic.account_analytic_line_action_entries",
 }
+# A filter and a group-by chosen in the search panel after the page opened, as a user would: a URL carries
+# neither. Analytic Items: the AI spend per department.
+SEARCH = {"analytic_items": ("AI Spend", "Departments")}
+# Opens the search panel, picks the filter labelled FILTER, then the field labelled GROUP_BY under "Add Custom
+# Group" (a plan's column: analytic's own search view offers no group-by per plan without the accounting app),
+# and closes the panel. Answers what it could not find, or "".
+SEARCH_SCRIPT = """
+(async (filter, groupBy) => {
+    const pause = () => new Promise((resolve) => setTimeout(resolve, 700));
+    const toggler = document.querySelector(".o_searchview_dropdown_toggler");
+    toggler.click();
+    await pause();
+    const item = [...document.querySelectorAll(".o_filter_menu .o-dropdown-item")]
+        .find((element) => element.textContent.trim() === filter);
+    if (!item) return `filter ${filter}`;
+    item.click();
+    await pause();
+    const select = document.querySelector(".o_group_by_menu select");
+    const option = select && [...select.options].find((element) => element.textContent.trim() === groupBy);
+    if (!option) return `group-by ${groupBy}`;
+    select.value = option.value;
+    select.dispatchEvent(new Event("change", { bubbles: true }));
+    await pause();
+    toggler.click();
+    return "";
+})(%s, %s)
+"""
 CHROMIUM_FLAGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -96,6 +126,7 @@ def main() -> None:
     parser.add_argument("--url", default="http://127.0.0.1:8069")
     parser.add_argument("--db", default="ai_cost_demo")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs" / "screenshots"))
+    parser.add_argument("pages", nargs="*", choices=[[], *PAGES], help="the pages to take (default: all)")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds to let charts draw")
     args = parser.parse_args()
     out = Path(args.out)
@@ -115,8 +146,15 @@ def main() -> None:
             tools.call("Network.enable")
             tools.call("Network.setCookie", name="session_id", value=session_id, url=args.url)
             for name, path in PAGES.items():
+                if args.pages and name not in args.pages:
+                    continue
                 tools.call("Page.navigate", url=args.url + path)
                 tools.wait_for(".o_action_manager .o_content, .o_action_manager .o_ai_cost_dashboard")
+                if name in SEARCH:
+                    script = SEARCH_SCRIPT % tuple(map(json.dumps, SEARCH[name]))
+                    missing = tools.call("Runtime.evaluate", expression=script, awaitPromise=True)["result"]["value"]
+                    if missing:
+                        raise SystemExit(f"{name}: no {missing} in the search panel")
                 time.sleep(args.settle)
                 shot = tools.call("Page.captureScreenshot", format="png")
                 target = out / f"{name}.png"

@@ -21,9 +21,10 @@ class AiCostAllocationRule(models.Model):
     """
 
     _name = "ai.cost.allocation.rule"
-    _inherit = "analytic.mixin"
+    _inherit = ["analytic.mixin", "ai.cost.code.label.mixin"]
     _description = "AI Cost Allocation Rule"
     _order = "sequence, id"
+    _code_label_fields = ("operation",)
 
     name = fields.Char(required=True)
     sequence = fields.Integer(default=10)
@@ -31,7 +32,10 @@ class AiCostAllocationRule(models.Model):
 
     # Criteria: an empty one matches every call
     company_id = fields.Many2one("res.company", ondelete="cascade", help="Empty: the calls of every company.")
-    operation = fields.Char(help="What the caller was doing, e.g. lead_qualification. Empty: every operation.")
+    operation = fields.Char(
+        string="Operation Code", help="What the caller was doing, e.g. lead_qualification. Empty: every operation."
+    )
+    operation_label = fields.Char(string="Operation", compute="_compute_code_labels")
     user_id = fields.Many2one("res.users", string="User", ondelete="cascade", help="Empty: every user.")
     provider_id = fields.Many2one("ai.service.provider", ondelete="cascade", help="Empty: every provider.")
     res_model = fields.Char(
@@ -242,6 +246,8 @@ class AiCostAllocationRule(models.Model):
         columns = {}
         providers = {provider.id: provider.name for provider in self.env["ai.service.provider"].with_context(
             active_test=False).browse({key[3] for key in allocated if key[3]})}
+        # Descriptions name the operation as the screens do (Email draft); its code stays in ai_cost_operation.
+        operations = self._code_labels("operation", {key[4] for key in allocated})
         rates = {}
         vals_list = []
         for company_id, day, key, provider_id, operation in sorted(
@@ -258,8 +264,8 @@ class AiCostAllocationRule(models.Model):
             amount = company.currency_id.round(unrounded + carry[month])
             carry[month] += unrounded - amount
             vals_list.append({
-                "name": self.env._("AI: %(provider)s · %(operation)s",
-                                   provider=providers.get(provider_id, "-"), operation=operation or "-"),
+                "name": self.env._("AI: %(provider)s · %(operation)s", provider=providers.get(provider_id, "-"),
+                                   operation=operations.get(operation) or "-"),
                 "date": day, "company_id": company_id, "amount": amount, "unit_amount": calls,
                 "ai_cost_key": key, "ai_cost_provider_id": provider_id, "ai_cost_operation": operation,
                 "ai_cost_usd": cost, "ai_cost_unrounded": unrounded, **columns[key],

@@ -92,6 +92,14 @@ class TestAnalyticPosting(AnalyticCase):
         self.assertEqual(self.posted_lines(), again)
         self.assertEqual(again.amount, -1.5)
 
+    def test_items_describe_provider_and_operation_by_label(self):
+        """Finance reads the items among other costs: the operation by its label, its code kept apart."""
+        self.Rule.create({"name": "All", "analytic_distribution": {str(self.sales.id): 100}})
+        self.usage(MONTH_START, 1.0, operation="lead_qualification")
+        line = self.Rule.post_analytic_lines(MONTH_START, MONTH_START)
+        self.assertEqual(line.name, f"AI: {self.provider.name} · Lead qualification")
+        self.assertEqual(line.ai_cost_operation, "lead_qualification")
+
     def test_later_change_of_a_rule_or_record_moves_no_posted_day_until_posted_again(self):
         rule = self.Rule.create({"name": "All", "analytic_distribution": {str(self.sales.id): 100}})
         model = self.env["account.analytic.distribution.model"].create(

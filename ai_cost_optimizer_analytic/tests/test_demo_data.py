@@ -45,3 +45,5 @@ class TestDemoData(AnalyticCase):
         unallocated = self.env["ai.cost.unallocated"].search([("day", "=", yesterday)])
         self.assertEqual(unallocated.mapped("operation"), ["translation"])
         self.assertEqual(self.env.company.ai_cost_posted_until, yesterday)
+        # Analytic Items open for the administrator: the demo gives internal users analytic accounting.
+        self.assertTrue(self.env.ref("base.user_admin").has_group("analytic.group_analytic_accounting"))
