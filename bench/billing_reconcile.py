@@ -154,10 +154,10 @@ def main() -> None:
             }
             print(f"{args.calls * DAYS} usage rows of one provider over {DAYS} days; {len(rows)} rows reconciled, "
                   "all matched")
-            print(f"{'measure':38} {'median s':>9}")
+            print(f"{'measure':38} {'median ms':>10}")
             for name, seconds in figures.items():
                 verdict = f"  {'OK' if seconds < 5 else 'SLOW'} (target < 5 s)" if name.startswith("reconcile") else ""
-                print(f"{name:38} {seconds:9.2f}{verdict}")
+                print(f"{name:38} {seconds * 1000:10.1f}{verdict}")
         finally:
             cr.rollback()
 
