@@ -9,6 +9,7 @@ protocol, opens each page and saves a PNG once the page has settled.
 import argparse
 import base64
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -34,6 +35,10 @@ PAGES = {
     "allocation_rules": "/odoo/action-ai_cost_optimizer_analytic.action_ai_cost_allocation_rule",
     "unallocated": "/odoo/action-ai_cost_optimizer_analytic.action_ai_cost_unallocated",
     "analytic_items": "/odoo/action-analytic.account_analytic_line_action_entries",
+    # The OpenAI account's form: its last fetch, providers, and in the chatter the alert of its price difference.
+    "billing_accounts": "/odoo/action-ai_cost_optimizer.action_ai_billing_account/"
+    "{ai_cost_optimizer.demo_billing_account_openai}",
+    "reconciliation": "/odoo/action-ai_cost_optimizer.action_ai_billing_reconciliation",
 }
 # A filter and a group-by chosen in the search panel after the page opened, as a user would: a URL carries
 # neither. Analytic Items: the AI spend per department.
@@ -62,6 +67,8 @@ SEARCH_SCRIPT = """
     return "";
 })(%s, %s)
 """
+# The groups of a grouped list opened before the shot (by the start of their title): what needs a look.
+OPEN_GROUPS = {"reconciliation": ("Unexplained", "Explained", "Pending")}
 CHROMIUM_FLAGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -74,6 +81,29 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def record_id(url: str, session_id: str, xml_id: str) -> int:
+    """The database id of the record of `xml_id` (module.name): the demo's ids depend on the install."""
+    module, name = xml_id.split(".")
+    response = requests.post(
+        f"{url}/web/dataset/call_kw",
+        json={"jsonrpc": "2.0", "params": {
+            "model": "ir.model.data", "method": "search_read", "args": [[("module", "=", module), ("name", "=", name)]],
+            "kwargs": {"fields": ["res_id"], "limit": 1},
+        }},
+        cookies={"session_id": session_id}, timeout=30,
+    )
+    response.raise_for_status()
+    found = response.json().get("result")
+    if not found:
+        raise SystemExit(f"no record {xml_id} in the demo database")
+    return found[0]["res_id"]
+
+
+def page_path(url: str, session_id: str, path: str) -> str:
+    """`path` with each {module.name} replaced by that record's id."""
+    return re.sub(r"\{([\w.]+)\}", lambda match: str(record_id(url, session_id, match[1])), path)
 
 
 def login(url: str, db: str) -> str:
@@ -112,6 +142,14 @@ class DevTools:
             time.sleep(0.5)
         raise SystemExit(f"the page never showed {selector}")
 
+    def open_groups(self, titles) -> None:
+        """Click the group headers of the list whose title starts with one of `titles`."""
+        self.wait_for(".o_group_header")
+        self.call("Runtime.evaluate", expression=(
+            "document.querySelectorAll('.o_group_header').forEach(row => "
+            f"{json.dumps(list(titles))}.some(title => row.innerText.trim().startsWith(title)) && row.click())"
+        ))
+
     def call(self, method: str, **params):
         self.next_id += 1
         self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
@@ -148,13 +186,15 @@ def main() -> None:
             for name, path in PAGES.items():
                 if args.pages and name not in args.pages:
                     continue
-                tools.call("Page.navigate", url=args.url + path)
+                tools.call("Page.navigate", url=args.url + page_path(args.url, session_id, path))
                 tools.wait_for(".o_action_manager .o_content, .o_action_manager .o_ai_cost_dashboard")
                 if name in SEARCH:
                     script = SEARCH_SCRIPT % tuple(map(json.dumps, SEARCH[name]))
                     missing = tools.call("Runtime.evaluate", expression=script, awaitPromise=True)["result"]["value"]
                     if missing:
                         raise SystemExit(f"{name}: no {missing} in the search panel")
+                if name in OPEN_GROUPS:
+                    tools.open_groups(OPEN_GROUPS[name])
                 time.sleep(args.settle)
                 shot = tools.call("Page.captureScreenshot", format="png")
                 target = out / f"{name}.png"

@@ -147,6 +147,15 @@ class AiBillingAccount(models.Model):
             _logger.warning("Billing account %s: fetch of %s to %s failed: %s", self.id, date_from, date_to, error)
             self.write({"last_error": str(error), "last_error_date": fields.Datetime.now()})
             return False
+        lines = self._store_reports(date_from, date_to, reports)
+        _logger.info("Billing account %s: %s report lines fetched for %s to %s", self.id, len(lines), date_from,
+                     date_to)
+        return True
+
+    def _store_reports(self, date_from, date_to, reports):
+        """Put ``reports`` (of ``date_from`` to ``date_to``) in place of the account's report lines and say so
+        on the account: the result, the days the provider has reported. Returns the lines."""
+        self.ensure_one()
         # Managers read report lines; only a fetch writes them.
         lines = self.env["ai.billing.report.line"].sudo()._replace(self, date_from, date_to, reports)
         reported = sorted(reports.reported_days)
@@ -162,9 +171,7 @@ class AiBillingAccount(models.Model):
             values["reported_from"] = min(filter(None, [self.reported_from, reported[0]]))
             values["reported_through"] = max(filter(None, [self.reported_through, reported[-1]]))
         self.write(values)
-        _logger.info("Billing account %s: %s report lines fetched for %s to %s", self.id, len(lines), date_from,
-                     date_to)
-        return True
+        return lines
 
     @api.model
     def _cron_fetch_and_reconcile(self):

@@ -39,7 +39,8 @@ class AiBillingReconciliation(models.Model):
     diff_tokens = fields.Integer(string="Difference (Tokens)", readonly=True, help="Bill minus ledger.")
     diff_usd = fields.Float(string="Difference (USD)", digits=PRICE_DIGITS, readonly=True, help="Bill minus ledger.")
     status = fields.Selection(STATUSES, required=True, readonly=True, index=True)
-    explanation = fields.Char(readonly=True)
+    # Text, not Char: the list wraps it, and a sentence naming a price difference and other keys' usage is long.
+    explanation = fields.Text(readonly=True)
 
     @api.model
     def _billed_vs_tracked(self, companies, start, end):

@@ -3,15 +3,17 @@ import math
 import random
 from dataclasses import replace
 from datetime import datetime, time, timedelta
+from decimal import Decimal
 
 from odoo import Command, api, fields, models
 
+from ..core import billing, pricing
 from ..core import budget as budget_math
-from ..core import pricing
 from ..core import recommendation as ranking_rules
 from ..core.periods import report_period_bounds
 from ..core.usage import Usage
 from ..core.waste import ADVICE, RULES
+from .ai_billing_account import PRICE_LISTS
 from .ai_token_analytics import PERIOD_TYPES
 
 # operation: (task type, weight, prompt tokens (mean), answer tokens (mean), about a record?). Prompts carry
@@ -94,6 +96,15 @@ EXPERIMENT_DAYS = 30
 EXPERIMENT_ARMS = (("A", "demo_provider_claude_haiku"), ("B", "demo_provider_gpt4o_mini"))
 CALLS_PER_WEEKDAY = 1200
 BATCH = 5000
+# The billing accounts' month of reports, made from the demo ledger: the provider has reported every day but
+# today. On one day someone of the company used Claude Sonnet in the Anthropic Workbench with another key of
+# the organization (days ago, key id, tokens); on another OpenAI billed GPT-4o's output tokens above
+# genai-prices (days ago, model, kind of token, billed over listed price).
+BILLING_DAYS = 30
+BILLING_ACCOUNTS = ("demo_billing_account_anthropic", "demo_billing_account_openai")
+OUTSIDE_USAGE = (12, "demo_provider_claude_sonnet", "apikey_01DemoWorkbench",
+                 billing.TokenCounts(uncached_input=1_450_000, output=38_000, requests=None))
+PRICE_DIFFERENCE = (9, "demo_provider_gpt4o", "output", Decimal("1.25"))
 
 class AiCostDemo(models.AbstractModel):
     """Generates the demo ledger: realistic usage over several providers, operations, users and records,
@@ -276,6 +287,7 @@ class AiCostDemo(models.AbstractModel):
         self._demo_recommendations(providers, random.Random(7))
         self._demo_waste_findings()
         self._demo_analytics_periods()
+        self._demo_billing()
 
     def _demo_recommendations(self, providers, rng, days=90, per_question=6):
         """What the optimizer recommended over the demo period: `per_question` answers per task type of
@@ -429,3 +441,52 @@ class AiCostDemo(models.AbstractModel):
                 if key not in built:
                     built.add(key)
                     Analytics._build_period(self.env.company, period_type, day)
+
+    def _demo_billing(self):
+        """A month of the providers' usage and cost reports for each demo billing account, as a fetch would
+        store them, made from the demo ledger (so most days match) with OUTSIDE_USAGE and PRICE_DIFFERENCE
+        added, then reconciled by the accounts' own reconcile(): the statuses are the real code's."""
+        today = fields.Date.today()  # UTC, as the providers' daily buckets
+        date_from = today - timedelta(days=BILLING_DAYS)
+        reported = {date_from + timedelta(days=offset) for offset in range(BILLING_DAYS)}
+        for xml_id in BILLING_ACCOUNTS:
+            account = self.env.ref(f"ai_cost_optimizer.{xml_id}")
+            account._store_reports(date_from, today, self._demo_reports(account, date_from, today, reported))
+            account.last_fetch_result = self.env._(
+                "Demo reports made from the demo ledger, no admin key: the daily fetch skips this account until "
+                "one is entered. %(result)s", result=account.last_fetch_result,
+            )
+            account.reconcile(date_from, today)
+
+    def _demo_reports(self, account, date_from, date_to, reported):
+        """billing.Reports of `account` for the `reported` days of `date_from` to `date_to`: the ledger's
+        tokens of each day and model under the providers' key id, billed at genai-prices' rates."""
+        usage = []
+        for (day, model), held in sorted(account._ledger_days(date_from, date_to).items()):
+            if day in reported:
+                # Anthropic's usage report counts no requests; OpenAI's counts the requests it answered.
+                requests = None if account.kind == "anthropic" else held.calls - held.failed_attempts
+                key_id = account.provider_ids[:1].provider_key_id or "key_DemoOdooGateway"
+                usage.append(billing.UsageLine(day, model, key_id, replace(held.tokens, requests=requests)))
+        days_ago, xml_id, key_id, tokens = OUTSIDE_USAGE
+        provider = self.env.ref(f"ai_cost_optimizer.{xml_id}")
+        if provider in account.provider_ids:
+            usage.append(billing.UsageLine(date_to - timedelta(days=days_ago), account._model_key(provider.model),
+                                           key_id, tokens))
+        billed = {}
+        for line in usage:
+            billed[line.day, line.model] = billed.get((line.day, line.model), billing.TokenCounts()) + line.tokens
+        days_ago, xml_id, kind, factor = PRICE_DIFFERENCE
+        provider = self.env.ref(f"ai_cost_optimizer.{xml_id}")
+        overbilled = (date_to - timedelta(days=days_ago), account._model_key(provider.model), kind)
+        costs = []
+        for (day, model), tokens in sorted(billed.items()):
+            price = pricing.lookup_price(model, PRICE_LISTS[account.kind])
+            line = billing.CostLine(day, model)
+            for token_kind in billing.TOKEN_KINDS:
+                if getattr(tokens, token_kind):
+                    one_kind = billing.TokenCounts(**{token_kind: getattr(tokens, token_kind)})
+                    usd = Decimal(str(pricing.compute_cost(one_kind.as_usage(), price)))
+                    line.usd[token_kind] = usd * (factor if (day, model, token_kind) == overbilled else 1)
+            costs.append(line)
+        return billing.Reports(usage, costs, reported)
