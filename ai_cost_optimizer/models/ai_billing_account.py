@@ -46,7 +46,7 @@ class AiBillingAccount(models.Model):
 
     # Access to the reports
     base_url = fields.Char(
-        string="Base URL", compute="_compute_base_url", store=True, readonly=False, required=True,
+        string="Base URL", compute="_compute_base_url", store=True, readonly=False, required=True, precompute=True,
         help="Anthropic: https://api.anthropic.com. OpenAI: https://api.openai.com/v1.",
     )
     # Read by system administrators only; sent to the provider and nowhere else (no log, no message).

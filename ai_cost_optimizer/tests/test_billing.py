@@ -221,6 +221,13 @@ class TestBilling(AiCostCase):
         with self.assertRaises(UserError):
             self.anthropic.provider_ids = foreign
 
+    def test_an_account_made_in_code_gets_its_kinds_report_address(self):
+        accounts = self.env["ai.billing.account"].create([
+            {"name": "Anthropic (made in code)", "kind": "anthropic"},
+            {"name": "OpenAI (made in code)", "kind": "openai"},
+        ])
+        self.assertEqual(accounts.mapped("base_url"), ["https://api.anthropic.com", "https://api.openai.com/v1"])
+
     def test_a_bad_period_is_refused(self):
         for period in ((self.today, self.today - timedelta(days=1)), (self.today - timedelta(days=400), self.today),
                        (False, self.today), ("not a date", self.today)):
