@@ -17,7 +17,7 @@ from ai_cost_optimizer.core.billing import (
     reconcile_day,
 )
 from ai_cost_optimizer.core.clients import chat
-from ai_cost_optimizer.core.pricing import compute_cost, lookup_price
+from ai_cost_optimizer.core.pricing import compute_cost, format_usd, lookup_price
 from ai_cost_optimizer.tests.fake_provider import api_key_id
 
 ADMIN_KEY = "sk-test-admin-0123456789abcdef"
@@ -150,8 +150,8 @@ def test_other_keys_usage_is_explained_and_priced():
     bill = BillDay(True, True, OURS, others, usd=billed(OURS + others), other_key_ids={"apikey_b", "apikey_a"})
     outcome = reconcile_day(ledger(), bill, PRICE, TOLERANCE)
     assert outcome.status == "explained"
-    assert (f"1000000 tokens came from other API keys of the organization (apikey_a, apikey_b; "
-            f"about ${PRICE.input_per_mtok:.4f} at genai-prices)") in outcome.explanation
+    assert (f"1,000,000 tokens came from other API keys of the organization (apikey_a, apikey_b; "
+            f"about {format_usd(PRICE.input_per_mtok)} at genai-prices)") in outcome.explanation
 
 
 def test_without_key_ids_extra_usage_is_possibly_from_outside_odoo():
@@ -166,7 +166,7 @@ def test_a_different_billed_price_is_unexplained_with_the_implied_price():
     bill = BillDay(True, True, OURS, usd=billed(OURS, output=PRICE.output_per_mtok * 2))
     outcome = reconcile_day(ledger(), bill, PRICE, TOLERANCE)
     assert outcome.status == "unexplained"
-    assert f"output tokens billed ${OURS.output * PRICE.output_per_mtok / 1e6:+.4f}" in outcome.explanation
+    assert f"output tokens billed {format_usd(OURS.output * PRICE.output_per_mtok / 1e6)} more" in outcome.explanation
     assert f"${PRICE.output_per_mtok * 2:.4g} per million where genai-prices says ${PRICE.output_per_mtok:.4g}" \
         in outcome.explanation
 
@@ -189,7 +189,7 @@ def test_failed_attempts_billed_there_are_named():
     bill = BillDay(True, True, OURS + failed, usd=billed(OURS + failed))
     outcome = reconcile_day(ledger(failed_attempts=2), bill, PRICE, TOLERANCE)
     assert outcome.status == "explained"
-    assert "2 attempts failed here but were billed there (30000 tokens" in outcome.explanation
+    assert "2 attempts failed here but were billed there (30,000 tokens" in outcome.explanation
 
 
 def test_a_day_not_reported_is_pending():
@@ -201,5 +201,5 @@ def test_less_on_the_bill_than_in_the_ledger_is_unexplained():
     half = TokenCounts(uncached_input=50_000, output=25_000, requests=5)
     outcome = reconcile_day(ledger(), BillDay(True, True, half, usd=billed(half)), PRICE, TOLERANCE)
     assert outcome.status == "unexplained"
-    assert "the ledger holds 75000 tokens more than the bill" in outcome.explanation
+    assert "the ledger holds 75,000 tokens more than the bill" in outcome.explanation
     assert outcome.diff_tokens == -75_000

@@ -26,7 +26,7 @@ from typing import Any
 import requests
 
 from .clients.base import connection_reason, parse_retry_after, redact
-from .pricing import ModelPrice, compute_cost
+from .pricing import ModelPrice, compute_cost, format_usd
 from .usage import Usage
 
 KINDS = ("anthropic", "openai")
@@ -451,7 +451,7 @@ def price_differences(bill: BillDay, price: ModelPrice | None, tolerance: Tolera
             continue
         implied = billed / count * 1e6
         found.append(
-            f"{TOKEN_KIND_LABELS[kind]} tokens billed ${billed - expected:+.4f} against genai-prices: "
+            f"{TOKEN_KIND_LABELS[kind]} tokens billed {_more_or_less(billed - expected)} than at genai-prices: "
             f"${implied:.4g} per million where genai-prices says ${_rate(price, kind):.4g}"
         )
     return found
@@ -463,7 +463,12 @@ def _genai_cost(tokens: TokenCounts, price: ModelPrice | None) -> float:
 
 
 def _genai_cost_text(tokens: TokenCounts, price: ModelPrice | None) -> str:
-    return f"about ${_genai_cost(tokens, price):.4f} at genai-prices" if price else "unpriced at genai-prices"
+    return f"about {format_usd(_genai_cost(tokens, price))} at genai-prices" if price else "unpriced at genai-prices"
+
+
+def _more_or_less(usd: float) -> str:
+    """A signed difference in words, as a person writes it: '$0.699 more', '$0.12 less'."""
+    return f"{format_usd(abs(usd))} {'more' if usd >= 0 else 'less'}"
 
 
 def reconcile_day(ledger: LedgerDay, bill: BillDay, price: ModelPrice | None, tolerance: Tolerance) -> Outcome:
@@ -487,22 +492,22 @@ def reconcile_day(ledger: LedgerDay, bill: BillDay, price: ModelPrice | None, to
         explained_usd += _genai_cost(bill.others, price)
         # An empty id is usage without a key: Anthropic's Workbench, for one.
         keys = ", ".join(sorted(key or "no key" for key in bill.other_key_ids))
-        parts.append(f"{bill.others.total} tokens came from other API keys of the organization "
+        parts.append(f"{bill.others.total:,} tokens came from other API keys of the organization "
                      f"({keys}; {_genai_cost_text(bill.others, price)})")
     if excess.total > 0:
         if ledger.failed_attempts:
             explained_usd += _genai_cost(excess, price)
-            parts.append(f"{ledger.failed_attempts} attempts failed here but were billed there "
-                         f"({excess.total} tokens, {_genai_cost_text(excess, price)})")
+            parts.append(f"{ledger.failed_attempts:,} attempts failed here but were billed there "
+                         f"({excess.total:,} tokens, {_genai_cost_text(excess, price)})")
         elif not bill.keys_known:
             explained_usd += _genai_cost(excess, price)
-            parts.append(f"the bill holds {excess.total} tokens more than the ledger "
+            parts.append(f"the bill holds {excess.total:,} tokens more than the ledger "
                          f"({_genai_cost_text(excess, price)}), possibly usage from outside Odoo: set the "
                          "providers' API key id to tell it apart")
     elif excess.total < 0:
-        parts.append(f"the ledger holds {-excess.total} tokens more than the bill")
+        parts.append(f"the ledger holds {-excess.total:,} tokens more than the bill")
     if ledger.cost_unknown_calls:
-        parts.append(f"{ledger.cost_unknown_calls} calls are held as cost unknown in the ledger")
+        parts.append(f"{ledger.cost_unknown_calls:,} calls are held as cost unknown in the ledger")
     prices = price_differences(bill, price, tolerance)
     residual = diff_usd - explained_usd
 
@@ -516,10 +521,13 @@ def reconcile_day(ledger: LedgerDay, bill: BillDay, price: ModelPrice | None, to
     else:
         status = "unexplained"
         if not tolerance.allows(residual, bill.billed_usd):
-            parts.append(f"${residual:+.4f} of the difference has no explanation")
+            parts.append(f"{_more_or_less(residual)} billed than explained")
     if status == "matched":
         sentence = "The bill matches the ledger within tolerance."
     else:
-        sentence = f"Billed ${bill.billed_usd:.4f} against ${ledger.cost_usd:.4f} in the ledger: " + "; ".join(parts)
+        sentence = (
+            f"Billed {format_usd(bill.billed_usd)} against {format_usd(ledger.cost_usd)} in the ledger: "
+            + "; ".join(parts)
+        )
         sentence += "."
     return Outcome(status, sentence, diff_tokens, diff_usd)

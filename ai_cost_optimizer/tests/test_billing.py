@@ -76,7 +76,7 @@ class TestBilling(AiCostCase):
                                    {"input_tokens": 40_000, "output_tokens": 1_000})
         [row] = self.reconcile_today(self.anthropic)
         self.assertEqual((row.status, row.other_keys_tokens), ("explained", 41_000))
-        self.assertIn(f"41000 tokens came from other API keys of the organization ({api_key_id('sk-test-console')}; "
+        self.assertIn(f"41,000 tokens came from other API keys of the organization ({api_key_id('sk-test-console')}; "
                       "about $", row.explanation)
         self.assertEqual(row.diff_tokens, 41_000)
 
@@ -86,7 +86,7 @@ class TestBilling(AiCostCase):
                                    {"input_tokens": 40_000, "output_tokens": 1_000})
         [row] = self.reconcile_today(self.anthropic)
         self.assertEqual((row.status, row.other_keys_tokens), ("explained", 0))
-        self.assertIn("41000 tokens more than the ledger", row.explanation)
+        self.assertIn("41,000 tokens more than the ledger", row.explanation)
         self.assertIn("possibly usage from outside Odoo", row.explanation)
 
     def test_a_billed_price_above_genai_prices_is_unexplained_and_notifies_once_a_day(self):
@@ -97,7 +97,7 @@ class TestBilling(AiCostCase):
         self.fake.set_billed_price(self.gpt.model, "output", genai_output * 3)
         [row] = self.reconcile_today(self.openai)
         self.assertEqual(row.status, "unexplained")
-        self.assertIn("output tokens billed $+", row.explanation)
+        self.assertIn("more than at genai-prices", row.explanation)
         self.assertIn(f"${genai_output * 3:.4g} per million where genai-prices says ${genai_output:.4g}",
                       row.explanation)
         self.assertGreater(row.diff_usd, 0)

@@ -138,7 +138,7 @@ class TestDemoData(TransactionCase):
         unexplained = rows.filtered(lambda row: row.status == "unexplained")
         self.assertEqual(len(unexplained), 1, unexplained.mapped("explanation"))
         self.assertEqual(unexplained.account_id.kind, "openai")
-        self.assertIn("output tokens billed $+", unexplained.explanation)
+        self.assertIn("output tokens billed $", unexplained.explanation)
         self.assertIn("per million where genai-prices says", unexplained.explanation)
         self.assertGreater(unexplained.diff_usd, 0)
         explained = rows.filtered(lambda row: row.status == "explained")
