@@ -9,7 +9,7 @@ from odoo.http import request
 
 from ..core.messages import check_label, check_model_name, short_repr
 from ..core.periods import NAMED_PERIODS, named_period_bounds
-from ..models.ai_service import MAX_RECORD_ID
+from ..core.request import MAX_RECORD_ID
 from ..models.ir_http import json_error
 
 COST_FILTERS = {"period", "start", "end", "operation", "user", "provider", "res_model", "res_id"}

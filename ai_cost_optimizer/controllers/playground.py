@@ -52,7 +52,7 @@ class PlaygroundStream(http.Controller):
 
         On a cursor of its own, opened when the server starts reading this generator: the request's is closed
         by then. It commits when the generator ends, also after an error: the gateway's rows, which may be held
-        in this transaction (see kept_cursors.run_in_own_transaction), and the playground's answer."""
+        in this transaction (see ledger.cursors.run_in_own_transaction), and the playground's answer."""
         with registry.cursor() as cr:
             playground = api.Environment(cr, uid, context)["ai.cost.playground"].browse(playground_id)
             stream = None

@@ -50,6 +50,7 @@ class GatewayCall:
     estimate: TokenEstimate | None = None
     context_size_tokens: int = 0
     prompt_hash: str | None = None
+    text_tokens: list[int] = field(default_factory=list)  # an embedding call's, one count per text
 
     # The response cache
     response_key: str | None = None  # fixed at the lookup: a re-routed call stores its answer under it
@@ -65,6 +66,7 @@ class GatewayCall:
     budget: dict | None = None  # {'status': 'ok'|'warning'|'switched'|'blocked', 'message', ...}
     budget_periods: list[int] = field(default_factory=list)  # the periods that hold the reservations
     budget_reservations: list[int] = field(default_factory=list)
+    budget_rules: dict = field(default_factory=dict)  # the BudgetRule of each budget that holds a reservation
     budget_switch: dict | None = None  # the recommendation a budget's auto-switch followed
 
     # The provider's answer

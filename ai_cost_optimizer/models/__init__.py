@@ -17,6 +17,7 @@ from . import ai_token_waste_finding
 from . import ai_token_analytics
 from . import ai_response_cache
 from . import res_company
+from . import res_partner
 from . import res_config_settings
 from . import ai_cost_report
 from . import ai_cost_dashboard
@@ -30,6 +31,11 @@ from . import ai_provider_benchmark_report
 from . import ai_provider_experiment
 from . import ai_provider_experiment_arm
 from . import ai_provider_experiment_assignment
+from . import ai_service_validation
+from . import ai_service_routing
+from . import ai_service_budget
+from . import ai_service_dispatch
+from . import ai_service_ledger
 from . import ai_service
 from . import ai_billing_account
 from . import ai_billing_report_line

@@ -1,3 +1,7 @@
+"""ai.cost.budget, one model in one file as Odoo's apps keep them: over 400 lines because a budget is both
+a record (scope, thresholds, alerts, actions, its periods' figures) and the rule the gateway applies to every
+call (BudgetRule, the cached rules, the reservation); splitting it would re-open the model in a second file."""
+
 from collections import namedtuple
 from contextlib import nullcontext
 
@@ -10,7 +14,7 @@ from ..core import budget as budget_math
 from ..core import pricing
 from ..core.messages import check_label, is_finite_number, short_repr
 from ..core.usage import Usage
-from ..kept_cursors import is_test_transaction
+from ..ledger.cursors import test_mode
 from .ai_cost_budget_period import PeriodBounds, period_range_label
 from .ai_service_provider_price import PRICE_DIGITS
 
@@ -38,6 +42,10 @@ class BudgetRule(namedtuple("BudgetRule", [
             and (not self.provider_ids or provider_id in self.provider_ids)
             and (not self.operations or operation in self.operations)
         )
+
+    def crossed_thresholds(self, spend, alerted_up_to):
+        """The alert thresholds (percent) that a period's `spend` reaches beyond those already alerted."""
+        return budget_math.crossed_thresholds(self.thresholds, alerted_up_to, spend / self.budget_amount * 100)
 
     def status(self, committed, estimate):
         """The action a call estimated at `estimate` triggers when `committed` is spent or reserved."""
@@ -233,7 +241,7 @@ class AiCostBudget(models.Model):
         return self.env.context.get("ai_budget_now") or fields.Datetime.now()
 
     def _tz(self):
-        return self.company_id.partner_id.tz or "UTC"
+        return self.env["res.company"]._ai_gateway_settings(self.company_id.id).tz
 
     def _now_local_day(self):
         self.ensure_one()
@@ -274,11 +282,11 @@ class AiCostBudget(models.Model):
         reads its own budgets: in test mode that cursor shares the test's transaction, and a test's
         TransactionCase reads on its own cursor. (Flush the budgets first, and only them: flushing
         everything would write, and log at DEBUG level, a pending provider key.)"""
-        in_test = is_test_transaction(self.env.cr)
-        if in_test or self.env.registry.in_test_mode():
+        in_test = test_mode(self.env.cr, self.env.registry)
+        if in_test:
             for model in ("ai.cost.budget", "ai.cost.budget.operation"):
                 self.env[model].flush_model()
-        with nullcontext(self.env.cr) if in_test else self.env.registry.cursor() as cr:
+        with nullcontext(self.env.cr) if in_test == "transaction" else self.env.registry.cursor() as cr:
             Budget = self.env(cr=cr, su=True)["ai.cost.budget"].with_context(active_test=True)
             return tuple(budget._rule() for budget in Budget.search([("company_id", "=", company_id)]))
 
@@ -293,7 +301,7 @@ class AiCostBudget(models.Model):
     def _matching_rules(self, user, provider, operation):
         """The rules of the active budgets of the provider's company whose scope holds the call."""
         return [
-            rule for rule in self._company_rules(provider.company_id.id)
+            rule for rule in self._company_rules(provider._gateway_profile().company_id)
             if rule.matches(user.id, provider.id, operation)
         ]
 
@@ -336,9 +344,6 @@ class AiCostBudget(models.Model):
         self.ensure_one()
         return budget_math.parse_thresholds(self.alert_thresholds)
 
-    def _crossed_thresholds(self, spend, alerted_up_to):
-        self.ensure_one()
-        return budget_math.crossed_thresholds(self._thresholds(), alerted_up_to, spend / self.budget_amount * 100)
 
     def check_budget(self, estimated_cost):
         """Evaluate these budgets for a call estimated at `estimated_cost` USD, reserving nothing.
@@ -412,12 +417,13 @@ class AiCostBudget(models.Model):
 
         `switch(call)` is called when a budget asks for the cheapest provider; it moves the call to
         that provider and returns True, or returns False when no cheaper one qualifies. Stores the
-        reservations in call.budget_reservations and call.budget_periods and returns the result.
+        reservations in call.budget_reservations and call.budget_periods, the rules in call.budget_rules, and
+        returns the result.
         """
         # Everything Python needs (rules, timezone, price) comes from caches: the database sees one
         # statement per check (ai.cost.budget.period's HOLD_SQL), two when a budget switches the call.
         now = self._now()
-        tz = call.provider.company_id.partner_id.tz or "UTC"
+        tz = self.env["res.company"]._ai_gateway_settings(call.provider._gateway_profile().company_id).tz
         bounds = {rule.id: budget_math.current_period(now, tz, rule.period_type) for rule in rules}
         estimate = self._estimate_cost(call.provider, call)
         outcomes, holds = self._hold_on_periods(rules, bounds, estimate, honour_switch=True)
@@ -436,6 +442,7 @@ class AiCostBudget(models.Model):
         if holds:
             call.budget_periods = [period_id for period_id, _reservation_id in holds]
             call.budget_reservations = [reservation_id for _period_id, reservation_id in holds]
+            call.budget_rules = {rule.id: rule for rule in rules}
         result["estimated_cost"] = estimate
         return result
 

@@ -4,7 +4,7 @@ from datetime import timedelta
 from odoo import api, fields, models
 from odoo.tools import SQL, format_date
 
-from ..kept_cursors import STATEMENT_CURSORS, execute_prepared, run_in_own_transaction
+from ..ledger.cursors import STATEMENT_CURSORS, execute_prepared, run_in_own_transaction
 from .ai_service_provider_price import PRICE_DIGITS
 
 # A reservation older than this belongs to a call whose worker died: the cron releases it.
@@ -22,7 +22,7 @@ def period_range_label(env, date_start, date_end):
     return f"{format_date(env, date_start)} – {format_date(env, date_end - timedelta(days=1))}"
 
 # Check and reserve in ONE statement, in a transaction of its own (autocommit: no BEGIN/COMMIT round
-# trips), prepared once on each kept cursor (see kept_cursors `execute_prepared`, which its casts let type
+# trips), prepared once on each kept cursor (see ledger.cursors `execute_prepared`, which its casts let type
 # the parameters): lock the budgets' period rows in id order
 # (concurrent checks never deadlock), and hold the estimate on all of them only when every row exists and
 # the call passes no block line, nor a switch line when `honour_switch` (a switched call is re-estimated on
@@ -187,10 +187,11 @@ class AiCostBudgetPeriod(models.Model):
             released[period_id] = released.get(period_id, 0.0) + amount
         return released
 
-    def _settle(self, reservation_ids, actual_cost):
+    def _settle(self, reservation_ids, actual_cost, rules=None):
         """Replace the reservations of a finished call with its actual cost, then send the alerts
         of the thresholds the new spend reaches. Runs on the ledger transaction, so the spend
-        commits together with the usage row."""
+        commits together with the usage row. `rules`: the periods' budgets as the call was checked against
+        them ({budget id: BudgetRule}), so that their thresholds are not read again."""
         released = self._unreserve(reservation_ids)
         crossed = []
         for period in self.sorted("id"):
@@ -200,11 +201,12 @@ class AiCostBudgetPeriod(models.Model):
                       SET spend = spend + %(cost)s, reserved = GREATEST(reserved - %(released)s, 0),
                           call_count = call_count + 1
                     WHERE id = %(id)s
-                RETURNING spend, alerted_up_to""",
+                RETURNING spend, alerted_up_to, budget_id""",
                 cost=actual_cost or 0.0, released=released.get(period.id, 0.0), id=period.id,
             ))
-            spend, alerted_up_to = self.env.cr.fetchone()
-            thresholds = period.budget_id._crossed_thresholds(spend, alerted_up_to or 0.0)
+            spend, alerted_up_to, budget_id = self.env.cr.fetchone()
+            rule = (rules or {}).get(budget_id) or period.budget_id._rule()
+            thresholds = rule.crossed_thresholds(spend, alerted_up_to or 0.0)
             if thresholds:
                 # The row is locked by the UPDATE above until this transaction ends: no other
                 # worker can read the old marker and send the same alert.

@@ -1,3 +1,7 @@
+"""The demo company's data (ai.cost.demo): over 400 lines because it writes a month of every screen's data
+(calls, budgets, waste, benchmarks, experiments, billing reports) from one seeded generator, so that the
+figures agree with each other; each section is one method."""
+
 import itertools
 import math
 import random
@@ -360,7 +364,7 @@ class AiCostDemo(models.AbstractModel):
             "call_count": 0, "alerted_up_to": 0.0,
         })
         period._rebuild_from_ledger()
-        crossed = budget._crossed_thresholds(period.spend, 0)
+        crossed = budget._rule().crossed_thresholds(period.spend, 0)
         for threshold, when in self._demo_crossings(budget, bounds, crossed):
             period.spend = budget.budget_amount * threshold / 100
             activities = budget.activity_ids

@@ -5,7 +5,7 @@ from odoo.tools import SQL
 from ..core import recommendation as ranking_rules
 from ..core.messages import check_code, is_finite_number, short_repr
 from ..core.recommendation import Candidate
-from .ai_service import MAX_RECORD_ID
+from ..core.request import MAX_RECORD_ID
 from .ai_service_provider import CANDIDATE_FIELDS
 
 

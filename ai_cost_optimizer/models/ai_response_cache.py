@@ -3,7 +3,7 @@ from datetime import timedelta
 from odoo import api, fields, models
 from odoo.tools import SQL
 
-from ..kept_cursors import STATEMENT_CURSORS, execute_prepared, holds_call_rows
+from ..ledger.cursors import STATEMENT_CURSORS, execute_prepared, holds_call_rows
 from .ai_service_provider_price import PRICE_DIGITS
 
 
@@ -62,13 +62,14 @@ class AiResponseCache(models.Model):
 
         An upsert: two workers answering the same request at once must not make the ledger
         transaction fail on the unique key."""
-        if company.ai_prompt_retention == "none" or not company.ai_prompt_retention_days:
+        settings = company._ai_gateway_settings(company.id)
+        if settings.prompt_retention == "none" or not settings.prompt_retention_days:
             return None
         now = fields.Datetime.now()
         # The cache keeps answers no longer than the ledger keeps completions.
         expires_at = min(
-            now + timedelta(hours=company.ai_response_cache_ttl_hours),
-            now + timedelta(days=company.ai_prompt_retention_days),
+            now + timedelta(hours=settings.response_cache_ttl_hours),
+            now + timedelta(days=settings.prompt_retention_days),
         )
         return SQL(
             """INSERT INTO ai_response_cache

@@ -1,8 +1,13 @@
+"""ai.service.provider, one model in one file as Odoo's apps keep them: over 400 lines because a provider
+carries its endpoint, its genai-prices price versions, its benchmark figures and the profile the gateway caches;
+splitting it would re-open the model in a second file."""
+
 import logging
 import math
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
-from odoo import api, fields, models
+from odoo import api, fields, models, tools
 from odoo.exceptions import UserError, ValidationError
 
 from ..core import pricing
@@ -27,6 +32,12 @@ CANDIDATE_FIELDS = (
     "company_id", "active", "sequence", "name", "quality_score", "context_window", "cost_unknown", "input_price",
     "output_price", "api_key", "api_key_required", "benchmark_quality", "benchmark_quality_samples", "task_type_ids",
 )
+# What the gateway reads of a provider on every call, cached (_gateway_profile).
+PROFILE_FIELDS = (
+    "name", "company_id", "active", "kind", "base_url", "api_key", "api_key_required", "model", "timeout",
+    "max_retries", "retry_backoff", "enable_prompt_caching", "context_window", "max_output_tokens", "quality_score",
+    "enable_waste_detection", "enable_cost_optimization", "auto_switch_provider",
+)
 # genai-prices' price list guessed from the base URL (an Anthropic endpoint is guessed from its kind).
 PROVIDER_HINTS = {
     "azure": "azure",
@@ -45,6 +56,23 @@ PROVIDER_HINTS = {
 }
 
 
+class ProviderProfile(NamedTuple):
+    """What the gateway reads of a provider on every call (see _gateway_profile). `config` is None when the
+    provider needs an API key and has none."""
+
+    name: str
+    company_id: int
+    active: bool
+    model: str
+    context_window: int
+    max_output_tokens: int
+    quality_score: int
+    enable_waste_detection: bool
+    enable_cost_optimization: bool
+    auto_switch_provider: bool
+    config: ProviderConfig | None
+
+
 class AiServiceProvider(models.Model):
     """One provider endpoint and model. It caches the benchmark figures the optimizer ranks with
     (written by ai.provider.benchmark), so that a recommendation reads no benchmark rows."""
@@ -53,7 +81,7 @@ class AiServiceProvider(models.Model):
     _inherit = ["ai.cost.gateway.cache.mixin"]
     _description = "AI Provider"
     _order = "sequence, name, id"
-    _gateway_cache_fields = CANDIDATE_FIELDS
+    _gateway_cache_fields = CANDIDATE_FIELDS + PROFILE_FIELDS
 
     # Identity and endpoint
     name = fields.Char(required=True)
@@ -415,37 +443,66 @@ class AiServiceProvider(models.Model):
     # ------------------------------------------------------------------
     # Gateway helpers
     # ------------------------------------------------------------------
+    def _gateway_profile(self):
+        """This provider as the gateway reads it (ProviderProfile): cached, as every call reads it and it seldom
+        changes; reading the record instead loads its row again after each commit of the caller."""
+        self.ensure_one()
+        return self._gateway_profile_cached(self.id)
+
+    @tools.ormcache("provider_id")
+    def _gateway_profile_cached(self, provider_id):
+        provider = self.sudo().browse(provider_id)
+        api_key = provider.api_key or ""
+        config = None
+        if api_key or not provider.api_key_required:
+            config = ProviderConfig(
+                kind=provider.kind,
+                base_url=provider.base_url or "",
+                api_key=api_key,
+                model=provider.model,
+                timeout=provider.timeout,
+                max_retries=provider.max_retries,
+                backoff_base=provider.retry_backoff,
+                prompt_caching=provider.enable_prompt_caching,
+            )
+        return ProviderProfile(
+            name=provider.name,
+            company_id=provider.company_id.id,
+            active=provider.active,
+            model=provider.model,
+            context_window=provider.context_window,
+            max_output_tokens=provider.max_output_tokens,
+            quality_score=provider.quality_score,
+            enable_waste_detection=provider.enable_waste_detection,
+            enable_cost_optimization=provider.enable_cost_optimization,
+            auto_switch_provider=provider.auto_switch_provider,
+            config=config,
+        )
+
     def _serves_max_tokens(self, max_tokens):
         """Whether this provider's output limit allows `max_tokens`; an unknown limit (0) refuses nothing."""
-        self.ensure_one()
-        return not self.max_output_tokens or max_tokens <= self.max_output_tokens
+        limit = self._gateway_profile().max_output_tokens
+        return not limit or max_tokens <= limit
 
     def _fits_context(self, tokens):
         """Whether a prompt of `tokens` fits this provider's context window (an unknown one fits all)."""
-        self.ensure_one()
-        return fits_context_window(tokens, self.context_window)
+        return fits_context_window(tokens, self._gateway_profile().context_window)
 
     def _waste_detection_enabled(self):
         """Waste rules run for this provider's calls unless it or its company switched them off."""
-        self.ensure_one()
-        return self.enable_waste_detection and self.company_id.ai_enable_waste_detection
+        profile = self._gateway_profile()
+        return profile.enable_waste_detection and self.env["res.company"]._ai_gateway_settings(
+            profile.company_id
+        ).enable_waste_detection
 
     def _client_config(self):
-        """The connection settings for core.clients; reads the key as superuser, never logs it."""
-        self.ensure_one()
-        api_key = self.sudo().api_key or ""
-        if not api_key and self.api_key_required:
-            raise UserError(self.env._("Provider '%s' has no API key. A system administrator must set one.", self.name))
-        return ProviderConfig(
-            kind=self.kind,
-            base_url=self.base_url or "",
-            api_key=api_key,
-            model=self.model,
-            timeout=self.timeout,
-            max_retries=self.max_retries,
-            backoff_base=self.retry_backoff,
-            prompt_caching=self.enable_prompt_caching,
-        )
+        """The connection settings for core.clients (the key read as superuser, never logged)."""
+        profile = self._gateway_profile()
+        if profile.config is None:
+            raise UserError(
+                self.env._("Provider '%s' has no API key. A system administrator must set one.", profile.name)
+            )
+        return profile.config
 
     # ------------------------------------------------------------------
     # Benchmarks

@@ -11,7 +11,8 @@ class AiServiceProviderPrice(models.Model):
     _inherit = ["ai.cost.gateway.cache.mixin"]
     _description = "AI Provider Price Version"
     _order = "provider_id, date_start desc, id desc"
-    _gateway_cache_fields = ("provider_id", "date_start")  # see _versions
+    # See _versions and _core_price.
+    _gateway_cache_fields = ("provider_id", "date_start", "source", "model", "price_provider", *PRICE_FIELDS)
 
     provider_id = fields.Many2one("ai.service.provider", required=True, ondelete="cascade", index=True)
     company_id = fields.Many2one(related="provider_id.company_id", store=True)
@@ -71,16 +72,21 @@ class AiServiceProviderPrice(models.Model):
         return tuple((price.date_start, price.id) for price in prices)
 
     def _as_core_price(self):
-        """The price as a core.pricing.ModelPrice, for cost computation."""
+        """The price as a core.pricing.ModelPrice, for cost computation; cached, as every call reads it."""
         self.ensure_one()
-        model = self.model or self.provider_id.model or ""
+        return self._core_price_cached(self.id)
+
+    @tools.ormcache("price_id")
+    def _core_price_cached(self, price_id):
+        price = self.sudo().browse(price_id)
+        model = price.model or price.provider_id.model or ""
         return ModelPrice(
-            input_per_mtok=self.input_price,
-            output_per_mtok=self.output_price,
-            cache_read_per_mtok=self.cache_read_price or None,
-            cache_write_per_mtok=self.cache_write_price or None,
-            source=self.source,
+            input_per_mtok=price.input_price,
+            output_per_mtok=price.output_price,
+            cache_read_per_mtok=price.cache_read_price or None,
+            cache_write_per_mtok=price.cache_write_price or None,
+            source=price.source,
             model_ref=model,
             model=model,
-            price_provider=self.price_provider or None,
+            price_provider=price.price_provider or None,
         )

@@ -1,7 +1,6 @@
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, ValidationError
 from odoo.tools import SQL, create_index
-from odoo.tools.sql import drop_index
 
 from ..core import pricing
 from ..core.messages import check_label, short_repr
@@ -155,16 +154,11 @@ class AiTokenUsage(models.Model):
             "CREATE INDEX IF NOT EXISTS ai_token_usage_waste_saved_idx ON ai_token_usage "
             "(could_have_saved_usd DESC, create_date) WHERE waste_detected"
         )
-        # It supersedes the plain waste_detected index of earlier versions (Odoo keeps a dropped index).
-        drop_index(self.env.cr, "ai_token_usage__waste_detected_index", self._table)
         # Constant-time look-ups of the waste rules: an earlier identical prompt or prefix,
         # of the same company, within a time window.
         create_index(
             self.env.cr, "ai_token_usage_waste_prompt_idx", self._table, ["prompt_hash", "company_id", "create_date"]
         )
-        # It supersedes the plain prompt_hash index of earlier versions (Odoo keeps a dropped index):
-        # one index less to maintain on every call.
-        drop_index(self.env.cr, "ai_token_usage__prompt_hash_index", self._table)
         create_index(
             self.env.cr, "ai_token_usage_waste_prefix_idx", self._table,
             ["static_prefix_hash", "provider_id", "create_date"], where="static_prefix_hash IS NOT NULL",

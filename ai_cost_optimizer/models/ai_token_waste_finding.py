@@ -8,8 +8,8 @@ from ..core import pricing
 from ..core import waste as waste_rules
 from ..core.tokens import count_message_tokens, count_text_tokens
 from ..core.usage import Usage
-from ..kept_cursors import execute_prepared
-from ..ledger import NOW
+from ..ledger.cursors import execute_prepared
+from ..ledger.statement import NOW
 from .ai_service_provider_price import PRICE_DIGITS
 
 RULE_LABELS = {

@@ -1,3 +1,5 @@
+from typing import NamedTuple
+
 from markupsafe import Markup
 
 from odoo import api, fields, models, tools
@@ -17,7 +19,36 @@ WASTE_FIELDS = (
     "ai_waste_history_min_tokens",
     "ai_waste_cache_window_minutes",
 )
-WASTE_SET = frozenset(WASTE_FIELDS)
+# The settings every gateway call reads, cached per company (_ai_gateway_settings).
+GATEWAY_FIELDS = (
+    "ai_default_provider_id",
+    "ai_default_mode",
+    "ai_enable_cost_optimization",
+    "ai_auto_switch_provider",
+    "ai_fallback_on_failure",
+    "ai_enable_waste_detection",
+    "ai_response_cache",
+    "ai_response_cache_ttl_hours",
+    "ai_prompt_retention",
+    "ai_prompt_retention_days",
+)
+CACHED_SET = frozenset(WASTE_FIELDS + GATEWAY_FIELDS)
+
+
+class GatewaySettings(NamedTuple):
+    """A company's settings as the gateway reads them on every call."""
+
+    default_provider_id: int
+    default_mode: str
+    enable_cost_optimization: bool
+    auto_switch_provider: bool
+    fallback_on_failure: bool
+    enable_waste_detection: bool
+    response_cache: bool
+    response_cache_ttl_hours: int
+    prompt_retention: str
+    prompt_retention_days: int
+    tz: str  # the company's timezone, which sets its budgets' periods
 
 
 class ResCompany(models.Model):
@@ -162,11 +193,35 @@ class ResCompany(models.Model):
 
     def write(self, vals):
         result = super().write(vals)
-        if WASTE_SET.intersection(vals):
-            # The thresholds are cached per company (_ai_waste_settings_cached); the registry signaling
-            # clears the cache of every worker.
-            self.env.registry.clear_cache()
+        if CACHED_SET.intersection(vals):
+            # Cached per company (_ai_gateway_settings, _ai_waste_settings_cached), cleared as the records
+            # of ai.cost.gateway.cache.mixin are.
+            self.env["ai.cost.gateway.cache.mixin"]._clear_gateway_cache()
         return result
+
+    # ------------------------------------------------------------------------------------------------
+    # Gateway settings
+    # ------------------------------------------------------------------------------------------------
+
+    @api.model
+    @tools.ormcache("company_id")
+    def _ai_gateway_settings(self, company_id):
+        """The company's gateway settings (GatewaySettings): cached, as every call reads them and they
+        seldom change; reading the company instead loads all of its columns after each commit."""
+        company = self.sudo().browse(company_id)
+        return GatewaySettings(
+            default_provider_id=company.ai_default_provider_id.id,
+            default_mode=company.ai_default_mode or "passthrough",
+            enable_cost_optimization=company.ai_enable_cost_optimization,
+            auto_switch_provider=company.ai_auto_switch_provider,
+            fallback_on_failure=company.ai_fallback_on_failure,
+            enable_waste_detection=company.ai_enable_waste_detection,
+            response_cache=company.ai_response_cache,
+            response_cache_ttl_hours=company.ai_response_cache_ttl_hours,
+            prompt_retention=company.ai_prompt_retention,
+            prompt_retention_days=company.ai_prompt_retention_days,
+            tz=company.partner_id.tz or "UTC",
+        )
 
     # ------------------------------------------------------------------------------------------------
     # Waste rules
@@ -202,9 +257,10 @@ class ResCompany(models.Model):
     def _ai_retained_text(self, text):
         """The part of a prompt or completion this company keeps."""
         self.ensure_one()
-        if self.ai_prompt_retention == "none" or not text:
+        retention = self._ai_gateway_settings(self.id).prompt_retention
+        if retention == "none" or not text:
             return False
-        return text[:1000] if self.ai_prompt_retention == "truncated" else text
+        return text[:1000] if retention == "truncated" else text
 
     # ------------------------------------------------------------------------------------------------
     # Daily cost alerts

@@ -16,7 +16,7 @@ from . import test_waste_detection
 from . import test_response_cache
 from . import test_cost_analytics
 from . import test_cost_budget_concurrency
-from . import test_kept_cursors
+from . import test_ledger_cursors
 from . import test_bad_input
 from . import test_access
 from . import test_retention
@@ -32,6 +32,7 @@ from . import test_demo_data
 from . import test_money_screens
 from . import test_gateway_stream
 from . import test_gateway_tools
+from . import test_gateway_caches
 from . import test_gateway_embeddings
 from . import test_gateway_pricing
 from . import test_cost_api_embeddings

@@ -1,4 +1,5 @@
-"""A fake LLM provider on 127.0.0.1 speaking the real wire protocols, for tests and benchmarks.
+"""A fake LLM provider on 127.0.0.1 speaking the real wire protocols, for tests and benchmarks. Over 400 lines:
+it speaks both protocols with streaming and serves the providers' usage and cost reports.
 
 Anthropic ``POST /v1/messages`` and OpenAI ``POST /v1/chat/completions`` and ``POST /v1/embeddings``,
 with real request validation, real response shapes and deterministic token counts (``core.tokens``

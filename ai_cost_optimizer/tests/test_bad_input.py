@@ -1,5 +1,5 @@
-"""Malformed input to every entry point: a clear UserError/ValidationError, and no change in the
-database but the usage row of the refused call.
+"""Malformed input to every entry point (over 400 lines: a table of cases per entry point): a clear
+UserError/ValidationError, and no change in the database but the usage row of the refused call.
 
 One table of cases per entry point; a case is (label, arguments, fragment of the expected
 message). Arguments may hold ``Ref('attr')``, resolved to ``self.attr`` (a record made in

@@ -1,7 +1,7 @@
 from odoo import SUPERUSER_ID, api
 from odoo.tests import new_test_user, tagged
 
-from ..kept_cursors import HOLDS_CALL_ROWS
+from ..ledger.cursors import HOLDS_CALL_ROWS
 from .common import AiCostCase, CommittedProviderCase
 
 PROMPT = [{"role": "user", "content": "Summarize the onboarding rules of the new sales rep."}]

@@ -1,3 +1,5 @@
+"""Budgets: over 400 lines because each period type, threshold action and concurrency case is a test."""
+
 import math
 import random
 from datetime import date, datetime, timedelta

@@ -4,7 +4,7 @@ from odoo.tests import tagged
 
 from ..core.tokens import count_text_tokens
 from ..exceptions import AiBudgetExceeded, AiProviderError
-from ..models import ai_service
+from ..models import ai_service_dispatch
 from .common import AiCostCase, genai_price_of
 
 # genai-prices finds this model's price by its name alone (the fake provider's URL names no provider).
@@ -59,7 +59,7 @@ class TestGatewayEmbeddings(AiCostCase):
 
     def test_long_lists_go_in_batches_in_order(self):
         texts = [f"Lead number {index} asks for a quote." for index in range(7)]
-        self.patch(ai_service, "EMBED_BATCH_TEXTS", 3)
+        self.patch(ai_service_dispatch, "EMBED_BATCH_TEXTS", 3)
         result = self._embed(texts)
         requests = [request["json"]["input"] for request in self.fake.requests]
         self.assertEqual(requests, [texts[0:3], texts[3:6], texts[6:7]])
@@ -106,7 +106,7 @@ class TestGatewayEmbeddings(AiCostCase):
         self.assertEqual(sum(rows.mapped("cost_usd")), 0)
 
     def test_failure_after_paid_batches_records_their_cost(self):
-        self.patch(ai_service, "EMBED_BATCH_TEXTS", 2)
+        self.patch(ai_service_dispatch, "EMBED_BATCH_TEXTS", 2)
         self.fake.queue_responses([{}, {"status": 400, "message": "too long"}])
         before = len(self.usage_rows())
         try:

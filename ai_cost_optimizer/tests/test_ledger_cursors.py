@@ -9,10 +9,10 @@ from odoo.exceptions import UserError
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import SQL, mute_logger
 
-from .. import kept_cursors
 from ..core.call import GatewayCall
 from ..core.tokens import count_message_tokens
-from ..kept_cursors import LEDGER_CURSORS, MAX_KEPT, PREPARED, STATEMENT_CURSORS, KeptCursors, execute_prepared
+from ..ledger import cursors as kept_cursors
+from ..ledger.cursors import LEDGER_CURSORS, MAX_KEPT, PREPARED, STATEMENT_CURSORS, KeptCursors, execute_prepared
 from ..models.ai_token_usage import ROLLUP_MODELS
 from .common import CommittedProviderCase
 
@@ -215,7 +215,7 @@ class TestPreparedStatements(TransactionCase):
         # PostgreSQL cannot tell the types of two untyped parameters added: PREPARE fails, in a savepoint.
         with self.cursors.cursor(self.registry) as cr:
             cr.execute("CREATE TEMPORARY TABLE prepared_check (n int)")
-            with self.assertLogs("odoo.addons.ai_cost_optimizer.kept_cursors", "WARNING") as logs, \
+            with self.assertLogs("odoo.addons.ai_cost_optimizer.ledger.cursors", "WARNING") as logs, \
                     mute_logger("odoo.sql_db"):
                 execute_prepared(cr, SQL("SELECT %s + %s", 1, 2))
                 self.assertEqual(cr.fetchall(), [(3,)])

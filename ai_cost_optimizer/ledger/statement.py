@@ -4,12 +4,12 @@ The usage row itself goes through `ai.token.usage.create()`, so that the fields,
 overrides of other modules apply to it (its rollups are kept up to date there too). What follows it is
 derived from the call rather than from the row: on a served call the recommendation made for it, its waste
 findings and its response-cache entry. Raw SQL for the gateway overhead target (DESIGN section
-9): they are data-modifying CTEs of one statement, prepared once per connection (kept_cursors.py), where ORM
+9): they are data-modifying CTEs of one statement, prepared once per connection (ledger.cursors), where ORM
 create() calls would each cost a statement and about half a millisecond of Python."""
 
 from odoo.tools import SQL
 
-from .kept_cursors import execute_prepared
+from .cursors import execute_prepared
 
 # The transaction's timestamp, as Odoo's cr.now() gives it, read by the statement that writes it rather
 # than by a query of its own.

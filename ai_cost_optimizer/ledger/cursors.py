@@ -63,7 +63,7 @@ class KeptCursors:
     @contextmanager
     def cursor(self, registry):
         """A cursor of `registry`'s database, its transaction committed at the end of the block."""
-        if registry.in_test_mode():
+        if test_mode(registry=registry):
             with registry.cursor() as cr:
                 yield cr
             return
@@ -172,15 +172,21 @@ STATEMENT_CURSORS = KeptCursors(ISOLATION_LEVEL_AUTOCOMMIT, "SET synchronous_com
 LEDGER_CURSORS = KeptCursors(ISOLATION_LEVEL_READ_COMMITTED)
 
 
-def is_test_transaction(cr) -> bool:
-    """Whether `cr` is the cursor of the test being run (a TransactionCase's): its rows must roll back with it."""
-    return getattr(odoo.modules.module.current_test, "cr", None) is cr
+def test_mode(cr=None, registry=None) -> str | None:
+    """The one place where the addon asks whether it runs in a test. 'transaction': `cr` is the cursor of the
+    test being run (a TransactionCase's), whose rows must roll back with it; 'registry': `registry` is in Odoo's
+    test mode (an HttpCase's), where every new cursor joins the test's transaction; None outside tests."""
+    if cr is not None and getattr(odoo.modules.module.current_test, "cr", None) is cr:
+        return "transaction"
+    if registry is not None and registry.in_test_mode():
+        return "registry"
+    return None
 
 
 def holds_call_rows(cr) -> bool:
     """Whether the transaction of `cr` keeps the rows of its calls itself, rather than transactions of their own:
     a test's transaction, or one whose calls named a record of its own (see `run_in_own_transaction`)."""
-    return is_test_transaction(cr) or cr.postcommit.data.get(HOLDS_CALL_ROWS, False)
+    return test_mode(cr) == "transaction" or cr.postcommit.data.get(HOLDS_CALL_ROWS, False)
 
 
 def run_in_own_transaction(env, work, cursors: KeptCursors = LEDGER_CURSORS, references=None):

@@ -1,0 +1,49 @@
+from odoo import models
+
+from ..exceptions import AiBudgetExceeded
+from ..ledger.cursors import run_in_own_transaction
+
+
+class AiServiceBudget(models.AbstractModel):
+    """The budgets of a call's scope: its estimated cost held before it goes out, released when no provider
+    served it, replaced by its actual cost once the ledger holds it."""
+
+    _name = "ai.service.budget"
+    _description = "AI Gateway: Budgets"
+
+    def _reserve_budget(self, call):
+        """Check the call's budgets and hold its estimated cost; a blocked call is recorded and raises
+        AiBudgetExceeded."""
+        call.budget = self._check_budget(call) or {"status": "ok"}
+        if call.budget["status"] == "blocked":
+            self._record_usage(call, status="blocked", error=call.budget.get("message"))
+            raise AiBudgetExceeded(call.budget.get("message") or self.env._("A budget refused this AI call."))
+
+    def _check_budget(self, call):
+        """Check the budgets whose scope matches the call and reserve its estimated cost on them;
+        returns {'status': 'ok'|'warning'|'switched'|'blocked', 'message': ...} or None when no budget
+        applies. 'blocked' records the call and raises (send_message)."""
+        Budget = self.env["ai.cost.budget"].sudo()
+        rules = Budget._matching_rules(self.env.user, call.provider, call.operation)
+        if not rules:
+            return None
+        return Budget._reserve_for_call(rules, call, self._switch_to_cheapest)
+
+    def _release_budget(self, call):
+        """Release the budget reservation of a call that failed."""
+        if call.budget_reservations:
+            reservations, call.budget_reservations = call.budget_reservations, []
+
+            def release(cr):
+                env = self.env(cr=cr, su=True)
+                env["ai.cost.budget.period"].browse(call.budget_periods)._release(reservations)
+
+            run_in_own_transaction(self.env, release)
+
+    def _settle_budget(self, call, usage):
+        """Replace the budget reservation with the actual cost."""
+        if call.budget_periods:
+            periods = self.env["ai.cost.budget.period"].sudo().browse(call.budget_periods)
+            # The call's cost as the ledger statement wrote it: reading the row back would cost a query.
+            reservations, call.budget_reservations = call.budget_reservations, []
+            periods._settle(reservations, call.cost_usd, call.budget_rules)
