@@ -2,9 +2,9 @@
 
 import pytest
 
-from ai_cost_optimizer.core.clients import ProviderError, chat
+from ai_cost_optimizer.core.clients import ChatRequest, ProviderError, chat
 
-MESSAGES = [{"role": "user", "content": "Which desk fits a small office?"}]
+REQUEST = ChatRequest([{"role": "user", "content": "Which desk fits a small office?"}])
 
 
 @pytest.fixture(params=["anthropic", "openai"])
@@ -20,7 +20,7 @@ def test_each_failed_attempt_is_reported_before_the_retry(server, config, sleeps
     def record(error):
         failed.append((error.kind, error.attempts, len(server.requests)))
 
-    result = chat(config, MESSAGES, sleep=sleeps, on_attempt_failed=record)
+    result = chat(config, REQUEST, sleep=sleeps, on_attempt_failed=record)
     assert result.attempts == 3
     assert failed == [("server", 1, 1), ("rate_limit", 2, 2)]
 
@@ -30,6 +30,6 @@ def test_the_last_failed_attempt_is_reported_too(server, config, sleeps, faults,
     server.queue_responses(faults)
     failed = []
     with pytest.raises(ProviderError) as caught:
-        chat(config, MESSAGES, sleep=sleeps, on_attempt_failed=failed.append)
+        chat(config, REQUEST, sleep=sleeps, on_attempt_failed=failed.append)
     assert [error.attempts for error in failed] == list(range(1, attempts + 1))
     assert failed[-1] is caught.value

@@ -16,7 +16,7 @@ from ai_cost_optimizer.core.billing import (
     fetch_reports,
     reconcile_day,
 )
-from ai_cost_optimizer.core.clients import chat
+from ai_cost_optimizer.core.clients import ChatRequest, chat
 from ai_cost_optimizer.core.pricing import compute_cost, format_usd, lookup_price
 from ai_cost_optimizer.tests.fake_provider import api_key_id
 
@@ -34,7 +34,7 @@ def source(server, kind, key=ADMIN_KEY):
 def test_reports_hold_the_calls_answered_per_model_and_key_at_genai_prices(server, kind, anthropic_config,
                                                                         openai_config):
     config = anthropic_config if kind == "anthropic" else openai_config
-    result = chat(config, MESSAGES, max_tokens=100)
+    result = chat(config, ChatRequest(MESSAGES, max_tokens=100))
 
     reports = fetch_reports(source(server, kind), TODAY, TODAY)
 

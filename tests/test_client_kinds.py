@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from ai_cost_optimizer.core.clients import ProviderError, chat, embed, open_stream
+from ai_cost_optimizer.core.clients import ChatRequest, ProviderError, chat, embed, open_stream
 from ai_cost_optimizer.core.clients.anthropic_client import RESPONSE_TOOL
 from ai_cost_optimizer.core.tokens import count_message_tokens, count_text_tokens
 from ai_cost_optimizer.core.usage import from_anthropic, from_openai
@@ -30,7 +30,7 @@ def reported_usage(server, config):
 
 
 def test_stream_delivers_the_reply_in_chunks_with_the_providers_usage(server, config):
-    stream = open_stream(config, QUESTION, 100)
+    stream = open_stream(config, ChatRequest(QUESTION, 100))
     chunks = list(stream)
     assert len(chunks) > 1
     assert "".join(chunks) == DEFAULT_REPLY
@@ -48,8 +48,8 @@ def test_stream_delivers_the_reply_in_chunks_with_the_providers_usage(server, co
 def test_anthropic_stream_reports_cache_tokens(server, anthropic_config):
     anthropic_config.prompt_caching = True
     messages = [{"role": "system", "content": "You are a CRM assistant. " * 80}, *QUESTION]
-    list(open_stream(anthropic_config, messages, 100))
-    second = open_stream(anthropic_config, messages, 100)
+    list(open_stream(anthropic_config, ChatRequest(messages, 100)))
+    second = open_stream(anthropic_config, ChatRequest(messages, 100))
     list(second)
     usage = second.result().usage
     assert usage.cache_read_tokens > 0
@@ -59,7 +59,7 @@ def test_anthropic_stream_reports_cache_tokens(server, anthropic_config):
 def test_broken_stream_raises_and_keeps_what_came(server, config):
     # After the first text chunk: Anthropic's message_start, ping and content_block_start come before it.
     server.queue_responses([{"disconnect_after": 4 if config.kind == "anthropic" else 2}])
-    stream = open_stream(config, QUESTION, 100)
+    stream = open_stream(config, ChatRequest(QUESTION, 100))
     received = []
     with pytest.raises(ProviderError) as raised:
         for chunk in stream:
@@ -79,7 +79,7 @@ def test_broken_stream_raises_and_keeps_what_came(server, config):
 
 
 def test_closed_stream_keeps_what_came(server, config):
-    stream = open_stream(config, QUESTION, 100)
+    stream = open_stream(config, ChatRequest(QUESTION, 100))
     first = next(stream)
     stream.close()
     result = stream.result()
@@ -89,7 +89,7 @@ def test_closed_stream_keeps_what_came(server, config):
 
 def test_tool_calls_in_one_shape(server, config):
     server.set_tool_calls([{"name": "get_weather", "arguments": {"city": "Paris"}}])
-    result = chat(config, QUESTION, 100, tools=[WEATHER], tool_choice="auto")
+    result = chat(config, ChatRequest(QUESTION, 100, tools=[WEATHER], tool_choice="auto"))
     assert [(call["name"], call["arguments"]) for call in result.tool_calls] == [("get_weather", {"city": "Paris"})]
     assert result.tool_calls[0]["id"]
     sent = server.requests[-1]["json"]
@@ -106,7 +106,7 @@ def test_tool_calls_in_one_shape(server, config):
         {"role": "tool", "tool_call_id": result.tool_calls[0]["id"], "content": "Sunny, 21 C"},
     ]
     server.set_tool_calls([])
-    answer = chat(config, follow_up, 100, tools=[WEATHER])
+    answer = chat(config, ChatRequest(follow_up, 100, tools=[WEATHER]))
     assert answer.content == DEFAULT_REPLY
     sent = server.requests[-1]["json"]["messages"]
     if config.kind == "anthropic":
@@ -121,7 +121,7 @@ def test_tool_calls_in_one_shape(server, config):
 
 def test_streamed_tool_calls_are_assembled(server, config):
     server.set_tool_calls([{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}])
-    stream = open_stream(config, QUESTION, 100, tools=[WEATHER], tool_choice={"name": "get_weather"})
+    stream = open_stream(config, ChatRequest(QUESTION, 100, tools=[WEATHER], tool_choice={"name": "get_weather"}))
     list(stream)
     calls = stream.result().tool_calls
     assert [(call["name"], call["arguments"]) for call in calls] == [
@@ -130,15 +130,15 @@ def test_streamed_tool_calls_are_assembled(server, config):
 
 
 def test_tool_definitions_are_billed_as_input(server, config):
-    plain = chat(config, QUESTION, 100).usage.input_tokens
-    with_tools = chat(config, QUESTION, 100, tools=[WEATHER]).usage.input_tokens
+    plain = chat(config, ChatRequest(QUESTION, 100)).usage.input_tokens
+    with_tools = chat(config, ChatRequest(QUESTION, 100, tools=[WEATHER])).usage.input_tokens
     assert with_tools > plain
 
 
 def test_structured_output(server, config):
     schema = {"type": "object", "properties": {"score": {"type": "integer"}}, "required": ["score"]}
     server.set_reply('{"score": 87}')
-    result = chat(config, QUESTION, 100, response_format=schema)
+    result = chat(config, ChatRequest(QUESTION, 100, response_format=schema))
     assert json.loads(result.content) == {"score": 87}
     assert result.tool_calls == []
     sent = server.requests[-1]["json"]
@@ -165,9 +165,9 @@ def test_embeddings_only_on_openai_compatible(anthropic_config):
 
 def test_anthropic_caches_the_tool_list_with_prompt_caching(server, anthropic_config):
     anthropic_config.prompt_caching = True
-    chat(anthropic_config, QUESTION, 100, tools=[WEATHER, {**WEATHER, "name": "get_forecast"}])
+    chat(anthropic_config, ChatRequest(QUESTION, 100, tools=[WEATHER, {**WEATHER, "name": "get_forecast"}]))
     tools = server.requests[-1]["json"]["tools"]
     assert [tool.get("cache_control") for tool in tools] == [None, {"type": "ephemeral"}]
     anthropic_config.prompt_caching = False
-    chat(anthropic_config, QUESTION, 100, tools=[WEATHER])
+    chat(anthropic_config, ChatRequest(QUESTION, 100, tools=[WEATHER]))
     assert "cache_control" not in server.requests[-1]["json"]["tools"][0]

@@ -6,7 +6,14 @@ import traceback
 
 import pytest
 
-from ai_cost_optimizer.core.clients import ProviderConfig, ProviderError, anthropic_client, chat, open_stream
+from ai_cost_optimizer.core.clients import (
+    ChatRequest,
+    ProviderConfig,
+    ProviderError,
+    anthropic_client,
+    chat,
+    open_stream,
+)
 from ai_cost_optimizer.core.tokens import count_message_tokens, count_text_tokens
 from ai_cost_optimizer.core.usage import Usage, from_anthropic, from_openai
 from ai_cost_optimizer.tests.fake_provider import DEFAULT_REPLY
@@ -14,6 +21,7 @@ from ai_cost_optimizer.tests.fake_provider import DEFAULT_REPLY
 SYSTEM = "You are the sales assistant of a furniture company. " * 30
 QUESTION = "Which desk fits a small office?"
 MESSAGES = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION}]
+REQUEST = ChatRequest(MESSAGES)
 BAD_KEY = "sk-live-do-not-leak-123456"
 
 
@@ -32,8 +40,8 @@ def config(request, anthropic_config, openai_config) -> ProviderConfig:
 
 def test_anthropic_prompt_caching_writes_then_reads(server, anthropic_config):
     config = dataclasses.replace(anthropic_config, prompt_caching=True)
-    first = chat(config, MESSAGES, max_tokens=200)
-    second = chat(config, MESSAGES, max_tokens=200)
+    first = chat(config, ChatRequest(MESSAGES, max_tokens=200))
+    second = chat(config, ChatRequest(MESSAGES, max_tokens=200))
 
     prompt = tokens(SYSTEM) + tokens(QUESTION)
     assert first.usage == Usage(prompt, tokens(DEFAULT_REPLY), cache_write_tokens=tokens(SYSTEM))
@@ -60,7 +68,7 @@ def test_anthropic_request_shape_without_caching(server, anthropic_config):
         {"role": "user", "content": "Hello."},
         {"role": "user", "content": "Are you there?"},
     ]
-    result = chat(anthropic_config, messages, temperature=0.2)
+    result = chat(anthropic_config, ChatRequest(messages, temperature=0.2))
     body = server.requests[-1]["json"]
     assert body["system"] == "Be brief.\n\nAnswer in French."
     assert body["messages"] == [{"role": "user", "content": "Hello.\n\nAre you there?"}]
@@ -71,7 +79,7 @@ def test_anthropic_request_shape_without_caching(server, anthropic_config):
 
 def test_anthropic_caching_blocks_mark_only_the_last(server, anthropic_config):
     config = dataclasses.replace(anthropic_config, prompt_caching=True)
-    chat(config, [{"role": "system", "content": "A"}, {"role": "system", "content": "B"}, MESSAGES[1]])
+    chat(config, ChatRequest([{"role": "system", "content": "A"}, {"role": "system", "content": "B"}, MESSAGES[1]]))
     assert server.requests[-1]["json"]["system"] == [
         {"type": "text", "text": "A"},
         {"type": "text", "text": "B", "cache_control": {"type": "ephemeral"}},
@@ -88,7 +96,7 @@ def test_anthropic_sdk_client_is_reused_and_cache_is_bounded(anthropic_config):
 
 def test_openai_compatible_with_cached_tokens(server, openai_config):
     server.set_cached_tokens(128)
-    result = chat(openai_config, MESSAGES, max_tokens=64, temperature=0)
+    result = chat(openai_config, ChatRequest(MESSAGES, max_tokens=64, temperature=0))
 
     assert result.usage == Usage(tokens(SYSTEM) + tokens(QUESTION), tokens(DEFAULT_REPLY), cache_read_tokens=128)
     assert result.usage == from_openai(server.last_usage)
@@ -102,13 +110,13 @@ def test_openai_compatible_with_cached_tokens(server, openai_config):
 
 def test_scripted_cached_tokens_and_usage_override(server, openai_config):
     server.queue_responses([{"cached_tokens": 7}, {"usage": {"prompt_tokens": 10, "completion_tokens": 2}}])
-    assert chat(openai_config, MESSAGES).usage.cache_read_tokens == 7
-    assert chat(openai_config, MESSAGES).usage == Usage(10, 2)
+    assert chat(openai_config, REQUEST).usage.cache_read_tokens == 7
+    assert chat(openai_config, REQUEST).usage == Usage(10, 2)
 
 
 def test_missing_usage_is_estimated(server, config):
     server.queue_responses([{"no_usage": True}])
-    result = chat(config, MESSAGES)
+    result = chat(config, REQUEST)
     assert result.usage_reported is False
     assert server.last_usage is None
     assert result.usage == Usage(
@@ -122,7 +130,7 @@ def test_missing_usage_is_estimated(server, config):
 
 def test_rate_limit_honours_retry_after(server, config, sleeps):
     server.queue_responses([{"status": 429, "retry_after": "1"}])
-    result = chat(config, MESSAGES, sleep=sleeps)
+    result = chat(config, REQUEST, sleep=sleeps)
     assert result.attempts == 2
     assert sleeps.calls == [1.0]
     assert len(server.requests) == 2
@@ -131,13 +139,13 @@ def test_rate_limit_honours_retry_after(server, config, sleeps):
 def test_retry_after_ms_and_cap(server, config, sleeps):
     config = dataclasses.replace(config, max_backoff=2.0)
     server.queue_responses([{"status": 529, "retry_after_ms": "250"}, {"status": 429, "retry_after": "100"}])
-    assert chat(config, MESSAGES, sleep=sleeps).attempts == 3
+    assert chat(config, REQUEST, sleep=sleeps).attempts == 3
     assert sleeps.calls == [0.25, 2.0]
 
 
 def test_server_error_then_success(server, config, sleeps):
     server.queue_responses([{"status": 500}])
-    result = chat(config, MESSAGES, sleep=sleeps)
+    result = chat(config, REQUEST, sleep=sleeps)
     assert result.attempts == 2 and result.content == DEFAULT_REPLY
     assert len(sleeps.calls) == 1 and 0 < sleeps.calls[0] <= config.backoff_base
 
@@ -145,7 +153,7 @@ def test_server_error_then_success(server, config, sleeps):
 def test_gives_up_after_max_retries(server, config, sleeps):
     server.queue_responses([{"status": 503}] * 3 + [{}])
     with pytest.raises(ProviderError) as caught:
-        chat(config, MESSAGES, sleep=sleeps)
+        chat(config, REQUEST, sleep=sleeps)
     error = caught.value
     assert (error.kind, error.status, error.attempts, error.retryable) == ("server", 503, 3, True)
     assert "after 3 attempts" in str(error)
@@ -155,7 +163,7 @@ def test_gives_up_after_max_retries(server, config, sleeps):
 def test_bad_request_is_not_retried(server, config, sleeps):
     server.queue_responses([{"status": 400, "message": "max_tokens: too large"}, {}])
     with pytest.raises(ProviderError) as caught:
-        chat(config, MESSAGES, sleep=sleeps)
+        chat(config, REQUEST, sleep=sleeps)
     assert (caught.value.kind, caught.value.status, caught.value.attempts) == ("invalid_request", 400, 1)
     assert "max_tokens: too large" in str(caught.value)
     assert len(server.requests) == 1 and sleeps.calls == []
@@ -163,7 +171,7 @@ def test_bad_request_is_not_retried(server, config, sleeps):
 
 def test_truncated_response_is_retried(server, config, sleeps):
     server.queue_responses([{"truncated": True}])
-    assert chat(config, MESSAGES, sleep=sleeps).attempts == 2
+    assert chat(config, REQUEST, sleep=sleeps).attempts == 2
 
 
 # -- failures ----------------------------------------------------------------------------------
@@ -172,7 +180,7 @@ def test_truncated_response_is_retried(server, config, sleeps):
 def test_bad_key_is_auth_error_without_the_key(server, config, sleeps):
     config = dataclasses.replace(config, api_key=BAD_KEY)
     with pytest.raises(ProviderError) as caught:
-        chat(config, MESSAGES, sleep=sleeps)
+        chat(config, REQUEST, sleep=sleeps)
     error = caught.value
     assert (error.kind, error.status, error.attempts) == ("auth", 401, 1)
     assert "invalid API key" in str(error)  # the server echoed the key in its message...
@@ -187,7 +195,7 @@ def test_connection_refused(config, sleeps):
     url = f"http://127.0.0.1:{port}" + ("/v1" if config.kind == "openai_compatible" else "")
     config = dataclasses.replace(config, base_url=url, max_retries=1)
     with pytest.raises(ProviderError) as caught:
-        chat(config, MESSAGES, sleep=sleeps)
+        chat(config, REQUEST, sleep=sleeps)
     assert (caught.value.kind, caught.value.attempts, caught.value.status) == ("connection", 2, None)
     assert config.api_key not in str(caught.value)
     # One sentence naming the address and the cause, without the HTTP library's internals.
@@ -198,7 +206,7 @@ def test_connection_refused(config, sleeps):
 def test_unknown_host(config, sleeps):
     config = dataclasses.replace(config, base_url="http://no-such-host.invalid/v1", max_retries=0)
     with pytest.raises(ProviderError) as caught:
-        chat(config, MESSAGES, sleep=sleeps)
+        chat(config, REQUEST, sleep=sleeps)
     assert str(caught.value) == "Could not connect to http://no-such-host.invalid/v1 (host name not found)."
 
 
@@ -206,7 +214,7 @@ def test_timeout(server, config, sleeps):
     server.set_latency(1.0)
     config = dataclasses.replace(config, timeout=0.2, max_retries=0)
     with pytest.raises(ProviderError) as caught:
-        chat(config, MESSAGES, sleep=sleeps)
+        chat(config, REQUEST, sleep=sleeps)
     assert (caught.value.kind, caught.value.attempts) == ("timeout", 1)
     assert str(caught.value) == f"No answer from {config.base_url} within 0.2 s."
     assert_no_library_internals(str(caught.value))
@@ -222,19 +230,19 @@ def assert_no_library_internals(message: str) -> None:
 
 def test_openai_compatible_without_key_sends_no_authorization(server, openai_config):
     server.set_key_required(False)  # as Ollama or a local vLLM
-    result = chat(dataclasses.replace(openai_config, api_key=""), MESSAGES)
+    result = chat(dataclasses.replace(openai_config, api_key=""), REQUEST)
     assert result.content == DEFAULT_REPLY
     assert "authorization" not in server.requests[-1]["headers"]
 
 
 def test_openai_compatible_with_key_sends_it(server, openai_config):
-    chat(openai_config, MESSAGES)
+    chat(openai_config, REQUEST)
     assert server.requests[-1]["headers"]["authorization"] == "***"  # masked by the fake's record
 
 
 def test_demo_model_answers_locally_with_counted_usage():
     config = ProviderConfig(kind="demo", base_url="", api_key="", model="gpt-4o-mini")
-    result = chat(config, MESSAGES, max_tokens=200)
+    result = chat(config, ChatRequest(MESSAGES, max_tokens=200))
     assert result.content.startswith("Demo answer") and QUESTION in result.content
     assert result.usage == Usage(
         count_message_tokens(MESSAGES, "gpt-4o-mini").tokens, count_text_tokens(result.content, "gpt-4o-mini").tokens
@@ -244,13 +252,13 @@ def test_demo_model_answers_locally_with_counted_usage():
 
 def test_demo_model_streams_its_answer_word_by_word():
     config = ProviderConfig(kind="demo", base_url="", api_key="", model="gpt-4o-mini")
-    whole = chat(config, MESSAGES, 200)
-    stream = open_stream(config, MESSAGES, 200)
+    whole = chat(config, ChatRequest(MESSAGES, 200))
+    stream = open_stream(config, ChatRequest(MESSAGES, 200))
     chunks = list(stream)
     assert len(chunks) > 5 and "".join(chunks) == whole.content
     result = stream.result()
     assert (result.usage, result.usage_reported) == (whole.usage, True)
-    closed = open_stream(config, MESSAGES, 200)
+    closed = open_stream(config, ChatRequest(MESSAGES, 200))
     first = next(closed)
     closed.close()
     assert closed.result().usage.output_tokens == count_text_tokens(first, "gpt-4o-mini").tokens
@@ -258,14 +266,15 @@ def test_demo_model_streams_its_answer_word_by_word():
 
 def test_demo_model_refuses_tools_and_reply_schemas():
     config = ProviderConfig(kind="demo", base_url="", api_key="", model="gpt-4o-mini")
+    tool = {"name": "lookup", "description": "", "parameters": {"type": "object"}}
     with pytest.raises(ProviderError) as caught:
-        chat(config, MESSAGES, tools=[{"name": "lookup", "description": "", "parameters": {"type": "object"}}])
+        chat(config, ChatRequest(MESSAGES, tools=[tool]))
     assert (caught.value.kind, caught.value.attempts) == ("invalid_request", 1)
 
 
 def test_demo_model_stops_at_max_tokens():
     config = ProviderConfig(kind="demo", base_url="", api_key="", model="gpt-4o-mini")
-    result = chat(config, MESSAGES, max_tokens=8)
+    result = chat(config, ChatRequest(MESSAGES, max_tokens=8))
     assert 0 < result.usage.output_tokens <= 8
     assert result.content.startswith("Demo answer")
 
@@ -273,7 +282,7 @@ def test_demo_model_stops_at_max_tokens():
 def test_malformed_json(server, config, sleeps):
     server.queue_responses([{"malformed": True}, {}])
     with pytest.raises(ProviderError) as caught:
-        chat(config, MESSAGES, sleep=sleeps)
+        chat(config, REQUEST, sleep=sleeps)
     # Not retried: a provider that answered 200 may have billed the call.
     assert (caught.value.kind, caught.value.attempts, caught.value.retryable) == ("malformed", 1, False)
 
@@ -281,17 +290,17 @@ def test_malformed_json(server, config, sleeps):
 def test_openai_missing_choices(server, openai_config):
     server.queue_responses([{"body": {"id": "x", "object": "chat.completion", "choices": []}}])
     with pytest.raises(ProviderError, match="no choices") as caught:
-        chat(openai_config, MESSAGES)
+        chat(openai_config, REQUEST)
     assert caught.value.kind == "malformed"
 
 
 def test_anthropic_missing_content(server, anthropic_config):
     server.queue_responses([{"body": {"id": "x", "type": "message", "role": "assistant"}}])
     with pytest.raises(ProviderError) as caught:
-        chat(anthropic_config, MESSAGES)
+        chat(anthropic_config, REQUEST)
     assert caught.value.kind == "malformed"
 
 
 def test_unknown_kind(anthropic_config):
     with pytest.raises(ValueError, match="Unknown provider kind 'palm'"):
-        chat(dataclasses.replace(anthropic_config, kind="palm"), MESSAGES)
+        chat(dataclasses.replace(anthropic_config, kind="palm"), REQUEST)

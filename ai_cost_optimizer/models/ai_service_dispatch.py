@@ -36,15 +36,16 @@ class AiServiceDispatch(models.AbstractModel):
                         f"{provider.context_window}-token context window of {provider.model}",
                     )
                 send = clients.open_stream if call.stream else clients.chat
-                response = send(
-                    call.config,
-                    call.messages,
-                    call.max_tokens,
-                    call.temperature,
+                request = clients.ChatRequest(
+                    messages=call.messages,
+                    max_tokens=call.max_tokens,
+                    temperature=call.temperature,
                     tools=call.tools,
                     tool_choice=call.tool_choice,
                     response_format=call.response_format,
-                    on_attempt_failed=lambda error: self._record_failed_attempt(call, error),
+                )
+                response = send(
+                    call.config, request, on_attempt_failed=lambda error: self._record_failed_attempt(call, error)
                 )
             except ProviderError as error:
                 failures.append((provider, error))

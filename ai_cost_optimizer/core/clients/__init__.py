@@ -6,13 +6,13 @@ import time
 from collections.abc import Callable
 
 from .anthropic_client import chat_anthropic, stream_anthropic
-from .base import KINDS, ChatResult, ChatStream, ProviderConfig, ProviderError, call_with_retries
+from .base import KINDS, ChatRequest, ChatResult, ChatStream, ProviderConfig, ProviderError, call_with_retries
 from .demo_client import chat_demo, stream_demo
 from .openai_client import EmbeddingResult, chat_openai_compatible, embed_openai_compatible, stream_openai_compatible
 
 __all__ = [
-    "KINDS", "ChatResult", "ChatStream", "EmbeddingResult", "ProviderConfig", "ProviderError", "call_with_retries",
-    "chat", "embed", "open_stream",
+    "KINDS", "ChatRequest", "ChatResult", "ChatStream", "EmbeddingResult", "ProviderConfig", "ProviderError",
+    "call_with_retries", "chat", "embed", "open_stream",
 ]
 
 _CALLERS = {"anthropic": chat_anthropic, "openai_compatible": chat_openai_compatible, "demo": chat_demo}
@@ -29,50 +29,32 @@ def _caller(callers: dict, config: ProviderConfig) -> Callable:
 
 def chat(
     config: ProviderConfig,
-    messages: list[dict],
-    max_tokens: int = 1024,
-    temperature: float | None = None,
+    request: ChatRequest,
     *,
-    tools: list[dict] | None = None,
-    tool_choice: str | dict | None = None,
-    response_format: dict | None = None,
     sleep: Callable[[float], None] = time.sleep,
     on_attempt_failed: Callable[[ProviderError], None] | None = None,
 ) -> ChatResult:
-    """Send validated ``messages`` to the provider of ``config``, retrying transient failures.
+    """Send ``request`` to the provider of ``config``, retrying transient failures.
 
-    ``tools`` (``[{'name', 'description', 'parameters': JSON schema}]``), ``tool_choice`` ('auto', 'none',
-    'required' or ``{'name'}``) and ``response_format`` (a JSON schema) go out in the provider's format.
     Raises ValueError for an unknown provider kind and ProviderError when the call fails for
     good. ``sleep`` is the backoff wait, replaceable in tests; ``on_attempt_failed`` is called
     with the ProviderError of every failed attempt (see ``call_with_retries``).
     """
     caller = _caller(_CALLERS, config)
-    extras = {"tools": tools, "tool_choice": tool_choice, "response_format": response_format}
-    return call_with_retries(
-        lambda: caller(config, messages, max_tokens, temperature, **extras), config, sleep, on_attempt_failed
-    )
+    return call_with_retries(lambda: caller(config, request), config, sleep, on_attempt_failed)
 
 
 def open_stream(
     config: ProviderConfig,
-    messages: list[dict],
-    max_tokens: int = 1024,
-    temperature: float | None = None,
+    request: ChatRequest,
     *,
-    tools: list[dict] | None = None,
-    tool_choice: str | dict | None = None,
-    response_format: dict | None = None,
     sleep: Callable[[float], None] = time.sleep,
     on_attempt_failed: Callable[[ProviderError], None] | None = None,
 ) -> ChatStream:
     """Open a streamed answer, as ``chat`` sends its request: opening is retried like a call, a stream
     that breaks once it delivers is not (its chunks are the caller's already)."""
     streamer = _caller(_STREAMERS, config)
-    extras = {"tools": tools, "tool_choice": tool_choice, "response_format": response_format}
-    return call_with_retries(
-        lambda: streamer(config, messages, max_tokens, temperature, **extras), config, sleep, on_attempt_failed
-    )
+    return call_with_retries(lambda: streamer(config, request), config, sleep, on_attempt_failed)
 
 
 def embed(

@@ -15,6 +15,7 @@ import anthropic
 
 from ..usage import from_anthropic
 from .base import (
+    ChatRequest,
     ChatResult,
     ChatStream,
     ProviderConfig,
@@ -122,14 +123,13 @@ def _tool_choice_param(tool_choice: str | dict) -> dict:
     return {"type": {"required": "any"}.get(tool_choice, tool_choice)}
 
 
-def _tools_kwargs(
-    tools: list[dict] | None, tool_choice: str | dict | None, response_format: dict | None, prompt_caching: bool
-) -> dict:
+def _tools_kwargs(request: ChatRequest, prompt_caching: bool) -> dict:
     """The tools and tool_choice parameters; a response format is a tool the model must call. With prompt
     caching, the tool list, which leads the prompt and rarely changes, is cached up to its last tool."""
-    if response_format is not None:
+    tools, tool_choice = request.tools, request.tool_choice
+    if request.response_format is not None:
         tools = [{"name": RESPONSE_TOOL, "description": "Give the reply in this structure.",
-                  "parameters": response_format}]
+                  "parameters": request.response_format}]
         tool_choice = {"name": RESPONSE_TOOL}
     kwargs: dict[str, Any] = {}
     if tools:
@@ -141,24 +141,19 @@ def _tools_kwargs(
     return kwargs
 
 
-def _request_kwargs(
-    config: ProviderConfig,
-    messages: list[dict],
-    max_tokens: int,
-    temperature: float | None,
-    tools: list[dict] | None = None,
-    tool_choice: str | dict | None = None,
-    response_format: dict | None = None,
-) -> dict:
-    kwargs: dict[str, Any] = {"model": config.model, "max_tokens": max_tokens, "messages": _conversation(messages)}
-    kwargs.update(_tools_kwargs(tools, tool_choice, response_format, config.prompt_caching))
+def _request_kwargs(config: ProviderConfig, request: ChatRequest) -> dict:
+    messages = request.messages
+    kwargs: dict[str, Any] = {
+        "model": config.model, "max_tokens": request.max_tokens, "messages": _conversation(messages)
+    }
+    kwargs.update(_tools_kwargs(request, config.prompt_caching))
     system = _system_param([m["content"] for m in messages if m["role"] == "system"], config.prompt_caching)
     if system is not None:
         kwargs["system"] = system
-    if temperature is not None:
+    if request.temperature is not None:
         # Recent SDK releases dropped the ``temperature`` keyword from ``messages.create``;
         # extra_body sends the API field with every SDK version.
-        kwargs["extra_body"] = {"temperature": temperature}
+        kwargs["extra_body"] = {"temperature": request.temperature}
     return kwargs
 
 
@@ -181,19 +176,10 @@ def _provider_error(error: anthropic.AnthropicError, config: ProviderConfig) -> 
     return ProviderError("malformed", f"unexpected response from Anthropic: {error}", secret=config.api_key)
 
 
-def chat_anthropic(
-    config: ProviderConfig,
-    messages: list[dict],
-    max_tokens: int,
-    temperature: float | None = None,
-    *,
-    tools: list[dict] | None = None,
-    tool_choice: str | dict | None = None,
-    response_format: dict | None = None,
-) -> ChatResult:
+def chat_anthropic(config: ProviderConfig, request: ChatRequest) -> ChatResult:
     """One Messages API call (no retries); SDK and parsing failures raise ProviderError. With a
     ``response_format``, the content is the JSON text of the forced tool's input."""
-    kwargs = _request_kwargs(config, messages, max_tokens, temperature, tools, tool_choice, response_format)
+    kwargs = _request_kwargs(config, request)
     started = time.perf_counter()
     try:
         response = _client(config).messages.create(**kwargs)
@@ -211,12 +197,14 @@ def chat_anthropic(
         for block in content_blocks
         if getattr(block, "type", None) == "tool_use"
     ]
-    if response_format is not None:
+    if request.response_format is not None:
         answer = [call for call in calls if call["name"] == RESPONSE_TOOL]
         content = json.dumps(answer[0]["arguments"]) if answer else content
         calls = [call for call in calls if call["name"] != RESPONSE_TOOL]
     reported = getattr(response, "usage", None)
-    usage = from_anthropic(reported) if reported is not None else estimate_usage(messages, content, config.model)
+    usage = (
+        from_anthropic(reported) if reported is not None else estimate_usage(request.messages, content, config.model)
+    )
     return ChatResult(
         content=content,
         usage=usage,
@@ -228,26 +216,17 @@ def chat_anthropic(
     )
 
 
-def stream_anthropic(
-    config: ProviderConfig,
-    messages: list[dict],
-    max_tokens: int,
-    temperature: float | None = None,
-    *,
-    tools: list[dict] | None = None,
-    tool_choice: str | dict | None = None,
-    response_format: dict | None = None,
-) -> ChatStream:
+def stream_anthropic(config: ProviderConfig, request: ChatRequest) -> ChatStream:
     """Open a streamed Messages API call through the SDK (no retries): failures before the first event
     raise ProviderError here, later ones while the stream is read. With a ``response_format``, the
     forced tool's input streams as the text."""
-    kwargs = _request_kwargs(config, messages, max_tokens, temperature, tools, tool_choice, response_format)
+    kwargs = _request_kwargs(config, request)
     try:
         events = _client(config).messages.create(**kwargs, stream=True)
     except anthropic.AnthropicError as error:
         raise _provider_error(error, config) from None
     progress = StreamProgress(model=config.model)
-    return ChatStream(_stream_chunks(events, progress, config), progress, messages, tools, events.close)
+    return ChatStream(_stream_chunks(events, progress, config), progress, request, events.close)
 
 
 def _stream_chunks(events: Any, progress: StreamProgress, config: ProviderConfig) -> Iterator[str]:

@@ -1,4 +1,4 @@
-"""Provider-neutral pieces of the wire clients: configuration, result, errors and retries."""
+"""Provider-neutral pieces of the wire clients: configuration, request, result, errors and retries."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import KW_ONLY, dataclass, field, replace
 from datetime import datetime, timezone
 
 from ..tokens import count_message_tokens, count_text_tokens
@@ -47,6 +47,26 @@ class ProviderConfig:
     def __repr__(self) -> str:
         # The dataclass repr would print the api key into logs and tracebacks.
         return f"ProviderConfig(kind={self.kind!r}, base_url={self.base_url!r}, model={self.model!r})"
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """What one chat call asks of a model, the same for every provider; ``ProviderConfig`` says where it goes.
+
+    ``messages`` are validated gateway messages (``core.messages``: system, user, assistant with its
+    ``tool_calls``, tool results). ``tools`` (``[{'name', 'description', 'parameters': JSON schema}]``),
+    ``tool_choice`` ('auto', 'none', 'required' or ``{'name'}``) and ``response_format`` (the JSON schema
+    of a structured reply) go out in each provider's format. Frozen: the retries of a call resend this
+    very object, so no attempt can change what the next one sends.
+    """
+
+    messages: list[dict]
+    max_tokens: int = 1024
+    temperature: float | None = None
+    _: KW_ONLY
+    tools: list[dict] | None = None
+    tool_choice: str | dict | None = None
+    response_format: dict | None = None
 
 
 @dataclass
@@ -127,17 +147,11 @@ class ChatStream:
     (``usage_reported`` False)."""
 
     def __init__(
-        self,
-        chunks: Iterator[str],
-        progress: StreamProgress,
-        messages: list[dict],
-        tools: list[dict] | None,
-        close: Callable[[], None],
+        self, chunks: Iterator[str], progress: StreamProgress, request: ChatRequest, close: Callable[[], None]
     ) -> None:
         self.progress = progress
         self._chunks = chunks
-        self._messages = messages
-        self._tools = tools
+        self._request = request
         self._close = close
         self._started = time.perf_counter()
         self.first_chunk_ms: float | None = None
@@ -181,8 +195,9 @@ class ChatStream:
         ] if parse_tools else []
         model = progress.model
         received = content + "".join(str(part["name"]) + part["arguments"] for part in progress.tool_parts.values())
+        request = self._request
         usage = progress.reported_input or Usage(
-            input_tokens=count_message_tokens(self._messages, model).tokens + tools_tokens(self._tools, model)
+            input_tokens=count_message_tokens(request.messages, model).tokens + tools_tokens(request.tools, model)
         )
         output = progress.reported_output
         if output is None:

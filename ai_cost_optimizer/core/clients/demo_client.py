@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from ..tokens import count_message_tokens, count_text_tokens
 from ..usage import Usage
-from .base import ChatResult, ChatStream, ProviderConfig, ProviderError, StreamProgress
+from .base import ChatRequest, ChatResult, ChatStream, ProviderConfig, ProviderError, StreamProgress
 
 _QUOTE_CHARS = 80
 
@@ -45,24 +45,15 @@ def demo_answer(messages: list[dict], model: str, max_tokens: int) -> str:
     return _fit(text, model, max_tokens)
 
 
-def chat_demo(
-    config: ProviderConfig,
-    messages: list[dict],
-    max_tokens: int,
-    temperature: float | None = None,
-    *,
-    tools: list[dict] | None = None,
-    tool_choice: str | dict | None = None,
-    response_format: dict | None = None,
-) -> ChatResult:
+def chat_demo(config: ProviderConfig, request: ChatRequest) -> ChatResult:
     """One demo call: an answer built locally, with its tokens counted as the provider's usage. It answers
     text only: a request with tools or a reply schema is refused as a provider would refuse it."""
-    if tools or response_format:
+    if request.tools or request.response_format:
         raise ProviderError("invalid_request", "the demo model answers text only, without tools or a reply schema")
     started = time.perf_counter()
-    content = demo_answer(messages, config.model, max_tokens)
+    content = demo_answer(request.messages, config.model, request.max_tokens)
     usage = Usage(
-        input_tokens=count_message_tokens(messages, config.model).tokens,
+        input_tokens=count_message_tokens(request.messages, config.model).tokens,
         output_tokens=count_text_tokens(content, config.model).tokens,
     )
     return ChatResult(
@@ -75,22 +66,13 @@ def chat_demo(
     )
 
 
-def stream_demo(
-    config: ProviderConfig,
-    messages: list[dict],
-    max_tokens: int,
-    temperature: float | None = None,
-    *,
-    tools: list[dict] | None = None,
-    tool_choice: str | dict | None = None,
-    response_format: dict | None = None,
-) -> ChatStream:
+def stream_demo(config: ProviderConfig, request: ChatRequest) -> ChatStream:
     """The demo answer streamed a word at a time, so that the Playground's Stream works without a provider.
     Its usage comes as a provider's does: the prompt's at once, the answer's once the last word is out (a
     stream closed before is counted from the words received)."""
-    result = chat_demo(config, messages, max_tokens, tools=tools, response_format=response_format)
+    result = chat_demo(config, request)
     progress = StreamProgress(model=config.model, reported_input=Usage(input_tokens=result.usage.input_tokens))
-    return ChatStream(_words(result, progress), progress, messages, tools, close=lambda: None)
+    return ChatStream(_words(result, progress), progress, request, close=lambda: None)
 
 
 def _words(result: ChatResult, progress: StreamProgress) -> Iterator[str]:

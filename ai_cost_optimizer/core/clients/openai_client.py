@@ -17,6 +17,7 @@ import requests
 from ..tokens import count_text_tokens
 from ..usage import Usage, from_openai
 from .base import (
+    ChatRequest,
     ChatResult,
     ChatStream,
     ProviderConfig,
@@ -61,31 +62,24 @@ def _tool_param(tool: dict) -> dict:
     return {"type": "function", "function": function}
 
 
-def _payload(
-    config: ProviderConfig,
-    messages: list[dict],
-    max_tokens: int,
-    temperature: float | None,
-    tools: list[dict] | None = None,
-    tool_choice: str | dict | None = None,
-    response_format: dict | None = None,
-) -> dict:
+def _payload(config: ProviderConfig, request: ChatRequest) -> dict:
     payload: dict[str, Any] = {
         "model": config.model,
-        "messages": [_wire_message(m) for m in messages],
-        "max_tokens": max_tokens,
+        "messages": [_wire_message(m) for m in request.messages],
+        "max_tokens": request.max_tokens,
     }
-    if temperature is not None:
-        payload["temperature"] = temperature
-    if tools:
-        payload["tools"] = [_tool_param(tool) for tool in tools]
+    if request.temperature is not None:
+        payload["temperature"] = request.temperature
+    if request.tools:
+        payload["tools"] = [_tool_param(tool) for tool in request.tools]
+    tool_choice = request.tool_choice
     if tool_choice is not None:
         payload["tool_choice"] = (
             {"type": "function", "function": {"name": tool_choice["name"]}}
             if isinstance(tool_choice, dict) else tool_choice
         )
-    if response_format is not None:
-        schema = {"name": "response", "schema": response_format}
+    if request.response_format is not None:
+        schema = {"name": "response", "schema": request.response_format}
         payload["response_format"] = {"type": "json_schema", "json_schema": schema}
     return payload
 
@@ -165,19 +159,10 @@ def _tool_calls(message: dict) -> list[dict]:
     return [tool_call(call_id, function.get("name"), function.get("arguments")) for call_id, function in functions]
 
 
-def chat_openai_compatible(
-    config: ProviderConfig,
-    messages: list[dict],
-    max_tokens: int,
-    temperature: float | None = None,
-    *,
-    tools: list[dict] | None = None,
-    tool_choice: str | dict | None = None,
-    response_format: dict | None = None,
-) -> ChatResult:
+def chat_openai_compatible(config: ProviderConfig, request: ChatRequest) -> ChatResult:
     """One chat completion (no retries); transport, HTTP and parsing failures raise ProviderError."""
     started = time.perf_counter()
-    response = _post(config, _payload(config, messages, max_tokens, temperature, tools, tool_choice, response_format))
+    response = _post(config, _payload(config, request))
     if response.status_code >= 400:
         raise status_error(response.status_code, _error_detail(response), response.headers, config)
     body = _json_body(response, config)
@@ -189,7 +174,7 @@ def chat_openai_compatible(
     usage_reported = isinstance(reported, dict)
     return ChatResult(
         content=content,
-        usage=from_openai(reported) if usage_reported else estimate_usage(messages, content, config.model),
+        usage=from_openai(reported) if usage_reported else estimate_usage(request.messages, content, config.model),
         model=body.get("model") or config.model,
         latency_ms=latency_ms,
         attempts=1,
@@ -198,25 +183,16 @@ def chat_openai_compatible(
     )
 
 
-def stream_openai_compatible(
-    config: ProviderConfig,
-    messages: list[dict],
-    max_tokens: int,
-    temperature: float | None = None,
-    *,
-    tools: list[dict] | None = None,
-    tool_choice: str | dict | None = None,
-    response_format: dict | None = None,
-) -> ChatStream:
+def stream_openai_compatible(config: ProviderConfig, request: ChatRequest) -> ChatStream:
     """Open a streamed chat completion (no retries): ``stream: true``, the usage asked for in a last chunk
     (``stream_options.include_usage``). HTTP errors raise ProviderError here, a broken stream while it is read."""
-    payload = _payload(config, messages, max_tokens, temperature, tools, tool_choice, response_format)
+    payload = _payload(config, request)
     payload.update(stream=True, stream_options={"include_usage": True})
     response = _post(config, payload, stream=True)
     if response.status_code >= 400:
         raise status_error(response.status_code, _error_detail(response), response.headers, config)
     progress = StreamProgress(model=config.model)
-    return ChatStream(_stream_chunks(response, progress, config), progress, messages, tools, response.close)
+    return ChatStream(_stream_chunks(response, progress, config), progress, request, response.close)
 
 
 def _stream_chunks(response: requests.Response, progress: StreamProgress, config: ProviderConfig) -> Iterator[str]:
