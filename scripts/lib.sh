@@ -124,24 +124,25 @@ odoo_requirements() {
 }
 
 # The packages that build psycopg2 and python-ldap without build isolation (setuptools<70: Odoo's
-# pin), at the lock's versions when there is a lock.
+# pin), at the lock's versions when there is a lock; into the virtualenv given (VENV by default).
 install_build_tools() {
-    local lock="${1:-}"
+    local lock="${1:-}" venv="${2:-$VENV}"
     if [ -n "$lock" ]; then
-        "$VENV/bin/pip" install -q $(grep -E '^(pip|setuptools|wheel|Cython)==' "$lock")
+        "$venv/bin/pip" install -q $(grep -E '^(pip|setuptools|wheel|Cython)==' "$lock")
     else
-        "$VENV/bin/pip" install -q --upgrade 'setuptools<70' wheel Cython
+        "$venv/bin/pip" install -q --upgrade 'setuptools<70' wheel Cython
     fi
 }
 
-# The virtualenv exactly as the lock says: no resolution, no package the lock does not name.
+# The virtualenv (VENV, or the one given) exactly as the lock says: no resolution, no package the lock
+# does not name.
 build_locked_venv() {
-    local lock="$1"
-    rm -rf "$VENV"
-    python3 -m venv "$VENV"
-    install_build_tools "$lock"
-    "$VENV/bin/pip" install -q --no-deps --no-build-isolation -r "$lock"
-    "$VENV/bin/pip" check
+    local lock="$1" venv="${2:-$VENV}"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    install_build_tools "$lock" "$venv"
+    "$venv/bin/pip" install -q --no-deps --no-build-isolation -r "$lock"
+    "$venv/bin/pip" check
 }
 
 # The virtualenv with the newest releases that Odoo's and the project's requirements admit.
@@ -158,20 +159,40 @@ build_latest_venv() {
 # Builds the virtualenv from the lock once per (lock, Odoo requirements, Python); with no lock for this
 # Python, from the newest releases, and says so.
 ensure_venv() {
-    local odoo_tree="$1" lock want
+    local odoo_tree="$1" lock
     lock="$(lock_file)"
     if [ ! -f "$lock" ]; then
         say "WARNING: no $(basename "$lock") for $(python3 -V 2>&1): installing the newest releases, not the tested ones"
         ensure_latest_venv "$odoo_tree"
         return 0
     fi
+    ensure_locked_venv "$VENV" "$lock" "$odoo_tree"
+}
+
+# Builds the virtualenv `venv` exactly as `lock`, once per (lock, Odoo requirements, Python): the stamp
+# beside it (venv.stamp for venv) holds their checksum.
+ensure_locked_venv() {
+    local venv="$1" lock="$2" odoo_tree="$3" stamp want
+    stamp="$CACHE_DIR/$(basename "$venv").stamp"
     want="lock $(cat "$lock" "$odoo_tree/requirements.txt" | sha256sum | cut -d' ' -f1) $(python3 -V 2>&1)"
-    if [ -x "$PY" ] && [ "$(cat "$CACHE_DIR/venv.stamp" 2>/dev/null)" = "$want" ]; then
-        say "virtualenv $VENV matches $(basename "$lock"), skipping"
+    if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+        say "virtualenv $venv matches ${lock#"$REPO_ROOT"/}, skipping"
         return 0
     fi
-    step "build virtualenv $VENV exactly as $(basename "$lock") (about 1-2 minutes)" build_locked_venv "$lock"
-    echo "$want" >"$CACHE_DIR/venv.stamp"
+    step "build virtualenv $venv exactly as ${lock#"$REPO_ROOT"/} (about 1-2 minutes)" build_locked_venv "$lock" "$venv"
+    echo "$want" >"$stamp"
+}
+
+# The benchmarks' virtualenv (venv-bench): the lock of the suite plus the benchmarks' own packages (LiteLLM's
+# and the openai SDK, the reference arms of bench/gateway_overhead.py), exactly as bench/requirements-pyXY.lock
+# says. The addon never imports them: they are no requirement of it. Sets VENV and PY to it.
+ensure_bench_venv() {
+    local odoo_tree="$1" lock
+    lock="$REPO_ROOT/bench/$(basename "$(lock_file)")"
+    [ -f "$lock" ] || die "no ${lock#"$REPO_ROOT"/} for $(python3 -V 2>&1): make one as bench/requirements.txt says"
+    ensure_locked_venv "$CACHE_DIR/venv-bench" "$lock" "$odoo_tree"
+    VENV="$CACHE_DIR/venv-bench"
+    PY="$VENV/bin/python"
 }
 
 # A virtualenv of its own (venv-latest) with today's newest releases, built anew once per run (the
