@@ -45,6 +45,8 @@ class GatewayCall:
     quality_given: str | None = None  # the bar the caller asked for, before the prompt's complexity raised it
     provider_given: bool = False  # False: the company's default provider, which an A/B experiment may replace
     config: ProviderConfig | None = None  # how to reach the provider that answers
+    profile: Any = None  # what the gateway reads of that provider (ai.service.provider's ProviderProfile)
+    settings: Any = None  # its company's gateway settings (res.company's GatewaySettings)
 
     # The prompt, measured with the answering provider's tokenizer
     estimate: TokenEstimate | None = None

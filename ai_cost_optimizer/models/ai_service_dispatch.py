@@ -90,7 +90,7 @@ class AiServiceDispatch(models.AbstractModel):
 
     def _set_embedding_result(self, call, tokens, latency_ms, usage_reported, attempts):
         call.result = ChatResult(
-            content="", usage=Usage(input_tokens=tokens), model=call.provider._gateway_profile().model,
+            content="", usage=Usage(input_tokens=tokens), model=call.profile.model,
             latency_ms=latency_ms, attempts=attempts, usage_reported=usage_reported,
         )
         self._price_result(call)

@@ -53,8 +53,9 @@ class AiServiceLedger(models.AbstractModel):
         hit costs nothing and records the original cost as saved), the prompt's waste facts, and the
         routing (recommendation, complexity, A/B arm)."""
         provider = self._ledger_provider(call)
-        profile = provider._gateway_profile() if provider else None
+        profile = call.profile if provider else None
         company = self.env["res.company"].browse(profile.company_id) if profile else self.env.company
+        settings = call.settings if profile else None
         result = call.result
         estimate = call.estimate
         messages = call.messages if isinstance(call.messages, list) else []
@@ -86,7 +87,8 @@ class AiServiceLedger(models.AbstractModel):
         }
         if all(isinstance(m, dict) for m in messages) and messages:
             vals["prompt_text"] = company._ai_retained_text(
-                storable_text("\n\n".join(f"[{message.get('role')}] {message.get('content')}" for message in messages))
+                storable_text("\n\n".join(f"[{message.get('role')}] {message.get('content')}" for message in messages)),
+                settings,
             )
         if result is not None:
             price = call.price
@@ -103,7 +105,7 @@ class AiServiceLedger(models.AbstractModel):
                 cost_unknown=not price,
                 price_id=price.id if price else False,
                 prompt_cache_savings_usd=self._prompt_cache_savings(result.usage, price),
-                completion_text=company._ai_retained_text(storable_text(result.content)),
+                completion_text=company._ai_retained_text(storable_text(result.content), settings),
             )
         elif error and call.attempts:
             vals["attempts"] = call.attempts
@@ -111,7 +113,7 @@ class AiServiceLedger(models.AbstractModel):
         if answer:
             vals.update(
                 cache_hit=True, cost_usd=0.0, cache_savings_usd=answer["cost_usd"], latency_ms=0.0,
-                completion_text=company._ai_retained_text(answer["content"]),
+                completion_text=company._ai_retained_text(answer["content"], settings),
             )
         elif status == "ok" and result is not None and call.kind == "chat":
             vals.update(self.env["ai.token.waste.finding"]._waste_facts(
@@ -137,7 +139,7 @@ class AiServiceLedger(models.AbstractModel):
         if call.cached_answer or call.kind != "chat" or not provider._waste_detection_enabled():
             call.waste_report = None
             return
-        profile = provider._gateway_profile()
+        profile = call.profile
         price = call.price._as_core_price() if call.price else None
         # The row's values and what the gateway knows of its provider and price.
         values = {
@@ -238,7 +240,7 @@ class AiServiceLedger(models.AbstractModel):
         return {
             "usage_id": usage_id,
             "provider_id": provider.id if provider else False,
-            "provider_name": provider._gateway_profile().name if provider else False,
+            "provider_name": call.profile.name if provider else False,
             "model": vals.get("model"),
             "usage": {
                 name: vals.get(name, 0)

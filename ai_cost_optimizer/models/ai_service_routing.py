@@ -20,11 +20,7 @@ class AiServiceRouting(models.AbstractModel):
 
     def _company(self, call):
         """The answering provider's company."""
-        return self.env["res.company"].browse(call.provider._gateway_profile().company_id)
-
-    def _company_settings(self, call):
-        """The settings of the answering provider's company (res.company GatewaySettings)."""
-        return self.env["res.company"]._ai_gateway_settings(call.provider._gateway_profile().company_id)
+        return self.env["res.company"].browse(call.profile.company_id)
 
     def _lookup_response_cache(self, call):
         """A stored answer for this exact request, or None. A hit records a usage row with cache_hit,
@@ -42,7 +38,7 @@ class AiServiceRouting(models.AbstractModel):
         # is an embedding call.
         return (
             call.kind == "chat"
-            and self._company_settings(call).response_cache
+            and call.settings.response_cache
             and not call.stream
             and not call.tools
             and is_cacheable(call.use_cache, call.temperature)
@@ -54,7 +50,7 @@ class AiServiceRouting(models.AbstractModel):
         under the key the next identical request will look up, the caller's model."""
         if call.response_key is None:
             call.response_key = cache_key(
-                call.provider._gateway_profile().model, call.messages, call.max_tokens, call.temperature,
+                call.profile.model, call.messages, call.max_tokens, call.temperature,
                 call.response_format,
             )
         return call.response_key
@@ -65,7 +61,7 @@ class AiServiceRouting(models.AbstractModel):
         Returns the recommendation (a dict), or None for a task type the optimizer cannot price."""
         if call.kind != "chat":
             return None
-        model = call.provider._gateway_profile().model
+        model = call.profile.model
         call.complexity = score_prompt(call.messages, lambda text: count_text_tokens(text, model).tokens)
         if call.mode == "smart_router":
             # The complexity sets the bar of a call that gave none, and may raise a given one.
@@ -103,7 +99,7 @@ class AiServiceRouting(models.AbstractModel):
             return False
         if call.mode == "smart_router":
             return True
-        provider, company = call.provider._gateway_profile(), self._company_settings(call)
+        provider, company = call.profile, call.settings
         return (provider.enable_cost_optimization or company.enable_cost_optimization) and (
             provider.auto_switch_provider or company.auto_switch_provider
         )
@@ -139,7 +135,7 @@ class AiServiceRouting(models.AbstractModel):
     def _switch_provider(self, call, target):
         """Send the call to `target`, re-estimated with its tokenizer; the first provider asked is kept."""
         call.switched_from = call.switched_from or call.provider
-        call.provider = target
+        self._use_provider(call, target)
         call.config = target._client_config()
         self._estimate_tokens(call)
 
@@ -158,7 +154,7 @@ class AiServiceRouting(models.AbstractModel):
         failed = [failed_provider for failed_provider, _error in call.provider_failures]
         if not provider or provider == current or provider in failed:
             return False
-        call.provider = provider
+        self._use_provider(call, provider)
         call.config = provider._client_config()
         call.switched_from = call.switched_from or current
         call.budget_switch = recommendation
@@ -190,7 +186,7 @@ class AiServiceRouting(models.AbstractModel):
     def _may_fall_back(self, call):
         """Whether a call whose provider failed may go to another one: a company setting (on by
         default) that applies in both modes; never for a single attempt."""
-        return not call.single_attempt and self._company_settings(call).fallback_on_failure
+        return not call.single_attempt and call.settings.fallback_on_failure
 
     def _fallback_target(self, call, error, tried):
         """The next alternative of the recommendation not in `tried` that can serve the call, if any."""

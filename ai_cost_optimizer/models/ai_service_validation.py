@@ -102,12 +102,11 @@ class AiServiceValidation(models.AbstractModel):
                     self.env.company.name,
                 )
             )
-        profile = provider._gateway_profile()
-        if not self._is_users_company(profile.company_id):
+        if not self._is_users_company(provider._gateway_profile().company_id):
             # Not kept on the call: the failed call is recorded in the caller's company, not in theirs.
             raise UserError(_("The AI provider '%s' belongs to another company.", provider.name))
-        call.provider = provider
-        if not profile.active:
+        self._use_provider(call, provider)
+        if not call.profile.active:
             raise UserError(_("The AI provider '%s' is archived.", provider.name))
         if call.kind == "embedding":
             self._check_embedding_provider(call)
@@ -123,6 +122,13 @@ class AiServiceValidation(models.AbstractModel):
         call.config = provider._client_config()
         if call.single_attempt:
             call.config = replace(call.config, max_retries=0)
+
+    def _use_provider(self, call, provider):
+        """Make `provider` the one that answers the call, with what every step reads of it and of its company
+        (cached: see ai.service.provider's _gateway_profile and res.company's _ai_gateway_settings)."""
+        call.provider = provider
+        call.profile = provider._gateway_profile()
+        call.settings = self.env["res.company"]._ai_gateway_settings(call.profile.company_id)
 
     def _default_provider(self):
         """The company's default provider, else its first one."""
@@ -144,7 +150,7 @@ class AiServiceValidation(models.AbstractModel):
         """The prompt's tokens with the provider's tokenizer: the messages and the tool definitions
         (or the reply's schema), which the provider reads as part of the prompt; an embedding call's
         texts, one count per text (its requests are batched by tokens)."""
-        model = call.provider._gateway_profile().model
+        model = call.profile.model
         if call.kind == "embedding":
             counts = [count_text_tokens(text, model) for text in call.messages]
             call.text_tokens = [count.tokens for count in counts]

@@ -254,10 +254,10 @@ class ResCompany(models.Model):
     # Prompt retention
     # ------------------------------------------------------------------------------------------------
 
-    def _ai_retained_text(self, text):
-        """The part of a prompt or completion this company keeps."""
+    def _ai_retained_text(self, text, settings=None):
+        """The part of a prompt or completion this company keeps (`settings`: its GatewaySettings, when read)."""
         self.ensure_one()
-        retention = self._ai_gateway_settings(self.id).prompt_retention
+        retention = (settings or self._ai_gateway_settings(self.id)).prompt_retention
         if retention == "none" or not text:
             return False
         return text[:1000] if retention == "truncated" else text
