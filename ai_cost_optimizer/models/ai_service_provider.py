@@ -90,8 +90,10 @@ class AiServiceProvider(models.Model):
         help="The id of this provider's API key as the provider's console shows it (Anthropic: apikey_..., "
         "OpenAI: key_...): with it, the billing reconciliation tells the organization's other keys apart.",
     )
+    # Stored: the one definition of "has a key" that the ORM and the optimizer's SQL both read.
     has_api_key = fields.Boolean(
-        string="Key ready", compute="_compute_has_api_key", help="A key is set, or the provider needs none."
+        string="Key ready", compute="_compute_has_api_key", store=True,
+        help="A key is set, or the provider needs none.",
     )
     model = fields.Char(required=True, help="The provider's model id, e.g. claude-3-5-haiku-latest or gpt-4o-mini.")
     timeout = fields.Float(string="Timeout (seconds)", default=60.0, help="Seconds before one attempt is abandoned.")
@@ -194,11 +196,13 @@ class AiServiceProvider(models.Model):
         for provider in self:
             provider.api_key_required = provider.kind != "demo"
 
-    @api.depends_context("uid")
-    @api.depends("api_key_required")
+    @api.depends("api_key", "api_key_required")
     def _compute_has_api_key(self):
-        for provider, key in zip(self, self.sudo().mapped("api_key"), strict=True):
-            provider.has_api_key = bool(key) or not provider.api_key_required
+        """Whether the provider can be called: a key is set, or it needs none. The only place that says so:
+        the gateway, the optimizer (its SQL reads the stored column) and the connection settings read it.
+        Computed as superuser (a stored field), so the key itself stays out of other users' reach."""
+        for provider in self:
+            provider.has_api_key = bool(provider.api_key) or not provider.api_key_required
 
     def _compute_usage_count(self):
         counts = dict(
@@ -433,13 +437,12 @@ class AiServiceProvider(models.Model):
     def _client_config(self):
         """The connection settings for core.clients; reads the key as superuser, never logs it."""
         self.ensure_one()
-        api_key = self.sudo().api_key or ""
-        if not api_key and self.api_key_required:
+        if not self.has_api_key:
             raise UserError(self.env._("Provider '%s' has no API key. A system administrator must set one.", self.name))
         return ProviderConfig(
             kind=self.kind,
             base_url=self.base_url or "",
-            api_key=api_key,
+            api_key=self.sudo().api_key or "",
             model=self.model,
             timeout=self.timeout,
             max_retries=self.max_retries,
