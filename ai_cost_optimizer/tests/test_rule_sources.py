@@ -2,10 +2,77 @@
 waste rule and the optimizer), what counts as a benchmark sample (the A/B arms and the Benchmarks view), whether a
 provider has a key (the ORM and the optimizer's SQL). Each test fails when one of the readers drifts."""
 
+from odoo import Command
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 
-from .common import AiCostCase
+from .common import AiCostCase, UsageRowsCase
+
+
+@tagged("post_install", "-at_install")
+class TestBenchmarkSamples(UsageRowsCase):
+    """An A/B arm's results and the Benchmarks view (compare_providers) count the same samples and measure the same
+    things: a call refused by a budget, answered from the response cache or stopped before it was sent is no
+    sample; a failed call measures no cost nor latency, a call of unknown price no cost, an unrated one no
+    quality."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        Provider = cls.env["ai.service.provider"]
+        cls.other = Provider.create({
+            "name": "Other arm (samples test)", "kind": "openai_compatible", "base_url": "http://127.0.0.1:9/v1",
+            "model": "gpt-4o",
+        })
+        cls.task_type = cls.env["ai.task.type"].create({"name": "Samples test", "code": "samples_test"})
+        experiment = cls.env["ai.provider.experiment"].create({
+            "name": "Samples test", "task_type_id": cls.task_type.id,
+            "arm_ids": [Command.create({"name": "A", "provider_id": cls.provider.id, "percentage": 50}),
+                        Command.create({"name": "B", "provider_id": cls.other.id, "percentage": 50})],
+        })
+        cls.arm = experiment.arm_ids.filtered(lambda arm: arm.name == "A")
+        common = {"provider_id": cls.provider.id, "model": cls.provider.model, "task_type": "samples_test",
+                  "ab_arm_id": cls.arm.id, "input_tokens": 100, "output_tokens": 20}
+        cls.env["ai.token.usage"].create([
+            {**common, "status": "ok", "provider_called": True, "cost_usd": 0.002, "latency_ms": 100.0},
+            {**common, "status": "ok", "provider_called": True, "cost_usd": 0.004, "latency_ms": 300.0,
+             "quality_score": 80, "quality_rated": True},
+            # Unknown price: answered, no cost measured (never $0).
+            {**common, "status": "ok", "provider_called": True, "cost_usd": 0.0, "cost_unknown": True,
+             "latency_ms": 200.0},
+            # Failed at the provider: a sample, an error, no cost nor latency.
+            {**common, "status": "error", "provider_called": True, "cost_usd": 0.0, "latency_ms": 50.0,
+             "output_tokens": 0},
+            # Not samples: refused by a budget, answered from the response cache (and rated), stopped before sending.
+            {**common, "status": "blocked", "provider_called": False, "cost_usd": 0.0},
+            {**common, "status": "ok", "cache_hit": True, "provider_called": False, "cost_usd": 0.0,
+             "latency_ms": 0.0, "quality_score": 20, "quality_rated": True},
+            {**common, "status": "error", "provider_called": False, "cost_usd": 0.0, "output_tokens": 0},
+        ])
+
+    def test_arm_results_are_the_benchmark_figures(self):
+        expected = {"calls": 4, "errors": 1, "avg_cost_usd": 0.003, "avg_latency_ms": 200.0, "avg_quality": 80.0}
+        arm = self.arm
+        self.assertEqual((arm.calls, arm.rated_calls), (expected["calls"], 1))
+        self.assertAlmostEqual(arm.error_rate, expected["errors"] / expected["calls"])
+        self.assertAlmostEqual(arm.avg_cost_usd, expected["avg_cost_usd"], places=10)
+        self.assertAlmostEqual(arm.avg_latency_ms, expected["avg_latency_ms"])
+        self.assertAlmostEqual(arm.avg_quality, expected["avg_quality"])
+        [line] = [line for line in self.env["ai.provider.benchmark"].compare_providers("samples_test")
+                  if line["provider_id"] == self.provider.id]
+        self.assertEqual((line["calls"], line["errors"]), (expected["calls"], expected["errors"]))
+        self.assertAlmostEqual(line["error_rate"], arm.error_rate)
+        for name in ("avg_cost_usd", "avg_latency_ms", "avg_quality"):
+            self.assertAlmostEqual(line[name], expected[name], places=10, msg=name)
+            self.assertAlmostEqual(line[name], arm[name], places=10, msg=name)
+        # The Benchmarks view lists exactly the arm's samples.
+        samples = self.env["ai.provider.benchmark.report"].search([("ab_arm_id", "=", arm.id)])
+        self.assertEqual(len(samples), arm.calls)
+        self.assertEqual(set(samples.usage_id.mapped("provider_called")), {True})
+
+    def test_an_arm_without_samples_reads_zero(self):
+        other = self.arm.experiment_id.arm_ids - self.arm
+        self.assertEqual((other.calls, other.error_rate, other.avg_cost_usd, other.rated_calls), (0, 0.0, 0.0, 0))
 
 
 @tagged("post_install", "-at_install")
