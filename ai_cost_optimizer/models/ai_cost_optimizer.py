@@ -116,9 +116,9 @@ class AiCostOptimizer(models.AbstractModel):
         figures = self.env["ai.task.type"]._output_figures().get(task_type)
         return ranking_rules.expected_output_tokens(*figures) if figures else None
 
-    def _candidates(self, task_type):
-        """The active providers of the current company as the ranking sees them."""
-        rows = self._candidate_rows(self.env.company.id)
+    def _candidates(self, task_type, company_id=None):
+        """The active providers of a company (default: the current one) as the ranking sees them."""
+        rows = self._candidate_rows(company_id or self.env.company.id)
         keys = self._pending_keys()
         return [
             Candidate(
@@ -136,6 +136,14 @@ class AiCostOptimizer(models.AbstractModel):
             for (provider_id, name, quality, context_window, cost_unknown, input_price, output_price, has_key,
                  benchmark_quality, samples, task_codes) in rows
         ]
+
+    def _candidate(self, company_id, provider_id):
+        """The ranking's view of one active provider of the company, None when it is not one: what the
+        wrong_model waste rule prices the recommended provider with (ai.token.waste.finding)."""
+        return next(
+            (candidate for candidate in self._candidates(None, company_id) if candidate.provider_id == provider_id),
+            None,
+        )
 
     def _pending_keys(self):
         """{provider id: has_api_key} of the providers whose key readiness this transaction changed and did

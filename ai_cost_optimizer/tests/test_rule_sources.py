@@ -2,11 +2,189 @@
 waste rule and the optimizer), what counts as a benchmark sample (the A/B arms and the Benchmarks view), whether a
 provider has a key (the ORM and the optimizer's SQL). Each test fails when one of the readers drifts."""
 
+import random
+
 from odoo import Command
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 
+from ..core import recommendation as ranking_rules
+from ..core.recommendation import Candidate
 from .common import AiCostCase, UsageRowsCase
+
+SEEDS = range(6)
+PROVIDERS_PER_CASE = 7
+CALLS_PER_CASE = 8
+TASK_TYPES = ("chat", "classify", "summarize")
+# Windows around the prompts (20 to 400 tokens) plus the task types' expected answers (20 to 400): some fit the
+# prompt alone and not the prompt with its answer.
+CONTEXT_WINDOWS = (0, 0, 100_000, 300, 500, 800)
+INPUT_PRICES = (0.05, 0.1, 0.15, 0.5, 1.0, 2.5, 3.0, 10.0)
+# A model genai-prices does not know: its provider's cost is unknown.
+UNKNOWN_MODEL = "rules-test-unknown-model"
+
+
+@tagged("post_install", "-at_install")
+class TestWrongModelNamesWhatTheOptimizerRecommends(AiCostCase):
+    """Generated cases: random providers (quality prior and rated answers, context window, prices known, unknown or
+    free, key or none, task types active or not) and random passthrough calls through the gateway. The waste report
+    names provider X for a call iff X is the provider the optimizer ranks first for it (core.recommendation.rank
+    over the providers as generated), X is not the call's provider, and X would have cost at least the company's
+    threshold less; it never names a provider the ranking excluded. A re-analysis of the stored row agrees."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        (cls.claude | cls.gpt).action_archive()
+        cls.env.company.write({"ai_auto_switch_provider": False, "ai_waste_wrong_model_saving_pct": 20})
+        cls.legacy = cls.env["ai.task.type"].create(
+            {"name": "Legacy (rules test)", "code": "legacy_rules_test", "active": False}
+        )
+        cls.task_types = {code: cls.env.ref(f"ai_cost_optimizer.task_type_{code}") for code in TASK_TYPES}
+
+    def _random_provider(self, rng, name):
+        """A provider with random facts, and those facts as the test knows them: (record, facts)."""
+        pricing = rng.choices(["manual", "unknown", "free"], weights=[8, 1, 1])[0]
+        keyed = rng.random() < 0.7
+        required = keyed or rng.random() < 0.5
+        codes = set() if rng.random() < 0.5 else set(rng.sample([*TASK_TYPES, "legacy"], rng.randint(1, 3)))
+        rated = rng.random() < 0.4
+        input_price = rng.choice(INPUT_PRICES)
+        vals = self._provider_vals(
+            self.fake, "openai_compatible", name=name,
+            model=UNKNOWN_MODEL if pricing == "unknown" else "gpt-4o-mini",
+            api_key="sk-test-rules" if keyed else False, api_key_required=required,
+            quality_score=rng.randint(30, 95), context_window=rng.choice(CONTEXT_WINDOWS),
+            task_type_ids=[Command.set([
+                (self.legacy if code == "legacy" else self.task_types[code]).id for code in codes
+            ])],
+            benchmark_quality=rng.uniform(0, 100) if rated else 0.0,
+            benchmark_quality_samples=rng.randint(1, 60) if rated else 0,
+        )
+        if pricing == "manual":
+            vals.update(input_price=input_price, output_price=input_price * rng.choice([2, 4, 5]))
+        elif pricing == "free":
+            vals["price_source"] = "free"
+        else:
+            vals["price_source"] = "genai_prices"
+        provider = self.env["ai.service.provider"].create(vals)
+        served = codes - {"legacy"}  # an archived task type serves nothing: no active code, every task
+        facts = {"usable": keyed or not required, "served": served, "callable": keyed}
+        return provider, facts
+
+    def _ranking(self, providers, usage):
+        """The optimizer's ranking of the call of `usage`, computed from the providers as generated."""
+        candidates = [
+            Candidate(
+                provider_id=provider.id, name=provider.name, prior_quality=provider.quality_score,
+                context_window=provider.context_window,
+                input_price=None if provider.cost_unknown else provider.input_price,
+                output_price=None if provider.cost_unknown else provider.output_price,
+                serves_task=not facts["served"] or usage.task_type in facts["served"],
+                usable=facts["usable"],
+                benchmark_quality=provider.benchmark_quality if provider.benchmark_quality_samples else None,
+                benchmark_samples=provider.benchmark_quality_samples,
+            )
+            for provider, facts in providers
+        ]
+        output_tokens = self.env["ai.cost.optimizer"]._expected_output_tokens(usage.task_type)
+        return ranking_rules.rank(candidates, usage.context_size_tokens, output_tokens, usage.quality_required)
+
+    @staticmethod
+    def _cost_at(provider, usage):
+        return (usage.input_tokens * provider.input_price + usage.output_tokens * provider.output_price) / 1e6
+
+    def _expected_name(self, ranking, usage):
+        """The provider the wrong_model rule must name for `usage`, or None."""
+        best = ranking.best
+        if not best or best.candidate.provider_id == usage.provider_id.id:
+            return None
+        if usage.cost_unknown or not usage.cost_usd:
+            return None
+        provider = self.env["ai.service.provider"].browse(best.candidate.provider_id)
+        saving = usage.cost_usd - self._cost_at(provider, usage)
+        return provider.name if saving >= 0.2 * usage.cost_usd else None
+
+    @staticmethod
+    def _named(findings):
+        """The provider names a wrong_model finding names (its description starts with the name)."""
+        return [finding["description"].split(" meets the quality bar")[0] for finding in findings
+                if finding["type"] == "wrong_model"]
+
+    def test_generated_cases(self):
+        named = excluded_cheaper = 0
+        previous = self.env["ai.service.provider"]
+        for seed in SEEDS:
+            rng = random.Random(seed)
+            previous.action_archive()
+            providers = [self._random_provider(rng, f"Rules {seed}.{index}") for index in range(PROVIDERS_PER_CASE)]
+            previous = self.env["ai.service.provider"].browse([provider.id for provider, _facts in providers])
+            callers = [
+                provider for provider, facts in providers
+                if facts["callable"] and provider.context_window in (0, 100_000)
+            ]
+            for number in range(CALLS_PER_CASE if callers else 0):
+                caller = rng.choice(callers)
+                prompt = f"Case {seed} call {number}: " + "word " * rng.randint(10, 350)
+                result = self.env["ai.service"].send_message(
+                    [{"role": "user", "content": prompt}], provider=caller, mode="passthrough",
+                    task_type=rng.choice(TASK_TYPES), quality_required=rng.choice(["low", "medium", "high"]),
+                )
+                usage = self.env["ai.token.usage"].browse(result["usage_id"])
+                ranking = self._ranking(providers, usage)
+                expected = self._expected_name(ranking, usage)
+                excluded = {candidate.name for candidate, _reason in ranking.excluded}
+                with self.subTest(seed=seed, call=number, provider=caller.name, task=usage.task_type,
+                                  bar=usage.quality_required, tokens=usage.context_size_tokens):
+                    self.assertEqual(usage.status, "ok")
+                    best = ranking.best.candidate.provider_id if ranking.best else False
+                    self.assertEqual(result["recommendation"]["provider_id"], best)
+                    self.assertEqual(self._named(result["waste_report"]["findings"]), [expected] if expected else [])
+                    self.assertFalse(excluded & set(self._named(result["waste_report"]["findings"])))
+                    # The stored row, analysed again, names the same provider.
+                    again = self.env["ai.token.analytics"].analyze_waste(usage.id)
+                    self.assertEqual(self._named(again["findings"]), [expected] if expected else [])
+                named += bool(expected)
+                excluded_cheaper += any(
+                    provider.name in excluded and not provider.cost_unknown and usage.cost_usd
+                    and self._cost_at(provider, usage) <= 0.8 * usage.cost_usd
+                    for provider, _facts in providers
+                )
+        # The generator keeps exercising both sides: calls with a finding, and calls where a cheaper provider the
+        # optimizer excluded (no key, quality, window, task type) must not be named.
+        self.assertGreater(named, 3)
+        self.assertGreater(excluded_cheaper, 3)
+
+    def test_no_finding_when_the_optimizer_recommends_nothing(self):
+        """The optimizer excludes the cheaper provider (no key): the waste report does not name it, although it
+        meets every other rule, and a call for which nothing qualifies has no wrong_model finding."""
+        strong = self.env["ai.service.provider"].create(self._provider_vals(
+            self.fake, "openai_compatible", name="Strong (rules)", quality_score=95, input_price=5.0, output_price=20.0,
+        ))
+        keyless = self.env["ai.service.provider"].create(self._provider_vals(
+            self.fake, "openai_compatible", name="Keyless (rules)", quality_score=95, input_price=0.1, output_price=0.4,
+            api_key=False,
+        ))
+        result = self.env["ai.service"].send_message(
+            [{"role": "user", "content": "Qualify lead 42."}], provider=strong, quality_required="high"
+        )
+        excluded = {row["provider_id"]: row["reason"] for row in result["recommendation"]["excluded"]}
+        self.assertEqual(excluded[keyless.id], "has no API key")
+        self.assertEqual(result["recommendation"]["provider_id"], strong.id)
+        self.assertFalse(self._named(result["waste_report"]["findings"]))
+        # The key is entered: the optimizer now recommends it, and the waste report names it.
+        keyless.api_key = "sk-test-rules"
+        result = self.env["ai.service"].send_message(
+            [{"role": "user", "content": "Qualify lead 43."}], provider=strong, quality_required="high"
+        )
+        self.assertEqual(self._named(result["waste_report"]["findings"]), [keyless.name])
+        # Above every provider's quality (a rated strong provider blended below the bar): nothing qualifies.
+        (strong | keyless).write({"benchmark_quality": 10.0, "benchmark_quality_samples": 40})
+        result = self.env["ai.service"].send_message(
+            [{"role": "user", "content": "Qualify lead 44."}], provider=strong, quality_required="high"
+        )
+        self.assertFalse(result["recommendation"]["provider_id"])
+        self.assertFalse(self._named(result["waste_report"]["findings"]))
 
 
 @tagged("post_install", "-at_install")
