@@ -27,7 +27,8 @@ def ensure_rows(env, rows: int) -> int:
                                       "base_url": "http://127.0.0.1:9/v1", "model": model})
     env.flush_all()
     started = time.perf_counter()
-    # Calls spread over 30 days, 1 in 2 with a system prompt, 1 in 10 on the expensive provider, 1 in 20
+    # Calls spread over 30 days, 1 in 2 with a system prompt, 1 in 10 on the expensive provider (the optimizer
+    # recommended the cheap one for every call, as the gateway records it: the wrong_model rule's input), 1 in 20
     # with repeated context, 1 in 10 single-shot (classify) tasks carrying old turns. Recorded as the
     # gateway records them: optimization score 100 until the analysis finds waste.
     env.cr.execute(
@@ -36,13 +37,14 @@ def ensure_rows(env, rows: int) -> int:
             provider_id, model, mode, operation, task_type, status, input_tokens, output_tokens, total_tokens,
             cost_usd, cost_unknown, cache_hit, price_id, prompt_hash, static_prefix_hash, static_prefix_tokens,
             redundant_context_tokens, history_tokens, optimization_score, session_id, attempts, usage_reported, kind,
-            provider_called)
+            provider_called, recommended_provider_id)
         SELECT ts, ts, 1, 1, 1, %(company)s, p.id, p.model, 'passthrough', 'op_' || (g %% 8),
                CASE WHEN g %% 10 = 0 THEN 'classify' ELSE 'chat' END, 'ok',
                tin, 200, tin + 200, tin * p.input_price / 1e6 + 200 * p.output_price / 1e6, FALSE, FALSE,
                (SELECT max(id) FROM ai_service_provider_price WHERE provider_id = p.id),
                md5((g %% %(prompts)s)::text), CASE WHEN g %% 2 = 0 THEN md5((g %% %(prefixes)s)::text) END,
-               3000, CASE WHEN g %% 20 = 0 THEN 120 ELSE 0 END, (g %% 5) * 100, 100, %(session)s, 1, TRUE, 'chat', TRUE
+               3000, CASE WHEN g %% 20 = 0 THEN 120 ELSE 0 END, (g %% 5) * 100, 100, %(session)s, 1, TRUE, 'chat', TRUE,
+               (%(providers)s::int[])[1]
           FROM (SELECT g, 1000 + g %% 9000 AS tin,
                        now() at time zone 'UTC' - (30 - (g - 1) * 30.0 / %(rows)s) * interval '1 day' AS ts,
                        (%(providers)s::int[])[1 + (g %% 10 = 7)::int] AS provider

@@ -19,7 +19,9 @@ Thresholds (``WasteSettings``), all configurable per company in Settings > AI Co
   ``near_window_ratio`` of the context window for an answer of at most ``tiny_answer_tokens``; the
   tokens above the need are wasted.
 - ``wrong_model_min_saving_ratio``: ``wrong_model`` fires when a qualifying provider would have cost
-  at least this fraction less for the same tokens; the difference is wasted.
+  at least this fraction less for the same tokens; the difference is wasted. Which providers qualify is
+  not decided here: the caller passes the alternatives (the Odoo tier passes the provider the optimizer,
+  ``recommendation.rank``, recommended for the call).
 - ``history_min_tokens``: ``unnecessary_history`` fires when a single-shot task type
   (``SINGLE_SHOT_TASKS``) carries at least this many tokens of earlier conversation turns.
 - ``missed_cache_window_seconds``: ``missed_cache`` fires when a static prefix at least as long as
@@ -139,7 +141,8 @@ class CallFacts:
     static_prefix_tokens: int = 0
     duplicate_of_recent: bool = False
     prefix_seen_recently: bool = False
-    # (provider name, cost of this call's tokens at its prices) of each qualifying alternative
+    # (provider name, cost of this call's tokens at its prices) of each qualifying alternative, as the
+    # optimizer decided it (recommendation.rank): the rules do not judge eligibility
     alternatives: tuple[tuple[str, float], ...] = ()
 
 

@@ -116,12 +116,10 @@ class AiCostOptimizer(models.AbstractModel):
         figures = self.env["ai.task.type"]._output_figures().get(task_type)
         return ranking_rules.expected_output_tokens(*figures) if figures else None
 
-    def _candidates(self, task_type):
-        """The active providers of the current company as the ranking sees them."""
-        Provider = self.env["ai.service.provider"].sudo()
-        rows = self._candidate_rows(self.env.company.id)
-        pending = self.env.cache.get_dirty_records(Provider, Provider._fields["api_key"])
-        keys = {provider.id: provider.has_api_key for provider in pending}
+    def _candidates(self, task_type, company_id=None):
+        """The active providers of a company (default: the current one) as the ranking sees them."""
+        rows = self._candidate_rows(company_id or self.env.company.id)
+        keys = self._pending_keys()
         return [
             Candidate(
                 provider_id=provider_id,
@@ -139,22 +137,41 @@ class AiCostOptimizer(models.AbstractModel):
                  benchmark_quality, samples, task_codes) in rows
         ]
 
+    def _candidate(self, company_id, provider_id):
+        """The ranking's view of one active provider of the company, None when it is not one: what the
+        wrong_model waste rule prices the recommended provider with (ai.token.waste.finding)."""
+        return next(
+            (candidate for candidate in self._candidates(None, company_id) if candidate.provider_id == provider_id),
+            None,
+        )
+
+    def _pending_keys(self):
+        """{provider id: has_api_key} of the providers whose key readiness this transaction changed and did
+        not write yet: _candidate_rows reads the stored column and must not flush the key (see there)."""
+        Provider = self.env["ai.service.provider"].sudo()
+        field = Provider._fields["has_api_key"]
+        pending = Provider.browse(
+            [*self.env.records_to_compute(field)._ids, *self.env.cache.get_dirty_records(Provider, field)._ids]
+        )
+        return {provider.id: provider.has_api_key for provider in pending}
+
     @tools.ormcache("company_id")
     def _candidate_rows(self, company_id):
         """The fields the ranking reads of the company's active providers, cached per registry: read on
         every gateway call and changed seldom (ai.service.provider's CANDIDATE_FIELDS clear the cache)."""
         Provider = self.env["ai.service.provider"].sudo()
-        # Never flush api_key here: a pending key change would be written, and logged at DEBUG
-        # level by the SQL logger. Pending key changes are taken from the ORM cache (_candidates).
+        # Never flush api_key here (nor has_api_key, whose recomputation would flush it with it): a pending key
+        # change would be written, and logged at DEBUG level by the SQL logger. Pending key changes are taken
+        # from the ORM cache (_pending_keys).
         Provider.flush_model([name for name in CANDIDATE_FIELDS if name != "api_key"])
         self.env["ai.task.type"].flush_model(["code", "active"])
         relation = Provider._fields["task_type_ids"]
-        # Raw SQL: whether a key is set (or none is needed) without reading the key itself, and the task
-        # codes, in one query.
+        # Raw SQL: the providers with their task codes in one query; whether a key is ready is the stored
+        # has_api_key (ai.service.provider's one definition), so the key itself is never read.
         self.env.cr.execute(SQL(
             """
             SELECT p.id, p.name, p.quality_score, p.context_window, p.cost_unknown, p.input_price, p.output_price,
-                   COALESCE(p.api_key, '') != '' OR NOT p.api_key_required,
+                   p.has_api_key,
                    p.benchmark_quality, p.benchmark_quality_samples,
                    array_remove(array_agg(t.code), NULL)
               FROM ai_service_provider p

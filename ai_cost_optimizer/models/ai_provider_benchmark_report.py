@@ -12,7 +12,12 @@ class AiProviderBenchmarkReport(models.Model):
     A database view rather than a second row written per call: a sample holds nothing its usage row
     does not. Gateway samples keep their usage row's id; external runs take the negative of theirs.
     Cost and latency are empty on failed calls, cost also when the model's price is unknown, and the
-    quality when the answer was not rated, so that their averages cover only what was measured."""
+    quality when the answer was not rated, so that their averages cover only what was measured.
+
+    This query is the one definition of a benchmark sample and of what it measured: the provider comparison
+    (ai.provider.benchmark's compare_providers), the optimizer's cached figures and the results of the A/B
+    arms (ai.provider.experiment.arm, through ab_arm_id) all read this view. A call refused by a budget,
+    answered from the response cache or stopped before it was sent is no sample of a provider."""
 
     _name = "ai.provider.benchmark.report"
     _description = "AI Provider Benchmark Analysis"
@@ -26,7 +31,7 @@ class AiProviderBenchmarkReport(models.Model):
         "ai.token.usage": [
             "create_date", "provider_id", "company_id", "task_type", "complexity", "status", "input_tokens",
             "estimated_input_tokens", "output_tokens", "cost_usd", "cost_unknown", "latency_ms", "quality_score",
-            "quality_rated", "provider_called",
+            "quality_rated", "provider_called", "ab_arm_id",
         ],
         "ai.provider.benchmark": [
             "create_date", "provider_id", "company_id", "task_type", "task_complexity", "input_tokens",
@@ -43,6 +48,7 @@ class AiProviderBenchmarkReport(models.Model):
     task_type = fields.Char(string="Task Type Code", readonly=True)
     task_type_label = fields.Char(string="Task Type", compute="_compute_code_labels")
     task_complexity = fields.Selection(COMPLEXITIES, string="Complexity", readonly=True)
+    ab_arm_id = fields.Many2one("ai.provider.experiment.arm", string="A/B Arm", readonly=True)
 
     # Measures: the averages of a pivot are over the samples that measured them
     calls = fields.Integer(readonly=True)
@@ -69,7 +75,7 @@ class AiProviderBenchmarkReport(models.Model):
                    CASE WHEN u.status = 'ok' AND u.cost_unknown IS NOT TRUE THEN u.cost_usd END AS cost_usd,
                    CASE WHEN u.status = 'ok' THEN u.latency_ms END AS response_time_ms,
                    CASE WHEN u.quality_rated THEN u.quality_score END::float AS quality_score,
-                   u.quality_rated AS rated, u.status = 'error' AS error_occurred
+                   u.quality_rated AS rated, u.status = 'error' AS error_occurred, u.ab_arm_id
               FROM ai_token_usage u
              WHERE u.provider_called
             UNION ALL
@@ -80,6 +86,6 @@ class AiProviderBenchmarkReport(models.Model):
                    CASE WHEN b.error_occurred IS NOT TRUE THEN b.cost_usd END,
                    CASE WHEN b.error_occurred IS NOT TRUE THEN b.response_time_ms END,
                    CASE WHEN b.rated THEN b.quality_score END::float,
-                   b.rated, b.error_occurred
+                   b.rated, b.error_occurred, NULL::integer
               FROM ai_provider_benchmark b
         """)

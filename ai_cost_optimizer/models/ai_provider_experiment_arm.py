@@ -16,10 +16,17 @@ class AiProviderExperimentArm(models.Model):
     provider_id = fields.Many2one("ai.service.provider", required=True, ondelete="restrict")
     percentage = fields.Float(required=True, digits=(5, 2), help="Share of the users sent to this arm.")
 
-    # Results, from the usage rows of the calls routed to this arm
-    calls = fields.Integer(compute="_compute_results")
+    # Results: the arm's benchmark samples, its calls that reached a provider (ai.provider.benchmark.report)
+    calls = fields.Integer(
+        compute="_compute_results",
+        help="Calls of this arm that reached a provider, answered or failed: not those refused by a budget or "
+        "answered from the response cache.",
+    )
     error_rate = fields.Float(compute="_compute_results", digits=(5, 4))
-    avg_cost_usd = fields.Float(compute="_compute_results", digits=PRICE_DIGITS, string="Average Cost (USD)")
+    avg_cost_usd = fields.Float(
+        compute="_compute_results", digits=PRICE_DIGITS, string="Average Cost (USD)",
+        help="Over the answered calls of a known price: a call whose price is unknown counts as missing, not $0.",
+    )
     avg_latency_ms = fields.Float(compute="_compute_results", string="Average Latency (ms)")
     avg_quality = fields.Float(compute="_compute_results", help="Average user rating (0-100) of rated answers.")
     rated_calls = fields.Integer(compute="_compute_results")
@@ -30,22 +37,25 @@ class AiProviderExperimentArm(models.Model):
     ]
 
     def _compute_results(self):
-        Usage = self.env["ai.token.usage"].sudo()
-        totals = {arm: count for arm, count in Usage._read_group(
-            [("ab_arm_id", "in", self.ids)], ["ab_arm_id"], ["__count"])}
-        errors = {arm: count for arm, count in Usage._read_group(
-            [("ab_arm_id", "in", self.ids), ("status", "=", "error")], ["ab_arm_id"], ["__count"])}
-        ok = {arm: (cost, latency) for arm, cost, latency in Usage._read_group(
-            [("ab_arm_id", "in", self.ids), ("status", "=", "ok")], ["ab_arm_id"], ["cost_usd:avg", "latency_ms:avg"])}
-        rated = {arm: (quality, count) for arm, quality, count in Usage._read_group(
-            [("ab_arm_id", "in", self.ids), ("quality_rated", "=", True)], ["ab_arm_id"],
-            ["quality_score:avg", "__count"])}
+        """The arm's figures over its benchmark samples, as the Benchmarks view and compare_providers read
+        them: the view says what a sample is and what it measured (its empty measures are skipped)."""
+        Samples = self.env["ai.provider.benchmark.report"].sudo()
+        domain = [("ab_arm_id", "in", self.ids)]
+        figures = {
+            arm: figures for arm, *figures in Samples._read_group(
+                domain, ["ab_arm_id"],
+                ["__count", "cost_usd:avg", "response_time_ms:avg", "quality_score:avg", "quality_score:count"],
+            )
+        }
+        errors = dict(Samples._read_group(domain + [("error_occurred", "=", True)], ["ab_arm_id"], ["__count"]))
         for arm in self:
-            calls = totals.get(arm, 0)
+            calls, avg_cost, avg_latency, avg_quality, rated = figures.get(arm, (0, None, None, None, 0))
             arm.calls = calls
             arm.error_rate = errors.get(arm, 0) / calls if calls else 0.0
-            arm.avg_cost_usd, arm.avg_latency_ms = ok.get(arm, (0.0, 0.0))
-            arm.avg_quality, arm.rated_calls = rated.get(arm, (0.0, 0))
+            arm.avg_cost_usd = avg_cost or 0.0
+            arm.avg_latency_ms = avg_latency or 0.0
+            arm.avg_quality = avg_quality or 0.0
+            arm.rated_calls = rated
 
     @api.model_create_multi
     def create(self, vals_list):

@@ -146,7 +146,6 @@ class AiServiceLedger(models.AbstractModel):
             **dict.fromkeys(CALL_FIELDS + WASTE_FIELDS, False),
             **vals,
             "context_window": profile.context_window,
-            "provider_quality": profile.quality_score,
             "input_price": price.input_per_mtok if price else 0.0,
             "output_price": price.output_per_mtok if price else 0.0,
             "cache_read_price": (price.cache_read_per_mtok or 0.0) if price else 0.0,

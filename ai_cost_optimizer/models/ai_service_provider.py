@@ -35,7 +35,7 @@ CANDIDATE_FIELDS = (
 # What the gateway reads of a provider on every call, cached (_gateway_profile).
 PROFILE_FIELDS = (
     "name", "company_id", "active", "kind", "base_url", "api_key", "api_key_required", "model", "timeout",
-    "max_retries", "retry_backoff", "enable_prompt_caching", "context_window", "max_output_tokens", "quality_score",
+    "max_retries", "retry_backoff", "enable_prompt_caching", "context_window", "max_output_tokens",
     "enable_waste_detection", "enable_cost_optimization", "auto_switch_provider",
 )
 # genai-prices' price list guessed from the base URL (an Anthropic endpoint is guessed from its kind).
@@ -66,7 +66,6 @@ class ProviderProfile(NamedTuple):
     model: str
     context_window: int
     max_output_tokens: int
-    quality_score: int
     enable_waste_detection: bool
     enable_cost_optimization: bool
     auto_switch_provider: bool
@@ -118,8 +117,10 @@ class AiServiceProvider(models.Model):
         help="The id of this provider's API key as the provider's console shows it (Anthropic: apikey_..., "
         "OpenAI: key_...): with it, the billing reconciliation tells the organization's other keys apart.",
     )
+    # Stored: the one definition of "has a key" that the ORM and the optimizer's SQL both read.
     has_api_key = fields.Boolean(
-        string="Key ready", compute="_compute_has_api_key", help="A key is set, or the provider needs none."
+        string="Key ready", compute="_compute_has_api_key", store=True,
+        help="A key is set, or the provider needs none.",
     )
     model = fields.Char(required=True, help="The provider's model id, e.g. claude-3-5-haiku-latest or gpt-4o-mini.")
     timeout = fields.Float(string="Timeout (seconds)", default=60.0, help="Seconds before one attempt is abandoned.")
@@ -222,11 +223,13 @@ class AiServiceProvider(models.Model):
         for provider in self:
             provider.api_key_required = provider.kind != "demo"
 
-    @api.depends_context("uid")
-    @api.depends("api_key_required")
+    @api.depends("api_key", "api_key_required")
     def _compute_has_api_key(self):
-        for provider, key in zip(self, self.sudo().mapped("api_key"), strict=True):
-            provider.has_api_key = bool(key) or not provider.api_key_required
+        """Whether the provider can be called: a key is set, or it needs none. The only place that says so:
+        the gateway, the optimizer (its SQL reads the stored column) and the connection settings read it.
+        Computed as superuser (a stored field), so the key itself stays out of other users' reach."""
+        for provider in self:
+            provider.has_api_key = bool(provider.api_key) or not provider.api_key_required
 
     def _compute_usage_count(self):
         counts = dict(
@@ -452,13 +455,12 @@ class AiServiceProvider(models.Model):
     @tools.ormcache("provider_id")
     def _gateway_profile_cached(self, provider_id):
         provider = self.sudo().browse(provider_id)
-        api_key = provider.api_key or ""
         config = None
-        if api_key or not provider.api_key_required:
+        if provider.has_api_key:
             config = ProviderConfig(
                 kind=provider.kind,
                 base_url=provider.base_url or "",
-                api_key=api_key,
+                api_key=provider.api_key or "",
                 model=provider.model,
                 timeout=provider.timeout,
                 max_retries=provider.max_retries,
@@ -472,7 +474,6 @@ class AiServiceProvider(models.Model):
             model=provider.model,
             context_window=provider.context_window,
             max_output_tokens=provider.max_output_tokens,
-            quality_score=provider.quality_score,
             enable_waste_detection=provider.enable_waste_detection,
             enable_cost_optimization=provider.enable_cost_optimization,
             auto_switch_provider=provider.auto_switch_provider,

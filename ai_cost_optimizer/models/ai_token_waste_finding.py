@@ -106,7 +106,6 @@ class AiTokenWasteFinding(models.Model):
         return {
             **usage.read(CALL_FIELDS + WASTE_FIELDS, load=None)[0],
             "context_window": usage.provider_id.context_window,
-            "provider_quality": usage.provider_id.quality_score,
             "input_price": price.input_price,
             "output_price": price.output_price,
             "cache_read_price": price.cache_read_price,
@@ -148,9 +147,9 @@ class AiTokenWasteFinding(models.Model):
         ]
 
     def _look_back(self, values, settings, before_id):
-        """Whether the same prompt was answered within the company's duplicate window, whether the same
+        """Whether the same prompt was answered within the company's duplicate window, and whether the same
         static prefix was sent to the same provider within the prompt cache lifetime (by successful calls
-        older than `before_id`, or all of them), and the cheaper alternatives: one query.
+        older than `before_id`, or all of them): one query.
 
         The look-backs are two probes of the hash indexes (`_newest_match`), so their time grows neither
         with the ledger nor with how often a hot prompt repeats. Their parameters come from the call: the
@@ -172,10 +171,7 @@ class AiTokenWasteFinding(models.Model):
             at, timedelta(seconds=settings.missed_cache_window_seconds), at, older,
         )
         # Raw SQL for the waste analysis target (constant time, under 2 ms: DESIGN section 9), prepared.
-        execute_prepared(self.env.cr, SQL(
-            "SELECT %s, %s, %s",
-            self._newest_match(duplicate), self._newest_match(prefix), self._alternatives_sql(values),
-        ))
+        execute_prepared(self.env.cr, SQL("SELECT %s, %s", self._newest_match(duplicate), self._newest_match(prefix)))
         return self.env.cr.fetchone()
 
     @staticmethod
@@ -192,7 +188,7 @@ class AiTokenWasteFinding(models.Model):
 
     def _facts(self, values, look_back):
         """What the rules need to know about the call of `values`."""
-        duplicate_of_recent, prefix_seen_recently, alternatives = look_back
+        duplicate_of_recent, prefix_seen_recently = look_back
         return waste_rules.CallFacts(
             task_type=values["task_type"] or "chat",
             model=values["model"] or "",
@@ -210,46 +206,29 @@ class AiTokenWasteFinding(models.Model):
             static_prefix_tokens=values["static_prefix_tokens"] or 0,
             duplicate_of_recent=duplicate_of_recent,
             prefix_seen_recently=prefix_seen_recently,
-            alternatives=self._cheaper_alternatives(values, alternatives),
+            alternatives=self._alternatives(values),
         )
 
-    @staticmethod
-    def _cheaper_alternatives(values, alternatives):
-        """(name, cost of this call's tokens at its current prices) of each alternative (`_alternatives_sql`)."""
-        tokens = Usage(input_tokens=values["input_tokens"] or 0, output_tokens=values["output_tokens"] or 0)
-        return tuple(
-            (name, pricing.compute_cost(tokens, pricing.ModelPrice(input_price, output_price, None, None, "provider")))
-            for name, input_price, output_price in alternatives or ()
-        )
+    def _alternatives(self, values):
+        """((name, cost of this call's tokens at its current prices),) of the provider the optimizer recommended
+        for the call of `values`, when it is another one than the call's: the alternative the wrong_model rule
+        weighs; () for none.
 
-    def _alternatives_sql(self, values):
-        """JSON [[name, input price, output price], ...] of the providers that could have served the call
-        of `values`; NULL for a call without a provider or a known cost.
-
-        Qualifying: the optimizer's recommendation recorded for the call (ai.cost.optimizer's
-        recommend_provider, run by the gateway's recommend step); for a call without one, the company's
-        other active providers with a known price, serving the task type, of at least the same quality,
-        whose context window fits (or is unknown). The optimizer is not asked again: this runs after every call."""
-        if not values["provider_id"] or values["cost_unknown"] or not values["cost_usd"]:
-            return SQL("NULL")
-        relation = self.env["ai.service.provider"]._fields["task_type_ids"]
+        One source: which providers qualify is decided by the optimizer alone (core.recommendation.rank, run by
+        the gateway's recommend step and recorded on the row as recommended_provider_id), so the waste report
+        names no provider it excluded (no key, blended quality under the bar, prompt plus expected answer over
+        the context window, task type not served, price unknown). A call it recommended nothing for (nothing
+        qualified, or a row written outside the gateway) has no wrong_model finding. The prices are those the
+        optimizer ranks with (its cached candidates: no query); a provider since archived is no alternative."""
         recommended = values["recommended_provider_id"]
-        qualifies = SQL("a.id = %s", recommended) if recommended else SQL(
-            """a.company_id = %(company)s AND a.active AND a.quality_score >= %(quality)s
-               AND (a.context_window = 0 OR a.context_window >= %(tokens)s)
-               AND (NOT EXISTS (SELECT 1 FROM %(rel)s r WHERE r.%(provider_col)s = a.id)
-                    OR EXISTS (SELECT 1 FROM %(rel)s r JOIN ai_task_type t ON t.id = r.%(task_col)s
-                                WHERE r.%(provider_col)s = a.id AND t.code = %(task)s))""",
-            company=values["company_id"], quality=values["provider_quality"] or 0, tokens=values["input_tokens"] or 0,
-            task=values["task_type"] or "chat", rel=SQL.identifier(relation.relation),
-            provider_col=SQL.identifier(relation.column1), task_col=SQL.identifier(relation.column2),
-        )
-        return SQL(
-            """(SELECT json_agg(json_build_array(a.name, a.input_price, a.output_price))
-                  FROM ai_service_provider a
-                 WHERE a.id != %s AND NOT COALESCE(a.cost_unknown, FALSE) AND %s)""",
-            values["provider_id"], qualifies,
-        )
+        if not recommended or recommended == values["provider_id"] or values["cost_unknown"] or not values["cost_usd"]:
+            return ()
+        candidate = self.env["ai.cost.optimizer"]._candidate(values["company_id"], recommended)
+        if candidate is None or candidate.input_price is None:
+            return ()
+        tokens = Usage(input_tokens=values["input_tokens"] or 0, output_tokens=values["output_tokens"] or 0)
+        price = pricing.ModelPrice(candidate.input_price, candidate.output_price, None, None, "provider")
+        return ((candidate.name, pricing.compute_cost(tokens, price)),)
 
     @staticmethod
     def _waste_facts(messages, model, definitions=""):
