@@ -423,7 +423,7 @@ class AiCostBudget(models.Model):
         # Everything Python needs (rules, timezone, price) comes from caches: the database sees one
         # statement per check (ai.cost.budget.period's HOLD_SQL), two when a budget switches the call.
         now = self._now()
-        tz = call.settings.tz
+        tz = self.env["res.company"]._ai_gateway_settings(call.provider._gateway_profile().company_id).tz
         bounds = {rule.id: budget_math.current_period(now, tz, rule.period_type) for rule in rules}
         estimate = self._estimate_cost(call.provider, call)
         outcomes, holds = self._hold_on_periods(rules, bounds, estimate, honour_switch=True)

@@ -53,9 +53,10 @@ class AiServiceLedger(models.AbstractModel):
         hit costs nothing and records the original cost as saved), the prompt's waste facts, and the
         routing (recommendation, complexity, A/B arm)."""
         provider = self._ledger_provider(call)
-        profile = call.profile if provider else None
+        # A call refused before its provider was resolved has no profile yet.
+        profile = provider._gateway_profile() if provider else None
         company = self.env["res.company"].browse(profile.company_id) if profile else self.env.company
-        settings = call.settings if profile else None
+        settings = company._ai_gateway_settings(company.id)
         result = call.result
         estimate = call.estimate
         messages = call.messages if isinstance(call.messages, list) else []
@@ -239,7 +240,7 @@ class AiServiceLedger(models.AbstractModel):
         return {
             "usage_id": usage_id,
             "provider_id": provider.id if provider else False,
-            "provider_name": call.profile.name if provider else False,
+            "provider_name": provider._gateway_profile().name if provider else False,
             "model": vals.get("model"),
             "usage": {
                 name: vals.get(name, 0)
