@@ -63,6 +63,27 @@ SELECT locked.budget_id, locked.id, locked.committed, hold.id
   FROM locked LEFT JOIN hold ON hold.period_id = locked.id
 """
 
+# Settle a call in ONE statement on the ledger transaction: lock its periods in id order (as HOLD_SQL does:
+# concurrent calls never deadlock), drop its reservations (RETURNING: what this transaction deleted, never
+# what the expiry cron released already), and replace them with its actual cost, atomically across workers
+# (DESIGN section 10). Returns each period's new spend, its alert marker and its budget.
+SETTLE_SQL = """
+WITH locked AS MATERIALIZED (
+    SELECT id FROM ai_cost_budget_period WHERE id = ANY(%(periods)s::int[]) ORDER BY id FOR UPDATE
+), released AS (
+    DELETE FROM ai_cost_budget_reservation WHERE id = ANY(%(reservations)s::int[]) RETURNING period_id, amount
+)
+UPDATE ai_cost_budget_period p
+   SET spend = p.spend + %(cost)s::numeric,
+       reserved = GREATEST(
+           p.reserved - COALESCE((SELECT sum(r.amount) FROM released r WHERE r.period_id = p.id), 0), 0
+       ),
+       call_count = p.call_count + 1
+  FROM locked
+ WHERE p.id = locked.id
+RETURNING p.id, p.spend, p.alerted_up_to, p.budget_id
+"""
+
 
 class AiCostBudgetPeriod(models.Model):
     """The running totals of one budget over one calendar period.
@@ -188,29 +209,21 @@ class AiCostBudgetPeriod(models.Model):
         return released
 
     def _settle(self, reservation_ids, actual_cost, rules=None):
-        """Replace the reservations of a finished call with its actual cost, then send the alerts
-        of the thresholds the new spend reaches. Runs on the ledger transaction, so the spend
+        """Replace the reservations of a finished call with its actual cost (SETTLE_SQL), then send the
+        alerts of the thresholds the new spend reaches. Runs on the ledger transaction, so the spend
         commits together with the usage row. `rules`: the periods' budgets as the call was checked against
         them ({budget id: BudgetRule}), so that their thresholds are not read again."""
-        released = self._unreserve(reservation_ids)
+        execute_prepared(self.env.cr, SQL(
+            SETTLE_SQL, periods=sorted(self.ids), reservations=list(reservation_ids or []), cost=actual_cost or 0.0
+        ))
         crossed = []
-        for period in self.sorted("id"):
-            # Raw SQL for atomic increments across workers (DESIGN section 10), under the row lock it takes.
-            self.env.cr.execute(SQL(
-                """UPDATE ai_cost_budget_period
-                      SET spend = spend + %(cost)s, reserved = GREATEST(reserved - %(released)s, 0),
-                          call_count = call_count + 1
-                    WHERE id = %(id)s
-                RETURNING spend, alerted_up_to, budget_id""",
-                cost=actual_cost or 0.0, released=released.get(period.id, 0.0), id=period.id,
-            ))
-            spend, alerted_up_to, budget_id = self.env.cr.fetchone()
-            rule = (rules or {}).get(budget_id) or period.budget_id._rule()
+        for period_id, spend, alerted_up_to, budget_id in self.env.cr.fetchall():
+            rule = (rules or {}).get(budget_id) or self.browse(period_id).budget_id._rule()
             thresholds = rule.crossed_thresholds(spend, alerted_up_to or 0.0)
             if thresholds:
-                # The row is locked by the UPDATE above until this transaction ends: no other
-                # worker can read the old marker and send the same alert.
-                crossed.append((period, thresholds))
+                # The row is locked by the UPDATE until this transaction ends: no other worker can read the
+                # old marker and send the same alert.
+                crossed.append((self.browse(period_id), thresholds))
         self.invalidate_recordset(["spend", "reserved", "call_count", "alerted_up_to"])
         for period, thresholds in crossed:
             period.alerted_up_to = max(thresholds)
