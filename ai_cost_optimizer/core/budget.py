@@ -19,6 +19,19 @@ THRESHOLD_MAX = 1000.0
 STATUSES = ("ok", "warning", "switched", "blocked")
 
 
+def in_scope(
+    user_ids: frozenset[int], provider_ids: frozenset[int], operations: frozenset[str],
+    user_id: int, provider_id: int, operation: str | None,
+) -> bool:
+    """Whether a call by `user_id` to `provider_id` for `operation` falls in a scope (of a budget or a rate
+    limit) of these users, providers and operations, each empty for all."""
+    return (
+        (not user_ids or user_id in user_ids)
+        and (not provider_ids or provider_id in provider_ids)
+        and (not operations or operation in operations)
+    )
+
+
 def local_day(now_utc: datetime, tz_name: str | None) -> date:
     """The calendar day of the UTC instant `now_utc` (naive means UTC) in the timezone `tz_name`."""
     if now_utc.tzinfo is None:

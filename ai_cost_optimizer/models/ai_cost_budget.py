@@ -37,11 +37,7 @@ class BudgetRule(namedtuple("BudgetRule", [
 
     def matches(self, user_id, provider_id, operation):
         """Whether a call by `user_id` to `provider_id` for `operation` falls in this budget's scope."""
-        return (
-            (not self.user_ids or user_id in self.user_ids)
-            and (not self.provider_ids or provider_id in self.provider_ids)
-            and (not self.operations or operation in self.operations)
-        )
+        return budget_math.in_scope(self.user_ids, self.provider_ids, self.operations, user_id, provider_id, operation)
 
     def crossed_thresholds(self, spend, alerted_up_to):
         """The alert thresholds (percent) that a period's `spend` reaches beyond those already alerted."""

@@ -155,9 +155,9 @@ class AiCostDashboard(models.AbstractModel):
     def _provider_comparison(self, rows):
         stats = {}
         for provider_id, status, cache_hit, cost, calls, *_sums, latency in rows:
-            # Answered from the response cache, or refused by a budget: the provider was not called. What is
-            # left are the provider's samples, as the Benchmarks view counts its gateway calls.
-            if cache_hit or status == "blocked":
+            # Answered from the response cache, or refused by a budget or a rate limit: the provider was not called.
+            # What is left are the provider's samples, as the Benchmarks view counts its gateway calls.
+            if cache_hit or status in ("blocked", "rate_limited"):
                 continue
             row = stats.setdefault(
                 provider_id or False, {"cost": 0.0, "calls": 0, "errors": 0, "latency": 0.0, "ok": 0}

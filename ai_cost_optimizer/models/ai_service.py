@@ -144,6 +144,7 @@ class AiService(models.AbstractModel):
             return cached
         call.recommendation = self._recommend(call)
         self._apply_recommendation(call)
+        self._hold_rate_limits(call)
         self._reserve_budget(call)
         return None
 

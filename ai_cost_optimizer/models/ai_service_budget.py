@@ -1,21 +1,40 @@
 from odoo import models
 
-from ..exceptions import AiBudgetExceeded
+from ..exceptions import AiBudgetExceeded, AiRateLimited
 from ..ledger.cursors import run_in_own_transaction
 
 
 class AiServiceBudget(models.AbstractModel):
-    """The budgets of a call's scope: its estimated cost held before it goes out, released when no provider
-    served it, replaced by its actual cost once the ledger holds it."""
+    """The budgets and rate limits of a call's scope: the call admitted under its rate limits and its estimated
+    cost held before it goes out, released when no provider served it, replaced by its actual cost once the
+    ledger holds it."""
 
     _name = "ai.service.budget"
-    _description = "AI Gateway: Budgets"
+    _description = "AI Gateway: Budgets and Rate Limits"
+
+    def _hold_rate_limits(self, call):
+        """Admit the call under the rate limits of its scope, waiting for room when they allow it (in the order
+        calls came); a refused call is recorded (status rate_limited) and raises AiRateLimited."""
+        Limit = self.env["ai.cost.rate.limit"].sudo()
+        rules = Limit._matching_rules(call.profile.company_id, self.env.uid, call.provider.id, call.operation)
+        if not rules:
+            return
+        try:
+            # The most the call may use, as providers count their own limits: its prompt and its max_tokens.
+            call.rate_limit_hits = Limit._admit(rules, call.estimate.tokens + call.max_tokens)
+        except AiRateLimited as error:
+            call.rate_limited_by = error.limit_id
+            self._record_usage(call, status="rate_limited", error=str(error))
+            raise
 
     def _reserve_budget(self, call):
         """Check the call's budgets and hold its estimated cost; a blocked call is recorded and raises
         AiBudgetExceeded."""
         call.budget = self._check_budget(call) or {"status": "ok"}
         if call.budget["status"] == "blocked":
+            # It does not go out: its rate limits' minutes do not count it.
+            self.env["ai.cost.rate.limit"].sudo()._release(call.rate_limit_hits)
+            call.rate_limit_hits = []
             self._record_usage(call, status="blocked", error=call.budget.get("message"))
             raise AiBudgetExceeded(call.budget.get("message") or self.env._("A budget refused this AI call."))
 

@@ -128,6 +128,7 @@ class AiServiceLedger(models.AbstractModel):
             recommended_cost_usd=recommendation.get("estimated_cost") or 0.0,
             complexity=complexity.level if complexity else False,
             ab_arm_id=call.ab_arm_id or False,
+            rate_limit_id=call.rate_limited_by or False,
         )
         return vals
 

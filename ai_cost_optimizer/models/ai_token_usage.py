@@ -6,7 +6,7 @@ from ..core import pricing
 from ..core.messages import check_label, short_repr
 from ..core.usage import Usage
 from .ai_service_provider_price import PRICE_DIGITS
-from .ai_token_usage_rollup_mixin import ROLLUP_SOURCE_FIELDS
+from .ai_token_usage_rollup_mixin import ROLLUP_SOURCE_FIELDS, USAGE_STATUSES
 from .ai_token_waste_finding import RULE_LABELS
 
 QUALITY_LEVELS = [("low", "Low"), ("medium", "Medium"), ("high", "High")]
@@ -91,9 +91,8 @@ class AiTokenUsage(models.Model):
     provider_called = fields.Boolean(
         readonly=True, help="The request reached the provider, answered or failed: a sample of its benchmarks."
     )
-    status = fields.Selection(
-        [("ok", "OK"), ("error", "Error"), ("blocked", "Blocked")], default="ok", required=True, index=True
-    )
+    status = fields.Selection(USAGE_STATUSES, default="ok", required=True, index=True)
+    rate_limit_id = fields.Many2one("ai.cost.rate.limit", string="Refused by Rate Limit", ondelete="set null")
     error_message = fields.Text()
     attempts = fields.Integer(default=1)
     prompt_hash = fields.Char()  # searched through ai_token_usage_waste_prompt_idx, which it leads

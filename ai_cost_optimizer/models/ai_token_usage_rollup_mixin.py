@@ -4,6 +4,9 @@ from odoo.tools.sql import drop_index
 
 from .ai_service_provider_price import PRICE_DIGITS
 
+# What became of a call: the usage rows' and their rollups' status.
+USAGE_STATUSES = [("ok", "OK"), ("error", "Error"), ("blocked", "Blocked"), ("rate_limited", "Rate Limited")]
+
 # The raw usage rows: what a rollup sums, unless told otherwise.
 LEDGER = SQL.identifier("ai_token_usage")
 
@@ -75,9 +78,7 @@ class AiTokenUsageRollupMixin(models.AbstractModel):
     operation = fields.Char(string="Operation Code", readonly=True)
     operation_label = fields.Char(string="Operation", compute="_compute_code_labels")
     res_model = fields.Char(string="Related Model", readonly=True)
-    status = fields.Selection(
-        [("ok", "OK"), ("error", "Error"), ("blocked", "Blocked")], required=True, readonly=True
-    )
+    status = fields.Selection(USAGE_STATUSES, required=True, readonly=True)
     cache_hit = fields.Boolean(readonly=True)
 
     # Measures

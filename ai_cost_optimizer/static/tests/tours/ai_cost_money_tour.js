@@ -116,7 +116,7 @@ registry.category("web_tour.tours").add("ai_cost_money_tour", {
                 }
             },
         },
-        { content: "Open Budgets", trigger: menu("menu_ai_cost_budgets"), run: "click" },
+        ...openSubMenu("menu_ai_cost_budgets", "menu_ai_cost_budget_list", "Budgets"),
         {
             content: "Budgets: amounts and spend in dollars; the overspent budget's bar is full and red",
             trigger: ".o_list_view .o_data_row:contains(Overspent) .o_field_ai_budget_progressbar",
