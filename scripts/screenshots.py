@@ -31,6 +31,7 @@ PAGES = {
     "recommendations": "/odoo/action-ai_cost_optimizer.action_ai_cost_recommendation",
     "ab_experiments": "/odoo/action-ai_cost_optimizer.action_ai_provider_experiment",
     "budgets": "/odoo/action-ai_cost_optimizer.action_ai_cost_budget",
+    "rate_limits": "/odoo/action-ai_cost_optimizer.action_ai_cost_rate_limit",
     "providers": "/odoo/action-ai_cost_optimizer.action_ai_service_provider",
     "allocation_rules": "/odoo/action-ai_cost_optimizer_analytic.action_ai_cost_allocation_rule",
     "unallocated": "/odoo/action-ai_cost_optimizer_analytic.action_ai_cost_unallocated",

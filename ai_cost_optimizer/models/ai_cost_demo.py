@@ -287,6 +287,7 @@ class AiCostDemo(models.AbstractModel):
         """Budgets at several fill levels with their period history, the figures the optimizer learns from
         the rated calls, recommendations, waste findings and analytics periods."""
         self._demo_budgets(providers, people)
+        self._demo_rate_limits(providers, people)
         self.env["ai.provider.benchmark"]._cron_refresh_figures()
         self._demo_recommendations(providers, random.Random(7))
         self._demo_waste_findings()
@@ -353,6 +354,25 @@ class AiCostDemo(models.AbstractModel):
         for budget, bounds in ((company, before_last), (company, last_month), (company, this_month),
                                (team, current), (cap, current)):
             self._demo_budget_period(budget, bounds, now)
+
+    def _demo_rate_limits(self, providers, people):
+        """Two rate limits: the sales assistants' agents wait for room, calls to Claude Sonnet are refused
+        beyond 20 a minute, as three calls of a looping script were in the last hour."""
+        sales = self.env["ai.cost.budget.operation"].search([("name", "in", TEAMS["sales"][0])])
+        sonnet = providers["demo_provider_claude_sonnet"]
+        limits = self.env["ai.cost.rate.limit"].create([
+            {"name": "Sales assistants' agents", "requests_per_minute": 60, "tokens_per_minute": 200_000,
+             "action": "wait", "max_wait_seconds": 30, "operation_ids": [Command.set(sales.ids)]},
+            {"name": "Claude Sonnet: 20 calls a minute", "requests_per_minute": 20, "action": "refuse",
+             "provider_ids": [Command.set(sonnet.ids)]},
+        ])
+        cap, user_id = limits[1], people[0][0]
+        self.env["ai.token.usage"].create([
+            {"provider_id": sonnet.id, "model": sonnet.model, "user_id": user_id, "operation": "report_script",
+             "status": "rate_limited", "rate_limit_id": cap.id, "provider_called": False, "attempts": 0,
+             "error_message": f"Rate limit '{cap.name}' (20 requests per minute) is reached: room comes back in 41 s."}
+            for _n in range(3)
+        ])
 
     def _demo_budget_period(self, budget, bounds, now):
         """The period row of `budget` for `bounds` (first day, first day of the next), its spend from the
