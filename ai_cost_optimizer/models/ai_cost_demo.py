@@ -370,8 +370,9 @@ class AiCostDemo(models.AbstractModel):
         self.env["ai.token.usage"].create([
             {"provider_id": sonnet.id, "model": sonnet.model, "user_id": user_id, "operation": "report_script",
              "status": "rate_limited", "rate_limit_id": cap.id, "provider_called": False, "attempts": 0,
-             "error_message": f"Rate limit '{cap.name}' (20 requests per minute) is reached: room comes back in 41 s."}
-            for _n in range(3)
+             "error_message": f"Rate limit '{cap.name}' (20 requests per minute) is reached: room comes back in 41 s.",
+             "create_date": fields.Datetime.now() - timedelta(minutes=20, seconds=second)}
+            for second in range(3)
         ])
 
     def _demo_budget_period(self, budget, bounds, now):
