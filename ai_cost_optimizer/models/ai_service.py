@@ -129,9 +129,9 @@ class AiService(models.AbstractModel):
         return {**summary, "vectors": call.vectors, "budget": call.budget}
 
     def _prepare_call(self, call):
-        """The steps before the provider call: validation, token estimate, response cache, routing and
-        budget reservation. Returns the summary of a response-cache hit, else None; raises a UserError
-        (AiBudgetExceeded for a blocked call), recorded, for a call that must not go out."""
+        """The steps before the provider call: validation, token estimate, response cache, routing, rate limits
+        and budget reservation. Returns the summary of a response-cache hit, else None; raises a UserError
+        (AiRateLimited, AiBudgetExceeded for a refused call), recorded, for a call that must not go out."""
         try:
             self._validate_request(call)
             self._resolve_provider(call)
