@@ -1,3 +1,5 @@
+import json
+
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, ValidationError
 from odoo.tools import SQL, create_index
@@ -6,6 +8,7 @@ from odoo.tools.sql import drop_index
 from ..core import pricing
 from ..core.messages import check_label, short_repr
 from ..core.usage import Usage
+from ..kept_cursors import execute_prepared
 from .ai_service_provider_price import PRICE_DIGITS
 from .ai_token_usage_rollup_mixin import ROLLUP_SOURCE_FIELDS
 from .ai_token_waste_finding import RULE_LABELS
@@ -183,7 +186,7 @@ class AiTokenUsage(models.Model):
     @api.model_create_multi
     def create(self, vals_list):
         usages = super().create(vals_list)
-        usages._rollup_apply(1)
+        usages._rollup_apply(1, written=True)
         return usages
 
     def write(self, vals):
@@ -316,21 +319,52 @@ class AiTokenUsage(models.Model):
     # ------------------------------------------------------------------
     # Rollups
     # ------------------------------------------------------------------
-    def _rollup_apply(self, sign):
+    def _rollup_apply(self, sign, written=False):
         """Add (sign 1) or remove (sign -1) these rows' contribution to every rollup, in one statement:
-        the upserts after the first run as data-modifying CTEs, which PostgreSQL runs exactly once."""
+        the upserts after the first run as data-modifying CTEs, which PostgreSQL runs exactly once.
+
+        `written`: the rows were just written by this transaction (create()), and the cache holds what it
+        stored; the statement then takes their values as a parameter (`_rollup_values_sql`) rather than
+        reading the rows back from the table (issue 27), and is prepared on the gateway's kept cursor: its text
+        depends only on which rollups cover the rows. Otherwise (write()) the rows are read from the table."""
         rollups = self._covering_rollups(self)
         if not rollups:
             return
         self.flush_recordset()
-        where = SQL("u.id = ANY(%s)", self.ids)
-        first, *others = [rollup._upsert_sql(where, sign) for rollup in rollups]
-        ctes = [SQL("%s AS (%s)", SQL.identifier(f"rollup_{index}"), upsert) for index, upsert in enumerate(others)]
+        ctes = []
+        if written:
+            names = sorted(set().union(*(rollup._rollup_usage_fields() for rollup in rollups)))
+            ctes.append(SQL("new_usage AS (%s)", self._rollup_values_sql(names)))
+            source, where = SQL.identifier("new_usage"), SQL("TRUE")
+        else:
+            source, where = SQL.identifier(self._table), SQL("u.id = ANY(%s)", self.ids)
+        first, *others = [rollup._upsert_sql(where, sign, source) for rollup in rollups]
+        ctes += [SQL("%s AS (%s)", SQL.identifier(f"rollup_{index}"), upsert) for index, upsert in enumerate(others)]
+        statement = SQL("WITH %s %s", SQL(", ").join(ctes), first) if ctes else first
         # Raw SQL for upserts (ON CONFLICT, atomic increments across workers: DESIGN section 10), in one statement
         # for the gateway overhead target; the rollups keep the dashboard and API under 300 ms (section 9).
-        self.env.cr.execute(SQL("WITH %s %s", SQL(", ").join(ctes), first) if ctes else first)
+        if written:
+            execute_prepared(self.env.cr, statement)
+        else:
+            self.env.cr.execute(statement)
         for rollup in rollups:
             rollup.invalidate_model()
+
+    def _rollup_values_sql(self, names):
+        """SELECT of the fields `names` of these rows as the cache holds them (after a flush: as stored), in
+        the table's column types, from one JSON parameter (the values as an INSERT would write them, timestamps
+        as text): the same statement text for any number of rows."""
+        self.fetch(names)  # no query for the rows create() just cached
+        fields_ = [self._fields[name] for name in names]
+        cache = self.env.cache
+        rows = [
+            {field.name: field.convert_to_column(cache.get(usage, field), usage) for field in fields_}
+            for usage in self
+        ]
+        return SQL(
+            "SELECT %s FROM json_populate_recordset(NULL::%s, %s::json)",
+            SQL(", ").join(map(SQL.identifier, names)), SQL.identifier(self._table), json.dumps(rows),
+        )
 
     def _covering_rollups(self, rows):
         """The rollup models that cover any of `rows` (usage records or values)."""
