@@ -1,7 +1,7 @@
 import json
 
-from odoo import api, fields, models
-from odoo.exceptions import AccessError, ValidationError
+from odoo import api, fields, models, tools
+from odoo.exceptions import AccessError, CacheMiss, ValidationError
 from odoo.tools import SQL, create_index
 from odoo.tools.sql import drop_index
 
@@ -324,47 +324,60 @@ class AiTokenUsage(models.Model):
         the upserts after the first run as data-modifying CTEs, which PostgreSQL runs exactly once.
 
         `written`: the rows were just written by this transaction (create()), and the cache holds what it
-        stored; the statement then takes their values as a parameter (`_rollup_values_sql`) rather than
-        reading the rows back from the table (issue 27), and is prepared on the gateway's kept cursor: its text
-        depends only on which rollups cover the rows. Otherwise (write()) the rows are read from the table."""
+        stored; the statement then takes their values as its one parameter rather than reading the rows back
+        from the table (issue 27), and is prepared on the gateway's kept cursor: its text is built once per
+        set of covering rollups (`_rollup_upsert_code`). Otherwise (write()) the rows are read from the table."""
         rollups = self._covering_rollups(self)
         if not rollups:
             return
         self.flush_recordset()
-        ctes = []
-        if written:
-            names = sorted(set().union(*(rollup._rollup_usage_fields() for rollup in rollups)))
-            ctes.append(SQL("new_usage AS (%s)", self._rollup_values_sql(names)))
-            source, where = SQL.identifier("new_usage"), SQL("TRUE")
-        else:
-            source, where = SQL.identifier(self._table), SQL("u.id = ANY(%s)", self.ids)
-        first, *others = [rollup._upsert_sql(where, sign, source) for rollup in rollups]
-        ctes += [SQL("%s AS (%s)", SQL.identifier(f"rollup_{index}"), upsert) for index, upsert in enumerate(others)]
-        statement = SQL("WITH %s %s", SQL(", ").join(ctes), first) if ctes else first
         # Raw SQL for upserts (ON CONFLICT, atomic increments across workers: DESIGN section 10), in one statement
         # for the gateway overhead target; the rollups keep the dashboard and API under 300 ms (section 9).
-        if written:
-            execute_prepared(self.env.cr, statement)
+        if written and sign == 1:
+            names, code = self._rollup_upsert_code(tuple(rollup._name for rollup in rollups))
+            execute_prepared(self.env.cr, SQL(code, self._rollup_values_json(names)))
         else:
-            self.env.cr.execute(statement)
+            self.env.cr.execute(self._rollup_statement(rollups, sign, SQL.identifier(self._table),
+                                                       SQL("u.id = ANY(%s)", self.ids)))
         for rollup in rollups:
             rollup.invalidate_model()
 
-    def _rollup_values_sql(self, names):
-        """SELECT of the fields `names` of these rows as the cache holds them (after a flush: as stored), in
-        the table's column types, from one JSON parameter (the values as an INSERT would write them, timestamps
-        as text): the same statement text for any number of rows."""
-        self.fetch(names)  # no query for the rows create() just cached
+    @api.model
+    def _rollup_statement(self, rollups, sign, source, where, values=None):
+        """The statement that upserts into `rollups` the contribution (times `sign`) of the usage rows `u` of
+        `source` matching `where`; `values`: a SELECT that `source` names, run as the first CTE."""
+        first, *others = [rollup._upsert_sql(where, sign, source) for rollup in rollups]
+        ctes = [SQL("%s AS (%s)", source, values)] if values else []
+        ctes += [SQL("%s AS (%s)", SQL.identifier(f"rollup_{index}"), upsert) for index, upsert in enumerate(others)]
+        return SQL("WITH %s %s", SQL(", ").join(ctes), first) if ctes else first
+
+    @api.model
+    @tools.ormcache("rollup_models")
+    def _rollup_upsert_code(self, rollup_models):
+        """(fields, text) of the statement that adds to the rollups `rollup_models` the rows given as its one
+        parameter: a JSON array of objects holding those fields of the usage rows, as `_rollup_values_json`
+        writes them, read in the table's column types (json_populate_recordset)."""
+        rollups = [self.env[model].sudo() for model in rollup_models]
+        names = tuple(sorted(set().union(*(rollup._rollup_usage_fields() for rollup in rollups))))
+        values = SQL("SELECT %s FROM json_populate_recordset(NULL::%s, %s::json)",
+                     SQL(", ").join(map(SQL.identifier, names)), SQL.identifier(self._table), "[]")
+        statement = self._rollup_statement(rollups, 1, SQL.identifier("new_usage"), SQL("TRUE"), values)
+        if len(statement.params) != 1:
+            raise ValueError("the upsert of new usage rows takes their values as its one parameter")
+        return names, statement.code
+
+    def _rollup_values_json(self, names):
+        """The fields `names` of these rows as the cache holds them (after a flush: as stored), converted as an
+        INSERT writes them (timestamps as text), in a JSON array: what `_rollup_upsert_code` reads."""
         fields_ = [self._fields[name] for name in names]
         cache = self.env.cache
-        rows = [
-            {field.name: field.convert_to_column(cache.get(usage, field), usage) for field in fields_}
-            for usage in self
-        ]
-        return SQL(
-            "SELECT %s FROM json_populate_recordset(NULL::%s, %s::json)",
-            SQL(", ").join(map(SQL.identifier, names)), SQL.identifier(self._table), json.dumps(rows),
-        )
+        try:
+            rows = [{field.name: field.convert_to_column(cache.get(usage, field), usage) for field in fields_}
+                    for usage in self]
+        except CacheMiss:  # rows create() did not cache whole (another module's override invalidated them)
+            self.fetch(names)
+            return self._rollup_values_json(names)
+        return json.dumps(rows)
 
     def _covering_rollups(self, rows):
         """The rollup models that cover any of `rows` (usage records or values)."""
