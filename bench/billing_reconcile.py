@@ -17,7 +17,7 @@ from _odoo import load_registry, parse_args
 
 DAYS = 90
 MODEL = "claude-sonnet-4-0"
-# The calls come from USERS people doing OPERATIONS things: the daily rollup holds some 900 rows a day for the
+# The calls come from USERS people doing OPERATIONS things: the daily rollup holds some 850 rows a day for the
 # provider (user, operation, status, cache hit), as a company's would, not one.
 USERS = 37
 OPERATIONS = 8
