@@ -371,13 +371,16 @@ class AiTokenUsage(models.Model):
         INSERT writes them (timestamps as text), in a JSON array: what `_rollup_upsert_code` reads."""
         fields_ = [self._fields[name] for name in names]
         cache = self.env.cache
-        try:
-            rows = [{field.name: field.convert_to_column(cache.get(usage, field), usage) for field in fields_}
+
+        def rows():
+            return [{field.name: field.convert_to_column(cache.get(usage, field), usage) for field in fields_}
                     for usage in self]
+
+        try:
+            return json.dumps(rows())
         except CacheMiss:  # rows create() did not cache whole (another module's override invalidated them)
             self.fetch(names)
-            return self._rollup_values_json(names)
-        return json.dumps(rows)
+            return json.dumps(rows())
 
     def _covering_rollups(self, rows):
         """The rollup models that cover any of `rows` (usage records or values)."""

@@ -211,6 +211,10 @@ class TestCostRollup(AiCostCase):
                 self.assertEqual(self._usage_table_reads(), reads, "the usage row is not read back")
                 self.assertEqual((row().call_count, row().cache_write_1h_tokens), (2, 200))
                 self.assertAlmostEqual(row().cost_usd, 2 * 0.00123456, places=10)
+                # Rows that another module's create() left out of the cache are read, then upserted alike.
+                usage.invalidate_recordset()
+                usage._rollup_apply(1, written=True)
+                self.assertEqual((row().call_count, row().cache_write_1h_tokens, row().model), (3, 300, usage.model))
 
     def test_a_rollup_whose_key_grew_is_rebuilt_on_update(self):
         """A database updated from before ai.token.usage.daily was keyed by model and provider_called: its unique
