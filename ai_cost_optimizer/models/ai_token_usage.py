@@ -1,7 +1,5 @@
-import json
-
 from odoo import api, fields, models, tools
-from odoo.exceptions import AccessError, CacheMiss, ValidationError
+from odoo.exceptions import AccessError, ValidationError
 from odoo.tools import SQL, create_index
 from odoo.tools.sql import drop_index
 
@@ -10,7 +8,7 @@ from ..core.messages import check_label, short_repr
 from ..core.usage import Usage
 from ..kept_cursors import execute_prepared
 from .ai_service_provider_price import PRICE_DIGITS
-from .ai_token_usage_rollup_mixin import ROLLUP_SOURCE_FIELDS
+from .ai_token_usage_rollup_mixin import ROLLUP_SOURCE_FIELDS, new_rows_upsert, rollups_statement, values_json
 from .ai_token_waste_finding import RULE_LABELS
 
 QUALITY_LEVELS = [("low", "Low"), ("medium", "Medium"), ("high", "High")]
@@ -335,52 +333,19 @@ class AiTokenUsage(models.Model):
         # for the gateway overhead target; the rollups keep the dashboard and API under 300 ms (section 9).
         if written and sign == 1:
             names, code = self._rollup_upsert_code(tuple(rollup._name for rollup in rollups))
-            execute_prepared(self.env.cr, SQL(code, self._rollup_values_json(names)))
+            execute_prepared(self.env.cr, SQL(code, values_json(self, names)))
         else:
-            self.env.cr.execute(self._rollup_statement(rollups, sign, SQL.identifier(self._table),
-                                                       SQL("u.id = ANY(%s)", self.ids)))
+            self.env.cr.execute(rollups_statement(rollups, sign, SQL.identifier(self._table),
+                                                  SQL("u.id = ANY(%s)", self.ids)))
         for rollup in rollups:
             rollup.invalidate_model()
-
-    @api.model
-    def _rollup_statement(self, rollups, sign, source, where, values=None):
-        """The statement that upserts into `rollups` the contribution (times `sign`) of the usage rows `u` of
-        `source` matching `where`; `values`: a SELECT that `source` names, run as the first CTE."""
-        first, *others = [rollup._upsert_sql(where, sign, source) for rollup in rollups]
-        ctes = [SQL("%s AS (%s)", source, values)] if values else []
-        ctes += [SQL("%s AS (%s)", SQL.identifier(f"rollup_{index}"), upsert) for index, upsert in enumerate(others)]
-        return SQL("WITH %s %s", SQL(", ").join(ctes), first) if ctes else first
 
     @api.model
     @tools.ormcache("rollup_models")
     def _rollup_upsert_code(self, rollup_models):
         """(fields, text) of the statement that adds to the rollups `rollup_models` the rows given as its one
-        parameter: a JSON array of objects holding those fields of the usage rows, as `_rollup_values_json`
-        writes them, read in the table's column types (json_populate_recordset)."""
-        rollups = [self.env[model].sudo() for model in rollup_models]
-        names = tuple(sorted(set().union(*(rollup._rollup_usage_fields() for rollup in rollups))))
-        values = SQL("SELECT %s FROM json_populate_recordset(NULL::%s, %s::json)",
-                     SQL(", ").join(map(SQL.identifier, names)), SQL.identifier(self._table), "[]")
-        statement = self._rollup_statement(rollups, 1, SQL.identifier("new_usage"), SQL("TRUE"), values)
-        if len(statement.params) != 1:
-            raise ValueError("the upsert of new usage rows takes their values as its one parameter")
-        return names, statement.code
-
-    def _rollup_values_json(self, names):
-        """The fields `names` of these rows as the cache holds them (after a flush: as stored), converted as an
-        INSERT writes them (timestamps as text), in a JSON array: what `_rollup_upsert_code` reads."""
-        fields_ = [self._fields[name] for name in names]
-        cache = self.env.cache
-
-        def rows():
-            return [{field.name: field.convert_to_column(cache.get(usage, field), usage) for field in fields_}
-                    for usage in self]
-
-        try:
-            return json.dumps(rows())
-        except CacheMiss:  # rows create() did not cache whole (another module's override invalidated them)
-            self.fetch(names)
-            return json.dumps(rows())
+        parameter, a JSON array of those fields of the usage rows (see the mixin's `new_rows_upsert`)."""
+        return new_rows_upsert([self.env[model].sudo() for model in rollup_models])
 
     def _covering_rollups(self, rows):
         """The rollup models that cover any of `rows` (usage records or values)."""

@@ -1,6 +1,8 @@
+import json
 import re
 
 from odoo import api, fields, models
+from odoo.exceptions import CacheMiss
 from odoo.tools import SQL
 from odoo.tools.sql import drop_index
 
@@ -51,6 +53,48 @@ ROLLUP_SOURCE_FIELDS = {
 }
 # The raw usage row's fields an SQL expression over `u` reads.
 USAGE_COLUMN = re.compile(r"\bu\.(\w+)")
+# The relation of the usage rows just written, in the statement that upserts them (`new_rows_upsert`).
+NEW_ROWS = SQL.identifier("new_usage")
+
+
+def rollups_statement(rollups, sign, source, where, values=None):
+    """The one statement that upserts into `rollups` (rollup models) the contribution (times `sign`) of the
+    usage rows `u` of `source` matching `where`, the upserts after the first as data-modifying CTEs, which
+    PostgreSQL runs exactly once; `values`: a SELECT that `source` names, run as the first CTE."""
+    first, *others = [rollup._upsert_sql(where, sign, source) for rollup in rollups]
+    ctes = [SQL("%s AS (%s)", source, values)] if values else []
+    ctes += [SQL("%s AS (%s)", SQL.identifier(f"rollup_{index}"), upsert) for index, upsert in enumerate(others)]
+    return SQL("WITH %s %s", SQL(", ").join(ctes), first) if ctes else first
+
+
+def new_rows_upsert(rollups):
+    """(fields, text) of the statement that adds to `rollups` the usage rows given as its one parameter: a
+    JSON array of objects holding those fields (`values_json`), read in the table's column types
+    (json_populate_recordset), so that the rows just written are not read back from the table."""
+    names = tuple(sorted(set().union(*(rollup._rollup_usage_fields() for rollup in rollups))))
+    values = SQL("SELECT %s FROM json_populate_recordset(NULL::%s, %s::json)",
+                 SQL(", ").join(map(SQL.identifier, names)), LEDGER, "[]")
+    statement = rollups_statement(rollups, 1, NEW_ROWS, SQL("TRUE"), values)
+    if len(statement.params) != 1:
+        raise ValueError("the upsert of new usage rows takes their values as its one parameter")
+    return names, statement.code
+
+
+def values_json(usages, names):
+    """The fields `names` of the usage records `usages` as the cache holds them (after a flush: as stored),
+    converted as an INSERT writes them (timestamps as text), in a JSON array: `new_rows_upsert`'s parameter."""
+    fields_ = [usages._fields[name] for name in names]
+    cache = usages.env.cache
+
+    def rows():
+        return [{field.name: field.convert_to_column(cache.get(usage, field), usage) for field in fields_}
+                for usage in usages]
+
+    try:
+        return json.dumps(rows())
+    except CacheMiss:  # rows create() did not cache whole (another module's override invalidated them)
+        usages.fetch(names)
+        return json.dumps(rows())
 
 
 class AiTokenUsageRollupMixin(models.AbstractModel):
