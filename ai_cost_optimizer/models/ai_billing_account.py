@@ -239,24 +239,27 @@ class AiBillingAccount(models.Model):
 
     def _ledger_days(self, date_from, date_to):
         """{(day, model): LedgerDay} of the calls that reached the providers billed here (UTC days, as the
-        providers' buckets): answered or failed, never the response cache's answers."""
-        groups = self.env["ai.token.usage"].sudo().with_context(tz="UTC")._read_group(
+        providers' buckets): answered or failed, never the response cache's answers. Read from the daily
+        rollup, whose day is the UTC day of the call and whose rows are keyed by model and by whether the
+        request reached the provider: reconciling a quarter of a busy provider does not scan its raw rows."""
+        groups = self.env["ai.token.usage.daily"].sudo()._read_group(
             [
                 ("provider_id", "in", self.provider_ids.ids), ("provider_called", "=", True), ("cache_hit", "=", False),
-                ("create_date", ">=", fields.Datetime.to_datetime(date_from)),
-                ("create_date", "<", fields.Datetime.to_datetime(date_to + timedelta(days=1))),
+                ("day", ">=", date_from), ("day", "<=", date_to),
             ],
-            groupby=["create_date:day", "model", "status", "cost_unknown"],
-            aggregates=["__count", "input_tokens:sum", "cache_read_tokens:sum", "cache_write_tokens:sum",
-                        "output_tokens:sum", "cost_usd:sum"],
+            groupby=["day:day", "model", "status"],
+            aggregates=["call_count:sum", "input_tokens:sum", "cache_read_tokens:sum", "cache_write_tokens:sum",
+                        "output_tokens:sum", "cost_usd:sum", "cost_unknown_count:sum"],
         )
         days = {}
-        for day, model, status, cost_unknown, count, prompt, cache_read, cache_write, output, cost in groups:
-            held = days.setdefault((fields.Date.to_date(day), self._model_key(model)), LedgerDay())
+        for day, model, status, count, prompt, cache_read, cache_write, output, cost, cost_unknown in groups:
+            if not count:
+                continue  # rows emptied by the corrections of their calls (a write moves a call to another row)
+            held = days.setdefault((day, self._model_key(model)), LedgerDay())
             held.calls += count
             held.tokens += TokenCounts(prompt - cache_read - cache_write, cache_read, cache_write, output, count)
             held.cost_usd += cost
-            held.cost_unknown_calls += count if cost_unknown else 0
+            held.cost_unknown_calls += cost_unknown
             held.failed_attempts += count if status == "error" else 0
         return days
 

@@ -1,12 +1,19 @@
-from odoo import api, fields, models
+from odoo import api, fields, models, tools
 from odoo.exceptions import AccessError, ValidationError
 from odoo.tools import SQL, create_index
 
 from ..core import pricing
 from ..core.messages import check_label, short_repr
 from ..core.usage import Usage
+from ..ledger.cursors import execute_prepared
 from .ai_service_provider_price import PRICE_DIGITS
-from .ai_token_usage_rollup_mixin import ROLLUP_SOURCE_FIELDS, USAGE_STATUSES
+from .ai_token_usage_rollup_mixin import (
+    ROLLUP_SOURCE_FIELDS,
+    USAGE_STATUSES,
+    new_rows_upsert,
+    rollups_statement,
+    values_json,
+)
 from .ai_token_waste_finding import RULE_LABELS
 
 QUALITY_LEVELS = [("low", "Low"), ("medium", "Medium"), ("high", "High")]
@@ -176,7 +183,7 @@ class AiTokenUsage(models.Model):
     @api.model_create_multi
     def create(self, vals_list):
         usages = super().create(vals_list)
-        usages._rollup_apply(1)
+        usages._rollup_apply(1, written=True)
         return usages
 
     def write(self, vals):
@@ -309,21 +316,35 @@ class AiTokenUsage(models.Model):
     # ------------------------------------------------------------------
     # Rollups
     # ------------------------------------------------------------------
-    def _rollup_apply(self, sign):
+    def _rollup_apply(self, sign, written=False):
         """Add (sign 1) or remove (sign -1) these rows' contribution to every rollup, in one statement:
-        the upserts after the first run as data-modifying CTEs, which PostgreSQL runs exactly once."""
+        the upserts after the first run as data-modifying CTEs, which PostgreSQL runs exactly once.
+
+        `written`: the rows were just written by this transaction (create()), and the cache holds what it
+        stored; the statement then takes their values as its one parameter rather than reading the rows back
+        from the table (issue 27), and is prepared on the gateway's kept cursor: its text is built once per
+        set of covering rollups (`_rollup_upsert_code`). Otherwise (write()) the rows are read from the table."""
         rollups = self._covering_rollups(self)
         if not rollups:
             return
         self.flush_recordset()
-        where = SQL("u.id = ANY(%s)", self.ids)
-        first, *others = [rollup._upsert_sql(where, sign) for rollup in rollups]
-        ctes = [SQL("%s AS (%s)", SQL.identifier(f"rollup_{index}"), upsert) for index, upsert in enumerate(others)]
         # Raw SQL for upserts (ON CONFLICT, atomic increments across workers: DESIGN section 10), in one statement
         # for the gateway overhead target; the rollups keep the dashboard and API under 300 ms (section 9).
-        self.env.cr.execute(SQL("WITH %s %s", SQL(", ").join(ctes), first) if ctes else first)
+        if written and sign == 1:
+            names, code = self._rollup_upsert_code(tuple(rollup._name for rollup in rollups))
+            execute_prepared(self.env.cr, SQL(code, values_json(self, names)))
+        else:
+            self.env.cr.execute(rollups_statement(rollups, sign, SQL.identifier(self._table),
+                                                  SQL("u.id = ANY(%s)", self.ids)))
         for rollup in rollups:
             rollup.invalidate_model()
+
+    @api.model
+    @tools.ormcache("rollup_models")
+    def _rollup_upsert_code(self, rollup_models):
+        """(fields, text) of the statement that adds to the rollups `rollup_models` the rows given as its one
+        parameter, a JSON array of those fields of the usage rows (see the mixin's `new_rows_upsert`)."""
+        return new_rows_upsert([self.env[model].sudo() for model in rollup_models])
 
     def _covering_rollups(self, rows):
         """The rollup models that cover any of `rows` (usage records or values)."""

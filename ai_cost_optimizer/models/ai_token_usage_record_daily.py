@@ -1,6 +1,5 @@
 from odoo import fields, models
 from odoo.tools import SQL
-from odoo.tools.sql import drop_index
 
 # What the API's top records read of a row (ai.cost.report `_top_records`).
 TOP_COLUMNS = "res_model, res_id, cost_usd, call_count"
@@ -37,5 +36,3 @@ class AiTokenUsageRecordDaily(models.Model):
             "CREATE INDEX IF NOT EXISTS %s ON %s (res_id, day) INCLUDE (company_id, operation, res_model, cost_usd, "
             "call_count)", SQL.identifier(f"{self._table}_record_idx"), SQL.identifier(self._table),
         ))
-        # It supersedes the plain res_id index of earlier versions (Odoo keeps a dropped index).
-        drop_index(self.env.cr, f"{self._table}__res_id_index", self._table)

@@ -2,14 +2,9 @@ import calendar
 from datetime import date
 
 from odoo import api, fields, models
-from odoo.tools import SQL
-from odoo.tools.sql import drop_index
 
 from .ai_token_usage_record_daily import TOP_COLUMNS
 from .ai_token_usage_rollup_mixin import ROLLUP_KEYS
-
-DROPPED_TABLES = ("ai_token_usage_record_operation_monthly", "ai_token_usage_record_yearly",
-                  "ai_token_usage_record_operation_yearly")
 
 
 def month_start(day: date) -> date:
@@ -49,19 +44,6 @@ class AiTokenUsageRecordMonthly(models.Model):
         # `day` holds the first day (UTC) of the month.
         return [("day", "date_trunc('month', u.create_date)::date", "day"), keys["company_id"], keys["res_model"],
                 ("res_id", "u.res_id", "res_id")]
-
-    def init(self):
-        super().init()
-        # Earlier versions bounded the top records by the costliest records of a month, and looked the rows
-        # of given records up: indexes less to write on every call about a record.
-        for name in ("costliest_idx", "record_idx", "_res_id_index"):
-            drop_index(self.env.cr, f"{self._table}_{name}", self._table)
-        # And kept three more per-record rollups for that bound (per month with the operation, per year with
-        # and without it). An update removes their models, access rights and rules, not their tables, and the
-        # ORM has no API to drop them.
-        self.env.cr.execute(SQL("DROP TABLE IF EXISTS %s", SQL(", ").join(map(SQL.identifier, DROPPED_TABLES))))
-        if not self.sudo().search_count([], limit=1):  # new (or unused) rollup: fill it from the ledger
-            self._rebuild()
 
     @api.model
     def _rebuild(self, date_from=None):

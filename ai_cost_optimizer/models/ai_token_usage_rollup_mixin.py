@@ -1,6 +1,9 @@
+import json
+import re
+
 from odoo import api, fields, models
+from odoo.exceptions import CacheMiss
 from odoo.tools import SQL
-from odoo.tools.sql import drop_index
 
 from .ai_service_provider_price import PRICE_DIGITS
 
@@ -41,12 +44,59 @@ ROLLUP_KEYS = [
     ("cache_hit", "COALESCE(u.cache_hit, FALSE)", "cache_hit"),
 ]
 
-# The usage fields whose change moves a row's contribution to the rollups.
+# The usage fields whose change moves a row's contribution to the rollups: every field that a rollup's key,
+# measure or `_rollup_required_fields` reads (test_rollup_source_fields_are_what_the_rollups_read ties them).
 ROLLUP_SOURCE_FIELDS = {
     "create_date", "company_id", "provider_id", "user_id", "operation", "res_model", "res_id", "status",
     "cache_hit", "input_tokens", "output_tokens", "cost_usd", "cost_unknown", "prompt_cache_savings_usd",
     "waste_detected", "could_have_saved_usd", "latency_ms", "kind",
+    # ai.token.usage.daily's own keys and measures, for the reconciliation with the providers' bills.
+    "model", "provider_called", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens",
 }
+# The raw usage row's fields an SQL expression over `u` reads.
+USAGE_COLUMN = re.compile(r"\bu\.(\w+)")
+# The relation of the usage rows just written, in the statement that upserts them (`new_rows_upsert`).
+NEW_ROWS = SQL.identifier("new_usage")
+
+
+def rollups_statement(rollups, sign, source, where, values=None):
+    """The one statement that upserts into `rollups` (rollup models) the contribution (times `sign`) of the
+    usage rows `u` of `source` matching `where`, the upserts after the first as data-modifying CTEs, which
+    PostgreSQL runs exactly once; `values`: a SELECT that `source` names, run as the first CTE."""
+    first, *others = [rollup._upsert_sql(where, sign, source) for rollup in rollups]
+    ctes = [SQL("%s AS (%s)", source, values)] if values else []
+    ctes += [SQL("%s AS (%s)", SQL.identifier(f"rollup_{index}"), upsert) for index, upsert in enumerate(others)]
+    return SQL("WITH %s %s", SQL(", ").join(ctes), first) if ctes else first
+
+
+def new_rows_upsert(rollups):
+    """(fields, text) of the statement that adds to `rollups` the usage rows given as its one parameter: a
+    JSON array of objects holding those fields (`values_json`), read in the table's column types
+    (json_populate_recordset), so that the rows just written are not read back from the table."""
+    names = tuple(sorted(set().union(*(rollup._rollup_usage_fields() for rollup in rollups))))
+    values = SQL("SELECT %s FROM json_populate_recordset(NULL::%s, %s::json)",
+                 SQL(", ").join(map(SQL.identifier, names)), LEDGER, "[]")
+    statement = rollups_statement(rollups, 1, NEW_ROWS, SQL("TRUE"), values)
+    if len(statement.params) != 1:
+        raise ValueError("the upsert of new usage rows takes their values as its one parameter")
+    return names, statement.code
+
+
+def values_json(usages, names):
+    """The fields `names` of the usage records `usages` as the cache holds them (after a flush: as stored),
+    converted as an INSERT writes them (timestamps as text), in a JSON array: `new_rows_upsert`'s parameter."""
+    fields_ = [usages._fields[name] for name in names]
+    cache = usages.env.cache
+
+    def rows():
+        return [{field.name: field.convert_to_column(cache.get(usage, field), usage) for field in fields_}
+                for usage in usages]
+
+    try:
+        return json.dumps(rows())
+    except CacheMiss:  # rows create() did not cache whole (another module's override invalidated them)
+        usages.fetch(names)
+        return json.dumps(rows())
 
 
 class AiTokenUsageRollupMixin(models.AbstractModel):
@@ -54,6 +104,9 @@ class AiTokenUsageRollupMixin(models.AbstractModel):
 
     Rows are upserted (INSERT ... ON CONFLICT DO UPDATE on a unique index of the key, see `_upsert_sql`)
     in the transaction that writes the usage rows, and can be rebuilt from the raw rows.
+
+    Its `day` is the usage row's `create_date` (UTC in the database) cut to the day: a UTC day, as the providers'
+    daily buckets (ai.billing.account reconciles per UTC day from ai.token.usage.daily).
     """
 
     _name = "ai.token.usage.rollup.mixin"
@@ -62,6 +115,7 @@ class AiTokenUsageRollupMixin(models.AbstractModel):
     _order = "day desc, id desc"
     _code_label_fields = ("operation",)
     _rollup_extra_keys = []  # [(column, expression over u, index expression)]
+    _rollup_extra_measures = []  # [(column, SQL aggregate over u)], as ROLLUP_MEASURES
     # Which raw usage rows this rollup covers: those whose fields named here are all set (not NULL, 0 or
     # empty). The one statement of the rule: its SQL (`_rollup_where_sql`) and its Python check
     # (`_rollup_covers`) are both derived from it.
@@ -101,6 +155,16 @@ class AiTokenUsageRollupMixin(models.AbstractModel):
     def _rollup_keys(cls):
         return ROLLUP_KEYS + cls._rollup_extra_keys
 
+    @classmethod
+    def _rollup_measures(cls):
+        return ROLLUP_MEASURES + cls._rollup_extra_measures
+
+    @classmethod
+    def _rollup_usage_fields(cls):
+        """The raw usage row's fields this rollup reads: in its keys, its measures and its required fields."""
+        exprs = [expr for _column, expr, _index in cls._rollup_keys()] + [agg for _m, agg in cls._rollup_measures()]
+        return set(USAGE_COLUMN.findall(" ".join(exprs))) | set(cls._rollup_required_fields)
+
     def _rollup_covers(self, rows):
         """Whether this rollup covers any of `rows` (usage records, or the values of a usage row about to
         be written), by `_rollup_required_fields` as `_rollup_where_sql` reads them. It lets the gateway
@@ -125,61 +189,60 @@ class AiTokenUsageRollupMixin(models.AbstractModel):
     def init(self):
         if self._abstract:
             return
-        index_exprs = ", ".join(index for _column, _expr, index in self._rollup_keys())
-        # DDL in init(): a unique index on expressions, the upserts' conflict target.
-        self.env.cr.execute(
-            SQL(
-                "CREATE UNIQUE INDEX IF NOT EXISTS %s ON %s (%s)",
-                SQL.identifier(f"{self._table}_key_uniq"),
-                SQL.identifier(self._table),
-                SQL(index_exprs),
-            )
-        )
+        self._create_key_index()
         self._create_company_day_index()
 
-    def _create_company_day_index(self):
-        """The (company_id, day) index `_rollup_company_day_index` asks for, dropping the other variant."""
-        cr, table = self.env.cr, SQL.identifier(self._table)
-        plain, covering = f"{self._table}_company_day_idx", f"{self._table}_top_idx"
-        columns = self._rollup_company_day_index
-        if isinstance(columns, str):
-            kept, include = covering, SQL(" INCLUDE (%s)", SQL(columns))
-        else:
-            kept, include = (plain if columns else None), SQL()
-        if kept:
-            # DDL in init(): an index of two columns (INCLUDE some more), which a field's index= cannot declare.
-            cr.execute(SQL("CREATE INDEX IF NOT EXISTS %s ON %s (company_id, day)%s",
-                           SQL.identifier(kept), table, include))
-        # Earlier versions created the other ones: an index less to write on every call.
-        for name in (plain, covering):
-            if name != kept:
-                drop_index(cr, name, self._table)
+    def _create_key_index(self):
+        """The unique index on the key's expressions, the upserts' conflict target."""
+        # DDL in init(): a unique index on expressions, which a field's index= cannot declare.
+        self.env.cr.execute(SQL(
+            "CREATE UNIQUE INDEX IF NOT EXISTS %s ON %s (%s)", SQL.identifier(f"{self._table}_key_uniq"),
+            SQL.identifier(self._table), SQL(", ".join(index for _column, _expr, index in self._rollup_keys())),
+        ))
 
-    def _aggregate_sql(self, where, sign=1):
-        """SELECT of the rollup rows of the raw usage rows matching `where` (an SQL), times `sign`."""
+    def _create_company_day_index(self):
+        """The (company_id, day) index `_rollup_company_day_index` asks for: plain, or covering some columns."""
+        columns = self._rollup_company_day_index
+        if not columns:
+            return
+        name, include = f"{self._table}_company_day_idx", SQL()
+        if isinstance(columns, str):
+            name, include = f"{self._table}_top_idx", SQL(" INCLUDE (%s)", SQL(columns))
+        # DDL in init(): an index of two columns (INCLUDE some more), which a field's index= cannot declare.
+        self.env.cr.execute(SQL(
+            "CREATE INDEX IF NOT EXISTS %s ON %s (company_id, day)%s",
+            SQL.identifier(name), SQL.identifier(self._table), include,
+        ))
+
+    def _aggregate_sql(self, where, sign=1, source=LEDGER):
+        """SELECT of the rollup rows of the usage rows `u` of `source` matching `where` (an SQL), times `sign`
+        (1 or -1). `source`: the raw usage rows (the table), or a relation of the same columns (the values of
+        rows just written, see ai.token.usage `_rollup_apply`)."""
+        if sign not in (1, -1):
+            raise ValueError(f"a rollup adds (1) or removes (-1) rows, not {sign!r}")
         keys = self._rollup_keys()
         key_exprs = SQL(", ".join(expr for _column, expr, _index in keys))
-        measures = SQL(", ".join(f"%s * {aggregate}" for _column, aggregate in ROLLUP_MEASURES), *[sign] * len(
-            ROLLUP_MEASURES
-        ))
+        factor = "" if sign == 1 else "-1 * "
+        measures = SQL(", ".join(f"{factor}{aggregate}" for _column, aggregate in self._rollup_measures()))
         return SQL(
             "SELECT %s, %s FROM %s u WHERE %s AND %s GROUP BY %s",
-            key_exprs, measures, LEDGER, self._rollup_where_sql(), where, key_exprs,
+            key_exprs, measures, source, self._rollup_where_sql(), where, key_exprs,
         )
 
     def _columns_sql(self):
-        return SQL(", ".join([column for column, _e, _i in self._rollup_keys()] + [m for m, _a in ROLLUP_MEASURES]))
+        return SQL(", ".join([column for column, _e, _i in self._rollup_keys()]
+                             + [m for m, _a in self._rollup_measures()]))
 
-    def _upsert_sql(self, where, sign=1):
-        """The upsert that adds (sign 1) or removes (sign -1) the contribution of the raw usage rows
+    def _upsert_sql(self, where, sign=1, source=LEDGER):
+        """The upsert that adds (sign 1) or removes (sign -1) the contribution of the usage rows of `source`
         matching `where` (see `_aggregate_sql`)."""
         index_exprs = ", ".join(index for _column, _expr, index in self._rollup_keys())
-        updates = ", ".join(f"{m} = {self._table}.{m} + EXCLUDED.{m}" for m, _a in ROLLUP_MEASURES)
+        updates = ", ".join(f"{m} = {self._table}.{m} + EXCLUDED.{m}" for m, _a in self._rollup_measures())
         return SQL(
             "INSERT INTO %s (%s) %s ON CONFLICT (%s) DO UPDATE SET %s",
             SQL.identifier(self._table),
             self._columns_sql(),
-            self._aggregate_sql(where, sign),
+            self._aggregate_sql(where, sign, source),
             SQL(index_exprs),
             SQL(updates),
         )
@@ -193,14 +256,15 @@ class AiTokenUsageRollupMixin(models.AbstractModel):
         index_exprs = ", ".join(index for _column, _expr, index in self._rollup_keys())
         selected = ", ".join("NULL" if key == column else key for key in keys)
         kept = ", ".join(key for key in keys if key != column)
-        updates = ", ".join(f"{m} = {self._table}.{m} + EXCLUDED.{m}" for m, _a in ROLLUP_MEASURES)
+        updates = ", ".join(f"{m} = {self._table}.{m} + EXCLUDED.{m}" for m, _a in self._rollup_measures())
         table = SQL.identifier(self._table)
         self.flush_model()
         # Raw SQL for an upsert (ON CONFLICT, DESIGN section 10): the gateway's upserts write the same rows.
         self.env.cr.execute(SQL(
             "INSERT INTO %s (%s) SELECT %s, %s FROM %s WHERE %s = ANY(%s) GROUP BY %s "
             "ON CONFLICT (%s) DO UPDATE SET %s",
-            table, self._columns_sql(), SQL(selected), SQL(", ".join(f"SUM({m})" for m, _a in ROLLUP_MEASURES)),
+            table, self._columns_sql(), SQL(selected),
+            SQL(", ".join(f"SUM({m})" for m, _a in self._rollup_measures())),
             table, SQL.identifier(column), list(ids), SQL(kept), SQL(index_exprs), SQL(updates),
         ))
         self.invalidate_model()

@@ -43,3 +43,4 @@ from . import test_same_figures
 from . import test_reads_like_a_person
 from . import test_billing
 from . import test_rule_sources
+from . import test_billing_ledger_side

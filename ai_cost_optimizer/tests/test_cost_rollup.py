@@ -2,6 +2,7 @@ from odoo import Command
 from odoo.tests import tagged
 
 from ..models.ai_token_usage import ROLLUP_MODELS
+from ..models.ai_token_usage_rollup_mixin import ROLLUP_SOURCE_FIELDS
 from .common import AiCostCase
 
 MEASURES = ["call_count", "input_tokens", "output_tokens", "cost_usd", "cost_unknown_count", "cache_hit_count",
@@ -16,15 +17,16 @@ class TestCostRollup(AiCostCase):
         )
 
     def _rollup(self, model="ai.token.usage.daily"):
-        """{key: measures} of a rollup table, the order-free picture to compare."""
+        """{key: measures} of a rollup table, the order-free picture to compare: the first 8 keys and first 10
+        measures are every rollup's (MEASURES), the rest the rollup's own (ai.token.usage.daily's model and
+        provider_called, its cache tokens; the record rollups' res_id)."""
         Rollup = self.env[model]
         Rollup.invalidate_model()
-        keys = ["day", "company_id", "provider_id", "user_id", "operation", "res_model", "status", "cache_hit"]
-        if model == "ai.token.usage.record.daily":
-            keys.append("res_id")
+        keys = [column for column, _expr, _index in Rollup._rollup_keys()]
+        measures = MEASURES + [column for column, _aggregate in Rollup._rollup_measures() if column not in MEASURES]
         return {
-            tuple(row[key] for key in keys): tuple(round(row[m], 9) for m in MEASURES)
-            for row in Rollup.search_read([], keys + MEASURES)
+            tuple(row[key] for key in keys): tuple(round(row[m], 9) for m in measures)
+            for row in Rollup.search_read([], keys + measures)
             if row["call_count"]
         }
 
@@ -155,3 +157,61 @@ class TestCostRollup(AiCostCase):
                     self.assertEqual(Rollup._rollup_covers(usage), in_sql)
         record_rows = self.env["ai.token.usage.record.daily"].search([("operation", "=", "covers_rule")])
         self.assertEqual(sum(record_rows.mapped("call_count")), 1, "only the row about res.partner 7")
+
+    def test_rollup_source_fields_are_what_the_rollups_read(self):
+        """A write of any field a rollup reads moves the row's contribution (ROLLUP_SOURCE_FIELDS), and create()
+        passes the upsert exactly those fields."""
+        read = set().union(*(self.env[model]._rollup_usage_fields() for model in ROLLUP_MODELS))
+        self.assertEqual(read, ROLLUP_SOURCE_FIELDS)
+        self.assertTrue({"model", "provider_called", "cache_read_tokens", "cache_write_tokens",
+                         "cache_write_1h_tokens"} <= self.env["ai.token.usage.daily"]._rollup_usage_fields())
+
+    def _usage_table_reads(self):
+        """The scans of ai_token_usage this transaction made so far (PostgreSQL's per-transaction statistics)."""
+        self.env.cr.execute("SELECT COALESCE(seq_scan, 0) + COALESCE(idx_scan, 0) FROM pg_stat_xact_user_tables "
+                            "WHERE relname = 'ai_token_usage'")
+        return self.env.cr.fetchone()[0]
+
+    def test_create_feeds_the_rollups_the_new_values_without_reading_the_row_back(self):
+        """Issue 27: the upsert that follows a usage row's INSERT takes the row's values as create() wrote them,
+        in one statement, without reading the row back; for a call about a record (three rollups) as for the
+        others (one)."""
+        Usage = self.env["ai.token.usage"]
+        for extra in ({}, {"res_model": "res.partner", "res_id": 9}):
+            with self.subTest(about_a_record=bool(extra)):
+                usage = Usage.create({
+                    "provider_id": self.claude.id, "model": self.claude.model, "operation": "no_read_back",
+                    "status": "ok", "provider_called": True, "input_tokens": 1_000, "output_tokens": 50,
+                    "cache_read_tokens": 600, "cache_write_tokens": 300, "cache_write_1h_tokens": 100,
+                    "cost_usd": 0.00123456, **extra,
+                })
+                Daily = self.env["ai.token.usage.daily"]
+
+                def row(usage=usage, Daily=Daily):
+                    Daily.invalidate_model()
+                    [found] = Daily.search([("operation", "=", "no_read_back"), ("call_count", ">", 0),
+                                            ("res_model", "=", usage.res_model)])
+                    return found
+
+                self.assertEqual(
+                    (row().day, row().model, row().provider_called, row().call_count, row().input_tokens,
+                     row().cache_read_tokens, row().cache_write_tokens, row().cache_write_1h_tokens),
+                    (usage.create_date.date(), "claude-3-5-haiku-latest", True, 1, 1_000, 600, 300, 100),
+                )
+                self.assertAlmostEqual(row().cost_usd, 0.00123456, places=10)
+                records = self.env["ai.token.usage.record.daily"].search([("operation", "=", "no_read_back")])
+                self.assertEqual(sum(records.mapped("call_count")), 1 if extra else 0)
+
+                # The upsert create() ran, once more: one statement, and no scan of ai_token_usage in it
+                # (PostgreSQL's statistics of this transaction).
+                self.env.flush_all()
+                reads, statements = self._usage_table_reads(), self.env.cr.sql_log_count
+                usage._rollup_apply(1, written=True)
+                self.assertEqual(self.env.cr.sql_log_count - statements, 1)
+                self.assertEqual(self._usage_table_reads(), reads, "the usage row is not read back")
+                self.assertEqual((row().call_count, row().cache_write_1h_tokens), (2, 200))
+                self.assertAlmostEqual(row().cost_usd, 2 * 0.00123456, places=10)
+                # Rows that another module's create() left out of the cache are read, then upserted alike.
+                usage.invalidate_recordset()
+                usage._rollup_apply(1, written=True)
+                self.assertEqual((row().call_count, row().cache_write_1h_tokens, row().model), (3, 300, usage.model))
