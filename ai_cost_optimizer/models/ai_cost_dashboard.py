@@ -11,7 +11,9 @@ TOP_ITEMS = 5
 # What the dashboard reads of the per-day rollup for its period, in one scan (ai.cost.report `_grouped_sums`):
 # the totals, cost per day and provider, per operation, per user, per provider and outcome. The latency sum
 # stays last (the provider comparison reads it there).
-PERIOD_GROUPINGS = [(), ("day", "provider_id"), ("operation",), ("user_id",), ("provider_id", "status", "cache_hit")]
+PERIOD_GROUPINGS = [
+    (), ("day", "provider_id"), ("operation",), ("user_id",), ("provider_id", "status", "provider_called"),
+]
 PERIOD_MEASURES = ["cost_usd", "call_count", "savings_usd", "cache_hit_count", "waste_usd", "waste_count",
                    "cost_unknown_count", "embedding_call_count", "embedding_tokens", "embedding_cost_usd",
                    "latency_ms_sum"]
@@ -71,7 +73,7 @@ class AiCostDashboard(models.AbstractModel):
                 lambda ids: {user.id: user.display_name for user in self.env["res.users"].browse(ids)},
                 limit=TOP_USERS,
             ),
-            "providers": self._provider_comparison(sections[("provider_id", "status", "cache_hit")]),
+            "providers": self._provider_comparison(sections[("provider_id", "status", "provider_called")]),
             "budgets": self._budgets(companies),
             "recommendations": self._recommendations(companies, start, end),
             "waste": self._top_waste(companies, start, end),
@@ -154,10 +156,11 @@ class AiCostDashboard(models.AbstractModel):
 
     def _provider_comparison(self, rows):
         stats = {}
-        for provider_id, status, cache_hit, cost, calls, *_sums, latency in rows:
-            # Answered from the response cache, or refused by a budget or a rate limit: the provider was not called.
-            # What is left are the provider's samples, as the Benchmarks view counts its gateway calls.
-            if cache_hit or status in ("blocked", "rate_limited"):
+        for provider_id, status, provider_called, cost, calls, *_sums, latency in rows:
+            # A provider's samples are the requests that reached it, as the Benchmarks view counts them: not the
+            # answers of the response cache, nor the calls a budget or a rate limit refused or that failed
+            # before they were sent.
+            if not provider_called:
                 continue
             row = stats.setdefault(
                 provider_id or False, {"cost": 0.0, "calls": 0, "errors": 0, "latency": 0.0, "ok": 0}
