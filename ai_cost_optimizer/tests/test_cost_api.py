@@ -42,6 +42,8 @@ class CostDataMixin:
                 "provider_id": provider.id, "model": provider.model, "operation": operation, "res_model": res_model,
                 "res_id": res_id, "cost_usd": cost, "user_id": user.id, "status": status, "cache_hit": hit,
                 "input_tokens": 100, "output_tokens": 10, "prompt_cache_savings_usd": 0.001, "latency_ms": 500,
+                # As the gateway writes them: every request but the response cache's answer reached the provider.
+                "provider_called": not hit,
             }
             for provider, operation, res_model, res_id, cost, user, status, hit in specs
         ])
