@@ -446,12 +446,17 @@ class AiCostBudget(models.Model):
         """Upper estimate of a call's cost: the counted prompt tokens plus max_tokens of output (or
         `output_tokens` when given), at the provider's current price (0 when the price is unknown: such
         calls are flagged, never priced)."""
+        return self._estimate_costs(provider, call, [call.max_tokens if output_tokens is None else output_tokens])[0]
+
+    @api.model
+    def _estimate_costs(self, provider, call, outputs):
+        """`_estimate_cost` for each count of output tokens of `outputs`, the price read once."""
         price = provider.sudo()._price_at(fields.Datetime.now())
         if not price:
-            return 0.0
-        output = call.max_tokens if output_tokens is None else output_tokens
-        usage = Usage(input_tokens=call.estimate.tokens, output_tokens=output)
-        return pricing.compute_cost(usage, price._as_core_price())
+            return [0.0] * len(outputs)
+        core_price = price._as_core_price()
+        return [pricing.compute_cost(Usage(input_tokens=call.estimate.tokens, output_tokens=output), core_price)
+                for output in outputs]
 
     @api.model
     def _call_estimates(self, rules, call):
@@ -463,16 +468,16 @@ class AiCostBudget(models.Model):
         budgets of both modes apply, each holds its own mode's amount and is judged on it: a worst-case budget
         keeps its guarantee whatever a calibrated one next to it does. The learned figure comes from a cached
         table (ai.cost.budget.calibration): no query, and none of it at all when no budget is calibrated."""
-        worst = self._estimate_cost(call.provider, call)
-        calibrated = worst
+        output = call.max_tokens
         if any(rule.reservation_mode == "calibrated" for rule in rules):
-            profile = call.provider._gateway_profile()
             learned = self.env["ai.cost.budget.calibration"]._learned_output(
-                call.provider.id, profile.model, call.operation
+                call.provider.id, call.provider._gateway_profile().model, call.operation
             )
             output = budget_math.reserved_output_tokens(call.max_tokens, learned)
-            if output < call.max_tokens:
-                calibrated = self._estimate_cost(call.provider, call, output)
+        if output < call.max_tokens:
+            worst, calibrated = self._estimate_costs(call.provider, call, [call.max_tokens, output])
+        else:
+            worst = calibrated = self._estimate_cost(call.provider, call)
         return worst, {rule.id: calibrated if rule.reservation_mode == "calibrated" else worst for rule in rules}
 
     @api.model

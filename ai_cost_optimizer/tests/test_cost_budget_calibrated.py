@@ -115,6 +115,22 @@ class TestCalibratedReservations(AiCostCase):
         self.assertEqual(self.Calibration._cron_learn(), 1)
         self.assertIsNone(self.Calibration._learned_output(self.gpt.id, self.gpt.model, "ticket_summary"))
 
+    def test_learns_from_the_calls_the_gateway_recorded(self):
+        """Answers of varying length (the fake provider's set_replies), served through the gateway: their usage
+        rows are the samples, and a calibrated budget then reserves their p99 (a refused call is no sample)."""
+        self.fake.set_replies(["Step" + " done" * (n % 7 * 10) for n in range(ENOUGH)])
+        for n in range(ENOUGH):
+            self.env["ai.service"].send_message([{"role": "user", "content": f"Agent step {n}."}], provider=self.gpt,
+                                                max_tokens=MAX_TOKENS, operation=OPERATION, use_cache=False)
+        self._budget(budget_amount=0.000001, reservation_mode="worst_case")
+        self.assertCallFails(AiBudgetExceeded, messages=MESSAGES, provider=self.gpt, max_tokens=MAX_TOKENS,
+                             operation=OPERATION, use_cache=False)
+        outputs = self.usage_rows().filtered(lambda usage: usage.status == "ok").mapped("output_tokens")
+        self.assertEqual(len(set(outputs)), 7, "the answers' lengths vary")
+        self.Calibration._cron_learn()
+        self.assertEqual(self.Calibration._learned_output(self.gpt.id, self.gpt.model, OPERATION),
+                         (budget_math.percentile_disc(outputs, budget_math.CALIBRATION_PERCENTILE), ENOUGH))
+
     def test_a_calibrated_budget_asks_for_learning_at_once(self):
         cron = self.env.ref("ai_cost_optimizer.ir_cron_learn_budget_calibration")
         triggers = self.env["ir.cron.trigger"].sudo()
