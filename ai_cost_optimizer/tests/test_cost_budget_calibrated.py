@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from odoo import Command
 from odoo.exceptions import ValidationError
-from odoo.tests import tagged
+from odoo.tests import HttpCase, tagged
 from odoo.tools import SQL
 
 from ..core import budget as budget_math
@@ -295,3 +295,40 @@ class TestCalibratedReservations(AiCostCase):
         call, check = self._checked_call()
         self.assertEqual(check["budgets"][0]["reserved"], self._cost(call, 900))
         self.env["ai.service"]._release_budget(call)
+
+
+@tagged("post_install", "-at_install")
+class TestCalibratedBudgetScreens(HttpCase):
+    """An administrator reads a calibrated budget with calls in flight (headless Chromium): its mode and At Risk
+    Now in dollars in the list and the form, and what was learned under Configuration > Budget Calibration."""
+
+    def test_budget_shows_its_mode_and_what_is_at_risk(self):
+        provider = self.env["ai.service.provider"].create({
+            "name": "At risk tour provider", "kind": "openai_compatible", "base_url": "http://127.0.0.1:9/v1",
+            "api_key": "sk-test-never-called", "model": "gpt-4o-mini",
+        })
+        budget = self.env["ai.cost.budget"].create({
+            "name": "Agents", "budget_amount": 100.0, "reservation_mode": "calibrated",
+            "provider_ids": [Command.set(provider.ids)],
+        })
+        self.env["ai.token.usage"].create([{
+            "provider_id": provider.id, "model": provider.model, "operation": OPERATION, "status": "ok",
+            "provider_called": True, "output_tokens": 120,
+        }] * ENOUGH)
+        self.env["ai.cost.budget.calibration"]._cron_learn()
+        Service = self.env["ai.service"]
+        calls = []
+        for _n in range(2):  # two calls in flight: checked and held, never sent
+            call = GatewayCall(MESSAGES, provider=provider.id, quality_required="medium", max_tokens=MAX_TOKENS,
+                               operation=OPERATION)
+            Service._validate_request(call)
+            Service._resolve_provider(call)
+            Service._estimate_tokens(call)
+            self.assertEqual(Service._check_budget(call)["status"], "ok")
+            calls.append(call)
+        self.env.invalidate_all()
+        self.assertGreater(budget.current_at_risk, 0)
+        self.start_tour("/odoo/action-ai_cost_optimizer.action_ai_cost_budget", "ai_cost_budget_at_risk_tour",
+                        login="admin")
+        for call in calls:
+            Service._release_budget(call)
