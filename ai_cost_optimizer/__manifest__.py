@@ -30,6 +30,7 @@ provider benchmarks and a cost dashboard.
         "views/ai_cost_budget_views.xml",
         "views/ai_cost_budget_operation_views.xml",
         "views/ai_cost_rate_limit_views.xml",
+        "views/ai_cost_budget_calibration_views.xml",
         "views/ai_cost_dashboard_views.xml",
         "views/ai_cost_playground_views.xml",
         "views/ai_cost_recommendation_views.xml",

@@ -91,9 +91,10 @@ def fake_provider_class():
 
 
 @contextmanager
-def fake_provider_process():
+def fake_provider_process(setup=None):
     """The fake provider server in a process of its own, as a real provider is: none of its work runs in
-    the measured process. Yields the running server's (anthropic_base_url, openai_base_url)."""
+    the measured process. `setup(server)`, when given, sets it up there first (its replies, its latency).
+    Yields the running server's (anthropic_base_url, openai_base_url)."""
     import multiprocessing
 
     context = multiprocessing.get_context("fork")
@@ -101,6 +102,8 @@ def fake_provider_process():
 
     def serve(connection):
         with fake_provider_class()() as server:
+            if setup is not None:
+                setup(server)
             connection.send((server.anthropic_base_url, server.openai_base_url))
             connection.recv()  # until told to stop
 

@@ -141,6 +141,33 @@ def analytic_posting(out: str) -> list[dict]:
                 "", "no naive variant")]
 
 
+def calibrated_reservations(out: str) -> list[dict]:
+    tag = r"calibrated_reservations \[(\w+)\]"
+    first = {mode: num(share) for mode, share in
+             re.findall(rf"{tag}: first refusal at {NUMBER} % of the budget spent", out)}
+    ends = {mode: (num(share), num(overspend), int(calls), num(beyond))
+            for mode, _spent, share, overspend, calls, beyond in
+            re.findall(rf"{tag}: end of run: spent \${NUMBER} of \$[\d.]+ \({NUMBER} %\), overspend \${NUMBER}, "
+                       rf"(\d+) calls over their reservation \(\${NUMBER} beyond it\)", out)}
+    rows = []
+    worst = first.get("worst_case")
+    for mode, share in first.items():
+        target = ">= 95 %" if mode == "calibrated" else "(info)"
+        rows.append(row(f"calibrated reservations, {mode}: budget spent at the first refusal", share, "%", target,
+                        share >= 95 if mode == "calibrated" else True,
+                        f"{share / worst:.2f}x" if worst and mode != "worst_case" else "",
+                        f"worst case: {worst:.1f} %" if worst is not None else ""))
+    for mode, (_share, overspend, calls, beyond) in ends.items():
+        # Worst case: no overspend beyond the calls' estimation error (what they cost over their reservation).
+        passed = overspend <= beyond + 1e-9 if mode == "worst_case" else True
+        entry = row(f"calibrated reservations, {mode}: overspend at the end, {calls} calls over their reservation",
+                    overspend, "", "none beyond estimation error" if mode == "worst_case" else "(info)", passed, "",
+                    f"${beyond:.6f} over reservations")
+        entry["value"] = f"${overspend:.6f}"
+        rows.append(entry)
+    return rows
+
+
 def print_table(table: list[dict]) -> None:
     """The rows as a Markdown table (it goes into the README as it is)."""
     columns = [("figure", "Figure"), ("value", "Measured"), ("target", "Target"), ("result", "Result"),

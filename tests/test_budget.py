@@ -153,3 +153,25 @@ def test_period_forecast_reads_the_days_so_far():
     assert budget.period_forecast(spend, *march, date(2025, 3, 3)) == pytest.approx(4.0 + 10 / 6 * 28)
     assert budget.period_forecast(spend, *march, date(2025, 3, 3)) == budget.forecast_spend([1.0, 0.0, 3.0], 31)
     assert budget.period_forecast(spend, *march, date(2025, 2, 27)) == 0.0
+
+
+def test_reserved_output_tokens_calibrated_only_with_enough_samples():
+    enough = budget.CALIBRATION_MIN_SAMPLES
+    assert budget.reserved_output_tokens(32000, None) == 32000, "nothing learned: the worst case"
+    assert budget.reserved_output_tokens(32000, (512, enough - 1)) == 32000, "too few samples: the worst case"
+    assert budget.reserved_output_tokens(32000, (512, enough)) == 512
+    assert budget.reserved_output_tokens(300, (512, enough)) == 300, "never more than max_tokens"
+    assert budget.reserved_output_tokens(32000, (512, 10_000), "worst_case") == 32000
+    with pytest.raises(ValueError, match="Unknown reservation mode 'optimistic'"):
+        budget.reserved_output_tokens(100, (10, enough), "optimistic")
+
+
+@pytest.mark.parametrize(("values", "fraction", "expected"), [
+    ([5], 0.99, 5),
+    (list(range(1, 31)), 0.99, 30),  # 30 samples: the p99 is the largest
+    (list(range(1, 101)), 0.99, 99),
+    (list(range(1, 1001)), 0.99, 990),
+    ([3, 1, 2, 4], 0.5, 2),
+])
+def test_percentile_disc_is_an_observed_value(values, fraction, expected):
+    assert budget.percentile_disc(values, fraction) == expected

@@ -7,6 +7,7 @@ timezone), never on rolling windows. Everything here is plain Python so that it 
 from __future__ import annotations
 
 import calendar
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -17,6 +18,16 @@ THRESHOLD_MAX = 1000.0
 
 # The outcome of a budget check, from the mildest to the strictest: the strictest one wins.
 STATUSES = ("ok", "warning", "switched", "blocked")
+
+# How a budget reserves a call before it goes out (DESIGN section 13). `worst_case`: the prompt plus
+# `max_tokens` of output, which never overspends beyond the estimation error. `calibrated`: the prompt plus
+# the p99 of the output tokens that the same provider, model and operation actually returned (successful
+# served calls of the last CALIBRATION_WINDOW_DAYS days), once at least CALIBRATION_MIN_SAMPLES calls tell it,
+# never more than `max_tokens`; with fewer samples, the worst case.
+RESERVATION_MODES = ("worst_case", "calibrated")
+CALIBRATION_MIN_SAMPLES = 30
+CALIBRATION_WINDOW_DAYS = 7
+CALIBRATION_PERCENTILE = 0.99
 
 
 def in_scope(
@@ -143,6 +154,28 @@ def evaluate(
     if any(projected >= amount * threshold / 100 for threshold in alert_thresholds):
         return "warning"
     return "ok"
+
+
+def reserved_output_tokens(max_tokens: int, learned: tuple[int, int] | None, mode: str = "calibrated") -> int:
+    """The output tokens a call asking for at most `max_tokens` reserves under a budget of reservation `mode`,
+    given what was learned of its provider, model and operation: `learned` = (p99 of the output tokens,
+    samples), None when nothing was. Never more than `max_tokens`; the worst case (`max_tokens`) in
+    `worst_case` mode and while fewer than CALIBRATION_MIN_SAMPLES calls are known."""
+    if mode not in RESERVATION_MODES:
+        raise ValueError(f"Unknown reservation mode {mode!r}: use one of {', '.join(RESERVATION_MODES)}.")
+    if mode == "worst_case" or not learned or learned[1] < CALIBRATION_MIN_SAMPLES:
+        return max_tokens
+    return max(0, min(max_tokens, int(learned[0])))
+
+
+def percentile_disc(values: Sequence[float], fraction: float) -> float:
+    """PostgreSQL's `percentile_disc(fraction) WITHIN GROUP (ORDER BY value)`: the first value, in ascending
+    order, whose cumulative share of the values reaches `fraction` (an observed value, never interpolated).
+    The learned p99 of calibrated reservations is this, computed in SQL; tests compare the two."""
+    if not values:
+        raise ValueError("No values to take a percentile of.")
+    ordered = sorted(values)
+    return ordered[max(math.ceil(fraction * len(ordered)) - 1, 0)]
 
 
 def strictest(statuses: Iterable[str]) -> str:

@@ -15,6 +15,7 @@ from . import ai_cost_budget_period
 from . import ai_cost_budget_reservation
 from . import ai_cost_rate_limit
 from . import ai_cost_rate_limit_hit
+from . import ai_cost_budget_calibration
 from . import ai_token_waste_finding
 from . import ai_token_analytics
 from . import ai_response_cache

@@ -19,17 +19,19 @@ from .ai_cost_budget_period import PeriodBounds, period_range_label
 from .ai_service_provider_price import PRICE_DIGITS
 
 PERIOD_TYPES = [("daily", "Daily"), ("weekly", "Weekly"), ("monthly", "Monthly")]
+RESERVATION_MODES = [("worst_case", "Worst case"), ("calibrated", "Calibrated")]
 # The fields a BudgetRule is made of: writing one of them clears the cached rules.
 RULE_FIELDS = {
     "name", "active", "company_id", "period_type", "budget_amount", "alert_thresholds",
     "auto_switch_at_threshold", "block_at_threshold", "user_ids", "provider_ids", "operation_ids",
+    "reservation_mode",
 }
 
 
 class BudgetRule(namedtuple("BudgetRule", [
     "id", "name", "period_type", "budget_amount", "thresholds", "auto_switch_at_threshold", "block_at_threshold",
-    "user_ids", "provider_ids", "operations",
-])):
+    "user_ids", "provider_ids", "operations", "reservation_mode",
+], defaults=["worst_case"])):
     """A budget as the gateway applies it: plain immutable values (cached per company, see
     `_company_rules`), with the attribute names of the record's fields."""
 
@@ -106,12 +108,31 @@ class AiCostBudget(models.Model):
     block_at_threshold = fields.Float(
         string="Block At (%)", default=100.0, tracking=True, help="From this percentage, calls are refused. 0: never."
     )
+    reservation_mode = fields.Selection(
+        RESERVATION_MODES, string="Reservation", required=True, default="worst_case", tracking=True,
+        help="What a call holds on this budget while it runs. Worst case: its prompt plus max_tokens of output, "
+             "which never overspends beyond the estimation error. Calibrated: its prompt plus the output that 99% "
+             "of the recent calls of the same provider, model and operation stayed within (never more than "
+             f"max_tokens; the worst case until {budget_math.CALIBRATION_MIN_SAMPLES} such calls of the last "
+             f"{budget_math.CALIBRATION_WINDOW_DAYS} days are known): fewer calls are refused while most of the "
+             "budget is unspent, and a call that answers longer than that overspends by the difference (see At "
+             "Risk Now).",
+    )
 
     # Current period
     period_ids = fields.One2many("ai.cost.budget.period", "budget_id", string="Period History", readonly=True)
     current_period_start = fields.Date(compute="_compute_current_spend")
     current_spend = fields.Float(digits=PRICE_DIGITS, compute="_compute_current_spend", string="Spend (USD)")
     current_reserved = fields.Float(digits=PRICE_DIGITS, compute="_compute_current_spend", string="In Flight (USD)")
+    current_at_risk = fields.Float(
+        digits=PRICE_DIGITS, compute="_compute_current_spend", string="At Risk Now (USD)",
+        help="What the calls in flight could still spend beyond what they reserved: the sum of their worst case "
+             "(prompt plus max_tokens of output) minus their reservation. Zero in worst-case mode.",
+    )
+    current_over_reservation_calls = fields.Integer(
+        compute="_compute_current_spend", string="Calls Over Reservation",
+        help="Calls of the current period whose actual cost exceeded what they reserved.",
+    )
     percentage_used = fields.Float(compute="_compute_current_spend", string="Used (%)")
     forecast_amount = fields.Float(
         digits=PRICE_DIGITS, compute="_compute_forecast", string="Period Forecast (USD)",
@@ -123,7 +144,8 @@ class AiCostBudget(models.Model):
         help="Projected spend of the current calendar month in this budget's scope.",
     )
 
-    @api.depends("period_type", "budget_amount", "period_ids.spend", "period_ids.reserved")
+    @api.depends("period_type", "budget_amount", "period_ids.spend", "period_ids.reserved",
+                 "period_ids.over_reservation_calls")
     @api.depends_context("ai_budget_now")
     def _compute_current_spend(self):
         for budget in self:
@@ -132,6 +154,8 @@ class AiCostBudget(models.Model):
             budget.current_period_start = period.date_start
             budget.current_spend = spend
             budget.current_reserved = period.reserved
+            budget.current_at_risk = period.at_risk
+            budget.current_over_reservation_calls = period.over_reservation_calls
             budget.percentage_used = spend / budget.budget_amount * 100 if budget.budget_amount else 0.0
 
     @api.depends("period_type", "budget_amount", "period_ids.spend")
@@ -153,12 +177,16 @@ class AiCostBudget(models.Model):
         for vals in vals_list:
             self._normalize_vals(vals)
         self._clear_rules()
+        if any(vals.get("reservation_mode") == "calibrated" for vals in vals_list):
+            self._learn_calibration_soon()
         return super().create(vals_list)
 
     def write(self, vals):
         self._normalize_vals(vals)
         if set(vals) & RULE_FIELDS:
             self._clear_rules()
+        if vals.get("reservation_mode") == "calibrated":
+            self._learn_calibration_soon()
         return super().write(vals)
 
     def unlink(self):
@@ -183,6 +211,10 @@ class AiCostBudget(models.Model):
         if "period_type" in vals and vals["period_type"] not in budget_math.PERIOD_TYPES:
             raise ValidationError(self.env._(
                 "Unknown period type %r: use daily, weekly or monthly.", vals["period_type"]
+            ))
+        if "reservation_mode" in vals and vals["reservation_mode"] not in budget_math.RESERVATION_MODES:
+            raise ValidationError(self.env._(
+                "Unknown reservation mode %s: use worst_case or calibrated.", short_repr(vals["reservation_mode"])
             ))
         if "alert_thresholds" in vals:
             try:
@@ -260,7 +292,7 @@ class AiCostBudget(models.Model):
         return BudgetRule(
             self.id, self.name, self.period_type, self.budget_amount, tuple(self._thresholds()),
             self.auto_switch_at_threshold, self.block_at_threshold, frozenset(self.user_ids.ids),
-            frozenset(self.provider_ids.ids), frozenset(self.operation_ids.mapped("name")),
+            frozenset(self.provider_ids.ids), frozenset(self.operation_ids.mapped("name")), self.reservation_mode,
         )
 
     def _matches(self, user, provider, operation):
@@ -285,6 +317,13 @@ class AiCostBudget(models.Model):
         with nullcontext(self.env.cr) if in_test == "transaction" else self.env.registry.cursor() as cr:
             Budget = self.env(cr=cr, su=True)["ai.cost.budget"].with_context(active_test=True)
             return tuple(budget._rule() for budget in Budget.search([("company_id", "=", company_id)]))
+
+    @api.model
+    def _learn_calibration_soon(self):
+        """A budget turned calibrated: learn the output lengths now rather than at the next hourly run."""
+        cron = self.env.ref("ai_cost_optimizer.ir_cron_learn_budget_calibration", raise_if_not_found=False)
+        if cron:
+            cron.sudo()._trigger()
 
     @api.model
     def _clear_rules(self):
@@ -353,21 +392,23 @@ class AiCostBudget(models.Model):
             period = budget._period_record(self._now())
             committed = period.spend + period.reserved
             rule = budget._rule()
-            outcomes.append((rule, period, committed, rule.status(committed, estimated_cost)))
-        return self._outcome(outcomes, estimated_cost)
+            outcomes.append((rule, period, committed, rule.status(committed, estimated_cost), estimated_cost))
+        return self._outcome(outcomes)
 
     @api.model
-    def _outcome(self, outcomes, estimate, note=None):
-        """The result of a check from (rule, period, committed, status) tuples: the strictest
-        status, with the message of the budget that set it."""
+    def _outcome(self, outcomes, note=None):
+        """The result of a check from (rule, period, committed, status, estimate) tuples: the strictest
+        status, with the message of the budget that set it. Each budget's detail says what the call reserves
+        on it (`reserved`: its estimate under the budget's reservation mode)."""
         status = budget_math.strictest(outcome[3] for outcome in outcomes)
         details = []
         message = note or ""
-        for budget, period, committed, budget_status in outcomes:
+        for budget, period, committed, budget_status, estimate in outcomes:
             details.append({
                 "id": budget.id, "name": budget.name, "status": budget_status,
                 "period_start": fields.Date.to_string(period.date_start),
                 "percentage_used": committed / budget.budget_amount * 100,
+                "reservation_mode": budget.reservation_mode, "reserved": estimate,
             })
             if budget_status == status and status != "ok" and not message:
                 message = self._status_message(budget, status, period, committed, estimate)
@@ -397,62 +438,96 @@ class AiCostBudget(models.Model):
         )
 
     @api.model
-    def _estimate_cost(self, provider, call):
-        """Upper estimate of a call's cost: the counted prompt tokens plus max_tokens of output, at the
-        provider's current price (0 when the price is unknown: such calls are flagged, never priced)."""
+    def _estimate_cost(self, provider, call, output_tokens=None):
+        """Upper estimate of a call's cost: the counted prompt tokens plus max_tokens of output (or
+        `output_tokens` when given), at the provider's current price (0 when the price is unknown: such
+        calls are flagged, never priced)."""
+        return self._estimate_costs(provider, call, [call.max_tokens if output_tokens is None else output_tokens])[0]
+
+    @api.model
+    def _estimate_costs(self, provider, call, outputs):
+        """`_estimate_cost` for each count of output tokens of `outputs`, the price read once."""
         price = provider.sudo()._price_at(fields.Datetime.now())
         if not price:
-            return 0.0
-        usage = Usage(input_tokens=call.estimate.tokens, output_tokens=call.max_tokens)
-        return pricing.compute_cost(usage, price._as_core_price())
+            return [0.0] * len(outputs)
+        core_price = price._as_core_price()
+        return [pricing.compute_cost(Usage(input_tokens=call.estimate.tokens, output_tokens=output), core_price)
+                for output in outputs]
+
+    @api.model
+    def _call_estimates(self, rules, call):
+        """What `call` reserves on each budget of `rules`: (its worst case, {budget id: amount}).
+
+        A worst-case budget holds the worst case (prompt plus max_tokens of output); a calibrated one the prompt
+        plus the p99 output learned for the call's provider, model and operation (core.budget
+        reserved_output_tokens: never above max_tokens, the worst case while too few calls are known). When
+        budgets of both modes apply, each holds its own mode's amount and is judged on it: a worst-case budget
+        keeps its guarantee whatever a calibrated one next to it does. The learned figure comes from a cached
+        table (ai.cost.budget.calibration): no query, and none of it at all when no budget is calibrated."""
+        output = call.max_tokens
+        if any(rule.reservation_mode == "calibrated" for rule in rules):
+            learned = self.env["ai.cost.budget.calibration"]._learned_output(
+                call.provider.id, call.provider._gateway_profile().model, call.operation
+            )
+            output = budget_math.reserved_output_tokens(call.max_tokens, learned)
+        if output < call.max_tokens:
+            worst, calibrated = self._estimate_costs(call.provider, call, [call.max_tokens, output])
+        else:
+            worst = calibrated = self._estimate_cost(call.provider, call)
+        return worst, {rule.id: calibrated if rule.reservation_mode == "calibrated" else worst for rule in rules}
 
     @api.model
     def _reserve_for_call(self, rules, call, switch):
         """Check the budgets of `rules` for `call` and reserve its estimated cost on their current
         periods, committed at once so that concurrent calls see each other's reservations.
 
-        `switch(call)` is called when a budget asks for the cheapest provider; it moves the call to
-        that provider and returns True, or returns False when no cheaper one qualifies. Stores the
-        reservations in call.budget_reservations and call.budget_periods, the rules in call.budget_rules, and
-        returns the result.
+        Each budget reserves the amount of its reservation mode (`_call_estimates`), and every reservation
+        records the call's worst case too (what is at risk while it runs). `switch(call)` is called when a
+        budget asks for the cheapest provider; it moves the call to that provider and returns True, or returns
+        False when no cheaper one qualifies. Stores the reservations in call.budget_reservations and
+        call.budget_periods, the rules in call.budget_rules, and returns the result, whose `estimated_cost` is
+        the call's worst case.
         """
-        # Everything Python needs (rules, timezone, price) comes from caches: the database sees one
-        # statement per check (ai.cost.budget.period's HOLD_SQL), two when a budget switches the call.
+        # Everything Python needs (rules, timezone, price, learned output) comes from caches: the database sees
+        # one statement per check (ai.cost.budget.period's HOLD_SQL), two when a budget switches the call.
         now = self._now()
         tz = self.env["res.company"]._ai_gateway_settings(call.provider._gateway_profile().company_id).tz
         bounds = {rule.id: budget_math.current_period(now, tz, rule.period_type) for rule in rules}
-        estimate = self._estimate_cost(call.provider, call)
-        outcomes, holds = self._hold_on_periods(rules, bounds, estimate, honour_switch=True)
+        worst, estimates = self._call_estimates(rules, call)
+        outcomes, holds = self._hold_on_periods(rules, bounds, estimates, honour_switch=True, worst_case=worst)
         note = None
         if budget_math.strictest(outcome[3] for outcome in outcomes) == "switched":
-            # Nothing is held yet: hold the estimate of the provider the call goes to.
+            # Nothing is held yet: hold the estimates of the provider the call goes to.
             if switch(call):
-                estimate = self._estimate_cost(call.provider, call)
+                worst, estimates = self._call_estimates(rules, call)
             else:
                 note = self.env._("A budget asks for a cheaper provider, but none qualifies: the call proceeds.")
-            outcomes, holds = self._hold_on_periods(rules, bounds, estimate, honour_switch=False)
+            outcomes, holds = self._hold_on_periods(rules, bounds, estimates, honour_switch=False, worst_case=worst)
             if note:
-                outcomes = [(*outcome[:3], "warning" if outcome[3] == "switched" else outcome[3])
+                outcomes = [(*outcome[:3], "warning" if outcome[3] == "switched" else outcome[3], *outcome[4:])
                             for outcome in outcomes]
-        result = self._outcome(outcomes, estimate, note)
+        result = self._outcome(outcomes, note)
         if holds:
             call.budget_periods = [period_id for period_id, _reservation_id in holds]
             call.budget_reservations = [reservation_id for _period_id, reservation_id in holds]
             call.budget_rules = {rule.id: rule for rule in rules}
-        result["estimated_cost"] = estimate
+        result["estimated_cost"] = worst
         return result
 
     @api.model
-    def _hold_on_periods(self, rules, bounds, estimate, honour_switch):
-        """Hold `estimate` on the periods of `rules` (see ai.cost.budget.period `_hold`), and judge each rule
-        on what its period held before.
+    def _hold_on_periods(self, rules, bounds, estimates, honour_switch, worst_case=None):
+        """Hold each rule's estimate (`estimates`: {budget id: USD}) on the periods of `rules` (see
+        ai.cost.budget.period `_hold`), and judge each rule on what its period held before and its own estimate.
 
-        Returns the outcomes, (rule, period bounds, committed before the hold, status) tuples, and the
+        Returns the outcomes, (rule, period bounds, committed before the hold, status, estimate) tuples, and the
         holds, [(period id, reservation id)], empty when the call is blocked (or must switch first).
         """
-        committed, holds = self.env["ai.cost.budget.period"]._hold(rules, bounds, estimate, honour_switch)
+        committed, holds = self.env["ai.cost.budget.period"]._hold(
+            rules, bounds, estimates, honour_switch, worst_case
+        )
         outcomes = [
-            (rule, PeriodBounds(*bounds[rule.id]), committed[rule.id], rule.status(committed[rule.id], estimate))
+            (rule, PeriodBounds(*bounds[rule.id]), committed[rule.id],
+             rule.status(committed[rule.id], estimates[rule.id]), estimates[rule.id])
             for rule in rules
         ]
         return outcomes, holds

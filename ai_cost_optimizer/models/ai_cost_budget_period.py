@@ -24,38 +24,45 @@ def period_range_label(env, date_start, date_end):
 # Check and reserve in ONE statement, in a transaction of its own (autocommit: no BEGIN/COMMIT round
 # trips), prepared once on each kept cursor (see ledger.cursors `execute_prepared`, which its casts let type
 # the parameters): lock the budgets' period rows in id order
-# (concurrent checks never deadlock), and hold the estimate on all of them only when every row exists and
-# the call passes no block line, nor a switch line when `honour_switch` (a switched call is re-estimated on
-# its new provider first). The lines come from core.budget.action_lines and the comparisons are those of
-# core.budget.evaluate, in the same double precision arithmetic: the rule is written once in Python, and
-# test_hold_statement_decides_like_evaluate_on_generated_cases holds this SQL form to it, on the lines and
-# one double either side of them. Returns each locked row with its total before the hold and the hold's
-# reservation id (NULL when nothing was held). Losing this commit in a server crash loses a temporary hold
-# only: the commit need not wait for the disk (the kept cursors' setting).
+# (concurrent checks never deadlock), and hold each budget's estimate (its reservation mode's amount: ai.cost.budget
+# `_call_estimates`) on all of them only when every row exists and the call passes no block line, nor a switch
+# line when `honour_switch` (a switched call is re-estimated on its new provider first), each budget judged on
+# its own estimate. The lines come from core.budget.action_lines and the comparisons are those of
+# core.budget.evaluate, in the same double precision arithmetic (an estimate is sent as the decimal text of its
+# Python double, numeric, which PostgreSQL turns back into that very double next to the float8 total): the rule
+# is written once in Python, and test_hold_statement_decides_like_evaluate_on_generated_cases holds this SQL form
+# to it, on the lines and one double either side of them, with budgets of different estimates. Each reservation
+# records the call's worst case too (never below its amount), from which the budget shows what is at risk.
+# Returns each locked row with its total before the hold and the hold's reservation id (NULL when nothing was
+# held). Losing this commit in a server crash loses a temporary hold only: the commit need not wait for the disk
+# (the kept cursors' setting).
 HOLD_SQL = """
 WITH locked AS MATERIALIZED (
-    SELECT p.id, p.budget_id, p.spend::float8 + p.reserved::float8 AS committed, rule.switch_line, rule.block_line
+    SELECT p.id, p.budget_id, p.spend::float8 + p.reserved::float8 AS committed, rule.switch_line, rule.block_line,
+           rule.estimate
       FROM ai_cost_budget_period p
-      JOIN unnest(%(budgets)s::int[], %(starts)s::date[], %(switch_lines)s::float8[], %(block_lines)s::float8[])
-           AS rule(budget_id, date_start, switch_line, block_line)
+      JOIN unnest(%(budgets)s::int[], %(starts)s::date[], %(switch_lines)s::float8[], %(block_lines)s::float8[],
+                  %(estimates)s::numeric[])
+           AS rule(budget_id, date_start, switch_line, block_line, estimate)
         ON p.budget_id = rule.budget_id AND p.date_start = rule.date_start
      ORDER BY p.id
        FOR UPDATE OF p
 ), held AS (
-    UPDATE ai_cost_budget_period p SET reserved = p.reserved + %(estimate)s::numeric
+    UPDATE ai_cost_budget_period p SET reserved = p.reserved + locked.estimate
       FROM locked
      WHERE p.id = locked.id AND (
            SELECT count(*) = %(count)s::int AND bool_and(
-                      (block_line IS NULL OR committed + %(estimate)s::numeric <= block_line)
-                      AND (NOT %(honour_switch)s::bool OR switch_line IS NULL
-                           OR committed + %(estimate)s::numeric < switch_line)
+                      (block_line IS NULL OR committed + estimate <= block_line)
+                      AND (NOT %(honour_switch)s::bool OR switch_line IS NULL OR committed + estimate < switch_line)
                   )
              FROM locked
            )
-    RETURNING p.id
+    RETURNING p.id, locked.estimate
 ), hold AS (
-    INSERT INTO ai_cost_budget_reservation (period_id, amount, create_uid, create_date, write_uid, write_date)
-    SELECT id, %(estimate)s::numeric, %(uid)s::int, now() AT TIME ZONE 'UTC', %(uid)s::int, now() AT TIME ZONE 'UTC'
+    INSERT INTO ai_cost_budget_reservation (period_id, amount, worst_case, create_uid, create_date, write_uid,
+                                            write_date)
+    SELECT id, estimate, GREATEST(estimate, COALESCE(%(worst_case)s::numeric, estimate)), %(uid)s::int,
+           now() AT TIME ZONE 'UTC', %(uid)s::int, now() AT TIME ZONE 'UTC'
       FROM held
     RETURNING id, period_id
 )
@@ -66,19 +73,28 @@ SELECT locked.budget_id, locked.id, locked.committed, hold.id
 # Settle a call in ONE statement on the ledger transaction: lock its periods in id order (as HOLD_SQL does:
 # concurrent calls never deadlock), drop its reservations (RETURNING: what this transaction deleted, never
 # what the expiry cron released already), and replace them with its actual cost, atomically across workers
-# (DESIGN section 10). Returns each period's new spend, its alert marker and its budget.
+# (DESIGN section 10). A call that cost more than it reserved on a period is counted there, with the excess
+# (calibrated reservations: the answers longer than the learned p99). Returns each period's new spend, its
+# alert marker and its budget.
 SETTLE_SQL = """
 WITH locked AS MATERIALIZED (
     SELECT id FROM ai_cost_budget_period WHERE id = ANY(%(periods)s::int[]) ORDER BY id FOR UPDATE
 ), released AS (
     DELETE FROM ai_cost_budget_reservation WHERE id = ANY(%(reservations)s::int[]) RETURNING period_id, amount
+), over AS (
+    SELECT period_id, count(*) AS calls, sum(%(cost)s::numeric - amount) AS usd
+      FROM released WHERE amount < %(cost)s::numeric GROUP BY period_id
 )
 UPDATE ai_cost_budget_period p
    SET spend = p.spend + %(cost)s::numeric,
        reserved = GREATEST(
            p.reserved - COALESCE((SELECT sum(r.amount) FROM released r WHERE r.period_id = p.id), 0), 0
        ),
-       call_count = p.call_count + 1
+       call_count = p.call_count + 1,
+       over_reservation_calls = COALESCE(p.over_reservation_calls, 0)
+                                + COALESCE((SELECT o.calls FROM over o WHERE o.period_id = p.id), 0),
+       over_reservation_usd = COALESCE(p.over_reservation_usd, 0)
+                              + COALESCE((SELECT o.usd FROM over o WHERE o.period_id = p.id), 0)
   FROM locked
  WHERE p.id = locked.id
 RETURNING p.id, p.spend, p.alerted_up_to, p.budget_id
@@ -111,6 +127,18 @@ class AiCostBudgetPeriod(models.Model):
     spend = fields.Float(digits=PRICE_DIGITS, string="Spend (USD)", readonly=True)
     reserved = fields.Float(digits=PRICE_DIGITS, string="In Flight (USD)", readonly=True)
     call_count = fields.Integer(string="Calls", readonly=True)
+    at_risk = fields.Float(
+        digits=PRICE_DIGITS, compute="_compute_at_risk", string="At Risk Now (USD)",
+        help="The calls in flight's worst case minus what they reserved (calibrated reservations).",
+    )
+    over_reservation_calls = fields.Integer(
+        string="Calls Over Reservation", default=0, readonly=True,
+        help="Calls whose actual cost exceeded their reservation."
+    )
+    over_reservation_usd = fields.Float(
+        digits=PRICE_DIGITS, string="Cost Over Reservation (USD)", default=0.0, readonly=True,
+        help="What those calls cost beyond what they reserved.",
+    )
     # Alert-once marker: thresholds are increasing, so the highest one alerted says which were sent.
     alerted_up_to = fields.Float(string="Alerted Up To (%)", readonly=True)
     budget_amount = fields.Float(related="budget_id.budget_amount")
@@ -126,6 +154,21 @@ class AiCostBudgetPeriod(models.Model):
             amount = period.budget_id.budget_amount
             period.percentage_used = period.spend / amount * 100 if amount else 0.0
 
+    @api.depends("reserved")
+    def _compute_at_risk(self):
+        """Sum over the period's reservations of worst case minus amount (a reservation without a worst case,
+        made before calibrated reservations, risks nothing beyond itself)."""
+        saved = self.filtered("id")
+        risk = {
+            period.id: (worst or 0.0) - (amount or 0.0)
+            for period, worst, amount in self.env["ai.cost.budget.reservation"].sudo()._read_group(
+                [("period_id", "in", saved.ids), ("worst_case", "!=", False)], ["period_id"],
+                ["worst_case:sum", "amount:sum"],
+            )
+        } if saved else {}
+        for period in self:
+            period.at_risk = max(risk.get(period.id, 0.0), 0.0)
+
     @api.depends("date_end")
     def _compute_date_last(self):
         for period in self:
@@ -140,10 +183,11 @@ class AiCostBudgetPeriod(models.Model):
     # Gateway operations (plain SQL on the hot path, on the caller-given cursor)
     # ------------------------------------------------------------------
     @api.model
-    def _hold(self, rules, bounds, estimate, honour_switch):
-        """Check a call estimated at `estimate` against the lines of `rules` (ai.cost.budget BudgetRule tuples)
-        and hold it on their periods of `bounds` ({budget id: (start, end)}): HOLD_SQL, committed in a
-        transaction of its own (see run_in_own_transaction), creating the missing period rows first.
+    def _hold(self, rules, bounds, estimates, honour_switch, worst_case=None):
+        """Check a call against the lines of `rules` (ai.cost.budget BudgetRule tuples), each budget with its own
+        estimate (`estimates`: {budget id: USD}), and hold those on their periods of `bounds` ({budget id: (start,
+        end)}): HOLD_SQL, committed in a transaction of its own (see run_in_own_transaction), creating the missing
+        period rows first. Each reservation records `worst_case`, the call's worst case (None: its amount).
 
         Returns ({budget id: spend plus reservations of its period before the hold}, holds), the holds
         [(period id, reservation id)], empty when the call is blocked (or must switch first).
@@ -152,7 +196,8 @@ class AiCostBudgetPeriod(models.Model):
         params = {
             "budgets": [rule.id for rule in rules], "starts": [bounds[rule.id][0] for rule in rules],
             "switch_lines": [line[0] for line in lines], "block_lines": [line[1] for line in lines],
-            "count": len(rules), "estimate": estimate, "honour_switch": honour_switch, "uid": self.env.uid,
+            "estimates": [float(estimates[rule.id]) for rule in rules], "worst_case": worst_case,
+            "count": len(rules), "honour_switch": honour_switch, "uid": self.env.uid,
         }
 
         def hold(cr):
@@ -164,7 +209,7 @@ class AiCostBudgetPeriod(models.Model):
         if len(rows) < len(rules):
             found = {row[0] for row in rows}
             self._create_missing_periods({rule.id: bounds[rule.id] for rule in rules if rule.id not in found})
-            return self._hold(rules, bounds, estimate, honour_switch)
+            return self._hold(rules, bounds, estimates, honour_switch, worst_case)
         committed = {budget_id: total for budget_id, _period_id, total, _hold in rows}
         return committed, [(period_id, hold) for _budget_id, period_id, _total, hold in rows if hold]
 
@@ -182,8 +227,9 @@ class AiCostBudgetPeriod(models.Model):
                 cr.execute(SQL(
                     """INSERT INTO ai_cost_budget_period
                               (budget_id, company_id, date_start, date_end, spend, reserved, call_count,
-                               alerted_up_to, create_uid, create_date, write_uid, write_date)
-                       VALUES (%(budget)s, %(company)s, %(start)s, %(end)s, %(spend)s, 0, 0, 0,
+                               over_reservation_calls, over_reservation_usd, alerted_up_to, create_uid,
+                               create_date, write_uid, write_date)
+                       VALUES (%(budget)s, %(company)s, %(start)s, %(end)s, %(spend)s, 0, 0, 0, 0, 0,
                                %(uid)s, now() AT TIME ZONE 'UTC', %(uid)s, now() AT TIME ZONE 'UTC')
                   ON CONFLICT (budget_id, date_start) DO NOTHING""",
                     budget=budget.id, company=budget.company_id.id, start=start, end=end,
@@ -224,7 +270,9 @@ class AiCostBudgetPeriod(models.Model):
                 # The row is locked by the UPDATE until this transaction ends: no other worker can read the
                 # old marker and send the same alert.
                 crossed.append((self.browse(period_id), thresholds))
-        self.invalidate_recordset(["spend", "reserved", "call_count", "alerted_up_to"])
+        self.invalidate_recordset(
+            ["spend", "reserved", "call_count", "alerted_up_to", "over_reservation_calls", "over_reservation_usd"]
+        )
         for period, thresholds in crossed:
             period.alerted_up_to = max(thresholds)
             # Read back by the next settle's UPDATE ... RETURNING, which flushes nothing (in the same transaction

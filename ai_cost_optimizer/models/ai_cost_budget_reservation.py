@@ -17,5 +17,8 @@ class AiCostBudgetReservation(models.Model):
     period_id = fields.Many2one("ai.cost.budget.period", required=True, index=True, ondelete="cascade")
     budget_id = fields.Many2one(related="period_id.budget_id")
     amount = fields.Float(digits=PRICE_DIGITS, string="Reserved (USD)", required=True)
+    # The call's worst case (prompt plus max_tokens of output): the amount itself on a worst-case budget, more on a
+    # calibrated one; the difference is what the budget has at risk while the call runs.
+    worst_case = fields.Float(digits=PRICE_DIGITS, string="Worst Case (USD)")
     # create_date is the reservation time: stale reservations expire from it (index for the cron).
     create_date = fields.Datetime(index=True, readonly=True)

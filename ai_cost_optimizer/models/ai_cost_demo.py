@@ -289,6 +289,7 @@ class AiCostDemo(models.AbstractModel):
         self._demo_budgets(providers, people)
         self._demo_rate_limits(providers, people)
         self.env["ai.provider.benchmark"]._cron_refresh_figures()
+        self.env["ai.cost.budget.calibration"]._cron_learn()  # the output lengths calibrated budgets reserve
         self._demo_recommendations(providers, random.Random(7))
         self._demo_waste_findings()
         self._demo_analytics_periods()

@@ -141,6 +141,9 @@ class _State:
         # Requests still sleeping through a latency from before the reset answer no one.
         self.generation = getattr(self, "generation", 0) + 1
         self.reply = DEFAULT_REPLY
+        # set_replies: the texts of the following answers in turn (their lengths spread like real answers').
+        self.replies: list[str] = []
+        self.reply_turn = 0
         self.latency = 0.0
         self.key_required = True
         self.cached_tokens = 0
@@ -160,6 +163,13 @@ class _State:
     def next_fault(self) -> dict:
         with self.lock:
             return self.faults.popleft() if self.faults else {}
+
+    def take_reply(self) -> str:
+        """The text of the next answer (the lock held): the next of set_replies' texts in turn, else set_reply's."""
+        if not self.replies:
+            return self.reply
+        self.reply_turn += 1
+        return self.replies[(self.reply_turn - 1) % len(self.replies)]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -384,7 +394,7 @@ class _Handler(BaseHTTPRequestHandler):
         prompt_tokens += _tools_tokens(body)
         cached = _tokens(system_text) if _has_cache_control(system) else 0
         with state.lock:
-            reply = state.reply
+            reply = state.take_reply()
             seen = system_text in state.cached_prefixes
             if cached:
                 state.cached_prefixes.add(system_text)
@@ -483,7 +493,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _chat_completion(self, body: dict, fault: dict) -> dict:
         state = self.server.state
         with state.lock:
-            reply = state.reply
+            reply = state.take_reply()
             cached_tokens = fault.get("cached_tokens", state.cached_tokens)
         prompt_tokens = sum(_tokens(_openai_message_text(m)) for m in body["messages"]) + _tools_tokens(body)
         choice = body.get("tool_choice")
@@ -870,6 +880,14 @@ class FakeProviderServer:
         """Text of every following reply."""
         with self._state.lock:
             self._state.reply = text
+            self._state.replies = []
+
+    def set_replies(self, texts: list[str]) -> None:
+        """Texts of the following replies, one per answer in turn (then again from the first): answers whose
+        lengths vary as real ones do, e.g. around 500 tokens for the calibrated-reservations benchmark."""
+        with self._state.lock:
+            self._state.replies = list(texts)
+            self._state.reply_turn = 0
 
     def set_latency(self, seconds: float) -> None:
         """Delay before every following response."""

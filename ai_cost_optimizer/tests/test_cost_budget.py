@@ -195,8 +195,8 @@ class TestCostBudget(AiCostCase):
                 period = self._current_period(budget)
                 self.env.cr.execute(SQL("UPDATE ai_cost_budget_period SET reserved = %s WHERE id = %s",
                                         reserved, period.id))
-                [outcome], holds = self.Budget._hold_on_periods([rule], bounds, estimate, honour_switch)
-                self.assertEqual(outcome[2:], (reserved, status))
+                [outcome], holds = self.Budget._hold_on_periods([rule], bounds, {budget.id: estimate}, honour_switch)
+                self.assertEqual(outcome[2:], (reserved, status, estimate))
                 held = status != "blocked" and not (honour_switch and status == "switched")
                 self.assertEqual(bool(holds), held)
                 period.invalidate_recordset()
@@ -207,7 +207,7 @@ class TestCostBudget(AiCostCase):
         ai.cost.budget.period) restates its comparisons in SQL, so it must take evaluate's decision on every
         case: amounts and thresholds of all kinds, spend plus estimate exactly on a line and on the doubles
         just below and above it, the switch line honoured or not, one budget or two at once (held only when
-        both pass)."""
+        both pass), the two with estimates of their own (a calibrated budget next to a worst-case one)."""
         Period = self.env["ai.cost.budget.period"]
         budgets = self._budget(name="A") | self._budget(name="B")
         bounds = {budget.id: budget._period_at(budget._now()) for budget in budgets}
@@ -250,39 +250,54 @@ class TestCostBudget(AiCostCase):
                             cases.append((rule, spend, reserved, estimate))
         self.assertGreater(len(cases), 300)
 
-        def check(case_by_budget, estimate, honour_switch):
+        def check(case_by_budget, honour_switch):
             for budget_id, (_rule, spend, reserved, _estimate) in case_by_budget.items():
                 self.env.cr.execute(SQL("UPDATE ai_cost_budget_period SET spend = %s, reserved = %s WHERE id = %s",
                                         spend, reserved, periods[budget_id]))
             rules = [case[0]._replace(id=budget_id) for budget_id, case in case_by_budget.items()]
-            committed, holds = Period._hold(rules, bounds, estimate, honour_switch)
+            own = {budget_id: case[3] for budget_id, case in case_by_budget.items()}
+            worst = max(own.values())
+            committed, holds = Period._hold(rules, bounds, own, honour_switch, worst)
             statuses = []
             for rule in rules:
                 _rule, spend, reserved, _estimate = case_by_budget[rule.id]
                 self.assertEqual(committed[rule.id], float(spend) + float(reserved))
                 statuses.append(budget_math.evaluate(
-                    committed[rule.id], estimate, rule.budget_amount, (), rule.auto_switch_at_threshold,
+                    committed[rule.id], own[rule.id], rule.budget_amount, (), rule.auto_switch_at_threshold,
                     rule.block_at_threshold,
                 ))
             passes = all(status != "blocked" and not (honour_switch and status == "switched") for status in statuses)
             self.assertEqual(
                 bool(holds), passes,
                 f"{[(rule.budget_amount, rule.auto_switch_at_threshold, rule.block_at_threshold) for rule in rules]} "
-                f"committed {committed} estimate {estimate!r} honour_switch {honour_switch}: evaluate says {statuses}",
+                f"committed {committed} estimates {own!r} honour_switch {honour_switch}: evaluate says {statuses}",
             )
             self.assertEqual(len(holds), len(rules) if passes else 0)
+            if holds:
+                # Each budget holds its own estimate, to the double, and each reservation records the worst case.
+                self.env.cr.execute(SQL(
+                    """SELECT p.budget_id, r.amount::float8, r.worst_case::float8
+                         FROM ai_cost_budget_reservation r JOIN ai_cost_budget_period p ON p.id = r.period_id
+                        WHERE r.id IN %s""",
+                    tuple(hold for _period, hold in holds),
+                ))
+                self.assertEqual({row[0]: row[1:] for row in self.env.cr.fetchall()},
+                                 {budget_id: (estimate, worst) for budget_id, estimate in own.items()})
+                self.env.cr.execute(SQL("DELETE FROM ai_cost_budget_reservation WHERE id IN %s",
+                                        tuple(hold for _period, hold in holds)))
             return statuses
 
         seen = set()
         for case in cases:
             for honour_switch in (True, False):
-                seen.update(check({budgets[0].id: case}, case[3], honour_switch))
-        # Two budgets, one estimate: the second budget's totals are put on one of its lines for that estimate.
-        for case in rng.sample(cases, 120):
-            other = rng.choice(cases)[0]
+                seen.update(check({budgets[0].id: case}, honour_switch))
+        # Two budgets: the second budget's totals are put on one of its lines for its own estimate, another case's
+        # (the reservation modes differ) in two cases of three, the same as the first budget's in the third.
+        for index, case in enumerate(rng.sample(cases, 120)):
+            other, estimate = rng.choice(cases)[0], case[3] if index % 3 == 0 else rng.choice(cases)[3]
             line = rng.choice([line for line in other.lines() if line is not None] or [other.budget_amount])
-            spend, reserved = on_line(line, case[3])
-            seen.update(check({budgets[0].id: case, budgets[1].id: (other, spend, reserved, case[3])}, case[3],
+            spend, reserved = on_line(line, estimate)
+            seen.update(check({budgets[0].id: case, budgets[1].id: (other, spend, reserved, estimate)},
                               rng.choice((True, False))))
         self.assertEqual(seen, {"ok", "switched", "blocked"}, "the cases reach every action")
 

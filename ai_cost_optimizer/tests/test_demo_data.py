@@ -95,6 +95,13 @@ class TestDemoData(TransactionCase):
         self.assertEqual(cap.period_ids.filtered(lambda p: p.date_start == cap.current_period_start).alerted_up_to,
                          100)
 
+    def test_output_lengths_learned_for_calibrated_budgets(self):
+        """The demo's last week of calls taught Budget Calibration its figures: a calibrated budget reserves them
+        at once."""
+        learned = self.env["ai.cost.budget.calibration"].search([("calibrated", "=", True)])
+        self.assertGreaterEqual(len(learned), 3)
+        self.assertTrue(all(0 < row.output_tokens_avg <= row.output_tokens_p99 for row in learned))
+
     def test_recommendations_and_a_running_experiment_with_both_arms(self):
         self.assertGreater(self.env["ai.cost.recommendation"].search_count([]), 0)
         recommended = self.env["ai.cost.recommendation"].search([]).recommended_provider_id
