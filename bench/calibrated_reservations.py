@@ -137,26 +137,31 @@ def callers(registry, provider_id: int, tag: str, calls_each: int | None = None,
 
 def expected_reservation(registry, provider_id: int, budget_id: int) -> float:
     """What one call reserves on the budget (its mode's amount, for a prompt like the runs')."""
-    from odoo.addons.ai_cost_optimizer.core.call import GatewayCall
 
     with environment(registry) as env:
         service = env["ai.service"]
-        call = GatewayCall([{"role": "user", "content": "Plan the next step of agent run x-100000."}],
-                           provider=provider_id, max_tokens=MAX_TOKENS, operation=OPERATION,
-                           quality_required="medium")
-        service._validate_request(call)
-        service._resolve_provider(call)
-        service._estimate_tokens(call)
+        call = checked_call(service, provider_id, "Plan the next step of agent run x-100000.")
         rule = next(rule for rule in env["ai.cost.budget"]._company_rules(env.company.id) if rule.id == budget_id)
         _worst, estimates = env["ai.cost.budget"]._call_estimates([rule], call)
         return estimates[budget_id]
+
+
+def checked_call(service, provider_id: int, content: str):
+    """A call like the runs', through the gateway's steps up to the budget check."""
+    from odoo.addons.ai_cost_optimizer.core.call import GatewayCall
+
+    call = GatewayCall([{"role": "user", "content": content}], provider=provider_id, max_tokens=MAX_TOKENS,
+                       operation=OPERATION, quality_required="medium")
+    service._validate_request(call)
+    service._resolve_provider(call)
+    service._estimate_tokens(call)
+    return call
 
 
 def measure_checks(registry, providers: dict) -> dict:
     """`_check_budget` of a call like the runs' (released after each), as budget_check.py times it, on each mode's
     provider in turn (rounds of 20 checks, so that both modes see the same minutes of a shared machine).
     Returns {mode: (samples in ms, statements per check)}."""
-    from odoo.addons.ai_cost_optimizer.core.call import GatewayCall
 
     samples = {mode: [] for mode in providers}
     statements = dict.fromkeys(providers, 0)
@@ -167,12 +172,7 @@ def measure_checks(registry, providers: dict) -> dict:
         for round_ in range(CHECKS // 20 + 1):
             for mode, provider_id in providers.items():
                 for _ in range(20):
-                    call = GatewayCall([{"role": "user", "content": "Plan the next step of agent run check."}],
-                                       provider=provider_id, max_tokens=MAX_TOKENS, operation=OPERATION,
-                                       quality_required="medium")
-                    service._validate_request(call)
-                    service._resolve_provider(call)
-                    service._estimate_tokens(call)
+                    call = checked_call(service, provider_id, "Plan the next step of agent run check.")
                     before = thread.query_count
                     started = time.perf_counter()
                     result = service._check_budget(call)
