@@ -137,7 +137,6 @@ def callers(registry, provider_id: int, tag: str, calls_each: int | None = None,
 
 def expected_reservation(registry, provider_id: int, budget_id: int) -> float:
     """What one call reserves on the budget (its mode's amount, for a prompt like the runs')."""
-
     with environment(registry) as env:
         service = env["ai.service"]
         call = checked_call(service, provider_id, "Plan the next step of agent run x-100000.")
