@@ -36,6 +36,7 @@ provider benchmarks and a cost dashboard.
         "views/ai_cost_recommendation_views.xml",
         "views/ai_provider_benchmark_report_views.xml",
         "views/ai_provider_experiment_views.xml",
+        "views/ai_cost_anomaly_views.xml",
         "views/res_config_settings_views.xml",
         "views/ai_billing_account_views.xml",
         "views/ai_billing_reconciliation_views.xml",

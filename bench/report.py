@@ -168,6 +168,21 @@ def calibrated_reservations(out: str) -> list[dict]:
     return rows
 
 
+def anomaly_detection(out: str) -> list[dict]:
+    calls = re.search(r"anomaly_detection: [\d,]+ usage rows inserted \(([\d,]+) calls a day", out)
+    found = re.search(rf"anomaly_detection: quiet {NUMBER} s, default {NUMBER} s, worst {NUMBER} s, "
+                      rf"naive quiet {NUMBER} s, naive default {NUMBER} s, naive worst {NUMBER} s", out)
+    if not (calls and found):
+        return []
+    quiet, default, worst, naive_quiet, naive_default, naive_worst = map(num, found.groups())
+    return [
+        row(f"hourly spend anomaly check, {label}, {calls.group(1)} calls a day", seconds, "s", "< 2 s", seconds < 2,
+            versus(seconds, naive), f"no create_date index: {naive:.2f} s")
+        for label, seconds, naive in (("quiet hour", quiet, naive_quiet), ("default lines", default, naive_default),
+                                      ("worst case", worst, naive_worst))
+    ]
+
+
 def print_table(table: list[dict]) -> None:
     """The rows as a Markdown table (it goes into the README as it is)."""
     columns = [("figure", "Figure"), ("value", "Measured"), ("target", "Target"), ("result", "Result"),

@@ -40,6 +40,8 @@ PAGES = {
     "billing_accounts": "/odoo/action-ai_cost_optimizer.action_ai_billing_account/"
     "{ai_cost_optimizer.demo_billing_account_openai}",
     "reconciliation": "/odoo/action-ai_cost_optimizer.action_ai_billing_reconciliation",
+    # The hours in which an operation or a user spent far above its usual hour (the demo's looping agent).
+    "spend_anomalies": "/odoo/action-ai_cost_optimizer.action_ai_cost_anomaly",
 }
 # A filter and a group-by chosen in the search panel after the page opened, as a user would: a URL carries
 # neither. Analytic Items: the AI spend per department.

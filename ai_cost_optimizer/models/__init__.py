@@ -43,3 +43,4 @@ from . import ai_service
 from . import ai_billing_account
 from . import ai_billing_report_line
 from . import ai_billing_reconciliation
+from . import ai_cost_anomaly

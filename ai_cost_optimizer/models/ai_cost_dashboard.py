@@ -30,7 +30,7 @@ class AiCostDashboard(models.AbstractModel):
     def get_dashboard_data(self, period="30d", company_ids=None):
         """Every figure the dashboard shows for `period` (see core.periods NAMED_PERIODS) and companies (default: the
         allowed companies): KPIs, daily cost by provider, cost by operation and user, provider
-        comparison, budgets, top recommendations and waste."""
+        comparison, budgets, top recommendations, waste and the spend anomalies of the period."""
         if not self.env.user.has_group("ai_cost_optimizer.group_ai_cost_manager"):
             raise UserError(self.env._("The cost dashboard is for AI Cost managers."))
         companies = self._dashboard_companies(company_ids)
@@ -78,6 +78,8 @@ class AiCostDashboard(models.AbstractModel):
             "recommendations": self._recommendations(companies, start, end),
             "waste": self._top_waste(companies, start, end),
             "billed_vs_tracked": self.env["ai.billing.reconciliation"]._billed_vs_tracked(companies, start, end),
+            # The spend anomalies of the period, marked on the daily chart (ai.cost.anomaly `_dashboard_summary`).
+            "anomalies": self.env["ai.cost.anomaly"]._dashboard_summary(companies, start, end),
         }
 
     def _dashboard_companies(self, company_ids):

@@ -109,6 +109,9 @@ BILLING_ACCOUNTS = ("demo_billing_account_anthropic", "demo_billing_account_open
 OUTSIDE_USAGE = (12, "demo_provider_claude_sonnet", "apikey_01DemoWorkbench",
                  billing.TokenCounts(uncached_input=1_450_000, output=38_000, requests=None))
 PRICE_DIFFERENCE = (9, "demo_provider_gpt4o", "output", Decimal("1.25"))
+# A spend anomaly: yesterday from 14:00 to 15:00 UTC, the lead enrichment agent that runs under a salesperson's
+# account looped (operation, person, days ago, UTC hour, calls in the hour; its usual hour is a few calls).
+LOOP = ("lead_enrichment_tool_calls", "Lucas Moreau", 1, 14, 420)
 
 class AiCostDemo(models.AbstractModel):
     """Generates the demo ledger: realistic usage over several providers, operations, users and records,
@@ -161,8 +164,33 @@ class AiCostDemo(models.AbstractModel):
                     self._insert(rows)
                     rows = []
         self._insert(rows)
+        loop_hour = self._demo_loop(now, context)
         self._demo_extras(providers, people)
+        self._demo_anomalies(loop_hour)
         return True
+
+    def _demo_loop(self, now, context):
+        """The calls of the agent that looped in one hour (LOOP), a seeded generator of their own. Returns the
+        hour (its start, UTC)."""
+        operation, person, days_ago, hour, calls = LOOP
+        rng = random.Random(28)
+        start = datetime.combine(now.date() - timedelta(days=days_ago), time(hour))
+        login = "ai.demo." + person.lower().replace(" ", ".")
+        user_id = self.env["res.users"].search([("login", "=", login)]).id
+        self._insert([
+            self._demo_row(rng, start + timedelta(seconds=rng.randint(0, 3599)), user_id, (operation,), context)
+            for _n in range(calls)
+        ])
+        return start
+
+    def _demo_anomalies(self, hour):
+        """The hourly check of the looping hour, as the cron ran it then: the operation's and the person's
+        anomalies, told to the budget's responsible and the managers, their messages dated from that hour."""
+        anomalies = self.env["ai.cost.anomaly"]._detect(self.env.company, hour)
+        told = hour + timedelta(hours=1, minutes=2)
+        for anomaly in anomalies:
+            (anomaly.message_ids | anomaly.budget_id.message_ids[:1]).sudo().date = told
+        return anomalies
 
     def _demo_people(self, rng):
         """The company's AI users: [(user id, team, its operations, pace)], the people of TEAMS that the

@@ -38,6 +38,10 @@ class AiTokenUsage(models.Model):
     _rec_name = "display_name"
     _code_label_fields = ("operation", "task_type")
 
+    # When: the call's time. Indexed for what reads a time range of the ledger (the hourly spend anomaly check
+    # reads an hour and 7 days of it, the Usage list opens on the latest calls, the retention purge).
+    create_date = fields.Datetime(index=True, readonly=True)
+
     # Who and what
     kind = fields.Selection(
         [("chat", "Chat"), ("embedding", "Embedding")], default="chat", required=True,

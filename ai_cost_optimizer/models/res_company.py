@@ -5,6 +5,7 @@ from markupsafe import Markup
 from odoo import api, fields, models, tools
 from odoo.exceptions import ValidationError
 
+from ..core import anomaly as anomaly_rules
 from ..core import budget as budget_math
 from ..core.waste import WasteSettings
 from .ai_service_provider_price import PRICE_DIGITS
@@ -101,6 +102,21 @@ class ResCompany(models.Model):
     # Alert-once marker: 'YYYY-MM-DD:kind,kind' of the alerts already sent today.
     ai_alerts_sent = fields.Char(readonly=True, copy=False)
 
+    # Spend anomalies (ai.cost.anomaly: an hour far above the operation's or user's usual hour, see core/anomaly.py)
+    ai_anomaly_check = fields.Boolean(
+        string="Spend Anomaly Alerts", default=True,
+        help="Every hour, compare each operation's and each user's spend in the last hour with its usual hour.",
+    )
+    ai_anomaly_ratio = fields.Float(
+        string="Anomaly Ratio (times the usual hour)", default=anomaly_rules.DEFAULT_RATIO, digits=(16, 1),
+        help="An hour spending more than this many times the usual hour (the median of the hours with calls of "
+        "the 7 days before) is an anomaly. Above 1.",
+    )
+    ai_anomaly_min_spend = fields.Float(
+        string="Anomaly Minimum (USD per hour)", default=anomaly_rules.DEFAULT_MIN_SPEND, digits=PRICE_DIGITS,
+        help="An hour spending this much or less is never an anomaly.",
+    )
+
     # Waste rules
     ai_enable_waste_detection = fields.Boolean(
         string="Waste Detection", default=True, help="Switch the waste rules off for every provider of the company."
@@ -171,6 +187,13 @@ class ResCompany(models.Model):
                 raise ValidationError(self.env._("Cost alert limits cannot be negative."))
             if not 0 <= company.ai_alert_cache_hit_floor <= 100:
                 raise ValidationError(self.env._("The cache hit rate floor is a percentage between 0 and 100."))
+
+    @api.constrains("ai_anomaly_ratio", "ai_anomaly_min_spend")
+    def _check_ai_anomaly_settings(self):
+        for company in self:
+            errors = company._ai_anomaly_settings().errors()
+            if errors:
+                raise ValidationError(self.env._("Invalid spend anomaly settings: %s", " ".join(errors)))
 
     @api.constrains(*WASTE_FIELDS, "ai_response_cache_ttl_hours")
     def _check_ai_waste_settings(self):
@@ -309,3 +332,12 @@ class ResCompany(models.Model):
         )
         self.sudo().ai_alerts_sent = f"{day}:{','.join(sorted(already | set(new)))}"
         return new
+
+    # ------------------------------------------------------------------------------------------------
+    # Spend anomalies
+    # ------------------------------------------------------------------------------------------------
+
+    def _ai_anomaly_settings(self):
+        """The company's spend anomaly thresholds, as core.anomaly takes them (read by the hourly check only)."""
+        self.ensure_one()
+        return anomaly_rules.AnomalySettings(ratio=self.ai_anomaly_ratio, min_spend=self.ai_anomaly_min_spend)

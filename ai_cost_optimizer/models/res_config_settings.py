@@ -22,6 +22,11 @@ class ResConfigSettings(models.TransientModel):
     )
     ai_alert_cache_hit_floor = fields.Float(related="company_id.ai_alert_cache_hit_floor", readonly=False)
 
+    # Spend anomalies
+    ai_anomaly_check = fields.Boolean(related="company_id.ai_anomaly_check", readonly=False)
+    ai_anomaly_ratio = fields.Float(related="company_id.ai_anomaly_ratio", readonly=False, digits=(16, 1))
+    ai_anomaly_min_spend = fields.Float(related="company_id.ai_anomaly_min_spend", readonly=False, digits=PRICE_DIGITS)
+
     # Waste rules
     ai_enable_waste_detection = fields.Boolean(related="company_id.ai_enable_waste_detection", readonly=False)
     ai_waste_duplicate_window_minutes = fields.Integer(

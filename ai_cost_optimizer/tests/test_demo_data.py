@@ -166,3 +166,24 @@ class TestDemoData(TransactionCase):
             self.assertFalse(account.has_admin_key or account.last_error, account.last_error)
             self.assertIn("no admin key: the daily fetch skips this account", account.last_fetch_result)
         self.assertEqual({row.id: row.status for row in rows.exists()}, before)
+
+    def test_one_looping_hour_is_a_spend_anomaly(self):
+        # Yesterday 14:00-15:00 UTC the lead enrichment agent looped under Lucas Moreau's account: the operation
+        # and the person, each once.
+        anomalies = self.env["ai.cost.anomaly"].search([])
+        self.assertEqual(sorted((anomaly.kind, anomaly.subject) for anomaly in anomalies),
+                         [("operation", "Lead enrichment tool calls"), ("user", "Lucas Moreau")])
+        for anomaly in anomalies:
+            self.assertTrue(anomaly.notified and anomaly.activity_ids, anomaly.subject)
+            self.assertGreater(anomaly.spend_usd, 1.0)
+            self.assertGreater(anomaly.spend_usd, 5 * anomaly.median_usd)
+        operation = anomalies.filtered(lambda anomaly: anomaly.kind == "operation")
+        self.assertEqual(operation.budget_id.name, "Sales assistants")
+        self.assertEqual(operation.activity_ids.user_id, operation.budget_id.responsible_id)
+        # The check of the same hour again records nothing more, nor that of any hour of the day before: office
+        # hours are compared with the hours with calls, not with nights.
+        Anomaly = self.env["ai.cost.anomaly"]
+        self.assertFalse(Anomaly._detect(self.env.company, operation.hour))
+        day_before = operation.hour.replace(hour=0) - timedelta(days=1)
+        for hour in range(24):
+            self.assertFalse(Anomaly._detect(self.env.company, day_before + timedelta(hours=hour)), hour)

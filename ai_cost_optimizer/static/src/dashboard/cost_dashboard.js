@@ -5,6 +5,7 @@ import { loadBundle } from "@web/core/assets";
 import { getColor } from "@web/core/colors/colors";
 import { _t } from "@web/core/l10n/translation";
 import { registry } from "@web/core/registry";
+import { deserializeDateTime } from "@web/core/l10n/dates";
 import { useService } from "@web/core/utils/hooks";
 import { formatInteger } from "@web/views/fields/formatters";
 import { formatUsd } from "@ai_cost_optimizer/fields/format_usd";
@@ -149,6 +150,57 @@ export class CostDashboard extends Component {
         });
     }
 
+    /** The spend anomalies the dashboard counts (their domain comes with the figure), or those of one day. */
+    openAnomalies(day = null) {
+        const domain = [...this.state.data.anomalies.domain, ...(day ? [["day", "=", day]] : [])];
+        this.action.doAction({
+            type: "ir.actions.act_window",
+            name: day ? _t("Spend anomalies on %s", day) : _t("Spend anomalies"),
+            res_model: "ai.cost.anomaly",
+            views: [[false, "list"], [false, "form"]],
+            domain,
+        });
+    }
+
+    /**
+     * The daily chart's markers: a triangle on top of each day's bar that has spend anomalies, whose tooltip
+     * names the hours (in the user's time), who spent and how much against the usual hour.
+     */
+    anomalyMarkers(daily) {
+        const byDay = this.state.data.anomalies.by_day;
+        const totals = daily.labels.map((_label, i) => daily.datasets.reduce((sum, ds) => sum + (ds.data[i] || 0), 0));
+        return {
+            type: "line",
+            label: _t("Spend anomalies"),
+            anomaly: true,
+            stack: "anomalies",
+            data: daily.labels.map((day, i) => (byDay[day] ? totals[i] : null)),
+            showLine: false,
+            pointStyle: "triangle",
+            pointRadius: 9,
+            pointHoverRadius: 11,
+            backgroundColor: "#d9534f",
+            borderColor: "#a94442",
+            order: -1,
+        };
+    }
+
+    anomalyTooltip(day) {
+        const entry = this.state.data.anomalies.by_day[day];
+        if (!entry) {
+            return [];
+        }
+        const lines = entry.items.map((item) => {
+            const hour = deserializeDateTime(item.hour);
+            const span = `${hour.toFormat("HH:mm")}-${hour.plus({ hours: 1 }).toFormat("HH:mm")}`;
+            return `${span} ${item.subject}: ${formatUsd(item.spend)} (${item.ratio_label})`;
+        });
+        if (entry.count > entry.items.length) {
+            lines.push(_t("and %s more", entry.count - entry.items.length));
+        }
+        return [_t("%s spend anomalies", entry.count), ...lines];
+    }
+
     openProvider(row) {
         this.openUsage([["provider_id", "=", row.id]], row.name);
     }
@@ -197,22 +249,33 @@ export class CostDashboard extends Component {
         }
         this.destroyCharts();
         const money = { callbacks: { label: (ctx) => `${ctx.dataset.label || ctx.label}: ${formatUsd(ctx.parsed.y ?? ctx.parsed)}` } };
+        const dailyTooltip = {
+            callbacks: {
+                label: (ctx) => (ctx.dataset.anomaly ? this.anomalyTooltip(ctx.label) : money.callbacks.label(ctx)),
+            },
+        };
         // A cost axis reads in dollars, as every other amount of the dashboard.
         const dollarTicks = { callback: (value) => formatUsd(value) };
         this.makeChart("daily", {
             type: "bar",
             data: {
                 labels: data.daily.labels,
-                datasets: data.daily.datasets.map((ds, i) => ({ label: ds.label, data: ds.data, backgroundColor: getColor(i) })),
+                datasets: [
+                    ...data.daily.datasets.map((ds, i) => ({ label: ds.label, data: ds.data, backgroundColor: getColor(i) })),
+                    ...(data.anomalies.count ? [this.anomalyMarkers(data.daily)] : []),
+                ],
             },
             options: {
                 scales: {
                     x: { stacked: true },
                     y: { stacked: true, beginAtZero: true, ticks: dollarTicks, title: { display: true, text: _t("Cost (USD)") } },
                 },
-                plugins: { tooltip: money },
-                onClick: (_ev, items) => {
-                    if (items.length) {
+                plugins: { tooltip: dailyTooltip },
+                onClick: (_ev, items, chart) => {
+                    const marker = items.find((item) => chart.data.datasets[item.datasetIndex].anomaly);
+                    if (marker) {
+                        this.openAnomalies(data.daily.labels[marker.index]);
+                    } else if (items.length) {
                         const day = data.daily.labels[items[0].index];
                         const providerId = data.daily.datasets[items[0].datasetIndex].provider_id;
                         this.openUsage(
