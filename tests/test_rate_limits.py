@@ -222,9 +222,10 @@ def test_answers_carry_the_rate_limits(server, config):
     limits = result.rate_limits
     assert (limits.requests_remaining, limits.tokens_remaining) == (41, 7000)
     assert before <= limits.reported_at <= datetime.now(timezone.utc)
-    # Anthropic's times are whole seconds, OpenAI's durations count from the answer.
-    assert abs((limits.requests_reset_at - limits.reported_at).total_seconds() - 20) <= 1
-    assert abs((limits.tokens_reset_at - limits.reported_at).total_seconds() - 360) <= 1
+    # Anthropic's times are whole seconds (and the answer takes its time on a busy machine), OpenAI's durations
+    # count from the answer.
+    assert abs((limits.requests_reset_at - limits.reported_at).total_seconds() - 20) <= 2
+    assert abs((limits.tokens_reset_at - limits.reported_at).total_seconds() - 360) <= 2
     assert limits.exhausted_until() is None
 
 
@@ -234,7 +235,7 @@ def test_streams_carry_the_rate_limits_from_their_opening(server, config):
     assert stream.rate_limits.requests_remaining == 0
     assert "".join(stream)
     assert stream.result().rate_limits == stream.rate_limits
-    assert 28 <= (stream.rate_limits.exhausted_until() - stream.rate_limits.reported_at).total_seconds() <= 31
+    assert 27 <= (stream.rate_limits.exhausted_until() - stream.rate_limits.reported_at).total_seconds() <= 31
 
 
 def test_a_429_carries_its_rate_limits(server, config):
@@ -243,7 +244,7 @@ def test_a_429_carries_its_rate_limits(server, config):
         chat(replace(config, max_retries=0), REQUEST)
     limits = raised.value.rate_limits
     assert (raised.value.kind, limits.requests_remaining, limits.tokens_remaining) == ("rate_limit", 999, 0)
-    assert 58 <= (limits.exhausted_until() - limits.reported_at).total_seconds() <= 61
+    assert 57 <= (limits.exhausted_until() - limits.reported_at).total_seconds() <= 61
     assert abs((limits.retry_at - limits.reported_at).total_seconds() - 2) < 0.01
 
 

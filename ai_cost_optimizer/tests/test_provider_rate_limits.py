@@ -67,7 +67,7 @@ class TestProviderRateLimits(AiCostCase):
         })
         self.registry.clear_cache()
 
-    def assertAbout(self, when, seconds_from_now, delta=2):
+    def assertAbout(self, when, seconds_from_now, delta=3):
         expected = fields.Datetime.now() + timedelta(seconds=seconds_from_now)
         self.assertTrue(when, "a time is stored")
         when = fields.Datetime.to_datetime(when)
