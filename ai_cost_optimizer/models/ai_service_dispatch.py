@@ -13,7 +13,8 @@ EMBED_BATCH_TOKENS = 100_000
 
 class AiServiceDispatch(models.AbstractModel):
     """The requests to the providers: a chat call (streamed or not) with retries and the fallback to the next
-    provider, an embedding call batch by batch, each failed attempt recorded, the answer priced."""
+    provider, an embedding call batch by batch, each failed attempt recorded, the answer priced, and what each
+    answer said of the provider's own rate limits kept for the next calls."""
 
     _name = "ai.service.dispatch"
     _description = "AI Gateway: Provider Requests"
@@ -23,9 +24,13 @@ class AiServiceDispatch(models.AbstractModel):
         When the provider fails after its retries, move on to the next qualifying alternative of the
         recommendation (when the company falls back, see `_may_fall_back`). Every failed attempt keeps
         its own usage row (see `_record_failed_attempt`); call.provider_failures lists each provider
-        tried that failed, with its last error, in order (send_message's error names them all)."""
+        tried that failed, with its last error, in order (send_message's error names them all). A provider
+        that reported no room left under its own rate limits is skipped before sending (`_skip_rate_limited`);
+        what each answer reports of them is kept (`_note_rate_limits` of ai.service.provider)."""
         failures = call.provider_failures
         while True:
+            if self._skip_rate_limited(call):
+                continue
             provider = call.provider
             try:
                 if not provider._fits_context(call.estimate.tokens):
@@ -48,10 +53,12 @@ class AiServiceDispatch(models.AbstractModel):
                     call.config, request, on_attempt_failed=lambda error: self._record_failed_attempt(call, error)
                 )
             except ProviderError as error:
+                provider._note_rate_limits(error.rate_limits)
                 failures.append((provider, error))
                 if not self._fall_back(call, error):
                     raise
                 continue
+            provider._note_rate_limits(response.rate_limits)
             if call.stream:
                 # Priced when it ends (_end_stream): only then are its tokens known.
                 call.stream_reader = response
@@ -71,6 +78,7 @@ class AiServiceDispatch(models.AbstractModel):
                     call.config, batch, on_attempt_failed=lambda error: self._record_failed_attempt(call, error)
                 )
             except ProviderError as error:
+                call.provider._note_rate_limits(error.rate_limits)
                 if not vectors:
                     raise
                 message = self._provider_failure_message(call, error)
@@ -80,6 +88,7 @@ class AiServiceDispatch(models.AbstractModel):
                     done=len(vectors), count=len(call.messages), error=error,
                 ))
                 raise AiProviderError(message) from None
+            call.provider._note_rate_limits(result.rate_limits)
             vectors += result.vectors
             usage += result.usage.input_tokens
             latency += result.latency_ms

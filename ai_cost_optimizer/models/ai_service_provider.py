@@ -4,15 +4,21 @@ splitting it would re-open the model in a second file."""
 
 import logging
 import math
+from datetime import datetime, timezone
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
+import psycopg2
+
 from odoo import api, fields, models, tools
 from odoo.exceptions import UserError, ValidationError
+from odoo.tools import SQL
 
 from ..core import pricing
 from ..core.clients import ProviderConfig
+from ..core.clients.rate_limits import EXHAUSTION_CHANGED, StoredRateLimits, ceil_second
 from ..core.recommendation import blended_quality, fits_context_window
+from ..ledger.cursors import STATEMENT_CURSORS, run_in_own_transaction
 from .ai_service_provider_price import PRICE_DIGITS, PRICE_FIELDS
 
 _logger = logging.getLogger(__name__)
@@ -54,6 +60,16 @@ PROVIDER_HINTS = {
     "together": "together",
     "fireworks": "fireworks",
 }
+
+
+def _utc(value):
+    """An Odoo datetime (naive UTC) as an aware UTC datetime."""
+    return value.replace(tzinfo=timezone.utc) if value else None
+
+
+def _naive(value):
+    """An aware datetime as Odoo stores it, naive UTC; None stays None (NULL)."""
+    return value.astimezone(timezone.utc).replace(tzinfo=None) if value else None
 
 
 class ProviderProfile(NamedTuple):
@@ -190,6 +206,41 @@ class AiServiceProvider(models.Model):
         default=True, help="Anthropic: mark the system prompt with cache_control so repeats are read from cache."
     )
 
+    # The provider's own rate limits, as the headers of its last answer reported them; written by the gateway
+    # (_note_rate_limits) when they change its routing or are older than REFRESH_AFTER, not at every call
+    rate_limit_requests_left = fields.Integer(
+        string="Requests Left", readonly=True, copy=False, default=-1,
+        help="Requests the provider said were left at its last answer (-1: it did not say).",
+    )
+    rate_limit_tokens_left = fields.Integer(
+        string="Tokens Left", readonly=True, copy=False, default=-1,
+        help="Tokens the provider said were left at its last answer, the tightest of its token limits "
+        "(-1: it did not say).",
+    )
+    rate_limit_requests_reset_at = fields.Datetime(
+        string="Requests Full Again At", readonly=True, copy=False,
+        help="When the provider said its request limit would be full again.",
+    )
+    rate_limit_tokens_reset_at = fields.Datetime(
+        string="Tokens Full Again At", readonly=True, copy=False,
+        help="When the provider said its token limit would be full again.",
+    )
+    rate_limit_reported_at = fields.Datetime(
+        string="Reported At", readonly=True, copy=False,
+        help="When the provider's answer that reported these figures came; they are stored again when they change "
+        "where calls go, else at most every 30 seconds.",
+    )
+    rate_limited_until = fields.Datetime(
+        string="Calls Go to the Fallback Until", readonly=True, copy=False,
+        help="The provider reported no requests or no tokens left (or refused a call with a 429): until then, "
+        "calls that may fall back go to the next provider before they are sent, instead of earning a 429.",
+    )
+
+    rate_limited_now = fields.Boolean(
+        string="Out of Room Now", compute="_compute_rate_limited_now",
+        help="The provider reported no room left and the time it named has not come yet.",
+    )
+
     usage_count = fields.Integer(compute="_compute_usage_count")
 
     @api.model
@@ -230,6 +281,12 @@ class AiServiceProvider(models.Model):
         Computed as superuser (a stored field), so the key itself stays out of other users' reach."""
         for provider in self:
             provider.has_api_key = bool(provider.api_key) or not provider.api_key_required
+
+    @api.depends("rate_limited_until")
+    def _compute_rate_limited_now(self):
+        now = fields.Datetime.now()
+        for provider in self:
+            provider.rate_limited_now = bool(provider.rate_limited_until and provider.rate_limited_until > now)
 
     def _compute_usage_count(self):
         counts = dict(
@@ -495,6 +552,92 @@ class AiServiceProvider(models.Model):
         return profile.enable_waste_detection and self.env["res.company"]._ai_gateway_settings(
             profile.company_id
         ).enable_waste_detection
+
+    # ------------------------------------------------------------------
+    # The provider's own rate limits (DESIGN section 13)
+    # ------------------------------------------------------------------
+    def _rate_limited_until(self):
+        """Until when this provider has no room as it reported at its last answer (an aware UTC datetime), None
+        while it has room or once that time has come. Every call asks: it reads an ormcache, not the database."""
+        return self._stored_rate_limits().exhausted_at(datetime.now(timezone.utc))
+
+    def _stored_rate_limits(self):
+        """What is stored of this provider's rate limits (core StoredRateLimits), cached in this process. The
+        process that stores a report updates it in place; the others are told through Odoo's cache signaling."""
+        self.ensure_one()
+        return self._stored_rate_limits_cached(self.id)
+
+    @tools.ormcache("provider_id")
+    def _stored_rate_limits_cached(self, provider_id):
+        provider = self.sudo().browse(provider_id)
+        provider.fetch(["rate_limited_until", "rate_limit_reported_at"])
+        return StoredRateLimits(
+            until=_utc(provider.rate_limited_until), reported_at=_utc(provider.rate_limit_reported_at)
+        )
+
+    def _note_rate_limits(self, limits):
+        """Keep what the provider reported at an answer (core RateLimits, None when it reported nothing) in
+        PostgreSQL, shared by every Odoo process, without a write per call: only when it runs out of room, has
+        room again or names another time for it, and else when the stored figures are older than 30 seconds.
+        A change of room tells the other processes (their caches are cleared). A report that cannot be stored
+        (the row is locked by another transaction) is dropped: the next answer brings another one."""
+        if limits is None:
+            return
+        stored = self._stored_rate_limits()
+        change = stored.change(limits)
+        if change is None:
+            return
+        until = ceil_second(limits.exhausted_until())
+        vals = {
+            "rate_limit_requests_left": -1 if limits.requests_remaining is None else limits.requests_remaining,
+            "rate_limit_tokens_left": -1 if limits.tokens_remaining is None else limits.tokens_remaining,
+            "rate_limit_requests_reset_at": _naive(ceil_second(limits.requests_reset_at)),
+            "rate_limit_tokens_reset_at": _naive(ceil_second(limits.tokens_reset_at)),
+            "rate_limit_reported_at": _naive(limits.reported_at.replace(microsecond=0)),
+            "rate_limited_until": _naive(until),
+        }
+        try:
+            held = self._store_rate_limits(vals, signal=change == EXHAUSTION_CHANGED)
+        except psycopg2.Error as error:
+            _logger.warning("The rate limits reported by AI provider %s were not stored: %s", self.id, error)
+            return
+        if held is None:
+            return
+        stored.keep(limits)
+        if held and change == EXHAUSTION_CHANGED:
+            # Stored in the caller's transaction: the other processes learn it when it commits, and this one
+            # forgets it if it rolls back.
+            self._clear_gateway_cache()
+
+    def _store_rate_limits(self, vals, signal):
+        """Write `vals` on this provider in a transaction of its own (the caller's when it holds the call's
+        rows, see run_in_own_transaction) and, with `signal`, tell the other Odoo processes to clear their
+        caches. Returns whether the caller's transaction holds the write, None when another transaction held
+        the row. Raw SQL: one UPDATE that skips a locked row (FOR UPDATE SKIP LOCKED, which the ORM has no
+        API for) rather than waiting for it, as a caller that wrote this provider in its open transaction
+        would wait for itself; and the increment of Odoo's cache signaling sequence without the invalidations
+        the caller's transaction has pending, which it signals itself when it commits."""
+        self.ensure_one()
+        assignments = SQL(", ").join(SQL("%s = %s", SQL.identifier(name), value) for name, value in vals.items())
+
+        def work(cr):
+            cr.execute(SQL(
+                "UPDATE %(table)s SET %(assignments)s WHERE id IN "
+                "(SELECT id FROM %(table)s WHERE id = %(id)s FOR UPDATE SKIP LOCKED)",
+                table=SQL.identifier(self._table), assignments=assignments, id=self.id,
+            ))
+            if not cr.rowcount:
+                return None
+            held = cr is self.env.cr
+            if signal and not held and not self.env.registry.in_test_mode():
+                cr.execute(SQL("SELECT nextval('base_cache_signaling_default')"))
+            return held
+
+        # Raw SQL after the ORM's pending writes of these fields, which it then forgets.
+        self.flush_recordset(list(vals))
+        held = run_in_own_transaction(self.env, work, STATEMENT_CURSORS, references={self._table: {self.id}})
+        self.invalidate_recordset(list(vals), flush=False)
+        return held
 
     def _client_config(self):
         """The connection settings for core.clients (the key read as superuser, never logged)."""

@@ -2,6 +2,8 @@ from dataclasses import replace
 
 from odoo import models
 
+from ..core.clients import ProviderError
+from ..core.clients.base import RATE_LIMITED_AHEAD
 from ..core.complexity import score_prompt
 from ..core.recommendation import strictest_quality
 from ..core.response_cache import cache_key, is_cacheable
@@ -13,7 +15,8 @@ NO_FALLBACK_KINDS = frozenset({"invalid_request"})
 
 class AiServiceRouting(models.AbstractModel):
     """Where a call goes: the response cache, the optimizer's recommendation (smart router, auto-switch),
-    A/B experiment arms, a budget's switch to the cheapest provider and the fallback when a provider fails."""
+    A/B experiment arms, a budget's switch to the cheapest provider and the fallback when a provider fails
+    or reported no room left under its own rate limits."""
 
     _name = "ai.service.routing"
     _description = "AI Gateway: Routing"
@@ -183,18 +186,44 @@ class AiServiceRouting(models.AbstractModel):
                 return True
             skip.append(target)
 
+    def _skip_rate_limited(self, call):
+        """Move the call to the fallback provider before it is sent when its provider reported no requests or
+        no tokens left at its last answer (or refused one with a 429) and the time it named has not come yet
+        (ai.service.provider's _rate_limited_until): the fallback serves it instead of a 429 being earned.
+        The skipped provider counts as tried, its error saying why (a call no provider served names it), and
+        leaves no usage row: nothing was sent to it. With no fallback (fallback off, a single attempt, no
+        provider left that has room), the call goes out to its provider all the same: the provider decides.
+        Returns whether the call moved."""
+        until = call.provider._rate_limited_until()
+        if until is None:
+            return False
+        error = ProviderError(RATE_LIMITED_AHEAD, self.env._(
+            "Not sent: the provider reported no requests or tokens left until %(until)s UTC",
+            until=until.strftime("%Y-%m-%d %H:%M:%S"),
+        ))
+        call.provider_failures.append((call.provider, error))
+        if self._fall_back(call, error):
+            return True
+        call.provider_failures.pop()
+        return False
+
     def _may_fall_back(self, call):
         """Whether a call whose provider failed may go to another one: a company setting (on by
         default) that applies in both modes; never for a single attempt."""
         return not call.single_attempt and call.settings.fallback_on_failure
 
     def _fallback_target(self, call, error, tried):
-        """The next alternative of the recommendation not in `tried` that can serve the call, if any."""
+        """The next alternative of the recommendation not in `tried` that can serve the call, if any; a provider
+        that reported no room left under its own rate limits cannot, until the time it named."""
         if error.kind in NO_FALLBACK_KINDS or not self._may_fall_back(call):
             return None
         Provider = self.env["ai.service.provider"].sudo()
         for alternative in (call.recommendation or {}).get("alternatives") or []:
             provider = Provider.browse(alternative["provider_id"])
-            if provider not in tried and provider._serves_max_tokens(call.max_tokens):
+            if (
+                provider not in tried
+                and provider._serves_max_tokens(call.max_tokens)
+                and not provider._rate_limited_until()
+            ):
                 return provider
         return None

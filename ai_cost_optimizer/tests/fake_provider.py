@@ -8,7 +8,9 @@ counts of the request and reply texts), so tests can predict the usage a call re
 message_start ... message_stop events; OpenAI's chunks, the usage in a last chunk when asked by
 ``stream_options.include_usage``). Requests offering ``tools`` are answered with the tool calls set by
 ``set_tool_calls`` (or the forced tool's call); ``response_format`` replies hold the reply text.
-Faults are scripted per request with ``queue_responses``.
+Faults are scripted per request with ``queue_responses``. Every answer, an error one included, carries the
+provider's rate-limit headers in its protocol's format (Anthropic's ``anthropic-ratelimit-*`` with RFC 3339
+reset times, OpenAI's ``x-ratelimit-*`` with durations), their figures set by ``set_rate_limits``.
 
 It also serves the organization reports an admin key reads (Anthropic's ``usage_report/messages`` and
 ``cost_report``, OpenAI's ``organization/usage/completions``, ``usage/embeddings`` and ``organization/costs``),
@@ -48,6 +50,10 @@ BILLED_KINDS = ("uncached_input", "cache_read", "cache_write", "output")
 REPORT_APIS = {"messages": "anthropic", "completions": "openai", "embeddings": "openai"}
 SECRET_HEADERS = ("x-api-key", "authorization")
 DEFAULT_REPLY = "This is a reply from the fake provider."
+# What the rate-limit headers say by default: plenty left, full again a second after the answer.
+DEFAULT_RATE_LIMITS = {"requests": 999, "tokens": 99_000, "requests_reset": 1.0, "tokens_reset": 1.0}
+# The limits the headers name beside what remains (``...-limit``), by dimension.
+_RATE_LIMIT_CEILINGS = {"requests": 1000, "tokens": 100_000, "input_tokens": 80_000, "output_tokens": 20_000}
 
 # Anthropic's error types by status (https://docs.anthropic.com/en/api/errors).
 _ANTHROPIC_ERROR_TYPES = {
@@ -120,6 +126,26 @@ def api_key_id(key: str | None) -> str | None:
     return "apikey_" + hashlib.sha256(key.encode()).hexdigest()[:16] if key else None
 
 
+def _rfc3339_after(seconds: float) -> str:
+    """The time ``seconds`` from now as Anthropic writes its resets (``2026-12-06T10:00:03Z``)."""
+    when = datetime.now(timezone.utc) + timedelta(seconds=seconds)
+    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _go_duration(seconds: float) -> str:
+    """``seconds`` as OpenAI writes its resets, a Go duration: ``6m0s``, ``1s``, ``20ms``, ``1h0m0s``."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{secs:g}s"
+    if minutes or hours:
+        text = f"{int(minutes)}m{text}"
+    if hours:
+        text = f"{int(hours)}h{text}"
+    return text
+
+
 def _utc_today() -> date:
     return datetime.now(timezone.utc).date()
 
@@ -153,6 +179,7 @@ class _State:
         self.last_usage: dict | None = None
         self.tool_calls: list[dict] = []
         self.chunk_delay = 0.0
+        self.rate_limits: dict | None = dict(DEFAULT_RATE_LIMITS)
         # The organization's bill: one entry per answered call or added usage, the prices that differ
         # from genai-prices' ({model: {kind: USD per million}}), the last day reported (None: today).
         self.billed: list[dict] = []
@@ -246,7 +273,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(body).encode("utf-8"), headers)
 
-    def _send_events(self, events: list[bytes], fault: dict) -> None:
+    def _send_events(self, events: list[bytes], fault: dict, headers: dict[str, str] | None = None) -> None:
         """Server-sent events, one HTTP chunk each; ``disconnect_after`` drops the connection after that
         many events, without the end of the chunked body, as a provider that fails mid-stream does."""
         cut = fault.get("disconnect_after")
@@ -256,6 +283,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-cache")
             self.send_header("Transfer-Encoding", "chunked")
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.end_headers()
             for index, event in enumerate(events):
                 if cut is not None and index >= cut:
@@ -293,24 +322,53 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(error.status, error_body(error.status, error.message))
             return
         fault = state.next_fault()
+        limits = self._rate_limit_headers(fault)
         if "status" in fault:
-            self._send_error_fault(fault, error_body)
+            self._send_error_fault(fault, error_body, limits)
         elif fault.get("malformed"):
             self._send(200, b'{"id": "broken", "content": [')
         elif "body" in fault:
-            self._send_json(200, fault["body"])
+            self._send_json(200, fault["body"], limits)
         elif fault.get("truncated"):
             payload = json.dumps(build(body, fault)).encode("utf-8")
-            self._send(200, payload[: len(payload) // 2], length=len(payload))
+            self._send(200, payload[: len(payload) // 2], limits, length=len(payload))
             self.close_connection = True
         elif body.get("stream") is True:
             events = self._anthropic_events if self.path.startswith("/v1/messages") else self._openai_events
-            self._send_events(events(body, build(body, fault)), fault)
+            self._send_events(events(body, build(body, fault)), fault, limits)
         else:
-            self._send_json(200, build(body, fault))
+            self._send_json(200, build(body, fault), limits)
 
-    def _send_error_fault(self, fault: dict, error_body: Callable[[int, str], dict]) -> None:
+    def _rate_limit_headers(self, fault: dict) -> dict[str, str]:
+        """The rate-limit headers of this answer in the protocol's own format: the state's figures, those of
+        ``fault['rate_limits']`` over them. A figure set to None sends no header; a string is sent as it is."""
+        with self.server.state.lock:
+            figures = self.server.state.rate_limits
+        if figures is None:
+            return {}
+        figures = {**figures, **fault.get("rate_limits", {})}
+        anthropic = self.path.startswith("/v1/messages")
         headers = {}
+        for dimension, ceiling in _RATE_LIMIT_CEILINGS.items():
+            remaining, reset = figures.get(dimension), figures.get(f"{dimension}_reset", 1.0)
+            if remaining is None or (not anthropic and dimension not in ("requests", "tokens")):
+                continue
+            if anthropic:
+                name = "anthropic-ratelimit-" + dimension.replace("_", "-")
+                headers |= {f"{name}-limit": str(ceiling), f"{name}-remaining": str(remaining)}
+                if reset is not None:
+                    headers[f"{name}-reset"] = reset if isinstance(reset, str) else _rfc3339_after(reset)
+            else:
+                headers |= {f"x-ratelimit-limit-{dimension}": str(ceiling),
+                            f"x-ratelimit-remaining-{dimension}": str(remaining)}
+                if reset is not None:
+                    headers[f"x-ratelimit-reset-{dimension}"] = reset if isinstance(reset, str) else _go_duration(reset)
+        return headers
+
+    def _send_error_fault(
+        self, fault: dict, error_body: Callable[[int, str], dict], headers: dict[str, str] | None = None
+    ) -> None:
+        headers = dict(headers or {})
         if "retry_after" in fault:
             headers["Retry-After"] = str(fault["retry_after"])
         if "retry_after_ms" in fault:
@@ -914,6 +972,19 @@ class FakeProviderServer:
         with self._state.lock:
             self._state.cached_tokens = count
 
+    def set_rate_limits(self, figures: dict | None = None, **changes: Any) -> None:
+        """What the rate-limit headers of the following answers say: ``requests``, ``tokens`` (and, Anthropic
+        only, ``input_tokens``, ``output_tokens``) left, and each one's ``<name>_reset``, seconds from the
+        answer. Keywords change the current figures (``set_rate_limits(requests=0, requests_reset=30)``); a
+        dict replaces them all; None as the dict sends no rate-limit header at all (a local server). A figure
+        None sends no header for it, a string is sent as it is (a malformed header)."""
+        with self._state.lock:
+            if figures is None and not changes:
+                self._state.rate_limits = None
+                return
+            current = dict(figures) if figures is not None else dict(self._state.rate_limits or DEFAULT_RATE_LIMITS)
+            self._state.rate_limits = {**current, **changes}
+
     def queue_responses(self, faults: list[dict]) -> None:
         """Script the next requests, one entry consumed per request that passes validation.
 
@@ -923,7 +994,9 @@ class FakeProviderServer:
         ``{'body': {...}}`` (200 with this JSON body instead of a real response),
         ``{'no_usage': True}``, ``{'usage': {...}}`` (usage block override) and
         ``{'cached_tokens': n}`` (OpenAI). A streamed answer also takes ``{'disconnect_after': n}``
-        (the connection drops after n events) and ``{'chunk_delay': seconds}``. ``{}`` answers normally.
+        (the connection drops after n events) and ``{'chunk_delay': seconds}``. ``{'rate_limits': {...}}``
+        sets this answer's rate-limit figures over those of ``set_rate_limits`` (a 429 with
+        ``{'requests': 0}``, say). ``{}`` answers normally.
         """
         with self._state.lock:
             self._state.faults.extend(dict(fault) for fault in faults)

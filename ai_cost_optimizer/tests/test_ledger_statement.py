@@ -15,6 +15,12 @@ class TestLedgerStatement(AiCostCase):
     """A served call writes its usage row through create(), which keeps its rollups with one statement, and every
     row that follows it with one more (ledger.py): the gateway's overhead is mostly the statements it sends."""
 
+    def setUp(self):
+        super().setUp()
+        # The ledger's writes only: the provider's rate-limit headers, whose first report this process stores
+        # (then at most every 30 seconds, test_provider_rate_limits), are not sent.
+        self.fake.set_rate_limits(None)
+
     def _send_recording_writes(self, **kwargs):
         writes = []
         execute = Cursor.execute

@@ -9,10 +9,11 @@ from .anthropic_client import chat_anthropic, stream_anthropic
 from .base import KINDS, ChatRequest, ChatResult, ChatStream, ProviderConfig, ProviderError, call_with_retries
 from .demo_client import chat_demo, stream_demo
 from .openai_client import EmbeddingResult, chat_openai_compatible, embed_openai_compatible, stream_openai_compatible
+from .rate_limits import RateLimits
 
 __all__ = [
     "KINDS", "ChatRequest", "ChatResult", "ChatStream", "EmbeddingResult", "ProviderConfig", "ProviderError",
-    "call_with_retries", "chat", "embed", "open_stream",
+    "RateLimits", "call_with_retries", "chat", "embed", "open_stream",
 ]
 
 _CALLERS = {"anthropic": chat_anthropic, "openai_compatible": chat_openai_compatible, "demo": chat_demo}

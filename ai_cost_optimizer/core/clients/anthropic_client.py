@@ -9,6 +9,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 import anthropic
@@ -28,6 +29,7 @@ from .base import (
     timeout_error,
     tool_call,
 )
+from .rate_limits import anthropic_rate_limits
 
 # Structured output on Anthropic: a tool whose input schema is the wanted reply, forced by tool_choice;
 # its input is the reply.
@@ -172,7 +174,9 @@ def _provider_error(error: anthropic.AnthropicError, config: ProviderConfig) -> 
     if isinstance(error, anthropic.APIConnectionError):
         return connection_error(config.base_url, error)
     if isinstance(error, anthropic.APIStatusError):
-        return status_error(error.status_code, _api_message(error), error.response.headers, config)
+        return status_error(
+            error.status_code, _api_message(error), error.response.headers, config, anthropic_rate_limits
+        )
     return ProviderError("malformed", f"unexpected response from Anthropic: {error}", secret=config.api_key)
 
 
@@ -182,12 +186,15 @@ def chat_anthropic(config: ProviderConfig, request: ChatRequest) -> ChatResult:
     kwargs = _request_kwargs(config, request)
     started = time.perf_counter()
     try:
-        response = _client(config).messages.create(**kwargs)
+        # The raw response: its headers carry the rate limits, its parse() the Message create() returns.
+        raw = _client(config).messages.with_raw_response.create(**kwargs)
+        response = raw.parse()
     except anthropic.AnthropicError as error:
         raise _provider_error(error, config) from None
     except ValueError as error:  # body that is not JSON or not a Message
         raise ProviderError("malformed", f"invalid response body from Anthropic: {error}") from None
     latency_ms = (time.perf_counter() - started) * 1000
+    rate_limits = anthropic_rate_limits(raw.headers, datetime.now(timezone.utc))
     content_blocks = getattr(response, "content", None)
     if not isinstance(content_blocks, list):
         raise ProviderError("malformed", "Anthropic response has no content blocks")
@@ -213,6 +220,7 @@ def chat_anthropic(config: ProviderConfig, request: ChatRequest) -> ChatResult:
         attempts=1,
         usage_reported=reported is not None,
         tool_calls=calls,
+        rate_limits=rate_limits,
     )
 
 
@@ -226,7 +234,8 @@ def stream_anthropic(config: ProviderConfig, request: ChatRequest) -> ChatStream
     except anthropic.AnthropicError as error:
         raise _provider_error(error, config) from None
     progress = StreamProgress(model=config.model)
-    return ChatStream(_stream_chunks(events, progress, config), progress, request, events.close)
+    rate_limits = anthropic_rate_limits(events.response.headers, datetime.now(timezone.utc))
+    return ChatStream(_stream_chunks(events, progress, config), progress, request, events.close, rate_limits)
 
 
 def _stream_chunks(events: Any, progress: StreamProgress, config: ProviderConfig) -> Iterator[str]:

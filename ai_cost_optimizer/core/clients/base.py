@@ -14,11 +14,16 @@ from datetime import datetime, timezone
 
 from ..tokens import count_message_tokens, count_text_tokens
 from ..usage import Usage
+from .rate_limits import RateLimits, refused
 
 KINDS = ("anthropic", "openai_compatible", "demo")
 RETRYABLE_KINDS = frozenset({"connection", "timeout", "rate_limit", "server", "overloaded"})
 # Failures before any HTTP answer: their detail is a whole sentence naming the address and the cause.
 TRANSPORT_KINDS = frozenset({"connection", "timeout"})
+# A request the gateway did not send, as the provider reported no room left at its last answer (see
+# ai.service.routing's _skip_rate_limited); its detail is a whole sentence too.
+RATE_LIMITED_AHEAD = "rate_limited_ahead"
+SENTENCE_KINDS = TRANSPORT_KINDS | {RATE_LIMITED_AHEAD}
 # The cause of a failed connection, by the OS-level exception that HTTP libraries wrap several times.
 _CONNECTION_CAUSES = (
     (ConnectionRefusedError, "connection refused"),
@@ -76,7 +81,8 @@ class ChatResult:
     ``latency_ms`` is the provider's response time for the successful attempt; ``attempts``
     counts every attempt made. ``usage_reported`` is False when the provider sent no usage and
     ``usage`` is an offline estimate. ``tool_calls`` are the model's calls of the offered tools, in
-    one shape for every provider: ``{'id', 'name', 'arguments': dict}``.
+    one shape for every provider: ``{'id', 'name', 'arguments': dict}``. ``rate_limits`` is what the
+    provider's headers said was left of its rate limits (None when it sent none).
     """
 
     content: str
@@ -86,6 +92,7 @@ class ChatResult:
     attempts: int
     usage_reported: bool
     tool_calls: list[dict] = field(default_factory=list)
+    rate_limits: RateLimits | None = None
 
 
 def estimate_usage(messages: list[dict], content: str, model: str) -> Usage:
@@ -144,15 +151,22 @@ class ChatStream:
     raises ProviderError when the stream breaks. ``close()`` stops reading (the connection is dropped).
     The result of a stream that ended early, broken or closed, holds what came: the provider's usage
     where it was reported, the rest counted with tiktoken from the request and the text received
-    (``usage_reported`` False)."""
+    (``usage_reported`` False). ``rate_limits``: what the headers of the answer said was left of the
+    provider's rate limits, known as soon as the stream opens."""
 
     def __init__(
-        self, chunks: Iterator[str], progress: StreamProgress, request: ChatRequest, close: Callable[[], None]
+        self,
+        chunks: Iterator[str],
+        progress: StreamProgress,
+        request: ChatRequest,
+        close: Callable[[], None],
+        rate_limits: RateLimits | None = None,
     ) -> None:
         self.progress = progress
         self._chunks = chunks
         self._request = request
         self._close = close
+        self.rate_limits = rate_limits
         self._started = time.perf_counter()
         self.first_chunk_ms: float | None = None
         self.latency_ms = 0.0
@@ -210,6 +224,7 @@ class ChatStream:
             attempts=self.attempts,
             usage_reported=progress.reported_input is not None and progress.reported_output is not None,
             tool_calls=tool_calls,
+            rate_limits=self.rate_limits,
         )
 
 
@@ -222,8 +237,9 @@ class ProviderError(Exception):
     """A failed provider call, classified so the gateway can retry, fall back or report.
 
     ``kind`` is one of connection, timeout, rate_limit, server, overloaded, invalid_request,
-    auth, malformed. The message never contains the API key: pass it as ``secret`` and it is
-    masked out of ``detail``.
+    auth, malformed (and rate_limited_ahead, a request the gateway did not send). The message never
+    contains the API key: pass it as ``secret`` and it is masked out of ``detail``. ``rate_limits`` is
+    what the headers of an HTTP error answer said was left of the provider's rate limits.
     """
 
     def __init__(
@@ -236,6 +252,7 @@ class ProviderError(Exception):
         attempts: int = 1,
         retry_after: float | None = None,
         secret: str | None = None,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         self.kind = kind
         self.detail = redact(detail, secret)
@@ -243,12 +260,13 @@ class ProviderError(Exception):
         self.retryable = kind in RETRYABLE_KINDS if retryable is None else retryable
         self.attempts = attempts
         self.retry_after = retry_after
+        self.rate_limits = rate_limits
         super().__init__(self.detail)
 
     def __str__(self) -> str:
         # Built on demand: ``attempts`` is only final once the retry loop gives up.
         attempts = f" after {self.attempts} attempts" if self.attempts > 1 else ""
-        if self.kind in TRANSPORT_KINDS and self.detail:
+        if self.kind in SENTENCE_KINDS and self.detail:
             return f"{self.detail}{attempts}."
         status = f" (HTTP {self.status})" if self.status is not None else ""
         detail = f": {self.detail}" if self.detail else ""
@@ -333,14 +351,29 @@ def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -
     return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
 
 
-def status_error(status: int, detail: str, headers: Mapping[str, str], config: ProviderConfig) -> ProviderError:
-    """The ProviderError for an HTTP error response."""
+def status_error(
+    status: int,
+    detail: str,
+    headers: Mapping[str, str],
+    config: ProviderConfig,
+    rate_limits: Callable[[Mapping[str, str], datetime], RateLimits | None] | None = None,
+) -> ProviderError:
+    """The ProviderError for an HTTP error response; ``rate_limits`` reads the provider's rate-limit headers
+    (its protocol's parser), to which a 429 adds the wait its Retry-After asks for."""
+    retry_after = parse_retry_after(headers)
+    limits = None
+    if rate_limits is not None:
+        now = datetime.now(timezone.utc)
+        limits = rate_limits(headers, now)
+        if status == 429:
+            limits = refused(limits, retry_after, now)
     return ProviderError(
         kind_for_status(status),
         detail,
         status=status,
-        retry_after=parse_retry_after(headers),
+        retry_after=retry_after,
         secret=config.api_key,
+        rate_limits=limits,
     )
 
 

@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import requests
@@ -30,6 +31,7 @@ from .base import (
     timeout_error,
     tool_call,
 )
+from .rate_limits import RateLimits, openai_rate_limits
 
 # One session per process: keep-alive connections are reused across calls (and threads; the
 # urllib3 pool behind it is thread-safe). Odoo serves requests from many threads at once, so
@@ -107,6 +109,14 @@ def _post(
         raise connection_error(config.base_url, error) from None
 
 
+def _status_error(response: requests.Response, config: ProviderConfig) -> ProviderError:
+    return status_error(response.status_code, _error_detail(response), response.headers, config, openai_rate_limits)
+
+
+def _rate_limits(response: requests.Response) -> RateLimits | None:
+    return openai_rate_limits(response.headers, datetime.now(timezone.utc))
+
+
 def _error_detail(response: requests.Response) -> str:
     """The provider's error message from an OpenAI-style error body, else the raw text."""
     try:
@@ -164,7 +174,7 @@ def chat_openai_compatible(config: ProviderConfig, request: ChatRequest) -> Chat
     started = time.perf_counter()
     response = _post(config, _payload(config, request))
     if response.status_code >= 400:
-        raise status_error(response.status_code, _error_detail(response), response.headers, config)
+        raise _status_error(response, config)
     body = _json_body(response, config)
     latency_ms = (time.perf_counter() - started) * 1000
     message = _reply_message(body)
@@ -180,6 +190,7 @@ def chat_openai_compatible(config: ProviderConfig, request: ChatRequest) -> Chat
         attempts=1,
         usage_reported=usage_reported,
         tool_calls=_tool_calls(message),
+        rate_limits=_rate_limits(response),
     )
 
 
@@ -190,9 +201,11 @@ def stream_openai_compatible(config: ProviderConfig, request: ChatRequest) -> Ch
     payload.update(stream=True, stream_options={"include_usage": True})
     response = _post(config, payload, stream=True)
     if response.status_code >= 400:
-        raise status_error(response.status_code, _error_detail(response), response.headers, config)
+        raise _status_error(response, config)
     progress = StreamProgress(model=config.model)
-    return ChatStream(_stream_chunks(response, progress, config), progress, request, response.close)
+    return ChatStream(
+        _stream_chunks(response, progress, config), progress, request, response.close, _rate_limits(response)
+    )
 
 
 def _stream_chunks(response: requests.Response, progress: StreamProgress, config: ProviderConfig) -> Iterator[str]:
@@ -237,6 +250,7 @@ class EmbeddingResult:
     latency_ms: float
     attempts: int
     usage_reported: bool
+    rate_limits: RateLimits | None = None
 
 
 def embed_openai_compatible(config: ProviderConfig, texts: list[str]) -> EmbeddingResult:
@@ -244,7 +258,7 @@ def embed_openai_compatible(config: ProviderConfig, texts: list[str]) -> Embeddi
     started = time.perf_counter()
     response = _post(config, {"model": config.model, "input": texts}, path="/embeddings")
     if response.status_code >= 400:
-        raise status_error(response.status_code, _error_detail(response), response.headers, config)
+        raise _status_error(response, config)
     body = _json_body(response, config)
     data = body.get("data")
     if not isinstance(data, list) or len(data) != len(texts):
@@ -267,4 +281,5 @@ def embed_openai_compatible(config: ProviderConfig, texts: list[str]) -> Embeddi
         latency_ms=(time.perf_counter() - started) * 1000,
         attempts=1,
         usage_reported=usage_reported,
+        rate_limits=_rate_limits(response),
     )
