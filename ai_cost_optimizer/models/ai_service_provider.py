@@ -1,6 +1,6 @@
 """ai.service.provider, one model in one file as Odoo's apps keep them: over 400 lines because a provider
-carries its endpoint, its genai-prices price versions, its benchmark figures and the profile the gateway caches;
-splitting it would re-open the model in a second file."""
+carries its endpoint, its genai-prices price versions, its benchmark figures, the profile the gateway caches and
+what it reported of its own rate limits; splitting it would re-open the model in a second file."""
 
 import logging
 import math
