@@ -207,6 +207,16 @@ def test_running_out_and_recovering_change_where_calls_go():
     assert stored.change(RateLimits(at(3), 10, 5000, at(30), at(2))) == EXHAUSTION_CHANGED
 
 
+def test_only_running_out_or_having_room_again_is_signaled_to_the_other_processes():
+    stored = StoredRateLimits(until=None, reported_at=NOW)
+    exhausted = RateLimits(at(1), 0, 5000, at(30.2), at(2))
+    assert stored.room_flips(exhausted)
+    stored.keep(exhausted)
+    # A 429's Retry-After moves the end on each answer: stored, not signaled.
+    assert not stored.room_flips(RateLimits(at(2), 0, 5000, at(45), at(2)))
+    assert stored.room_flips(RateLimits(at(3), 10, 5000, at(30), at(2)))
+
+
 # -- the clients against the fake provider ------------------------------------------------------
 
 

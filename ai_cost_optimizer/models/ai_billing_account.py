@@ -1,5 +1,5 @@
 import logging
-from datetime import timedelta
+from datetime import datetime, time, timedelta, timezone
 from decimal import Decimal
 from urllib.parse import urlsplit
 
@@ -212,7 +212,10 @@ class AiBillingAccount(models.Model):
             reported = bool(self.reported_from and self.reported_from <= day <= self.reported_through)
             bill = bills.get((day, model), BillDay(False, self._keys_known()))
             bill.reported = reported
-            price = pricing.lookup_price(model, PRICE_LISTS[self.kind]) if model else None
+            # The day's prices (a price change at a start date lands on its day), at noon: hours of lower
+            # prices (DeepSeek's off-peak) are not what most of a day's calls paid.
+            noon = datetime.combine(day, time(12), tzinfo=timezone.utc)
+            price = pricing.lookup_price(model, PRICE_LISTS[self.kind], at=noon) if model else None
             outcome = billing.reconcile_day(held, bill, price, tolerance)
             billed = bill.ours + bill.others
             values.append({

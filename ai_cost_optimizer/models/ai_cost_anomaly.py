@@ -84,7 +84,7 @@ class AiCostAnomaly(models.Model):
     def _compute_ratio_label(self):
         for anomaly in self:
             if anomaly.median_usd > 0:
-                anomaly.ratio_label = self.env._("%s× usual", f"{anomaly.spend_usd / anomaly.median_usd:,.1f}")
+                anomaly.ratio_label = self.env._("%s× usual", f"{anomaly.ratio:,.1f}")
             else:
                 anomaly.ratio_label = self.env._("No usual spend")
 
@@ -240,7 +240,7 @@ class AiCostAnomaly(models.Model):
             return self.env._(
                 "%(subject)s spent %(spend)s in the hour of %(hour)s: %(ratio)s times its usual hour (%(usual)s, "
                 "the median of its %(hours)s hours with calls in the 7 days before).",
-                ratio=f"{self.spend_usd / self.median_usd:,.1f}", usual=pricing.format_usd(self.median_usd),
+                ratio=f"{self.ratio:,.1f}", usual=pricing.format_usd(self.median_usd),
                 hours=self.active_hours, **args,
             )
         return self.env._(

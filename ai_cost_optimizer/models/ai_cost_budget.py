@@ -470,10 +470,7 @@ class AiCostBudget(models.Model):
                 call.provider.id, call.provider._gateway_profile().model, call.operation
             )
             output = budget_math.reserved_output_tokens(call.max_tokens, learned)
-        if output < call.max_tokens:
-            worst, calibrated = self._estimate_costs(call.provider, call, [call.max_tokens, output])
-        else:
-            worst = calibrated = self._estimate_cost(call.provider, call)
+        worst, calibrated = self._estimate_costs(call.provider, call, [call.max_tokens, output])
         return worst, {rule.id: calibrated if rule.reservation_mode == "calibrated" else worst for rule in rules}
 
     @api.model

@@ -25,7 +25,10 @@ TICKET_GRACE = timedelta(seconds=5)
 # queued ticket.
 ADMIT_SQL = """
 WITH locked AS MATERIALIZED (
-    SELECT l.id, COALESCE(l.requests_per_minute, 0) AS rpm, COALESCE(l.tokens_per_minute, 0) AS tpm
+    SELECT l.id, COALESCE(l.requests_per_minute, 0) AS rpm, COALESCE(l.tokens_per_minute, 0) AS tpm,
+           -- A ticket lives as long as the longest wait this limit allows, and a little more: beyond, its
+           -- worker died. Any call waiting on the limit waits no longer than that.
+           make_interval(secs => COALESCE(l.max_wait_seconds, 0)) + %(ticket_grace)s::interval AS ticket_life
       FROM ai_cost_rate_limit l
      WHERE l.id = ANY(%(limits)s::int[])
      ORDER BY l.id
@@ -36,7 +39,7 @@ WITH locked AS MATERIALIZED (
     SELECT l.id, l.rpm, l.tpm, served.requests, served.tokens, served.oldest,
            EXISTS (
                SELECT 1 FROM ai_cost_rate_limit_hit w
-                WHERE w.limit_id = l.id AND NOT w.served AND w.at > %(now)s::timestamp - %(ticket_life)s::interval
+                WHERE w.limit_id = l.id AND NOT w.served AND w.at > %(now)s::timestamp - l.ticket_life
                   AND w.id < COALESCE((SELECT m.id FROM mine m WHERE m.limit_id = l.id), 2147483647)
            ) AS queued_before
       FROM locked l
@@ -209,7 +212,7 @@ class AiCostRateLimit(models.Model):
         params = {
             "limits": [rule.id for rule in rules], "tickets": tickets, "tokens": tokens, "enqueue": enqueue,
             "now": fields.Datetime.now(), "window": WINDOW,
-            "ticket_life": timedelta(seconds=max(rule.max_wait_seconds for rule in rules)) + TICKET_GRACE,
+            "ticket_grace": TICKET_GRACE,
         }
 
         def admit(cr):

@@ -16,7 +16,7 @@ from odoo.tools import SQL
 
 from ..core import pricing
 from ..core.clients import ProviderConfig
-from ..core.clients.rate_limits import EXHAUSTION_CHANGED, StoredRateLimits, ceil_second
+from ..core.clients.rate_limits import StoredRateLimits, ceil_second
 from ..core.recommendation import blended_quality, fits_context_window
 from ..ledger.cursors import STATEMENT_CURSORS, run_in_own_transaction
 from .ai_service_provider_price import PRICE_DIGITS, PRICE_FIELDS
@@ -579,14 +579,17 @@ class AiServiceProvider(models.Model):
         """Keep what the provider reported at an answer (core RateLimits, None when it reported nothing) in
         PostgreSQL, shared by every Odoo process, without a write per call: only when it runs out of room, has
         room again or names another time for it, and else when the stored figures are older than 30 seconds.
-        A change of room tells the other processes (their caches are cleared). A report that cannot be stored
-        (the row is locked by another transaction) is dropped: the next answer brings another one."""
+        Running out of room, or having it again, tells the other processes (their caches are cleared); a moved
+        end of a stretch without room is stored without, as a 429's Retry-After moves it on each answer. A report
+        that cannot be stored (the row is locked by another transaction) is dropped: the next answer brings
+        another one."""
         if limits is None:
             return
         stored = self._stored_rate_limits()
         change = stored.change(limits)
         if change is None:
             return
+        signal = stored.room_flips(limits)
         until = ceil_second(limits.exhausted_until())
         vals = {
             "rate_limit_requests_left": -1 if limits.requests_remaining is None else limits.requests_remaining,
@@ -597,14 +600,14 @@ class AiServiceProvider(models.Model):
             "rate_limited_until": _naive(until),
         }
         try:
-            held = self._store_rate_limits(vals, signal=change == EXHAUSTION_CHANGED)
+            held = self._store_rate_limits(vals, signal=signal)
         except psycopg2.Error as error:
             _logger.warning("The rate limits reported by AI provider %s were not stored: %s", self.id, error)
             return
         if held is None:
             return
         stored.keep(limits)
-        if held and change == EXHAUSTION_CHANGED:
+        if held and signal:
             # Stored in the caller's transaction: the other processes learn it when it commits, and this one
             # forgets it if it rolls back.
             self._clear_gateway_cache()

@@ -5,6 +5,7 @@ import json
 from collections import defaultdict
 
 from odoo import api, fields, models
+from odoo.exceptions import ValidationError
 from odoo.tools import SQL
 
 from .ai_cost_allocation_rule import ONE_DAY
@@ -38,6 +39,12 @@ class AiCostFocusExport(models.TransientModel):
 
     date_from = fields.Date(string="From", required=True, default=lambda self: fields.Date.today().replace(day=1))
     date_to = fields.Date(string="To", required=True, default=fields.Date.today)
+
+    @api.constrains("date_from", "date_to")
+    def _check_dates(self):
+        # The API answers a reversed range with a 400, which the browser would download as the file.
+        if any(export.date_from > export.date_to for export in self):
+            raise ValidationError(self.env._("The export's first day comes after its last day."))
 
     def action_export(self):
         self.ensure_one()

@@ -7,6 +7,7 @@ from decimal import Decimal
 from urllib.parse import urlencode
 
 from odoo import fields
+from odoo.exceptions import ValidationError
 from odoo.tests import HttpCase, new_test_user
 
 from .common import MONTH_END, MONTH_START, AnalyticCase
@@ -93,6 +94,8 @@ class TestFocusExport(FocusCase):
         )
         action = wizard.action_export()
         self.assertEqual(action["url"], "/ai_cost/api/v1/focus?start=2026-03-01&end=2026-03-31")
+        with self.assertRaisesRegex(ValidationError, "first day comes after its last day"):
+            wizard.date_from = MONTH_END + datetime.timedelta(days=1)
 
 
 class TestFocusApi(FocusCase, HttpCase):

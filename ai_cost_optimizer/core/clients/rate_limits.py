@@ -84,6 +84,11 @@ class StoredRateLimits:
             return FIGURES_STALE
         return None
 
+    def room_flips(self, limits: RateLimits) -> bool:
+        """Whether storing ``limits`` turns a provider with room into one without, or back: what the other
+        processes must learn at once (a moved end of a stretch without room they learn from their own answers)."""
+        return (limits.exhausted_until() is None) != (self.until is None)
+
     def keep(self, limits: RateLimits) -> None:
         """Remember that ``limits`` is what is stored now."""
         self.until = ceil_second(limits.exhausted_until())
