@@ -13,6 +13,7 @@ from ai_cost_optimizer.core.clients import (
     anthropic_client,
     chat,
     open_stream,
+    openai_client,
 )
 from ai_cost_optimizer.core.tokens import count_message_tokens, count_text_tokens
 from ai_cost_optimizer.core.usage import Usage, from_anthropic, from_openai
@@ -123,6 +124,39 @@ def test_missing_usage_is_estimated(server, config):
         input_tokens=count_message_tokens(MESSAGES, config.model).tokens,
         output_tokens=count_text_tokens(DEFAULT_REPLY, config.model).tokens,
     )
+
+
+# -- the environment's proxy settings ----------------------------------------------------------
+
+
+@pytest.fixture
+def proxy_environment(monkeypatch):
+    """Sets the environment's proxy variables for one test, and forgets the settings read before it."""
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    openai_client._environment_settings.cache_clear()
+    yield monkeypatch.setenv
+    openai_client._environment_settings.cache_clear()
+
+
+def test_openai_compatible_requests_go_through_the_environments_proxy(server, openai_config, proxy_environment):
+    proxy_environment("HTTP_PROXY", server.url)  # the fake provider as the proxy: it receives the absolute URL
+    config = dataclasses.replace(openai_config, base_url="http://provider.invalid/v1")
+
+    result = chat(config, REQUEST)
+
+    assert result.content == DEFAULT_REPLY
+    assert server.requests[-1]["path"] == "http://provider.invalid/v1/chat/completions"
+
+
+def test_no_proxy_bypasses_the_proxy(server, openai_config, proxy_environment):
+    with socket.socket() as closed:  # a port nothing listens on: a proxied request would fail
+        closed.bind(("127.0.0.1", 0))
+        proxy_environment("HTTP_PROXY", f"http://127.0.0.1:{closed.getsockname()[1]}")
+    proxy_environment("NO_PROXY", "127.0.0.1")
+
+    assert chat(openai_config, REQUEST).content == DEFAULT_REPLY
+    assert server.requests[-1]["path"] == "/v1/chat/completions"
 
 
 # -- retries -----------------------------------------------------------------------------------

@@ -213,7 +213,8 @@ class _Handler(BaseHTTPRequestHandler):
         routes = {
             "/v1/messages": self._anthropic, "/v1/chat/completions": self._openai, "/v1/embeddings": self._embeddings,
         }
-        route = routes.get(self.path.split("?")[0])
+        # urlsplit: the absolute-form target a proxy receives (tests of the environment's proxy) is routed too.
+        route = routes.get(urlsplit(self.path).path)
         body = self._read_json()
         self._record(body)
         if route is None:
