@@ -4,6 +4,7 @@ from ..core import pricing, request
 from ..core.messages import storable_text
 from ..core.recommendation import QUALITY_BARS
 from ..core.tools import tools_text
+from ..core.usage import Usage
 from ..ledger.cursors import references_of, run_in_own_transaction
 from ..ledger.statement import LedgerStatement
 from .ai_token_waste_finding import CALL_FIELDS, WASTE_FIELDS
@@ -91,14 +92,17 @@ class AiServiceLedger(models.AbstractModel):
                 storable_text("\n\n".join(f"[{message.get('role')}] {message.get('content')}" for message in messages)),
                 settings,
             )
+        usage = result.usage if result is not None else Usage()
+        vals.update(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            cache_write_1h_tokens=usage.cache_write_1h_tokens,
+        )
         if result is not None:
             price = call.price
             vals.update(
-                input_tokens=result.usage.input_tokens,
-                output_tokens=result.usage.output_tokens,
-                cache_read_tokens=result.usage.cache_read_tokens,
-                cache_write_tokens=result.usage.cache_write_tokens,
-                cache_write_1h_tokens=result.usage.cache_write_1h_tokens,
                 usage_reported=result.usage_reported,
                 latency_ms=result.latency_ms,
                 attempts=result.attempts,

@@ -7,6 +7,7 @@ from odoo.tools import format_date
 from ..core import pricing
 from ..core import waste as waste_rules
 from ..core.periods import report_period_bounds
+from ..core.usage import Usage
 from .ai_cost_budget_period import period_range_label
 from .ai_service_provider_price import PRICE_DIGITS
 from .ai_token_waste_finding import RULE_LABELS
@@ -114,7 +115,7 @@ class AiTokenAnalytics(models.Model):
         measures = ["cost_usd:sum", "call_count:sum", "input_tokens:sum", "output_tokens:sum"]
         [(cost, calls, input_tokens, output_tokens)] = Daily._read_group(domain, [], measures)
         result = {"total_cost": cost or 0.0, "call_count": calls or 0,
-                  "total_tokens": (input_tokens or 0) + (output_tokens or 0)}
+                  "total_tokens": Usage(input_tokens or 0, output_tokens or 0).total_tokens}
         for name, key in BREAKDOWNS.items():
             rows = []
             groups = Daily._read_group(domain, [key], measures)
