@@ -11,6 +11,11 @@ RUN_DIR="$REPO_ROOT/.run"
 PGDATA_DIR="$REPO_ROOT/.pgdata"
 PG_SOCKET_DIR="$RUN_DIR/pgsocket"
 PG_PORT="${AI_COST_PG_PORT:-55432}"
+# The suite's cluster trades durability for speed: a crash of the machine loses nothing a test needs. The
+# benchmarks run on a durable cluster of their own (pg_use_durable_cluster), where a commit costs what it costs
+# in production.
+PG_CLUSTER_NAME=data
+PG_SPEED_SETTINGS="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 DEFAULT_ODOO_SRC="https://nightly.odoo.com/18.0/nightly/src/odoo_18.0.latest.tar.gz"
 APT_UPDATED=0
 
@@ -295,7 +300,7 @@ pg_locate() {
     home="$(getent passwd postgres | cut -d: -f6)" || true
     [ -d "$home" ] || die "as root the cluster runs as user 'postgres', which is missing or has no home folder"
     PG_CLUSTER_DIR="$home/ai_cost_optimizer/$(printf '%s' "$REPO_ROOT" | sha256sum | cut -c1-12)"
-    PGDATA_DIR="$PG_CLUSTER_DIR/data"
+    PGDATA_DIR="$PG_CLUSTER_DIR/$PG_CLUSTER_NAME"
     PG_SOCKET_DIR="$PG_CLUSTER_DIR/socket"
     install -d -o postgres -g postgres -m 700 "$home/ai_cost_optimizer" "$PG_CLUSTER_DIR" "$PG_SOCKET_DIR"
 }
@@ -331,7 +336,7 @@ pg_start() {
     fi
     # The server log is in the data folder: its owner can always write there.
     if ! pg_ctl_run start -w -t 60 -l "$PGDATA_DIR/server.log" \
-        -o "-k $PG_SOCKET_DIR -p $PG_PORT -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+        -o "-k $PG_SOCKET_DIR -p $PG_PORT -c listen_addresses='' $PG_SPEED_SETTINGS -c max_connections=200" \
         >/dev/null; then
         # Another run may have started it at the same moment.
         sleep 2
@@ -340,6 +345,15 @@ pg_start() {
     fi
     PG_STARTED_HERE=1
     say "PostgreSQL running on socket $PG_SOCKET_DIR port $PG_PORT"
+}
+
+# Makes pg_start and pg_stop use the durable cluster, PostgreSQL's default settings, beside the suite's:
+# its own data folder and port (AI_COST_BENCH_PG_PORT, by default the suite's port plus one).
+pg_use_durable_cluster() {
+    PG_CLUSTER_NAME=data-durable
+    PGDATA_DIR="$REPO_ROOT/.pgdata-durable"
+    PG_PORT="${AI_COST_BENCH_PG_PORT:-$((PG_PORT + 1))}"
+    PG_SPEED_SETTINGS=""
 }
 
 pg_ctl_run() {
