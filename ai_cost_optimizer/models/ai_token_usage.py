@@ -8,7 +8,6 @@ from ..core.usage import Usage
 from ..ledger.cursors import execute_prepared
 from .ai_service_provider_price import PRICE_DIGITS
 from .ai_token_usage_rollup_mixin import (
-    ROLLUP_SOURCE_FIELDS,
     USAGE_STATUSES,
     new_rows_upsert,
     rollups_statement,
@@ -201,7 +200,7 @@ class AiTokenUsage(models.Model):
                     ", ".join(sorted(USER_WRITABLE_FIELDS)),
                 )
             )
-        moves_rollups = bool(self) and bool(ROLLUP_SOURCE_FIELDS.intersection(vals))
+        moves_rollups = bool(self) and not self._rollup_source_fields().isdisjoint(vals)
         if moves_rollups:
             self._rollup_apply(-1)
         result = super().write(vals)
@@ -343,6 +342,13 @@ class AiTokenUsage(models.Model):
                                                   SQL("u.id = ANY(%s)", self.ids)))
         for rollup in rollups:
             rollup.invalidate_model()
+
+    @api.model
+    @tools.ormcache()
+    def _rollup_source_fields(self):
+        """The usage fields whose change moves a row's contribution to the rollups: every field that a rollup's
+        keys, measures or required fields read."""
+        return frozenset().union(*(self.env[model]._rollup_usage_fields() for model in ROLLUP_MODELS))
 
     @api.model
     @tools.ormcache("rollup_models")

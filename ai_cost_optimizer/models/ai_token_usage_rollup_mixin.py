@@ -44,15 +44,6 @@ ROLLUP_KEYS = [
     ("cache_hit", "COALESCE(u.cache_hit, FALSE)", "cache_hit"),
 ]
 
-# The usage fields whose change moves a row's contribution to the rollups: every field that a rollup's key,
-# measure or `_rollup_required_fields` reads (test_rollup_source_fields_are_what_the_rollups_read ties them).
-ROLLUP_SOURCE_FIELDS = {
-    "create_date", "company_id", "provider_id", "user_id", "operation", "res_model", "res_id", "status",
-    "cache_hit", "input_tokens", "output_tokens", "cost_usd", "cost_unknown", "prompt_cache_savings_usd",
-    "waste_detected", "could_have_saved_usd", "latency_ms", "kind",
-    # ai.token.usage.daily's own keys and measures, for the reconciliation with the providers' bills.
-    "model", "provider_called", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens",
-}
 # The raw usage row's fields an SQL expression over `u` reads.
 USAGE_COLUMN = re.compile(r"\bu\.(\w+)")
 # The relation of the usage rows just written, in the statement that upserts them (`new_rows_upsert`).

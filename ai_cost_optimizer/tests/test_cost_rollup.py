@@ -2,7 +2,6 @@ from odoo import Command
 from odoo.tests import tagged
 
 from ..models.ai_token_usage import ROLLUP_MODELS
-from ..models.ai_token_usage_rollup_mixin import ROLLUP_SOURCE_FIELDS
 from .common import AiCostCase
 
 MEASURES = ["call_count", "input_tokens", "output_tokens", "cost_usd", "cost_unknown_count", "cache_hit_count",
@@ -159,12 +158,25 @@ class TestCostRollup(AiCostCase):
         self.assertEqual(sum(record_rows.mapped("call_count")), 1, "only the row about res.partner 7")
 
     def test_rollup_source_fields_are_what_the_rollups_read(self):
-        """A write of any field a rollup reads moves the row's contribution (ROLLUP_SOURCE_FIELDS), and create()
-        passes the upsert exactly those fields."""
+        """A write of any field a rollup reads moves the row's contribution (_rollup_source_fields, derived from
+        the rollups' keys, measures and required fields): here `model`, which only the daily rollup's key reads
+        (the reconciliation's day x model), moves the call from one model's row to the other's."""
         read = set().union(*(self.env[model]._rollup_usage_fields() for model in ROLLUP_MODELS))
-        self.assertEqual(read, ROLLUP_SOURCE_FIELDS)
+        self.assertEqual(self.env["ai.token.usage"]._rollup_source_fields(), read)
         self.assertTrue({"model", "provider_called", "cache_read_tokens", "cache_write_tokens",
-                         "cache_write_1h_tokens"} <= self.env["ai.token.usage.daily"]._rollup_usage_fields())
+                         "cache_write_1h_tokens"} <= self.env["ai.token.usage"]._rollup_source_fields())
+        usage = self.env["ai.token.usage"].create({
+            "provider_id": self.claude.id, "model": "model-before", "operation": "source_fields", "status": "ok",
+            "provider_called": True, "input_tokens": 70, "output_tokens": 7, "cost_usd": 0.5,
+        })
+        usage.write({"model": "model-after"})
+        Daily = self.env["ai.token.usage.daily"]
+        Daily.invalidate_model()
+        rows = Daily.search([("operation", "=", "source_fields")])
+        self.assertEqual(
+            {row.model: (row.call_count, row.input_tokens, row.cost_usd) for row in rows if row.call_count},
+            {"model-after": (1, 70, 0.5)},
+        )
 
     def _usage_table_reads(self):
         """The scans of ai_token_usage this transaction made so far (PostgreSQL's per-transaction statistics)."""
