@@ -36,39 +36,58 @@ def insert_sql(model, vals):
     )
 
 
+def _cte(name, statement, materialized=False):
+    return SQL("%s AS MATERIALIZED (%s)" if materialized else "%s AS (%s)", SQL.identifier(name), statement)
+
+
+def with_statement(parts):
+    """One statement of `parts`, [(name, SQL, materialized)]: the last one its main statement, the others the
+    common table expressions it and each other read by their names."""
+    *ctes, (_name, main, _materialized) = parts
+    if not ctes:
+        return main
+    return SQL("WITH %s %s", SQL(", ").join(_cte(*cte) for cte in ctes), main)
+
+
 class LedgerStatement:
     """The statement being built for the rows that follow `usage` (an ai.token.usage record written with
-    `vals`): `add` them, then `execute` it."""
+    `vals`): `add` them, then `execute` it.
+
+    Its parts are data-modifying common table expressions of one statement. PostgreSQL runs those whose result
+    the statement returns in the order they were added, each to its end, before the others: a part that locks
+    rows other calls' statements lock too is added first (the budget settle, see ai.service.ledger), so that
+    every call takes those locks in the same order whatever else its statement holds."""
 
     def __init__(self, usage, vals):
         self.usage = usage
         self.vals = vals
         self._parts = []
 
-    def add(self, name, statement, returns_id=False):
-        """Add a data-modifying statement named `name`; with `returns_id`, it ends with RETURNING id and
-        `execute` returns that id under `name`."""
-        if any(name == part for part, _statement, _returns in self._parts):
+    def add(self, name, statement, result=None, materialized=False):
+        """Add a statement named `name`, which the others may read by that name; with `result`, an SQL
+        expression over it (a scalar subquery), `execute` returns its value under `name`."""
+        if any(name == part for part, _statement, _result, _materialized in self._parts):
             raise ValueError(f"the ledger statement already has a part named {name!r}")
-        self._parts.append((name, statement, returns_id))
+        self._parts.append((name, statement, result, materialized))
 
     def add_insert(self, name, model, vals):
         """Add the insertion of one row of `model` (see `insert_sql`); `execute` returns its id under `name`."""
-        self.add(name, insert_sql(model, vals), returns_id=True)
+        self.add(name, insert_sql(model, vals), result=SQL("(SELECT id FROM %s)", SQL.identifier(name)))
 
     def execute(self):
-        """Run the statement, when it has parts; returns {name: id} of the parts that return one."""
+        """Run the statement, when it has parts; returns {name: result} of the parts that have one."""
         if not self._parts:
             return {}
         cr = self.usage.env.cr
-        returning = [name for name, _statement, returns_id in self._parts if returns_id]
+        results = [(name, result) for name, _statement, result, _materialized in self._parts if result is not None]
         # Raw SQL for the gateway overhead target (DESIGN section 9): see the module docstring.
         execute_prepared(cr, SQL(
             "WITH %s SELECT %s",
-            SQL(", ").join(SQL("%s AS (%s)", SQL.identifier(name), statement) for name, statement, _r in self._parts),
-            SQL(", ").join(SQL("(SELECT id FROM %s)", SQL.identifier(name)) for name in returning) or SQL("1"),
+            SQL(", ").join(_cte(name, statement, materialized)
+                           for name, statement, _result, materialized in self._parts),
+            SQL(", ").join(result for _name, result in results) or SQL("1"),
         ))
-        ids = dict(zip(returning, cr.fetchone(), strict=False))
+        values = dict(zip((name for name, _result in results), cr.fetchone(), strict=False))
         # The usage row's one2many fields were cached empty at its create().
         self.usage.invalidate_recordset()
-        return ids
+        return values

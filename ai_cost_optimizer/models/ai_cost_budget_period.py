@@ -5,6 +5,7 @@ from odoo import api, fields, models
 from odoo.tools import SQL, format_date
 
 from ..ledger.cursors import STATEMENT_CURSORS, execute_prepared, run_in_own_transaction
+from ..ledger.statement import with_statement
 from .ai_service_provider_price import PRICE_DIGITS
 
 # A reservation older than this belongs to a call whose worker died: the cron releases it.
@@ -75,30 +76,32 @@ SELECT locked.budget_id, locked.id, locked.committed, hold.id
 # what the expiry cron released already), and replace them with its actual cost, atomically across workers
 # (DESIGN section 10). A call that cost more than it reserved on a period is counted there, with the excess
 # (calibrated reservations: the answers longer than the learned p99). Returns each period's new spend, its
-# alert marker and its budget.
-SETTLE_SQL = """
-WITH locked AS MATERIALIZED (
-    SELECT id FROM ai_cost_budget_period WHERE id = ANY(%(periods)s::int[]) ORDER BY id FOR UPDATE
-), released AS (
-    DELETE FROM ai_cost_budget_reservation WHERE id = ANY(%(reservations)s::int[]) RETURNING period_id, amount
-), over AS (
+# alert marker and its budget. As named parts, (name, text, materialized), the last one the UPDATE: the
+# gateway adds them to the statement of the call's ledger rows (ledger.statement), `_settle` runs them alone.
+SETTLE_PARTS = (
+    ("settle_locked", """
+    SELECT id FROM ai_cost_budget_period WHERE id = ANY(%(periods)s::int[]) ORDER BY id FOR UPDATE""", True),
+    ("settle_released", """
+    DELETE FROM ai_cost_budget_reservation WHERE id = ANY(%(reservations)s::int[]) RETURNING period_id, amount""",
+     False),
+    ("settle_over", """
     SELECT period_id, count(*) AS calls, sum(%(cost)s::numeric - amount) AS usd
-      FROM released WHERE amount < %(cost)s::numeric GROUP BY period_id
-)
+      FROM settle_released WHERE amount < %(cost)s::numeric GROUP BY period_id""", False),
+    ("budget_settle", """
 UPDATE ai_cost_budget_period p
    SET spend = p.spend + %(cost)s::numeric,
        reserved = GREATEST(
-           p.reserved - COALESCE((SELECT sum(r.amount) FROM released r WHERE r.period_id = p.id), 0), 0
+           p.reserved - COALESCE((SELECT sum(r.amount) FROM settle_released r WHERE r.period_id = p.id), 0), 0
        ),
        call_count = p.call_count + 1,
        over_reservation_calls = COALESCE(p.over_reservation_calls, 0)
-                                + COALESCE((SELECT o.calls FROM over o WHERE o.period_id = p.id), 0),
+                                + COALESCE((SELECT o.calls FROM settle_over o WHERE o.period_id = p.id), 0),
        over_reservation_usd = COALESCE(p.over_reservation_usd, 0)
-                              + COALESCE((SELECT o.usd FROM over o WHERE o.period_id = p.id), 0)
-  FROM locked
- WHERE p.id = locked.id
-RETURNING p.id, p.spend, p.alerted_up_to, p.budget_id
-"""
+                              + COALESCE((SELECT o.usd FROM settle_over o WHERE o.period_id = p.id), 0)
+  FROM settle_locked l
+ WHERE p.id = l.id
+RETURNING p.id, p.spend, p.alerted_up_to, p.budget_id""", False),
+)
 
 
 class AiCostBudgetPeriod(models.Model):
@@ -254,16 +257,26 @@ class AiCostBudgetPeriod(models.Model):
             released[period_id] = released.get(period_id, 0.0) + amount
         return released
 
+    def _settle_parts(self, reservation_ids, actual_cost):
+        """The parts of the statement that replaces the reservations of a finished call with its actual cost, on
+        these periods (see SETTLE_PARTS): [(name, SQL, materialized)], the last one returning the periods'
+        (id, spend, alerted_up_to, budget_id)."""
+        params = dict(periods=sorted(self.ids), reservations=list(reservation_ids or []), cost=actual_cost or 0.0)
+        return [(name, SQL(code, **params), materialized) for name, code, materialized in SETTLE_PARTS]
+
     def _settle(self, reservation_ids, actual_cost, rules=None):
-        """Replace the reservations of a finished call with its actual cost (SETTLE_SQL), then send the
-        alerts of the thresholds the new spend reaches. Runs on the ledger transaction, so the spend
+        """Replace the reservations of a finished call with its actual cost, in one statement of its own (see
+        SETTLE_PARTS), then send the alerts of the thresholds the new spend reaches (`_settle_alerts`)."""
+        execute_prepared(self.env.cr, with_statement(self._settle_parts(reservation_ids, actual_cost)))
+        self._settle_alerts(self.env.cr.fetchall(), rules)
+
+    def _settle_alerts(self, settled, rules=None):
+        """Send the alerts of the thresholds that the periods' new spend reaches. `settled`: what the settle
+        returned, (id, spend, alerted_up_to, budget_id) per period. It runs on the ledger transaction, so the spend
         commits together with the usage row. `rules`: the periods' budgets as the call was checked against
         them ({budget id: BudgetRule}), so that their thresholds are not read again."""
-        execute_prepared(self.env.cr, SQL(
-            SETTLE_SQL, periods=sorted(self.ids), reservations=list(reservation_ids or []), cost=actual_cost or 0.0
-        ))
         crossed = []
-        for period_id, spend, alerted_up_to, budget_id in self.env.cr.fetchall():
+        for period_id, spend, alerted_up_to, budget_id in settled:
             rule = (rules or {}).get(budget_id) or self.browse(period_id).budget_id._rule()
             thresholds = rule.crossed_thresholds(spend, alerted_up_to or 0.0)
             if thresholds:

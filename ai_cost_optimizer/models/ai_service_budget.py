@@ -1,4 +1,5 @@
 from odoo import models
+from odoo.tools import SQL
 
 from ..exceptions import AiBudgetExceeded, AiRateLimited
 from ..ledger.cursors import run_in_own_transaction
@@ -59,10 +60,26 @@ class AiServiceBudget(models.AbstractModel):
 
             run_in_own_transaction(self.env, release)
 
-    def _settle_budget(self, call, usage):
-        """Replace the budget reservation with the actual cost."""
-        if call.budget_periods:
-            periods = self.env["ai.cost.budget.period"].sudo().browse(call.budget_periods)
-            # The call's cost as the ledger statement wrote it: reading the row back would cost a query.
-            reservations, call.budget_reservations = call.budget_reservations, []
-            periods._settle(reservations, call.cost_usd, call.budget_rules)
+    def _add_budget_settle(self, call, ledger):
+        """Add to `ledger` (the LedgerStatement of the call's rows) the statement that replaces the call's budget
+        reservations with its actual cost (the cost the usage row is written with). Added before the other
+        parts: it locks the periods the calls of a budget share, and every call's statement must take those
+        locks before the rows it may share with other calls (a response-cache entry), or two calls could each
+        hold what the other waits for."""
+        if not call.budget_periods:
+            return
+        periods = self.env["ai.cost.budget.period"].sudo().browse(call.budget_periods)
+        reservations, call.budget_reservations = call.budget_reservations, []
+        *parts, (name, update, _materialized) = periods._settle_parts(reservations, call.cost_usd)
+        for part_name, statement, materialized in parts:
+            ledger.add(part_name, statement, materialized=materialized)
+        # Each period's figures, as _settle_alerts reads them.
+        ledger.add(name, update, result=SQL(
+            "(SELECT json_agg(json_build_array(id, spend, alerted_up_to, budget_id)) FROM %s)", SQL.identifier(name)
+        ))
+
+    def _send_budget_alerts(self, call, settled):
+        """Send the alerts of the thresholds the call's settle made its budgets reach; `settled`: what it returned
+        (see _add_budget_settle)."""
+        if settled:
+            self.env["ai.cost.budget.period"].sudo()._settle_alerts(settled, call.budget_rules)

@@ -40,12 +40,16 @@ class AiServiceLedger(models.AbstractModel):
         # Through create(): other modules' fields, computes and overrides apply to the gateway's rows.
         usage = ledger_env["ai.token.usage"].create(vals)
         ledger = LedgerStatement(usage, vals)
-        service._add_usage_followers(call, ledger, status)
-        ids = ledger.execute()
         # A call the provider answered, and was paid for, settles its budget even when its answer is an
-        # error (a broken stream, a structured reply that does not parse).
-        if status == "ok" or call.result is not None:
-            service._after_usage(call, usage, ids)
+        # error (a broken stream, a structured reply that does not parse). First in the statement: see
+        # _add_budget_settle.
+        settles = status == "ok" or call.result is not None
+        if settles:
+            service._add_budget_settle(call, ledger)
+        service._add_usage_followers(call, ledger, status)
+        results = ledger.execute()
+        if settles:
+            service._after_usage(call, usage, results)
         # The caller's snapshot may predate this commit, so it gets the figures, not the record.
         return self._usage_summary(call, usage.id, vals)
 
@@ -190,12 +194,13 @@ class AiServiceLedger(models.AbstractModel):
             )
             ledger.add_insert("recommendation", self.env["ai.cost.recommendation"], vals)
 
-    def _after_usage(self, call, usage, ids):
-        """Steps after the ledger statement of a successful call, on the ledger transaction: the budget
-        settle. `ids`: the ids of the rows the statement wrote, by part name (see LedgerStatement.execute)."""
-        if "recommendation" in ids:
-            call.recommendation["recommendation_id"] = ids["recommendation"]
-        self._settle_budget(call, usage)
+    def _after_usage(self, call, usage, results):
+        """Steps after the ledger statement of a successful call, on the ledger transaction: the alerts of the
+        budget settle. `results`: what the statement's parts returned, by part name (the ids of the rows it
+        wrote, see LedgerStatement.execute)."""
+        if "recommendation" in results:
+            call.recommendation["recommendation_id"] = results["recommendation"]
+        self._send_budget_alerts(call, results.get("budget_settle"))
 
     def _analyze_waste(self, usage):
         """Run the waste rules on stored calls of providers with waste detection and fill their waste

@@ -1,6 +1,7 @@
 import re
 from unittest.mock import patch
 
+from odoo.fields import Command
 from odoo.sql_db import Cursor
 from odoo.tests import tagged
 
@@ -87,6 +88,29 @@ class TestLedgerStatement(AiCostCase):
                 (round((cost or 0) - (cost_before or 0), 8), calls - calls_before), (round(usage.cost_usd, 8), 1),
                 rollup,
             )
+
+    def test_budget_settle_leads_the_statement_of_the_rows_that_follow(self):
+        """Issue 27: a call under a budget settles it in the statement of the rows that follow its usage row, not
+        in one of its own, and first there: every call locks the budget's period before a response-cache entry
+        that another call may share (ledger.statement's lock order)."""
+        self.env.company.ai_response_cache = True
+        budget = self.env["ai.cost.budget"].create({
+            "name": "Claude", "budget_amount": 100.0, "provider_ids": [Command.set(self.claude.ids)],
+        })
+        self.env.flush_all()
+        result, writes = self._send_recording_writes()
+        # Before the call, its reservation (ai.cost.budget.period's HOLD_SQL); then the ledger's writes.
+        writes = writes[next(i for i, write in enumerate(writes) if 'INSERT INTO "ai_token_usage"' in write):]
+        self.assertLedgerWrites(writes)
+        followers = [write.lstrip() for write in writes if write.lstrip().startswith("WITH")][-1]
+        self.assertRegex(followers, r'^WITH "settle_locked" AS MATERIALIZED \(')
+        self.assertIn('"response_cache" AS (', followers)
+        # PostgreSQL runs the parts whose results the statement selects in the order they are selected.
+        self.assertRegex(followers, r'\) SELECT \(SELECT json_agg\([^)]*\)\) FROM "budget_settle"\), ')
+        self.env.invalidate_all()
+        period = budget.period_ids.filtered(lambda p: p.date_start == budget.current_period_start)
+        self.assertEqual((period.call_count, period.reserved), (1, 0.0))
+        self.assertAlmostEqual(period.spend, result["cost_usd"], places=8)
 
     def test_waste_findings_come_with_the_usage_row(self):
         self._send_recording_writes()
