@@ -7,18 +7,51 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .clients.base import ChatResult, ProviderConfig
 from .complexity import Complexity
 from .tokens import TokenEstimate
 
 
+class ProviderProfile(NamedTuple):
+    """What the gateway reads of a provider on every call (ai.service.provider's _gateway_profile). `config` is
+    None when the provider needs an API key and has none."""
+
+    name: str
+    company_id: int
+    active: bool
+    model: str
+    context_window: int
+    max_output_tokens: int
+    enable_waste_detection: bool
+    enable_cost_optimization: bool
+    auto_switch_provider: bool
+    config: ProviderConfig | None
+
+
+class GatewaySettings(NamedTuple):
+    """A company's settings as the gateway reads them on every call (res.company's _ai_gateway_settings)."""
+
+    default_provider_id: int
+    default_mode: str
+    enable_cost_optimization: bool
+    auto_switch_provider: bool
+    fallback_on_failure: bool
+    enable_waste_detection: bool
+    response_cache: bool
+    response_cache_ttl_hours: int
+    prompt_retention: str
+    prompt_retention_days: int
+    tz: str  # the company's timezone, which sets its budgets' periods
+
+
 @dataclass
 class GatewayCall:
     """A call's request, then what each step decided about it.
 
-    Odoo records (providers, price versions) are typed `Any`: this module never imports Odoo."""
+    Odoo records (providers, price versions) are typed `Any`: this module never imports Odoo. The request's
+    fields are typed `Any` too: they hold what the caller gave until validation normalizes them."""
 
     # The request, as the caller gave it; validation normalizes these fields in place.
     messages: Any
@@ -45,8 +78,8 @@ class GatewayCall:
     quality_given: str | None = None  # the bar the caller asked for, before the prompt's complexity raised it
     provider_given: bool = False  # False: the company's default provider, which an A/B experiment may replace
     config: ProviderConfig | None = None  # how to reach the provider that answers
-    profile: Any = None  # what the gateway reads of that provider (ai.service.provider's ProviderProfile)
-    settings: Any = None  # its company's gateway settings (res.company's GatewaySettings)
+    profile: ProviderProfile | None = None  # what the gateway reads of that provider
+    settings: GatewaySettings | None = None  # its company's gateway settings
 
     # The prompt, measured with the answering provider's tokenizer
     estimate: TokenEstimate | None = None

@@ -5,7 +5,6 @@ what it reported of its own rate limits; splitting it would re-open the model in
 import logging
 import math
 from datetime import datetime, timezone
-from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import psycopg2
@@ -15,6 +14,7 @@ from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL
 
 from ..core import pricing
+from ..core.call import ProviderProfile
 from ..core.clients import ProviderConfig
 from ..core.clients.rate_limits import StoredRateLimits, ceil_second
 from ..core.recommendation import blended_quality, fits_context_window
@@ -70,22 +70,6 @@ def _utc(value):
 def _naive(value):
     """An aware datetime as Odoo stores it, naive UTC; None stays None (NULL)."""
     return value.astimezone(timezone.utc).replace(tzinfo=None) if value else None
-
-
-class ProviderProfile(NamedTuple):
-    """What the gateway reads of a provider on every call (see _gateway_profile). `config` is None when the
-    provider needs an API key and has none."""
-
-    name: str
-    company_id: int
-    active: bool
-    model: str
-    context_window: int
-    max_output_tokens: int
-    enable_waste_detection: bool
-    enable_cost_optimization: bool
-    auto_switch_provider: bool
-    config: ProviderConfig | None
 
 
 class AiServiceProvider(models.Model):

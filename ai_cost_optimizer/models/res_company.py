@@ -1,5 +1,3 @@
-from typing import NamedTuple
-
 from markupsafe import Markup
 
 from odoo import api, fields, models, tools
@@ -7,6 +5,7 @@ from odoo.exceptions import ValidationError
 
 from ..core import anomaly as anomaly_rules
 from ..core import budget as budget_math
+from ..core.call import GatewaySettings
 from ..core.waste import WasteSettings
 from .ai_service_provider_price import PRICE_DIGITS
 
@@ -34,22 +33,6 @@ GATEWAY_FIELDS = (
     "ai_prompt_retention_days",
 )
 CACHED_SET = frozenset(WASTE_FIELDS + GATEWAY_FIELDS)
-
-
-class GatewaySettings(NamedTuple):
-    """A company's settings as the gateway reads them on every call."""
-
-    default_provider_id: int
-    default_mode: str
-    enable_cost_optimization: bool
-    auto_switch_provider: bool
-    fallback_on_failure: bool
-    enable_waste_detection: bool
-    response_cache: bool
-    response_cache_ttl_hours: int
-    prompt_retention: str
-    prompt_retention_days: int
-    tz: str  # the company's timezone, which sets its budgets' periods
 
 
 class ResCompany(models.Model):
