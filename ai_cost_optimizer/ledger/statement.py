@@ -1,9 +1,10 @@
-"""The rows that follow a call's usage row, inserted by ONE SQL statement.
+"""The rows that follow a call's usage row, written by ONE SQL statement.
 
 The usage row itself goes through `ai.token.usage.create()`, so that the fields, computes and create()
-overrides of other modules apply to it (its rollups are kept up to date there too). What follows it is
-derived from the call rather than from the row: on a served call the recommendation made for it, its waste
-findings and its response-cache entry. Raw SQL for the gateway overhead target (DESIGN section
+overrides of other modules apply to it; the upsert of its rollups, which create() leaves to the gateway,
+leads this statement (ai.token.usage's `_add_rollups_to`). What follows it is derived from the call rather than
+from the row: the budget settle of a call the provider answered, and on a served call the recommendation made
+for it, its waste findings and its response-cache entry. Raw SQL for the gateway overhead target (DESIGN section
 9): they are data-modifying CTEs of one statement, prepared once per connection (ledger.cursors), where ORM
 create() calls would each cost a statement and about half a millisecond of Python."""
 
@@ -54,14 +55,21 @@ class LedgerStatement:
     `vals`): `add` them, then `execute` it.
 
     Its parts are data-modifying common table expressions of one statement. PostgreSQL runs those whose result
-    the statement returns in the order they were added, each to its end, before the others: a part that locks
-    rows other calls' statements lock too is added first (the budget settle, see ai.service.ledger), so that
-    every call takes those locks in the same order whatever else its statement holds."""
+    the statement returns in the order they were added, each to its end, before the others: the parts that lock
+    rows other calls' statements lock too are added first, in one order (the rollup rows, then the budget
+    periods, see ai.service.ledger), so that every call takes those locks in that order whatever else its
+    statement holds."""
 
     def __init__(self, usage, vals):
         self.usage = usage
         self.vals = vals
         self._parts = []
+        self._written_models = []
+
+    def invalidates(self, models):
+        """The models whose rows the statement's parts write besides the usage row's followers: their cache is
+        invalidated once it ran."""
+        self._written_models += models
 
     def add(self, name, statement, result=None, materialized=False):
         """Add a statement named `name`, which the others may read by that name; with `result`, an SQL
@@ -90,4 +98,6 @@ class LedgerStatement:
         values = dict(zip((name for name, _result in results), cr.fetchone(), strict=False))
         # The usage row's one2many fields were cached empty at its create().
         self.usage.invalidate_recordset()
+        for model in self._written_models:
+            model.invalidate_model()
         return values

@@ -81,5 +81,6 @@ class AiServiceBudget(models.AbstractModel):
     def _send_budget_alerts(self, call, settled):
         """Send the alerts of the thresholds the call's settle made its budgets reach; `settled`: what it returned
         (see _add_budget_settle)."""
-        if settled:
-            self.env["ai.cost.budget.period"].sudo()._settle_alerts(settled, call.budget_rules)
+        if call.budget_periods:
+            periods = self.env["ai.cost.budget.period"].sudo().browse(call.budget_periods)
+            periods._settle_alerts(settled or [], call.budget_rules)

@@ -7,6 +7,7 @@ from ..core.tools import tools_text
 from ..core.usage import Usage
 from ..ledger.cursors import references_of, run_in_own_transaction
 from ..ledger.statement import LedgerStatement
+from .ai_token_usage import ROLLUPS_BY_CALLER
 from .ai_token_waste_finding import CALL_FIELDS, WASTE_FIELDS
 
 
@@ -37,9 +38,11 @@ class AiServiceLedger(models.AbstractModel):
         service = self.with_env(ledger_env)
         if status == "ok":
             service._before_usage(call, vals)
-        # Through create(): other modules' fields, computes and overrides apply to the gateway's rows.
-        usage = ledger_env["ai.token.usage"].create(vals)
+        # Through create(): other modules' fields, computes and overrides apply to the gateway's rows. Its
+        # rollups lead the statement of the rows that follow it (see ai.token.usage's _add_rollups_to).
+        usage = ledger_env["ai.token.usage"].with_context(**{ROLLUPS_BY_CALLER: True}).create(vals)
         ledger = LedgerStatement(usage, vals)
+        usage._add_rollups_to(ledger)
         # A call the provider answered, and was paid for, settles its budget even when its answer is an
         # error (a broken stream, a structured reply that does not parse). First in the statement: see
         # _add_budget_settle.

@@ -6,11 +6,13 @@ from ..core import pricing
 from ..core.messages import check_label, short_repr
 from ..core.usage import Usage
 from ..ledger.cursors import execute_prepared
+from ..ledger.statement import with_statement
 from .ai_service_provider_price import PRICE_DIGITS
 from .ai_token_usage_rollup_mixin import (
+    NEW_ROWS_NAME,
     USAGE_STATUSES,
-    new_rows_upsert,
-    rollups_statement,
+    new_rows_parts,
+    rollup_parts,
     values_json,
 )
 from .ai_token_waste_finding import RULE_LABELS
@@ -20,6 +22,9 @@ COMPLEXITIES = [("simple", "Simple"), ("medium", "Medium"), ("complex", "Complex
 # What a user may change on their own usage rows: their rating of the answer.
 USER_WRITABLE_FIELDS = frozenset({"quality_score", "feedback"})
 ROLLUP_MODELS = ("ai.token.usage.daily", "ai.token.usage.record.daily", "ai.token.usage.record.monthly")
+# A context key: the caller of create() adds the rows it writes to the rollups itself, in a statement that holds
+# other rows too (the gateway's ledger statement, see `_add_rollups_to`), rather than create() in one of its own.
+ROLLUPS_BY_CALLER = "ai_cost_rollups_by_caller"
 
 
 class AiTokenUsage(models.Model):
@@ -187,7 +192,8 @@ class AiTokenUsage(models.Model):
     @api.model_create_multi
     def create(self, vals_list):
         usages = super().create(vals_list)
-        usages._rollup_apply(1, written=True)
+        if not self.env.context.get(ROLLUPS_BY_CALLER):
+            usages._rollup_apply(1, written=True)
         return usages
 
     def write(self, vals):
@@ -335,13 +341,35 @@ class AiTokenUsage(models.Model):
         # Raw SQL for upserts (ON CONFLICT, atomic increments across workers: DESIGN section 10), in one statement
         # for the gateway overhead target; the rollups keep the dashboard and API under 300 ms (section 9).
         if written and sign == 1:
-            names, code = self._rollup_upsert_code(tuple(rollup._name for rollup in rollups))
-            execute_prepared(self.env.cr, SQL(code, values_json(self, names)))
+            execute_prepared(self.env.cr, with_statement(self._new_rows_rollup_parts(rollups)))
         else:
-            self.env.cr.execute(rollups_statement(rollups, sign, SQL.identifier(self._table),
-                                                  SQL("u.id = ANY(%s)", self.ids)))
+            self.env.cr.execute(with_statement(
+                rollup_parts(rollups, sign, SQL.identifier(self._table), SQL("u.id = ANY(%s)", self.ids))
+            ))
         for rollup in rollups:
             rollup.invalidate_model()
+
+    def _add_rollups_to(self, ledger):
+        """Add to `ledger` (the gateway's LedgerStatement) the upsert of these rows, which create() just wrote
+        and left to its caller (ROLLUPS_BY_CALLER), into the rollups that cover them: one statement less per
+        call. Added first, and read first (see LedgerStatement), so that every call locks its rollup rows
+        before any other row, as when create() upserts them."""
+        rollups = self._covering_rollups(self)
+        if not rollups:
+            return
+        self.flush_recordset()
+        for name, statement, materialized in self._new_rows_rollup_parts(rollups):
+            result = None if name == NEW_ROWS_NAME else SQL("(SELECT count(*) FROM %s)", SQL.identifier(name))
+            ledger.add(name, statement, result=result, materialized=materialized)
+        ledger.invalidates(rollups)
+
+    def _new_rows_rollup_parts(self, rollups):
+        """The parts of the statement that adds these rows, just written, to `rollups` (see the mixin's
+        `new_rows_parts`), their values as its parameter."""
+        names, parts = self._rollup_upsert_code(tuple(rollup._name for rollup in rollups))
+        values = values_json(self, names)
+        return [(name, SQL(code, values) if name == NEW_ROWS_NAME else SQL(code), materialized)
+                for name, code, materialized in parts]
 
     @api.model
     @tools.ormcache()
@@ -353,9 +381,9 @@ class AiTokenUsage(models.Model):
     @api.model
     @tools.ormcache("rollup_models")
     def _rollup_upsert_code(self, rollup_models):
-        """(fields, text) of the statement that adds to the rollups `rollup_models` the rows given as its one
-        parameter, a JSON array of those fields of the usage rows (see the mixin's `new_rows_upsert`)."""
-        return new_rows_upsert([self.env[model].sudo() for model in rollup_models])
+        """(fields, parts) of the statement that adds to the rollups `rollup_models` the rows given as its one
+        parameter, a JSON array of those fields of the usage rows (see the mixin's `new_rows_parts`)."""
+        return new_rows_parts([self.env[model].sudo() for model in rollup_models])
 
     def _covering_rollups(self, rows):
         """The rollup models that cover any of `rows` (usage records or values)."""

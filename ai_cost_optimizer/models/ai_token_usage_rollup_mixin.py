@@ -46,36 +46,35 @@ ROLLUP_KEYS = [
 
 # The raw usage row's fields an SQL expression over `u` reads.
 USAGE_COLUMN = re.compile(r"\bu\.(\w+)")
-# The relation of the usage rows just written, in the statement that upserts them (`new_rows_upsert`).
-NEW_ROWS = SQL.identifier("new_usage")
+# The relation of the usage rows just written, in the statement that upserts them (`new_rows_parts`).
+NEW_ROWS_NAME = "new_usage"
+NEW_ROWS = SQL.identifier(NEW_ROWS_NAME)
 
 
-def rollups_statement(rollups, sign, source, where, values=None):
-    """The one statement that upserts into `rollups` (rollup models) the contribution (times `sign`) of the
-    usage rows `u` of `source` matching `where`, the upserts after the first as data-modifying CTEs, which
-    PostgreSQL runs exactly once; `values`: a SELECT that `source` names, run as the first CTE."""
-    first, *others = [rollup._upsert_sql(where, sign, source) for rollup in rollups]
-    ctes = [SQL("%s AS (%s)", source, values)] if values else []
-    ctes += [SQL("%s AS (%s)", SQL.identifier(f"rollup_{index}"), upsert) for index, upsert in enumerate(others)]
-    return SQL("WITH %s %s", SQL(", ").join(ctes), first) if ctes else first
+def rollup_parts(rollups, sign, source, where):
+    """The upserts into `rollups` (rollup models) of the contribution (times `sign`) of the usage rows `u` of
+    `source` matching `where`, as the parts of one statement (ledger.statement.with_statement), in which
+    PostgreSQL runs each exactly once: [(name, SQL, materialized)]."""
+    return [(f"rollup_{index}", rollup._upsert_sql(where, sign, source), False) for index, rollup in enumerate(rollups)]
 
 
-def new_rows_upsert(rollups):
-    """(fields, text) of the statement that adds to `rollups` the usage rows given as its one parameter: a
+def new_rows_parts(rollups):
+    """(fields, parts) of the statement that adds to `rollups` the usage rows given as its one parameter: a
     JSON array of objects holding those fields (`values_json`), read in the table's column types
-    (json_populate_recordset), so that the rows just written are not read back from the table."""
+    (json_populate_recordset), so that the rows just written are not read back from the table. The parts are
+    texts, [(name, text, materialized)]: the first, NEW_ROWS_NAME, holds the parameter."""
     names = tuple(sorted(set().union(*(rollup._rollup_usage_fields() for rollup in rollups))))
     values = SQL("SELECT %s FROM json_populate_recordset(NULL::%s, %s::json)",
                  SQL(", ").join(map(SQL.identifier, names)), LEDGER, "[]")
-    statement = rollups_statement(rollups, 1, NEW_ROWS, SQL("TRUE"), values)
-    if len(statement.params) != 1:
+    parts = [(NEW_ROWS_NAME, values, False), *rollup_parts(rollups, 1, NEW_ROWS, SQL("TRUE"))]
+    if sum(len(statement.params) for _name, statement, _materialized in parts) != 1:
         raise ValueError("the upsert of new usage rows takes their values as its one parameter")
-    return names, statement.code
+    return names, tuple((name, statement.code, materialized) for name, statement, materialized in parts)
 
 
 def values_json(usages, names):
     """The fields `names` of the usage records `usages` as the cache holds them (after a flush: as stored),
-    converted as an INSERT writes them (timestamps as text), in a JSON array: `new_rows_upsert`'s parameter."""
+    converted as an INSERT writes them (timestamps as text), in a JSON array: `new_rows_parts`' parameter."""
     fields_ = [usages._fields[name] for name in names]
     cache = usages.env.cache
 
@@ -230,7 +229,9 @@ class AiTokenUsageRollupMixin(models.AbstractModel):
         index_exprs = ", ".join(index for _column, _expr, index in self._rollup_keys())
         updates = ", ".join(f"{m} = {self._table}.{m} + EXCLUDED.{m}" for m, _a in self._rollup_measures())
         return SQL(
-            "INSERT INTO %s (%s) %s ON CONFLICT (%s) DO UPDATE SET %s",
+            # RETURNING: a statement that holds the upsert among other parts runs it first by reading it (see
+            # ledger.statement.LedgerStatement).
+            "INSERT INTO %s (%s) %s ON CONFLICT (%s) DO UPDATE SET %s RETURNING 1",
             SQL.identifier(self._table),
             self._columns_sql(),
             self._aggregate_sql(where, sign, source),

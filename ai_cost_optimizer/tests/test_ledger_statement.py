@@ -13,8 +13,8 @@ WRITE_STATEMENT = re.compile(r"\s*(WITH|INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
 
 @tagged("post_install", "-at_install")
 class TestLedgerStatement(AiCostCase):
-    """A served call writes its usage row through create(), which keeps its rollups with one statement, and every
-    row that follows it with one more (ledger.py): the gateway's overhead is mostly the statements it sends."""
+    """A served call writes its usage row through create(), then its rollups and every row that follows it with
+    one more statement (ledger/statement.py): the gateway's overhead is mostly the statements it sends."""
 
     def setUp(self):
         super().setUp()
@@ -48,11 +48,15 @@ class TestLedgerStatement(AiCostCase):
         }
 
     def assertLedgerWrites(self, writes):
-        """The usage row inserted by create(), then one statement for its rollups and one for the rows that
-        follow it. Anything else updates the usage row: another module's stored compute (the test client's)."""
+        """The usage row inserted by create(), then one statement for its rollups, which lead it, and the rows
+        that follow it. Anything else updates the usage row: another module's stored compute (the test
+        client's)."""
         statements = [write.lstrip() for write in writes]
         self.assertTrue(statements[0].startswith('INSERT INTO "ai_token_usage"'), statements[0][:80])
-        self.assertEqual(sum(statement.startswith("WITH") for statement in statements), 2, statements)
+        self.assertEqual(sum(statement.startswith("WITH") for statement in statements), 1, statements)
+        followers = next(statement for statement in statements if statement.startswith("WITH"))
+        self.assertTrue(followers.startswith('WITH "new_usage" AS ('), followers[:80])
+        self.assertRegex(followers, r'\) SELECT \(SELECT count\(\*\) FROM "rollup_0"\), ')
         others = [statement for statement in statements[1:] if not statement.startswith("WITH")]
         self.assertTrue(all(statement.startswith('UPDATE "ai_token_usage"') for statement in others), others)
 
@@ -89,10 +93,10 @@ class TestLedgerStatement(AiCostCase):
                 rollup,
             )
 
-    def test_budget_settle_leads_the_statement_of_the_rows_that_follow(self):
+    def test_budget_settle_follows_the_rollups_in_the_statement_of_the_rows_that_follow(self):
         """Issue 27: a call under a budget settles it in the statement of the rows that follow its usage row, not
-        in one of its own, and first there: every call locks the budget's period before a response-cache entry
-        that another call may share (ledger.statement's lock order)."""
+        in one of its own, right after the rollups: every call locks its rollup rows, then its budget's period, then
+        a response-cache entry that another call may share (ledger.statement's lock order)."""
         self.env.company.ai_response_cache = True
         budget = self.env["ai.cost.budget"].create({
             "name": "Claude", "budget_amount": 100.0, "provider_ids": [Command.set(self.claude.ids)],
@@ -103,10 +107,15 @@ class TestLedgerStatement(AiCostCase):
         writes = writes[next(i for i, write in enumerate(writes) if 'INSERT INTO "ai_token_usage"' in write):]
         self.assertLedgerWrites(writes)
         followers = [write.lstrip() for write in writes if write.lstrip().startswith("WITH")][-1]
-        self.assertRegex(followers, r'^WITH "settle_locked" AS MATERIALIZED \(')
+        self.assertIn(', "settle_locked" AS MATERIALIZED (', followers)
         self.assertIn('"response_cache" AS (', followers)
-        # PostgreSQL runs the parts whose results the statement selects in the order they are selected.
-        self.assertRegex(followers, r'\) SELECT \(SELECT json_agg\([^)]*\)\) FROM "budget_settle"\), ')
+        # PostgreSQL runs the parts whose results the statement selects in the order they are selected: the
+        # rollups', then the settle's.
+        self.assertRegex(
+            followers,
+            r'\) SELECT (\(SELECT count\(\*\) FROM "rollup_\d"\), )+'
+            r'\(SELECT json_agg\([^)]*\)\) FROM "budget_settle"\), ',
+        )
         self.env.invalidate_all()
         period = budget.period_ids.filtered(lambda p: p.date_start == budget.current_period_start)
         self.assertEqual((period.call_count, period.reserved), (1, 0.0))
