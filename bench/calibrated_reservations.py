@@ -221,8 +221,10 @@ def run_mode(registry, mode: str, base_url: str, created: dict) -> dict:
         })
         created["budgets"].append(budget.id)
         budget_id = budget.id
-    with environment(registry) as env:  # as the gateway reads it, once the learned figures are committed
-        learned = env["ai.cost.budget.calibration"]._learned_output(provider_id, MODEL, OPERATION)
+    with environment(registry) as env:  # once the learned figures are committed
+        row = env["ai.cost.budget.calibration"].search([("provider_id", "=", provider_id), ("model", "=", MODEL),
+                                                         ("operation", "=", OPERATION)])
+        learned = (row.output_tokens_p99, row.samples) if row else None
     reservation = expected_reservation(registry, provider_id, budget_id)
     run = callers(registry, provider_id, mode, budget_id=budget_id, reservation=reservation)
     assert not run["errors"], run["errors"][:3]

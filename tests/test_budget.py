@@ -157,13 +157,14 @@ def test_period_forecast_reads_the_days_so_far():
 
 def test_reserved_output_tokens_calibrated_only_with_enough_samples():
     enough = budget.CALIBRATION_MIN_SAMPLES
-    assert budget.reserved_output_tokens(32000, None) == 32000, "nothing learned: the worst case"
-    assert budget.reserved_output_tokens(32000, (512, enough - 1)) == 32000, "too few samples: the worst case"
-    assert budget.reserved_output_tokens(32000, (512, enough)) == 512
-    assert budget.reserved_output_tokens(300, (512, enough)) == 300, "never more than max_tokens"
-    assert budget.reserved_output_tokens(32000, (512, 10_000), "worst_case") == 32000
+    assert not budget.is_calibrated(enough - 1), "too few samples: nothing usable is learned"
+    assert budget.is_calibrated(enough)
+    assert budget.reserved_output_tokens(32000, None) == 32000, "nothing usable learned: the worst case"
+    assert budget.reserved_output_tokens(32000, 512) == 512
+    assert budget.reserved_output_tokens(300, 512) == 300, "never more than max_tokens"
+    assert budget.reserved_output_tokens(32000, 512, "worst_case") == 32000
     with pytest.raises(ValueError, match="Unknown reservation mode 'optimistic'"):
-        budget.reserved_output_tokens(100, (10, enough), "optimistic")
+        budget.reserved_output_tokens(100, 10, "optimistic")
 
 
 @pytest.mark.parametrize(("values", "fraction", "expected"), [

@@ -156,16 +156,21 @@ def evaluate(
     return "ok"
 
 
-def reserved_output_tokens(max_tokens: int, learned: tuple[int, int] | None, mode: str = "calibrated") -> int:
+def is_calibrated(samples: int) -> bool:
+    """Whether `samples` served calls are enough to reserve their learned p99 instead of `max_tokens`."""
+    return samples >= CALIBRATION_MIN_SAMPLES
+
+
+def reserved_output_tokens(max_tokens: int, learned_p99: int | None, mode: str = "calibrated") -> int:
     """The output tokens a call asking for at most `max_tokens` reserves under a budget of reservation `mode`,
-    given what was learned of its provider, model and operation: `learned` = (p99 of the output tokens,
-    samples), None when nothing was. Never more than `max_tokens`; the worst case (`max_tokens`) in
-    `worst_case` mode and while fewer than CALIBRATION_MIN_SAMPLES calls are known."""
+    given the p99 of the output tokens learned for its provider, model and operation once enough calls tell it
+    (`is_calibrated`), None before. Never more than `max_tokens`; the worst case (`max_tokens`) in `worst_case`
+    mode and while nothing usable was learned."""
     if mode not in RESERVATION_MODES:
         raise ValueError(f"Unknown reservation mode {mode!r}: use one of {', '.join(RESERVATION_MODES)}.")
-    if mode == "worst_case" or not learned or learned[1] < CALIBRATION_MIN_SAMPLES:
+    if mode == "worst_case" or learned_p99 is None:
         return max_tokens
-    return max(0, min(max_tokens, int(learned[0])))
+    return max(0, min(max_tokens, int(learned_p99)))
 
 
 def percentile_disc(values: Sequence[float], fraction: float) -> float:

@@ -103,7 +103,7 @@ class GatewayCall:
     budget_reservations: list[int] = field(default_factory=list)
     budget_rules: dict = field(default_factory=dict)  # the BudgetRule of each budget that holds a reservation
     budget_switch: dict | None = None  # the recommendation a budget's auto-switch followed
-    rate_limit_hits: list[int] = field(default_factory=list)  # the call's place in its rate limits' minutes
+    rate_limit_hits: dict[int, int] = field(default_factory=dict)  # its place in its limits' minutes: {limit: hit}
     rate_limited_by: int | None = None  # the rate limit that refused it
 
     # The provider's answer

@@ -28,14 +28,16 @@ class AiCostBudgetCalibration(models.Model):
     `max_tokens` (ai.cost.budget `_call_estimates`) once CALIBRATION_MIN_SAMPLES calls tell it.
 
     An hourly cron recomputes this small table from the usage rows (`_cron_learn`); the gateway reads it
-    through one cached function (`_learned_output`), so a call costs no query for it (DESIGN section 9)."""
+    through one cached function (`_learned_output`), so a call costs no query for it (DESIGN section 9). The
+    cache holds only what the gateway's rule reads, the p99 of each calibrated key (`_gateway_view`), and the
+    cron clears it only when that changes: not the gateway cache mixin, whose every write, create or unlink
+    would clear every worker's caches each hour for samples that change nothing a call reads."""
 
     _name = "ai.cost.budget.calibration"
-    _inherit = ["ai.cost.gateway.cache.mixin", "ai.cost.code.label.mixin"]
+    _inherit = ["ai.cost.code.label.mixin"]
     _description = "AI Budget Calibration"
     _order = "provider_id, model, operation"
     _rec_name = "operation"
-    _gateway_cache_fields = ("provider_id", "model", "operation", "output_tokens_p99", "samples")
     _code_label_fields = ("operation",)
 
     provider_id = fields.Many2one("ai.service.provider", required=True, index=True, ondelete="cascade",
@@ -65,34 +67,40 @@ class AiCostBudgetCalibration(models.Model):
     @api.depends("samples")
     def _compute_calibrated(self):
         for calibration in self:
-            calibration.calibrated = calibration.samples >= budget_math.CALIBRATION_MIN_SAMPLES
+            calibration.calibrated = budget_math.is_calibrated(calibration.samples)
 
     # ------------------------------------------------------------------
     # The gateway's read (one cached table, no query per call)
     # ------------------------------------------------------------------
     @api.model
     def _learned_output(self, provider_id, model, operation):
-        """(p99 output tokens, samples) learned for calls of `operation` to the provider's `model`, or None."""
+        """The p99 of the output tokens learned for calls of `operation` to the provider's `model` once it is
+        calibrated (enough samples: core.budget is_calibrated), else None."""
         return self._learned_table().get((provider_id, model or "", operation or ""))
 
     @api.model
     @tools.ormcache()
     def _learned_table(self):
-        """{(provider id, model, operation or ''): (p99, samples)}, read on a cursor of its own (as ai.cost.budget
-        `_company_rules`: the cache is shared by every transaction and must hold committed rows only), or on the
-        test's own cursor in a test. Cleared, in every worker, when the cron changes a row (the gateway cache
-        mixin)."""
+        """`_gateway_view` of the table, read on a cursor of its own (as ai.cost.budget `_company_rules`: the cache
+        is shared by every transaction and must hold committed rows only), or on the test's own cursor in a test.
+        Cleared, in every worker, when the cron changes what it holds (`_cron_learn`)."""
         in_test = test_mode(self.env.cr, self.env.registry)
         if in_test:
             self.flush_model()
         with nullcontext(self.env.cr) if in_test == "transaction" else self.env.registry.cursor() as cr:
             rows = self.env(cr=cr, su=True)[self._name].search_fetch(
-                [], ["provider_id", "model", "operation", "output_tokens_p99", "samples"]
+                [("calibrated", "=", True)], ["provider_id", "model", "operation", "output_tokens_p99", "calibrated"]
             )
-            return tools.frozendict(
-                ((row.provider_id.id, row.model or "", row.operation or ""), (row.output_tokens_p99, row.samples))
-                for row in rows
-            )
+            return tools.frozendict(self._gateway_view(rows))
+
+    @api.model
+    def _gateway_view(self, rows):
+        """What the gateway reads of calibration `rows`: {(provider id, model, operation or ''): p99} of the
+        calibrated ones."""
+        return {
+            (row.provider_id.id, row.model or "", row.operation or ""): row.output_tokens_p99
+            for row in rows if row.calibrated
+        }
 
     # ------------------------------------------------------------------
     # Learning
@@ -101,8 +109,10 @@ class AiCostBudgetCalibration(models.Model):
     def _cron_learn(self):
         """Recompute the table from the usage rows of the last CALIBRATION_WINDOW_DAYS days: one grouped
         statement over those rows (a background job, hourly: the gateway never reads the ledger for it).
-        Unchanged figures are not written (a write clears the gateway's caches in every worker); keys without
-        a recent sample are dropped. Returns the number of rows created, changed or dropped."""
+        Unchanged figures are not written; keys without a recent sample are dropped. The gateway's caches are
+        cleared, in every worker, only when what they hold changed (`_gateway_view`: a key becoming calibrated or
+        not, a calibrated key's p99 moving), not for samples that change nothing a call reads. Returns the
+        number of rows created, changed or dropped."""
         since = fields.Datetime.now() - timedelta(days=budget_math.CALIBRATION_WINDOW_DAYS)
         self.env["ai.token.usage"].flush_model()
         # Raw SQL: percentile_disc, an ordered-set aggregate the ORM's _read_group has no name for.
@@ -115,7 +125,9 @@ class AiCostBudgetCalibration(models.Model):
         Calibration = self.sudo().with_context(active_test=False)
         changes = 0
         stale = Calibration.browse()
-        for row in Calibration.search([]):
+        rows = Calibration.search([])
+        cached = self._gateway_view(rows)
+        for row in rows:
             figures = learned.pop((row.provider_id.id, row.model, row.operation or ""), None)
             if figures is None:
                 stale |= row
@@ -123,8 +135,10 @@ class AiCostBudgetCalibration(models.Model):
                 row.write(figures)
                 changes += 1
         stale.unlink()
-        Calibration.create([
+        created = Calibration.create([
             {"provider_id": provider_id, "model": model, "operation": operation or False, **figures}
             for (provider_id, model, operation), figures in learned.items()
         ])
+        if self._gateway_view((rows - stale) | created) != cached:
+            self.env["ai.cost.gateway.cache.mixin"]._clear_gateway_cache()
         return changes + len(stale) + len(learned)

@@ -185,8 +185,8 @@ class AiCostRateLimit(models.Model):
 
     @api.model
     def _admit(self, rules, tokens):
-        """Admit a call of `tokens` under `rules`, waiting for room as their actions allow; returns the ids of
-        its hits (one per limit). Raises AiRateLimited, naming the limit and when room comes back, when a
+        """Admit a call of `tokens` under `rules`, waiting for room as their actions allow; returns
+        its hits, {limit id: hit id}. Raises AiRateLimited, naming the limit and when room comes back, when a
         limit refuses it or its wait runs out."""
         too_big = [rule for rule in rules if rule.tokens_per_minute and tokens > rule.tokens_per_minute]
         if too_big:
@@ -196,7 +196,7 @@ class AiCostRateLimit(models.Model):
         tickets = []
         while True:
             rows = self._admit_once(rules, tokens, tickets, enqueue=wait > 0 and not tickets)
-            hits = [row[4] for row in rows if row[4]]
+            hits = {row[0]: row[4] for row in rows if row[4]}
             if hits:
                 return hits
             tickets = tickets or [row[5] for row in rows if row[5]]
@@ -230,7 +230,8 @@ class AiCostRateLimit(models.Model):
 
     @api.model
     def _release(self, hit_ids):
-        """Forget the hits of a call that did not go out after all (a budget refused it)."""
+        """Forget the hits of a call that did not go out under their limits after all (a budget refused it, or it
+        moved to a provider out of their scope before anything was sent)."""
         self._drop_tickets(hit_ids)
 
     def _room_in(self, rules, rows, tokens):

@@ -143,8 +143,9 @@ class AiServiceRouting(models.AbstractModel):
         self._estimate_tokens(call)
 
     def _switch_to_cheapest(self, call):
-        """Move the call to the cheapest qualifying provider (a budget's auto-switch); False when the
-        optimizer recommends nothing cheaper than the current provider, and for an embedding call, whose
+        """Move the call to the cheapest qualifying provider (a budget's auto-switch), under the rate limits of
+        its scope as a fallback is (`_fall_back`); False when the optimizer recommends nothing cheaper than the
+        current provider, when that provider's rate limits refuse the call, and for an embedding call, whose
         vectors another model would not match."""
         if call.kind != "chat" or call.single_attempt:
             return False
@@ -157,34 +158,49 @@ class AiServiceRouting(models.AbstractModel):
         failed = [failed_provider for failed_provider, _error in call.provider_failures]
         if not provider or provider == current or provider in failed:
             return False
-        self._use_provider(call, provider)
+        moved = replace(call)
+        self._use_provider(moved, provider)
+        if not self._admit_elsewhere(call, moved):
+            return False
+        vars(call).update(vars(moved))
+        self._release_unsent_rate_limits(call)
         call.config = provider._client_config()
         call.switched_from = call.switched_from or current
         call.budget_switch = recommendation
         return True
 
     def _fall_back(self, call, error):
-        """Move the call to the next provider that may serve it, with its budget reservation: the
-        budgets of the failed provider's scope are released, those of the new one's checked and
-        reserved. A provider its budgets refuse is skipped. False when no provider is left."""
+        """Move the call to the next provider that may serve it, under that provider's rate limits and with its
+        budget reservation: the limits of the new provider's scope that did not admit the call yet admit it
+        (waiting as their actions allow), the budgets of the failed provider's scope are released, those of the
+        new one's checked and reserved. A provider its rate limits or its budgets refuse is skipped; once the
+        call moved, the limits scoped to a provider to which nothing was sent give its minute back. False when
+        no provider is left."""
         skip = [provider for provider, _error in call.provider_failures]
         released = False
         while True:
             target = self._fallback_target(call, error, skip)
             if not target:
                 return False
+            skip.append(target)
+            moved = replace(call)
+            self._switch_provider(moved, target)
+            if not self._admit_elsewhere(call, moved):
+                continue
             if not released:
+                # Only now: a target its rate limits refuse leaves the call its reservation, where it may still go.
                 self._release_budget(call)
                 call.budget_periods = []
                 released = True
-            moved = replace(call)
-            self._switch_provider(moved, target)
+            moved.budget_periods, moved.budget_reservations = [], []
             budget = self._check_budget(moved) or {"status": "ok"}
-            if budget["status"] != "blocked":
-                moved.budget = budget
-                vars(call).update(vars(moved))
-                return True
-            skip.append(target)
+            if budget["status"] == "blocked":
+                self._release_rate_limits(moved, keep=call.rate_limit_hits)
+                continue
+            moved.budget = budget
+            vars(call).update(vars(moved))
+            self._release_unsent_rate_limits(call)
+            return True
 
     def _skip_rate_limited(self, call):
         """Move the call to the fallback provider before it is sent when its provider reported no requests or

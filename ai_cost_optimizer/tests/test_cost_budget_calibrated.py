@@ -1,7 +1,9 @@
 """Calibrated reservations (DESIGN section 13): a budget in `calibrated` mode holds a call's prompt plus the p99
 of the output tokens that its provider, model and operation returned lately, once enough calls tell it."""
 
+from contextlib import contextmanager
 from datetime import timedelta
+from unittest.mock import patch
 
 from odoo import Command
 from odoo.exceptions import ValidationError
@@ -102,10 +104,11 @@ class TestCalibratedReservations(AiCostCase):
         self.assertEqual((rows[(self.gpt.model, "ticket_summary")].samples,
                           rows[(self.gpt.model, "ticket_summary")].calibrated), (3, False))
         self.assertEqual(rows[("gpt-4o", OPERATION)].output_tokens_p99, 11)
-        # The gateway's read: one cached table, no query once read.
-        self.assertEqual(self.Calibration._learned_output(self.gpt.id, self.gpt.model, OPERATION), (499, 151))
+        # The gateway's read: one cached table, no query once read; the p99 of a calibrated key only.
+        self.assertEqual(self.Calibration._learned_output(self.gpt.id, self.gpt.model, OPERATION), 499)
         with self.assertQueryCount(0):
-            self.assertEqual(self.Calibration._learned_output(self.gpt.id, self.gpt.model, "ticket_summary"), (9, 3))
+            self.assertIsNone(self.Calibration._learned_output(self.gpt.id, self.gpt.model, "ticket_summary"),
+                              "3 samples: not calibrated")
             self.assertIsNone(self.Calibration._learned_output(self.gpt.id, self.gpt.model, "unknown_operation"))
         # Nothing changed: nothing is written (a write clears the gateway's caches in every worker).
         self.assertEqual(self.Calibration._cron_learn(), 0)
@@ -113,6 +116,7 @@ class TestCalibratedReservations(AiCostCase):
         self.env.cr.execute(SQL("UPDATE ai_token_usage SET create_date = create_date - interval '8 days' "
                                 "WHERE operation = 'ticket_summary'"))
         self.assertEqual(self.Calibration._cron_learn(), 1)
+        self.assertFalse(self.Calibration.search([("operation", "=", "ticket_summary")]))
         self.assertIsNone(self.Calibration._learned_output(self.gpt.id, self.gpt.model, "ticket_summary"))
 
     def test_learns_from_the_calls_the_gateway_recorded(self):
@@ -129,7 +133,8 @@ class TestCalibratedReservations(AiCostCase):
         self.assertEqual(len(set(outputs)), 7, "the answers' lengths vary")
         self.Calibration._cron_learn()
         self.assertEqual(self.Calibration._learned_output(self.gpt.id, self.gpt.model, OPERATION),
-                         (budget_math.percentile_disc(outputs, budget_math.CALIBRATION_PERCENTILE), ENOUGH))
+                         budget_math.percentile_disc(outputs, budget_math.CALIBRATION_PERCENTILE))
+        self.assertEqual(self.Calibration.search([("provider_id", "=", self.gpt.id)]).samples, ENOUGH)
 
     def test_a_calibrated_budget_asks_for_learning_at_once(self):
         cron = self.env.ref("ai_cost_optimizer.ir_cron_learn_budget_calibration")
@@ -139,6 +144,60 @@ class TestCalibratedReservations(AiCostCase):
         self.assertEqual(triggers.search_count([("cron_id", "=", cron.id)]), before)
         budget.reservation_mode = "calibrated"
         self.assertEqual(triggers.search_count([("cron_id", "=", cron.id)]), before + 1)
+
+    @contextmanager
+    def _cache_clears(self):
+        """The registry cache clears (and signals to the other workers) asked meanwhile."""
+        cleared, clear = [], self.registry.clear_cache
+
+        def recording(*cache_names):
+            cleared.append(cache_names)
+            return clear(*cache_names)
+
+        with patch.object(self.registry, "clear_cache", recording):
+            yield cleared
+
+    def test_an_hourly_run_that_changes_nothing_a_call_reads_keeps_the_caches(self):
+        self._samples([100] * ENOUGH)
+        self._samples([7, 8], operation="ticket_summary")
+        self.Calibration._cron_learn()
+        self.assertEqual(self.Calibration._learned_output(self.gpt.id, self.gpt.model, OPERATION), 100)
+        # New samples: more of the calibrated key's (its p99 stays), a longer one of a key with too few samples
+        # (its p99 moves), a first one of a new key. Every row changes; nothing the gateway reads does.
+        self._samples([100] * 5 + [60])
+        self._samples([900], operation="ticket_summary")
+        self._samples([5], operation="new_operation")
+        with self._cache_clears() as cleared:
+            self.assertEqual(self.Calibration._cron_learn(), 3)
+        self.assertEqual(cleared, [], "no cache cleared, no signal to the other workers")
+        with self.assertQueryCount(0):
+            self.assertEqual(self.Calibration._learned_output(self.gpt.id, self.gpt.model, OPERATION), 100,
+                             "still cached")
+        rows = self.Calibration.search([("provider_id", "=", self.gpt.id)])
+        self.assertEqual(sorted(rows.mapped(lambda row: (row.operation, row.samples, row.output_tokens_p99))),
+                         [(OPERATION, ENOUGH + 6, 100), ("new_operation", 1, 5), ("ticket_summary", 3, 900)],
+                         "the table shows the fresh figures")
+
+    def test_an_hourly_run_that_changes_what_a_call_reads_clears_the_caches(self):
+        self._samples([100] * ENOUGH)
+        self._samples([40] * (ENOUGH - 1), operation="ticket_summary")
+        self.Calibration._cron_learn()
+        steps = (
+            ("a calibrated key's p99 moves", lambda: self._samples([700] * ENOUGH), OPERATION, 700),
+            ("a key becomes calibrated", lambda: self._samples([40], operation="ticket_summary"), "ticket_summary", 40),
+            ("a key's samples leave the window", lambda: self.env.cr.execute(SQL(
+                "UPDATE ai_token_usage SET create_date = create_date - interval '8 days' WHERE operation = %s",
+                "ticket_summary",
+            )), "ticket_summary", None),
+        )
+        for change, make, operation, expected in steps:
+            with self.subTest(change=change):
+                self.Calibration._learned_output(self.gpt.id, self.gpt.model, operation)  # cached
+                make()
+                with self._cache_clears() as cleared:
+                    self.Calibration._cron_learn()
+                self.assertTrue(cleared, "the caches are cleared, in every worker")
+                self.assertEqual(self.Calibration._learned_output(self.gpt.id, self.gpt.model, operation), expected)
 
     # ------------------------------------------------------------------
     # What a call reserves

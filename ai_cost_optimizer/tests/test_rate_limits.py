@@ -1,6 +1,8 @@
 """Rate limits (DESIGN section 13): requests and tokens per minute of a scope, counted in PostgreSQL; a call
-beyond a limit waits for room or is refused with AiRateLimited and a usage row of status rate_limited. The
-two-process check, order of waiting calls included, is tests/scale's."""
+beyond a limit waits for room or is refused with AiRateLimited and a usage row of status rate_limited. A call
+that moves to another provider (a fallback, a budget's switch) passes the limits of that provider's scope, and
+gives its minute back to those of a provider to which nothing was sent. The two-process check, order of waiting
+calls included, is tests/scale's."""
 
 import time
 from datetime import timedelta
@@ -9,9 +11,10 @@ from odoo import Command
 from odoo.exceptions import ValidationError
 from odoo.tests import tagged
 
-from ..exceptions import AiBudgetExceeded, AiRateLimited
+from ..exceptions import AiBudgetExceeded, AiProviderError, AiRateLimited
 from ..models import ai_cost_rate_limit
 from .common import AiCostCase
+from .test_gateway_caches import statements
 
 MESSAGES = [{"role": "user", "content": "Qualify lead 42: ACME, 500 seats."}]
 
@@ -82,3 +85,122 @@ class TestRateLimits(AiCostCase):
         ):
             with self.subTest(vals=vals), self.assertRaisesRegex(ValidationError, message):
                 self._limit(**vals)
+
+
+@tagged("post_install", "-at_install")
+class TestRateLimitsOfAMovedCall(AiCostCase):
+    """A call that leaves its provider for another one, through the real gateway and the fake provider: gpt (the
+    OpenAI protocol) fails or is skipped, claude (the Anthropic one) is the fallback."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        (cls.claude | cls.gpt).write({"max_retries": 1, "retry_backoff": 0.001})
+        cls.env.company.ai_fallback_on_failure = True
+
+    def _limit(self, providers, **vals):
+        """A limit scoped to `providers` (none: every provider)."""
+        return self.env["ai.cost.rate.limit"].create({
+            "name": " and ".join(providers.mapped("name")) or "Company", "requests_per_minute": 5, "action": "refuse",
+            "provider_ids": [Command.set(providers.ids)], **vals,
+        })
+
+    def _send(self, provider):
+        return self.env["ai.service"].send_message(MESSAGES, provider=provider, max_tokens=50)
+
+    def _served(self, *limits):
+        """How many calls each limit counts in its minute."""
+        limits = self.env["ai.cost.rate.limit"].concat(*limits)
+        limits.invalidate_recordset()
+        return limits.mapped("served_last_minute")
+
+    def _paths(self, since):
+        return [request["path"] for request in self.fake.requests[since:]]
+
+    def test_a_full_limit_of_the_fallback_refuses_it(self):
+        claude_limit = self._limit(self.claude, requests_per_minute=1)
+        self._send(self.claude)  # the fallback's one request of the minute
+        sent = len(self.fake.requests)
+        self.fake.queue_responses([{"status": 503}] * 2)
+        error = self.assertCallFails(AiProviderError, messages=MESSAGES, provider=self.gpt, max_tokens=50)
+        self.assertEqual(self._paths(sent), ["/v1/chat/completions"] * 2, "nothing was sent to the fallback")
+        self.assertIn(f"The AI provider '{self.gpt.name}' failed", str(error), "no provider left: it fails as before")
+        self.assertEqual(self._served(claude_limit), [1])
+        self.assertEqual(self.usage_rows().mapped("status"), ["ok", "error", "error"], "no row for the refused move")
+
+    def test_a_fallback_refused_by_its_limit_leaves_the_next_provider_to_serve(self):
+        third = self.env["ai.service.provider"].create(self._provider_vals(
+            self.fake, "openai_compatible", name="GPT-4o (fake)", model="gpt-4o",
+        ))
+        self._limit(self.claude, requests_per_minute=1)
+        self._send(self.claude)
+        self.fake.queue_responses([{"status": 503}] * 2)
+        recommendation = self.env["ai.cost.optimizer"].recommend_provider("chat", 20)
+        alternatives = [alternative["provider_id"] for alternative in recommendation["alternatives"]]
+        self.assertLess(alternatives.index(self.claude.id), alternatives.index(third.id), "claude comes first")
+        result = self._send(self.gpt)
+        self.assertEqual((result["provider_id"], result["switched_from"]), (third.id, self.gpt.id))
+
+    def test_a_full_limit_of_the_fallback_makes_it_wait(self):
+        # A one-second minute, so that the fallback waits for room as a call would for a minute.
+        self.patch(ai_cost_rate_limit, "WINDOW", timedelta(seconds=1))
+        claude_limit = self._limit(self.claude, requests_per_minute=1, action="wait", max_wait_seconds=5)
+        self._send(self.claude)
+        self.fake.queue_responses([{"status": 503}] * 2)
+        result = self._send(self.gpt)
+        self.assertEqual((result["provider_id"], result["switched_from"]), (self.claude.id, self.gpt.id))
+        first, second = self.env["ai.cost.rate.limit.hit"].search([("limit_id", "=", claude_limit.id)]).mapped("at")
+        self.assertGreaterEqual(second - first, timedelta(seconds=1), "served once the first call's minute passed")
+
+    def test_a_provider_that_was_sent_the_request_keeps_counting_it(self):
+        gpt_limit, claude_limit, company_limit = (
+            self._limit(self.gpt), self._limit(self.claude), self._limit(self.env["ai.service.provider"]),
+        )
+        self.fake.queue_responses([{"status": 503}] * 2)
+        self.assertEqual(self._send(self.gpt)["provider_id"], self.claude.id)
+        self.assertEqual(self._served(gpt_limit, claude_limit, company_limit), [1, 1, 1],
+                         "gpt was sent the request, claude served it, the company's limit counts the call once")
+
+    def test_a_skipped_provider_gives_its_minute_back(self):
+        gpt_limit, claude_limit, both_limit, company_limit = (
+            self._limit(self.gpt), self._limit(self.claude), self._limit(self.gpt | self.claude),
+            self._limit(self.env["ai.service.provider"]),
+        )
+        self.fake.queue_responses([{"rate_limits": {"requests": 0, "requests_reset": 30}}])
+        self._send(self.gpt)  # served, and gpt reports no room left: the next call skips it
+        sent = len(self.fake.requests)
+        self.assertEqual(self._send(self.gpt)["provider_id"], self.claude.id)
+        self.assertEqual(self._paths(sent), ["/v1/messages"], "nothing was sent to gpt")
+        self.assertEqual(self._served(gpt_limit, claude_limit, both_limit, company_limit), [1, 1, 2, 2],
+                         "gpt's own limit counts only the call it was sent; the others count both calls once")
+
+    def test_a_budget_switch_passes_the_new_providers_limits(self):
+        self.env["ai.cost.budget"].create({
+            "name": "Claude spend", "budget_amount": 0.001, "provider_ids": [Command.set(self.claude.ids)],
+            "auto_switch_at_threshold": 1, "block_at_threshold": 0,
+        })
+        claude_limit, gpt_limit = self._limit(self.claude), self._limit(self.gpt, requests_per_minute=2)
+        result = self._send(self.claude)
+        self.assertEqual((result["provider_id"], result["budget"]["status"]), (self.gpt.id, "switched"))
+        self.assertEqual(self._served(claude_limit, gpt_limit), [0, 1], "claude was never sent the call")
+        self._send(self.gpt)
+        result = self._send(self.claude)
+        self.assertEqual(result["provider_id"], self.claude.id, "gpt's limit is full: the call stays on claude")
+        self.assertIn("none qualifies", result["budget"]["message"])
+        self.assertEqual(self._served(claude_limit, gpt_limit), [1, 2])
+
+    def test_without_limits_a_moved_call_sends_no_rate_limit_statement(self):
+        exhausted = {"rate_limits": {"requests": 0, "requests_reset": 30}}
+        self.fake.queue_responses([{"status": 503}] * 2 + [exhausted])
+        with statements() as sent:
+            # A fallback after gpt's failures, served by claude, which then reports no room left.
+            self.assertEqual(self._send(self.gpt)["provider_id"], self.claude.id)
+            self.assertEqual(self._send(self.claude)["provider_id"], self.gpt.id, "a fallback before sending")
+        # The rules are read once per cache clear (running out of room clears the caches): no admission or
+        # release of a minute, which is what a limit costs.
+        self.assertEqual([query for query in sent if "ai_cost_rate_limit_hit" in query], [])
+        # Such a statement would be seen: a limit's admission is one.
+        self._limit(self.gpt)
+        with statements() as sent:
+            self._send(self.gpt)
+        self.assertEqual(len([query for query in sent if "ai_cost_rate_limit_hit" in query]), 1)
