@@ -218,9 +218,14 @@ class AiServiceRouting(models.AbstractModel):
             until=until.strftime("%Y-%m-%d %H:%M:%S"),
         ))
         call.provider_failures.append((call.provider, error))
+        held = bool(call.budget_periods)
         if self._fall_back(call, error):
             return True
         call.provider_failures.pop()
+        if held and not call.budget_periods:
+            # A fallback gave the reservation back before its own budget refused it: the call goes out here after
+            # all, so it holds its budgets again (a refusal now is recorded and raised as any).
+            self._reserve_budget(call)
         return False
 
     def _may_fall_back(self, call):

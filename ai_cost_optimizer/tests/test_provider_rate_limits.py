@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from unittest.mock import patch
 
 from odoo import SUPERUSER_ID, api, fields, sql_db
+from odoo.fields import Command
 from odoo.tests import Form, tagged
 from odoo.tools import SQL
 
@@ -208,6 +209,23 @@ class TestProviderRateLimits(AiCostCase):
         sent = len(self.fake.requests)
         self.assertEqual(self.send(self.gpt)["provider_id"], self.gpt.id)
         self.assertEqual(self.paths(sent), ["/v1/chat/completions"])
+
+    def test_a_call_whose_fallback_its_budget_refuses_goes_out_with_its_budget_held(self):
+        """The fallback's budget refuses the call after its own provider's reservation was given back: the call
+        goes out to its own provider after all, and its cost is booked on that provider's budget."""
+        self.fake.queue_responses([EXHAUSTED])
+        self.send(self.gpt)
+        Budget = self.env["ai.cost.budget"]
+        own = Budget.create({"name": "GPT", "budget_amount": 100.0, "provider_ids": [Command.set(self.gpt.ids)]})
+        Budget.create({"name": "Claude", "budget_amount": 0.000001, "provider_ids": [Command.set(self.claude.ids)]})
+        spent = own.current_spend  # the period counts what its scope spent already: the first call
+        sent = len(self.fake.requests)
+        result = self.send(self.gpt)
+        self.assertEqual((result["provider_id"], self.paths(sent)), (self.gpt.id, ["/v1/chat/completions"]))
+        self.env.invalidate_all()
+        period = own.period_ids.filtered(lambda p: p.date_start == own.current_period_start)
+        self.assertEqual((period.call_count, period.reserved), (1, 0.0))
+        self.assertAlmostEqual(period.spend, spent + result["cost_usd"], places=9)
 
     def test_a_call_no_provider_served_names_the_skipped_one(self):
         self.fake.queue_responses([EXHAUSTED])
