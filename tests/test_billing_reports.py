@@ -1,6 +1,7 @@
 """The providers' usage and cost reports read from the fake provider over HTTP, and the verdicts of
 ``reconcile_day`` (DESIGN section 11)."""
 
+import socket
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -17,6 +18,7 @@ from ai_cost_optimizer.core.billing import (
     reconcile_day,
 )
 from ai_cost_optimizer.core.clients import ChatRequest, chat
+from ai_cost_optimizer.core.clients.base import RETRYABLE_KINDS, kind_for_status
 from ai_cost_optimizer.core.pricing import compute_cost, format_usd, lookup_price
 from ai_cost_optimizer.tests.fake_provider import api_key_id
 
@@ -105,7 +107,43 @@ def test_server_errors_are_retried_a_bounded_number_of_times(server, sleeps):
     server.queue_responses([{"status": 503}] * 3)
     with pytest.raises(BillingReportError, match=r"failed \(HTTP 503\) after 3 attempts"):
         fetch_reports(source(server, "openai"), TODAY, TODAY, sleep=sleeps)
-    assert sleeps.calls == [0.001, 0.002], "exponential backoff between the attempts"
+    # Exponential backoff between the attempts, jittered in its upper half (core.clients.base.retry_delay).
+    [first, second] = sleeps.calls
+    assert 0.0005 <= first <= 0.001 and 0.001 <= second <= 0.002
+
+
+@pytest.mark.parametrize("status", sorted({408, 429, 500, 502, 503, 529} | {400, 404, 409, 422}))
+def test_the_report_fetch_retries_what_the_gateway_retries(server, sleeps, status):
+    """One classification of HTTP statuses for the gateway's calls and the report fetch: a status the
+    gateway retries is retried here, and one it does not is not."""
+    server.queue_responses([{"status": status}] * 3)
+    with pytest.raises(BillingReportError) as caught:
+        fetch_reports(source(server, "anthropic"), TODAY, TODAY, sleep=sleeps)
+    retried = kind_for_status(status) in RETRYABLE_KINDS
+    assert retried == (status in (408, 429) or status >= 500)
+    assert len(sleeps.calls) == (2 if retried else 0)
+    message = str(caught.value)
+    assert message.endswith(f"(HTTP {status}) after 3 attempts.") if retried else "attempts" not in message
+    assert ("rejected the report request" in message) == (not retried)
+
+
+def test_a_refused_connection_is_retried_then_named(sleeps):
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    with pytest.raises(BillingReportError) as caught:
+        fetch_reports(ReportSource("anthropic", url, ADMIN_KEY, backoff_base=0.001), TODAY, TODAY, sleep=sleeps)
+    assert str(caught.value) == f"Could not connect to {url} (connection refused) after 3 attempts."
+    assert len(sleeps.calls) == 2
+
+
+def test_no_answer_in_time_is_retried_then_named(server, sleeps):
+    server.set_latency(0.5)
+    slow = ReportSource("openai", server.openai_base_url, ADMIN_KEY, timeout=0.1, max_retries=1, backoff_base=0.001)
+    with pytest.raises(BillingReportError) as caught:
+        fetch_reports(slow, TODAY, TODAY, sleep=sleeps)
+    assert str(caught.value) == f"No answer from {server.openai_base_url} within 0.1 s after 2 attempts."
+    assert len(sleeps.calls) == 1
 
 
 @pytest.mark.parametrize("fault", [{"malformed": True}, {"body": {"data": "no list"}},

@@ -15,7 +15,6 @@ Plain Python, no Odoo: the models store and show what these functions return.
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from typing import Any
 
 import requests
 
-from .clients.base import connection_reason, parse_retry_after, redact
+from .clients.base import ProviderError, connection_error, redact, retry, status_error, timeout_error
 from .pricing import ModelPrice, compute_cost, format_usd
 from .usage import Usage
 
@@ -69,6 +68,16 @@ class ReportSource:
     def __repr__(self) -> str:
         # The dataclass repr would print the admin key into logs and tracebacks.
         return f"ReportSource(kind={self.kind!r}, base_url={self.base_url!r})"
+
+    # The names the shared retry policy reads (core.clients.base.CallConfig).
+
+    @property
+    def api_key(self) -> str:
+        return self.admin_key
+
+    @property
+    def max_backoff(self) -> float:
+        return self.max_wait
 
 
 @dataclass
@@ -266,56 +275,53 @@ class _Reader:
         raise _malformed(f"{path} kept announcing more pages after {MAX_PAGES}")
 
     def get(self, path: str, params: dict[str, Any], headers: dict[str, str]) -> Any:
-        """One page, retried on a 429 (as long as its Retry-After stays within ``max_wait``), a 5xx or a
-        broken connection, at most ``max_retries`` times, with exponential backoff."""
-        source = self.source
-        for attempt in itertools.count(1):
-            try:
-                return self._get_once(path, params, headers, attempt)
-            except _Failure as failure:
-                if failure.wait is None or attempt > max(0, source.max_retries):
-                    after = f" after {attempt} attempts." if attempt > 1 else "."
-                    raise BillingReportError(redact(str(failure) + after, source.admin_key)) from None
-                self.sleep(failure.wait)
+        """One page, retried as the gateway's calls are (core.clients.base.retry: a connection or a timeout,
+        a 429, a 5xx) at most ``max_retries`` times with jittered exponential backoff; a 429 only while its
+        Retry-After stays within ``max_wait``."""
+        try:
+            page, _attempts = retry(lambda: self._get_once(path, params, headers), self.source, self.sleep)
+        except ProviderError as error:
+            raise BillingReportError(redact(_report_error_sentence(error), self.source.admin_key)) from None
+        return page
 
-    def _get_once(self, path: str, params: dict[str, Any], headers: dict[str, str], attempt: int) -> Any:
-        """The page, or a _Failure saying why and how long to wait before trying again."""
+    def _get_once(self, path: str, params: dict[str, Any], headers: dict[str, str]) -> Any:
+        """The page, or the ProviderError of the failed request, classified as the gateway's are."""
         source = self.source
-        backoff = min(source.max_wait, source.backoff_base * 2 ** (attempt - 1))
         try:
             response = self.session.get(self.base_url + path, params=params, headers=headers, timeout=source.timeout)
         except requests.Timeout:
-            raise _Failure(f"No answer from {self.base_url} within {source.timeout:g} s", backoff) from None
+            raise timeout_error(self.base_url, source.timeout) from None
         except requests.RequestException as error:
-            raise _Failure(f"Could not connect to {self.base_url} ({connection_reason(error)})", backoff) from None
-        status = response.status_code
-        if status == 200:
+            raise connection_error(self.base_url, error) from None
+        if response.status_code == 200:
             try:
                 return response.json()
             except ValueError:
                 raise _malformed(f"a page of {path} that is not JSON") from None
-        if status in (401, 403):
-            raise _Failure(f"The provider refused the admin key (HTTP {status}): check that it is an admin key of "
-                           "this organization and that it was not revoked")
-        if status == 429:
-            retry_after = parse_retry_after(response.headers)
-            if retry_after is None:
-                raise _Failure("The provider's report API is rate limited (HTTP 429)", backoff)
-            if retry_after > source.max_wait:
-                raise _Failure(f"The provider's report API is rate limited (HTTP 429) for another {retry_after:g} s")
-            raise _Failure(f"The provider's report API is rate limited (HTTP 429), it asked to wait {retry_after:g} s",
-                           retry_after)
-        if status >= 500:
-            raise _Failure(f"The provider's report API failed (HTTP {status})", backoff)
-        raise _Failure(f"The provider rejected the report request (HTTP {status}): {_error_detail(response)}")
+        error = status_error(response.status_code, _error_detail(response), response.headers, source)
+        if error.kind == "rate_limit" and error.retry_after is not None and error.retry_after > source.max_wait:
+            # A wait that long is the next fetch's to make, not this one's.
+            error.retryable = False
+        raise error
 
 
-class _Failure(Exception):
-    """One failed request: its sentence, and the seconds to wait before a retry (None: not worth one)."""
-
-    def __init__(self, message: str, wait: float | None = None) -> None:
-        super().__init__(message)
-        self.wait = wait
+def _report_error_sentence(error: ProviderError) -> str:
+    """The sentence an administrator reads on the account for a fetch that failed with ``error``."""
+    if error.status is None:
+        sentence = error.detail  # no HTTP answer: the transport's sentence names the address and the cause
+    elif error.kind == "auth":
+        sentence = (f"The provider refused the admin key (HTTP {error.status}): check that it is an admin key of "
+                    "this organization and that it was not revoked")
+    elif error.kind == "rate_limit":
+        sentence = "The provider's report API is rate limited (HTTP 429)"
+        if error.retry_after is not None:
+            sentence += (f", it asked to wait {error.retry_after:g} s" if error.retryable
+                         else f" for another {error.retry_after:g} s")
+    elif error.retryable:
+        sentence = f"The provider's report API failed (HTTP {error.status})"
+    else:
+        sentence = f"The provider rejected the report request (HTTP {error.status}): {error.detail}"
+    return sentence + (f" after {error.attempts} attempts." if error.attempts > 1 else ".")
 
 
 def _results(buckets: list[dict], start_key: str) -> Iterable[tuple[date, dict]]:
