@@ -3,14 +3,22 @@ alert, bad input and access (DESIGN section 11, issue 25)."""
 
 from datetime import timedelta
 
+import genai_prices
+
 from odoo import fields
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import new_test_user, tagged
 
+from ..core.pricing import format_usd
 from .common import AiCostCase
 from .fake_provider import api_key_id
 
 ADMIN_KEY = "sk-test-admin-reconcile-0123456789"
+# A call's usage as Anthropic reports it with 1-hour cache writes, which it bills higher than 5-minute ones.
+ONE_HOUR_WRITES = {
+    "input_tokens": 40, "output_tokens": 500, "cache_read_input_tokens": 8_000, "cache_creation_input_tokens": 3_000,
+    "cache_creation": {"ephemeral_5m_input_tokens": 1_000, "ephemeral_1h_input_tokens": 2_000},
+}
 LOGGER = "odoo.addons.ai_cost_optimizer.models.ai_billing_account"
 
 
@@ -60,6 +68,31 @@ class TestBilling(AiCostCase):
                 self.assertEqual(row.explanation, "The bill matches the ledger within tolerance.")
                 self.assertFalse(account.last_error)
                 self.assertEqual(account.reported_through, self.today)
+
+    def test_one_hour_cache_writes_reconcile_at_their_own_rate(self):
+        self.anthropic.write({"tolerance_percent": 0.0, "tolerance_usd": 0.000001})
+        self.claude.provider_key_id = api_key_id(self.claude.sudo().api_key)
+        self.fake.queue_responses([{"usage": ONE_HOUR_WRITES}] * 2)
+        self.call(self.claude, 2)
+        self.assertEqual(sum(self.usage_rows().mapped("cache_write_1h_tokens")), 4_000)
+        console = {"input_tokens": 10, "output_tokens": 1, "cache_creation_input_tokens": 50_000,
+                   "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 50_000}}
+        self.fake.add_billed_usage("messages", self.claude.model, "sk-test-console", console)
+        [row] = self.reconcile_today(self.anthropic)
+
+        ours = self.anthropic.report_line_ids.filtered(lambda line: line.api_key_id == self.claude.provider_key_id)
+        self.assertEqual((ours.cache_write_tokens, ours.cache_write_1h_tokens), (6_000, 4_000))
+        self.assertEqual(row.status, "explained", row.explanation)
+        self.assertNotIn("genai-prices:", row.explanation, "no kind of token billed at another price")
+        # The other key's 1-hour writes are estimated at genai-prices' own price of them, the 1-hour rate.
+        estimate = float(genai_prices.calc_price(
+            genai_prices.Usage(input_tokens=50_010, output_tokens=1, cache_write_tokens=50_000,
+                               cache_write_1h_tokens=50_000),
+            self.claude.model, provider_id="anthropic",
+        ).total_price)
+        self.assertIn(f"({api_key_id('sk-test-console')}; about {format_usd(estimate)} at genai-prices)",
+                      row.explanation)
+        self.assertAlmostEqual(row.diff_usd, estimate, places=6)
 
     def test_the_ledger_alias_meets_the_snapshot_the_provider_reports(self):
         self.assertEqual(self.claude.model, "claude-3-5-haiku-latest")
