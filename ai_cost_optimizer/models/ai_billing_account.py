@@ -67,7 +67,8 @@ class AiBillingAccount(models.Model):
     last_error_date = fields.Datetime(readonly=True)
     reported_from = fields.Date(readonly=True, help="The first day fetched that the provider reported.")
     reported_through = fields.Date(
-        readonly=True, help="The last day the provider reported when fetched: later days are pending.",
+        readonly=True, help="The last day the provider reported when fetched, yesterday (UTC) at the latest: today "
+                            "is still being billed. Later days are pending.",
     )
     last_alert_date = fields.Date(readonly=True, help="The day the responsible was last told of a difference.")
     report_line_ids = fields.One2many("ai.billing.report.line", "account_id", string="Report Lines")
@@ -158,7 +159,10 @@ class AiBillingAccount(models.Model):
         self.ensure_one()
         # Managers read report lines; only a fetch writes them.
         lines = self.env["ai.billing.report.line"].sudo()._replace(self, date_from, date_to, reports)
-        reported = sorted(reports.reported_days)
+        # Today's bucket (UTC, as the providers') is still filling: a day counts as reported once it is over,
+        # else its calls of the coming hours would show as a difference. The next fetch completes it.
+        today = fields.Date.today()
+        reported = sorted(day for day in reports.reported_days if day < today)
         values = {
             "last_fetch_date": fields.Datetime.now(), "last_error": False, "last_error_date": False,
             "last_fetch_result": self.env._(

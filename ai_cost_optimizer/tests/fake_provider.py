@@ -15,8 +15,9 @@ reset times, OpenAI's ``x-ratelimit-*`` with durations), their figures set by ``
 It also serves the organization reports an admin key reads (Anthropic's ``usage_report/messages`` and
 ``cost_report``, OpenAI's ``organization/usage/completions``, ``usage/embeddings`` and ``organization/costs``),
 computed from the calls it really answered (billed at genai-prices unless ``set_billed_price`` says
-otherwise), plus what a test adds with ``add_billed_usage``; days after ``set_reported_through`` are not
-reported yet.
+otherwise; Anthropic's 1-hour cache writes at their own rate), plus what a test adds with
+``add_billed_usage``, on the day they come or on ``set_billing_day``'s; days after ``set_reported_through``
+are not reported yet.
 
     with FakeProviderServer() as server:
         server.queue_responses([{'status': 429, 'retry_after': '1'}])
@@ -187,6 +188,8 @@ class _State:
         self.billed_prices: dict[str, dict[str, float]] = {}
         self.reported_through: date | None = None
         self.model_snapshots: dict[str, str] = {}
+        # The day the bill puts answered calls and added usage on (None: the day they come).
+        self.billing_day: date | None = None
 
     def next_fault(self) -> dict:
         with self.lock:
@@ -651,7 +654,8 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.state.lock:
             self.server.state.last_usage = reported
             model = self.server.state.model_snapshots.get(response["model"], response["model"])
-            self.server.state.billed.append(_billed_entry(api, model, api_key_id(key), usage))
+            self.server.state.billed.append(_billed_entry(api, model, api_key_id(key), usage,
+                                                          self.server.state.billing_day))
         return response
 
     # -- organization reports (admin key) ----------------------------------------------------
@@ -1003,8 +1007,10 @@ class FakeProviderServer:
     def add_billed_usage(self, api: str, model: str, key: str, usage: dict, day: date | None = None,
                          requests: int = 1) -> None:
         """Usage the organization's reports show besides the calls answered here (another key's, another
-        day's): ``api`` messages, completions or embeddings, ``usage`` in that API's own terms."""
+        day's: ``day``, else the billing day): ``api`` messages, completions or embeddings, ``usage`` in that
+        API's own terms."""
         with self._state.lock:
+            day = day or self._state.billing_day
             self._state.billed.append(_billed_entry(api, model, api_key_id(key), usage, day, requests))
 
     def set_billed_price(self, model: str, kind: str, usd_per_mtok: float) -> None:
@@ -1019,6 +1025,12 @@ class FakeProviderServer:
         """Report the calls to the model ``alias`` under ``snapshot``, as providers resolve their aliases."""
         with self._state.lock:
             self._state.model_snapshots[alias] = snapshot
+
+    def set_billing_day(self, day: date | None) -> None:
+        """Bill the following answered calls, and the usage added without a day, on ``day`` (None: the day
+        they come), as a call answered before midnight UTC is on the bill of the day before."""
+        with self._state.lock:
+            self._state.billing_day = day
 
     def set_reported_through(self, day: date | None) -> None:
         """The last day the reports cover (None: today); later days are not reported yet."""
