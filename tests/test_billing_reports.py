@@ -1,6 +1,7 @@
 """The providers' usage and cost reports read from the fake provider over HTTP, and the verdicts of
 ``reconcile_day`` (DESIGN section 11)."""
 
+import socket
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -17,7 +18,8 @@ from ai_cost_optimizer.core.billing import (
     reconcile_day,
 )
 from ai_cost_optimizer.core.clients import ChatRequest, chat
-from ai_cost_optimizer.core.pricing import compute_cost, format_usd, lookup_price
+from ai_cost_optimizer.core.clients.base import RETRYABLE_KINDS, kind_for_status
+from ai_cost_optimizer.core.pricing import compute_cost, format_usd, lookup_price, token_rates
 from ai_cost_optimizer.tests.fake_provider import api_key_id
 
 ADMIN_KEY = "sk-test-admin-0123456789abcdef"
@@ -47,6 +49,36 @@ def test_reports_hold_the_calls_answered_per_model_and_key_at_genai_prices(serve
     assert float(cost.total) == pytest.approx(compute_cost(result.usage, price), abs=1e-12)
     assert set(cost.usd) == {"uncached_input", "output"}
     assert reports.reported_days == {TODAY}
+
+
+ONE_HOUR_WRITES = {
+    "input_tokens": 40, "output_tokens": 500, "cache_read_input_tokens": 8_000, "cache_creation_input_tokens": 3_000,
+    "cache_creation": {"ephemeral_5m_input_tokens": 1_000, "ephemeral_1h_input_tokens": 2_000},
+}
+
+
+def test_anthropic_one_hour_cache_writes_are_read_apart_and_billed_at_their_rate(server, anthropic_config):
+    server.queue_responses([{"usage": ONE_HOUR_WRITES}])
+    result = chat(anthropic_config, ChatRequest(MESSAGES, max_tokens=100))
+
+    reports = fetch_reports(source(server, "anthropic"), TODAY, TODAY)
+
+    [line] = reports.usage
+    assert (line.tokens.cache_write, line.tokens.cache_write_1h) == (3_000, 2_000)
+    assert line.tokens.as_usage() == result.usage
+    [cost] = reports.costs
+    price = lookup_price(anthropic_config.model, "anthropic")
+    assert price.cache_write_1h_per_mtok > price.cache_write_per_mtok
+    assert float(cost.usd["cache_write_1h"]) == pytest.approx(2_000 * price.cache_write_1h_per_mtok / 1e6, abs=1e-12)
+    assert float(cost.usd["cache_write"]) == pytest.approx(1_000 * price.cache_write_per_mtok / 1e6, abs=1e-12)
+    assert float(cost.total) == pytest.approx(compute_cost(result.usage, price), abs=1e-12)
+
+
+def test_the_usage_report_of_cache_writes_without_a_1_hour_part(server):
+    server.add_billed_usage("messages", "claude-haiku-4-5", "sk-test-other",
+                            {"input_tokens": 10, "output_tokens": 5, "cache_creation_input_tokens": 700})
+    [line] = fetch_reports(source(server, "anthropic"), TODAY, TODAY).usage
+    assert (line.tokens.cache_write, line.tokens.cache_write_1h) == (700, 0)
 
 
 @pytest.mark.parametrize("kind", ["anthropic", "openai"])
@@ -105,7 +137,43 @@ def test_server_errors_are_retried_a_bounded_number_of_times(server, sleeps):
     server.queue_responses([{"status": 503}] * 3)
     with pytest.raises(BillingReportError, match=r"failed \(HTTP 503\) after 3 attempts"):
         fetch_reports(source(server, "openai"), TODAY, TODAY, sleep=sleeps)
-    assert sleeps.calls == [0.001, 0.002], "exponential backoff between the attempts"
+    # Exponential backoff between the attempts, jittered in its upper half (core.clients.base.retry_delay).
+    [first, second] = sleeps.calls
+    assert 0.0005 <= first <= 0.001 and 0.001 <= second <= 0.002
+
+
+@pytest.mark.parametrize("status", sorted({408, 429, 500, 502, 503, 529} | {400, 404, 409, 422}))
+def test_the_report_fetch_retries_what_the_gateway_retries(server, sleeps, status):
+    """One classification of HTTP statuses for the gateway's calls and the report fetch: a status the
+    gateway retries is retried here, and one it does not is not."""
+    server.queue_responses([{"status": status}] * 3)
+    with pytest.raises(BillingReportError) as caught:
+        fetch_reports(source(server, "anthropic"), TODAY, TODAY, sleep=sleeps)
+    retried = kind_for_status(status) in RETRYABLE_KINDS
+    assert retried == (status in (408, 429) or status >= 500)
+    assert len(sleeps.calls) == (2 if retried else 0)
+    message = str(caught.value)
+    assert message.endswith(f"(HTTP {status}) after 3 attempts.") if retried else "attempts" not in message
+    assert ("rejected the report request" in message) == (not retried)
+
+
+def test_a_refused_connection_is_retried_then_named(sleeps):
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    with pytest.raises(BillingReportError) as caught:
+        fetch_reports(ReportSource("anthropic", url, ADMIN_KEY, backoff_base=0.001), TODAY, TODAY, sleep=sleeps)
+    assert str(caught.value) == f"Could not connect to {url} (connection refused) after 3 attempts."
+    assert len(sleeps.calls) == 2
+
+
+def test_no_answer_in_time_is_retried_then_named(server, sleeps):
+    server.set_latency(0.5)
+    slow = ReportSource("openai", server.openai_base_url, ADMIN_KEY, timeout=0.1, max_retries=1, backoff_base=0.001)
+    with pytest.raises(BillingReportError) as caught:
+        fetch_reports(slow, TODAY, TODAY, sleep=sleeps)
+    assert str(caught.value) == f"No answer from {server.openai_base_url} within 0.1 s after 2 attempts."
+    assert len(sleeps.calls) == 1
 
 
 @pytest.mark.parametrize("fault", [{"malformed": True}, {"body": {"data": "no list"}},
@@ -203,3 +271,53 @@ def test_less_on_the_bill_than_in_the_ledger_is_unexplained():
     assert outcome.status == "unexplained"
     assert "the ledger holds 75,000 tokens more than the bill" in outcome.explanation
     assert outcome.diff_tokens == -75_000
+
+
+# -- 1-hour cache writes (Anthropic bills them higher than the 5-minute ones) ---------------------------
+
+HAIKU = lookup_price("claude-haiku-4-5", "anthropic")
+CACHED = TokenCounts(uncached_input=20_000, cache_read=300_000, cache_write=100_000, output=10_000, requests=None,
+                     cache_write_1h=60_000)
+
+
+def anthropic_bill(tokens, price=HAIKU, **rates):
+    """Anthropic's dollars of each kind of token: genai-prices' rates, or ``rates`` (USD per million)."""
+    prices = {kind: float(rate) for kind, rate in token_rates(price).items()} | rates
+    return {kind: Decimal(str(count * prices[kind] / 1e6)) for kind, count in tokens.priced().items() if count}
+
+
+def test_one_hour_cache_writes_are_priced_at_their_own_rate():
+    assert CACHED.priced()["cache_write"] == 40_000 and CACHED.priced()["cache_write_1h"] == 60_000
+    expected = (20_000 * HAIKU.input_per_mtok + 300_000 * HAIKU.cache_read_per_mtok
+                + 40_000 * HAIKU.cache_write_per_mtok + 60_000 * HAIKU.cache_write_1h_per_mtok
+                + 10_000 * HAIKU.output_per_mtok) / 1e6
+    assert compute_cost(CACHED.as_usage(), HAIKU) == pytest.approx(expected, rel=1e-12)
+    assert (CACHED + CACHED).cache_write_1h == 120_000 and (CACHED - CACHED).cache_write_1h == 0
+
+
+def test_a_bill_with_one_hour_cache_writes_matches_the_ledger():
+    held = LedgerDay(calls=4, tokens=CACHED, cost_usd=compute_cost(CACHED.as_usage(), HAIKU))
+    outcome = reconcile_day(held, BillDay(True, True, CACHED, usd=anthropic_bill(CACHED)), HAIKU, Tolerance(0, 0))
+    assert (outcome.status, outcome.explanation) == ("matched", "The bill matches the ledger within tolerance.")
+
+
+def test_other_keys_one_hour_cache_writes_are_estimated_at_the_one_hour_rate():
+    others = TokenCounts(cache_write=500_000, cache_write_1h=500_000, requests=None)
+    held = LedgerDay(calls=4, tokens=CACHED, cost_usd=compute_cost(CACHED.as_usage(), HAIKU))
+    bill = BillDay(True, True, CACHED, others, usd=anthropic_bill(CACHED + others), other_key_ids={"apikey_b"})
+    outcome = reconcile_day(held, bill, HAIKU, Tolerance(0, 0.000001))
+    estimate = 500_000 * HAIKU.cache_write_1h_per_mtok / 1e6
+    assert outcome.status == "explained"
+    assert f"(apikey_b; about {format_usd(estimate)} at genai-prices)" in outcome.explanation
+
+
+def test_one_hour_cache_writes_billed_at_another_rate_are_named():
+    rate = HAIKU.cache_write_1h_per_mtok * 1.5
+    bill = BillDay(True, True, CACHED, usd=anthropic_bill(CACHED, cache_write_1h=rate))
+    held = LedgerDay(calls=4, tokens=CACHED, cost_usd=compute_cost(CACHED.as_usage(), HAIKU))
+    outcome = reconcile_day(held, bill, HAIKU, Tolerance(0, 0))
+    assert outcome.status == "unexplained"
+    assert (f"1-hour cache write tokens billed {format_usd(60_000 * (rate - HAIKU.cache_write_1h_per_mtok) / 1e6)} "
+            f"more than at genai-prices: ${rate:.4g} per million where genai-prices says "
+            f"${HAIKU.cache_write_1h_per_mtok:.4g}") in outcome.explanation
+    assert "cache write tokens billed" not in outcome.explanation.replace("1-hour cache write tokens billed", "")

@@ -15,7 +15,7 @@ Plain Python, no Odoo: the models store and show what these functions return.
 
 from __future__ import annotations
 
-import itertools
+import operator
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,14 +25,22 @@ from typing import Any
 
 import requests
 
-from .clients.base import connection_reason, parse_retry_after, redact
-from .pricing import ModelPrice, compute_cost, format_usd
+from .clients.base import ProviderError, connection_error, redact, retry, status_error, timeout_error
+from .pricing import ModelPrice, compute_cost, format_usd, token_rates
 from .usage import Usage
 
 KINDS = ("anthropic", "openai")
+# The kinds of token that add up to every token of a report (the 1-hour cache writes are a part of the cache
+# writes, as in core.usage.Usage).
 TOKEN_KINDS = ("uncached_input", "cache_read", "cache_write", "output")
+# Every count of a TokenCounts but its requests.
+COUNTED_KINDS = (*TOKEN_KINDS, "cache_write_1h")
+# The kinds of token billed at a rate of their own, as core.pricing.token_rates names them: there
+# "cache_write" is the cache writes other than the 1-hour ones, which Anthropic bills higher.
+PRICED_KINDS = ("uncached_input", "cache_read", "cache_write", "cache_write_1h", "output")
 TOKEN_KIND_LABELS = {
-    "uncached_input": "uncached input", "cache_read": "cache read", "cache_write": "cache write", "output": "output",
+    "uncached_input": "uncached input", "cache_read": "cache read", "cache_write": "cache write",
+    "cache_write_1h": "1-hour cache write", "output": "output",
 }
 ANTHROPIC_VERSION = "2023-06-01"
 # Bounds of one fetch: pages of one report (a loop on a provider that always says has_more stops), days.
@@ -43,7 +51,7 @@ _ANTHROPIC_TOKEN_TYPES = {
     "uncached_input_tokens": "uncached_input",
     "cache_read_input_tokens": "cache_read",
     "cache_creation.ephemeral_5m_input_tokens": "cache_write",
-    "cache_creation.ephemeral_1h_input_tokens": "cache_write",
+    "cache_creation.ephemeral_1h_input_tokens": "cache_write_1h",
     "output_tokens": "output",
 }
 # OpenAI's cost line items read "<model>, <part>" (group_by line_item).
@@ -70,16 +78,28 @@ class ReportSource:
         # The dataclass repr would print the admin key into logs and tracebacks.
         return f"ReportSource(kind={self.kind!r}, base_url={self.base_url!r})"
 
+    # The names the shared retry policy reads (core.clients.base.CallConfig).
+
+    @property
+    def api_key(self) -> str:
+        return self.admin_key
+
+    @property
+    def max_backoff(self) -> float:
+        return self.max_wait
+
 
 @dataclass
 class TokenCounts:
-    """Tokens of each kind billed separately; ``requests`` None when the report counts none."""
+    """Tokens of each kind billed separately; ``requests`` None when the report counts none.
+    ``cache_write_1h``, the cache writes kept for an hour, is a part of ``cache_write``."""
 
     uncached_input: int = 0
     cache_read: int = 0
     cache_write: int = 0
     output: int = 0
     requests: int | None = 0
+    cache_write_1h: int = 0
 
     @property
     def total(self) -> int:
@@ -87,18 +107,27 @@ class TokenCounts:
         return self.uncached_input + self.cache_read + self.cache_write + self.output
 
     def __add__(self, other: TokenCounts) -> TokenCounts:
-        requests_ = None if self.requests is None or other.requests is None else self.requests + other.requests
-        return TokenCounts(*(getattr(self, kind) + getattr(other, kind) for kind in TOKEN_KINDS), requests_)
+        return self._combine(other, operator.add)
 
     def __sub__(self, other: TokenCounts) -> TokenCounts:
-        requests_ = None if self.requests is None or other.requests is None else self.requests - other.requests
-        return TokenCounts(*(getattr(self, kind) - getattr(other, kind) for kind in TOKEN_KINDS), requests_)
+        return self._combine(other, operator.sub)
+
+    def _combine(self, other: TokenCounts, op: Callable[[int, int], int]) -> TokenCounts:
+        requests_ = None if self.requests is None or other.requests is None else op(self.requests, other.requests)
+        return TokenCounts(**{kind: op(getattr(self, kind), getattr(other, kind)) for kind in COUNTED_KINDS},
+                           requests=requests_)
+
+    def priced(self) -> dict[str, int]:
+        """The tokens of each of PRICED_KINDS: the 1-hour cache writes apart from the other cache writes."""
+        return {"uncached_input": self.uncached_input, "cache_read": self.cache_read,
+                "cache_write": self.cache_write - self.cache_write_1h, "cache_write_1h": self.cache_write_1h,
+                "output": self.output}
 
     def as_usage(self) -> Usage:
         """The tokens as the ledger's Usage (cache parts inside the prompt tokens), to price them."""
         prompt = self.uncached_input + self.cache_read + self.cache_write
         return Usage(input_tokens=prompt, output_tokens=self.output, cache_read_tokens=self.cache_read,
-                     cache_write_tokens=self.cache_write)
+                     cache_write_tokens=self.cache_write, cache_write_1h_tokens=self.cache_write_1h)
 
 
 @dataclass
@@ -113,8 +142,8 @@ class UsageLine:
 
 @dataclass
 class CostLine:
-    """The provider's billed dollars of one day and model, by kind of token (``other``: what no kind names,
-    such as web searches, or a report without a breakdown)."""
+    """The provider's billed dollars of one day and model, by kind of token of PRICED_KINDS (``other``: what
+    no kind names, such as web searches, or a report without a breakdown)."""
 
     day: date
     model: str
@@ -190,14 +219,7 @@ class _Reader:
                                    {**period, "group_by[]": ["model", "api_key_id"]}, headers)
         cost_buckets = self.pages("/v1/organizations/cost_report", {**period, "group_by[]": ["description"]}, headers)
         usage = [
-            UsageLine(day, _text(result, "model"), _text(result, "api_key_id"), TokenCounts(
-                uncached_input=_count(result, "uncached_input_tokens"),
-                cache_read=_count(result, "cache_read_input_tokens"),
-                cache_write=sum(_count(result.get("cache_creation") or {}, name)
-                                for name in ("ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens")),
-                output=_count(result, "output_tokens"),
-                requests=None,  # the messages usage report counts tokens, not requests
-            ))
+            UsageLine(day, _text(result, "model"), _text(result, "api_key_id"), _anthropic_tokens(result))
             for day, result in _results(usage_buckets, "starting_at")
         ]
         costs: dict[tuple[date, str], CostLine] = {}
@@ -266,56 +288,53 @@ class _Reader:
         raise _malformed(f"{path} kept announcing more pages after {MAX_PAGES}")
 
     def get(self, path: str, params: dict[str, Any], headers: dict[str, str]) -> Any:
-        """One page, retried on a 429 (as long as its Retry-After stays within ``max_wait``), a 5xx or a
-        broken connection, at most ``max_retries`` times, with exponential backoff."""
-        source = self.source
-        for attempt in itertools.count(1):
-            try:
-                return self._get_once(path, params, headers, attempt)
-            except _Failure as failure:
-                if failure.wait is None or attempt > max(0, source.max_retries):
-                    after = f" after {attempt} attempts." if attempt > 1 else "."
-                    raise BillingReportError(redact(str(failure) + after, source.admin_key)) from None
-                self.sleep(failure.wait)
+        """One page, retried as the gateway's calls are (core.clients.base.retry: a connection or a timeout,
+        a 429, a 5xx) at most ``max_retries`` times with jittered exponential backoff; a 429 only while its
+        Retry-After stays within ``max_wait``."""
+        try:
+            page, _attempts = retry(lambda: self._get_once(path, params, headers), self.source, self.sleep)
+        except ProviderError as error:
+            raise BillingReportError(redact(_report_error_sentence(error), self.source.admin_key)) from None
+        return page
 
-    def _get_once(self, path: str, params: dict[str, Any], headers: dict[str, str], attempt: int) -> Any:
-        """The page, or a _Failure saying why and how long to wait before trying again."""
+    def _get_once(self, path: str, params: dict[str, Any], headers: dict[str, str]) -> Any:
+        """The page, or the ProviderError of the failed request, classified as the gateway's are."""
         source = self.source
-        backoff = min(source.max_wait, source.backoff_base * 2 ** (attempt - 1))
         try:
             response = self.session.get(self.base_url + path, params=params, headers=headers, timeout=source.timeout)
         except requests.Timeout:
-            raise _Failure(f"No answer from {self.base_url} within {source.timeout:g} s", backoff) from None
+            raise timeout_error(self.base_url, source.timeout) from None
         except requests.RequestException as error:
-            raise _Failure(f"Could not connect to {self.base_url} ({connection_reason(error)})", backoff) from None
-        status = response.status_code
-        if status == 200:
+            raise connection_error(self.base_url, error) from None
+        if response.status_code == 200:
             try:
                 return response.json()
             except ValueError:
                 raise _malformed(f"a page of {path} that is not JSON") from None
-        if status in (401, 403):
-            raise _Failure(f"The provider refused the admin key (HTTP {status}): check that it is an admin key of "
-                           "this organization and that it was not revoked")
-        if status == 429:
-            retry_after = parse_retry_after(response.headers)
-            if retry_after is None:
-                raise _Failure("The provider's report API is rate limited (HTTP 429)", backoff)
-            if retry_after > source.max_wait:
-                raise _Failure(f"The provider's report API is rate limited (HTTP 429) for another {retry_after:g} s")
-            raise _Failure(f"The provider's report API is rate limited (HTTP 429), it asked to wait {retry_after:g} s",
-                           retry_after)
-        if status >= 500:
-            raise _Failure(f"The provider's report API failed (HTTP {status})", backoff)
-        raise _Failure(f"The provider rejected the report request (HTTP {status}): {_error_detail(response)}")
+        error = status_error(response.status_code, _error_detail(response), response.headers, source)
+        if error.kind == "rate_limit" and error.retry_after is not None and error.retry_after > source.max_wait:
+            # A wait that long is the next fetch's to make, not this one's.
+            error.retryable = False
+        raise error
 
 
-class _Failure(Exception):
-    """One failed request: its sentence, and the seconds to wait before a retry (None: not worth one)."""
-
-    def __init__(self, message: str, wait: float | None = None) -> None:
-        super().__init__(message)
-        self.wait = wait
+def _report_error_sentence(error: ProviderError) -> str:
+    """The sentence an administrator reads on the account for a fetch that failed with ``error``."""
+    if error.status is None:
+        sentence = error.detail  # no HTTP answer: the transport's sentence names the address and the cause
+    elif error.kind == "auth":
+        sentence = (f"The provider refused the admin key (HTTP {error.status}): check that it is an admin key of "
+                    "this organization and that it was not revoked")
+    elif error.kind == "rate_limit":
+        sentence = "The provider's report API is rate limited (HTTP 429)"
+        if error.retry_after is not None:
+            sentence += (f", it asked to wait {error.retry_after:g} s" if error.retryable
+                         else f" for another {error.retry_after:g} s")
+    elif error.retryable:
+        sentence = f"The provider's report API failed (HTTP {error.status})"
+    else:
+        sentence = f"The provider rejected the report request (HTTP {error.status}): {error.detail}"
+    return sentence + (f" after {error.attempts} attempts." if error.attempts > 1 else ".")
 
 
 def _results(buckets: list[dict], start_key: str) -> Iterable[tuple[date, dict]]:
@@ -326,6 +345,22 @@ def _results(buckets: list[dict], start_key: str) -> Iterable[tuple[date, dict]]
             if not isinstance(result, dict):
                 raise _malformed("a bucket result that is not an object")
             yield day, result
+
+
+def _anthropic_tokens(result: dict) -> TokenCounts:
+    """The tokens of one result of Anthropic's usage report, its 1-hour cache writes apart."""
+    cache_creation = result.get("cache_creation") or {}
+    if not isinstance(cache_creation, dict):
+        raise _malformed("cache_creation is not an object")
+    one_hour = _count(cache_creation, "ephemeral_1h_input_tokens")
+    return TokenCounts(
+        uncached_input=_count(result, "uncached_input_tokens"),
+        cache_read=_count(result, "cache_read_input_tokens"),
+        cache_write=_count(cache_creation, "ephemeral_5m_input_tokens") + one_hour,
+        cache_write_1h=one_hour,
+        output=_count(result, "output_tokens"),
+        requests=None,  # the messages usage report counts tokens, not requests
+    )
 
 
 def _malformed(what: str) -> BillingReportError:
@@ -425,34 +460,28 @@ class Outcome:
     diff_usd: float = 0.0
 
 
-def _rate(price: ModelPrice, kind: str) -> float:
-    """genai-prices' USD per million tokens of ``kind`` (cache rates fall back to the input rate)."""
-    rates = {"uncached_input": price.input_per_mtok, "cache_read": price.cache_read_per_mtok,
-             "cache_write": price.cache_write_per_mtok, "output": price.output_per_mtok}
-    rate = rates[kind]
-    return price.input_per_mtok if rate is None else rate
-
-
 def price_differences(bill: BillDay, price: ModelPrice | None, tolerance: Tolerance) -> list[str]:
     """Sentences naming each kind of token billed at a price other than genai-prices', beyond tolerance:
     the dollars it makes and the implied price per million tokens. The bill and the tokens both cover every
     key of the organization, so other keys' usage leaves the implied price intact."""
     if price is None:
         return []
-    tokens = bill.ours + bill.others
+    counts = (bill.ours + bill.others).priced()
+    rates = token_rates(price)
     found = []
-    for kind in TOKEN_KINDS:
-        count = getattr(tokens, kind)
+    for kind in PRICED_KINDS:
+        count = counts[kind]
         if count <= 0 or kind not in bill.usd:
             continue
         billed = float(bill.usd[kind])
-        expected = count * _rate(price, kind) / 1e6
+        rate = float(rates[kind])
+        expected = count * rate / 1e6
         if tolerance.allows(billed - expected, expected):
             continue
         implied = billed / count * 1e6
         found.append(
             f"{TOKEN_KIND_LABELS[kind]} tokens billed {_more_or_less(billed - expected)} than at genai-prices: "
-            f"${implied:.4g} per million where genai-prices says ${_rate(price, kind):.4g}"
+            f"${implied:.4g} per million where genai-prices says ${rate:.4g}"
         )
     return found
 

@@ -36,6 +36,8 @@ class ModelPrice:
     ``model`` and ``price_provider`` are what genai-prices matched the prices with (the model id as the
     provider names it, and genai-prices' provider id or None), so that a call is priced by the same match.
     ``model_ref`` is genai-prices' own id of the model, shown to say where a price came from.
+    ``cache_write_1h_per_mtok`` is the rate of the cache writes kept for an hour (Anthropic's), None when
+    the model has no rate of its own for them: they are then billed as any cache write.
     """
 
     input_per_mtok: float
@@ -46,6 +48,7 @@ class ModelPrice:
     model_ref: str = ""
     model: str = ""
     price_provider: str | None = None
+    cache_write_1h_per_mtok: float | None = None
 
 
 def genai_prices_version() -> str:
@@ -132,6 +135,7 @@ def lookup_price(model: str, provider_hint: str | None = None, at: datetime | No
         model_ref=match[1].id,
         model=model,
         price_provider=provider_hint or None,
+        cache_write_1h_per_mtok=_base_rate(prices.cache_write_1h_mtok),
     )
 
 
@@ -169,18 +173,32 @@ def _rate(per_mtok: float | None, fallback: float) -> Decimal:
     return Decimal(str(fallback if per_mtok is None else per_mtok))
 
 
-def compute_cost(usage: Usage, price: ModelPrice) -> float:
-    """USD cost of ``usage`` at the rates of ``price``: estimates before a call, and calls at a manual price.
+def token_rates(price: ModelPrice) -> dict[str, Decimal]:
+    """USD per million tokens of each kind billed at a rate of its own: uncached input, cache reads, cache
+    writes (those of no 1-hour lifetime), 1-hour cache writes and output. Cache rates fall back to the input
+    rate when the model has none, the 1-hour cache writes' to the cache writes'."""
+    cache_write = _rate(price.cache_write_per_mtok, price.input_per_mtok)
+    return {
+        "uncached_input": _rate(price.input_per_mtok, price.input_per_mtok),
+        "cache_read": _rate(price.cache_read_per_mtok, price.input_per_mtok),
+        "cache_write": cache_write,
+        "cache_write_1h": cache_write if price.cache_write_1h_per_mtok is None else _rate(
+            price.cache_write_1h_per_mtok, price.input_per_mtok),
+        "output": _rate(price.output_per_mtok, price.output_per_mtok),
+    }
 
-    Uncached input at the input rate, cache reads at the cache-read rate, cache writes at the
-    cache-write rate (both falling back to the input rate when the model has none), output at the
-    output rate.
-    """
+
+def compute_cost(usage: Usage, price: ModelPrice) -> float:
+    """USD cost of ``usage`` at the rates of ``price`` (``token_rates``): estimates before a call, calls at a
+    manual price, and token counts summed over many calls (a day of a provider's bill), which genai-prices'
+    tiers by prompt size would misprice."""
+    rates = token_rates(price)
     parts = (
-        (usage.uncached_input_tokens, _rate(price.input_per_mtok, price.input_per_mtok)),
-        (usage.cache_read_tokens, _rate(price.cache_read_per_mtok, price.input_per_mtok)),
-        (usage.cache_write_tokens, _rate(price.cache_write_per_mtok, price.input_per_mtok)),
-        (usage.output_tokens, _rate(price.output_per_mtok, price.output_per_mtok)),
+        (usage.uncached_input_tokens, rates["uncached_input"]),
+        (usage.cache_read_tokens, rates["cache_read"]),
+        (usage.cache_write_tokens - usage.cache_write_1h_tokens, rates["cache_write"]),
+        (usage.cache_write_1h_tokens, rates["cache_write_1h"]),
+        (usage.output_tokens, rates["output"]),
     )
     return float(sum((rate * tokens / _PER for tokens, rate in parts), Decimal(0)))
 

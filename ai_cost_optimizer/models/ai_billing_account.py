@@ -9,7 +9,7 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
 from ..core import billing, pricing
-from ..core.billing import TOKEN_KINDS, BillDay, LedgerDay, TokenCounts, Tolerance
+from ..core.billing import COUNTED_KINDS, PRICED_KINDS, BillDay, LedgerDay, TokenCounts, Tolerance
 
 _logger = logging.getLogger(__name__)
 
@@ -67,7 +67,8 @@ class AiBillingAccount(models.Model):
     last_error_date = fields.Datetime(readonly=True)
     reported_from = fields.Date(readonly=True, help="The first day fetched that the provider reported.")
     reported_through = fields.Date(
-        readonly=True, help="The last day the provider reported when fetched: later days are pending.",
+        readonly=True, help="The last day the provider reported when fetched, yesterday (UTC) at the latest: today "
+                            "is still being billed. Later days are pending.",
     )
     last_alert_date = fields.Date(readonly=True, help="The day the responsible was last told of a difference.")
     report_line_ids = fields.One2many("ai.billing.report.line", "account_id", string="Report Lines")
@@ -158,7 +159,10 @@ class AiBillingAccount(models.Model):
         self.ensure_one()
         # Managers read report lines; only a fetch writes them.
         lines = self.env["ai.billing.report.line"].sudo()._replace(self, date_from, date_to, reports)
-        reported = sorted(reports.reported_days)
+        # Today's bucket (UTC, as the providers') is still filling: a day counts as reported once it is over,
+        # else its calls of the coming hours would show as a difference. The next fetch completes it.
+        today = fields.Date.today()
+        reported = sorted(day for day in reports.reported_days if day < today)
         values = {
             "last_fetch_date": fields.Datetime.now(), "last_error": False, "last_error_date": False,
             "last_fetch_result": self.env._(
@@ -252,15 +256,16 @@ class AiBillingAccount(models.Model):
             ],
             groupby=["day:day", "model", "status"],
             aggregates=["call_count:sum", "input_tokens:sum", "cache_read_tokens:sum", "cache_write_tokens:sum",
-                        "output_tokens:sum", "cost_usd:sum", "cost_unknown_count:sum"],
+                        "cache_write_1h_tokens:sum", "output_tokens:sum", "cost_usd:sum", "cost_unknown_count:sum"],
         )
         days = {}
-        for day, model, status, count, prompt, cache_read, cache_write, output, cost, cost_unknown in groups:
+        for day, model, status, count, prompt, cache_read, cache_write, one_hour, output, cost, cost_unknown in groups:
             if not count:
                 continue  # rows emptied by the corrections of their calls (a write moves a call to another row)
             held = days.setdefault((day, self._model_key(model)), LedgerDay())
             held.calls += count
-            held.tokens += TokenCounts(prompt - cache_read - cache_write, cache_read, cache_write, output, count)
+            held.tokens += TokenCounts(prompt - cache_read - cache_write, cache_read, cache_write, output, count,
+                                       cache_write_1h=one_hour)
             held.cost_usd += cost
             held.cost_unknown_calls += cost_unknown
             held.failed_attempts += count if status == "error" else 0
@@ -279,11 +284,11 @@ class AiBillingAccount(models.Model):
             # Whether the day is reported is the account's to say (reported_from/through), not the lines'.
             bill = bills.setdefault((line.date, self._model_key(line.model)), BillDay(False, keys_known))
             if line.line_type == "cost":
-                for kind in (*TOKEN_KINDS, "other"):
+                for kind in (*PRICED_KINDS, "other"):
                     if line[f"billed_{kind}_usd"]:
                         bill.usd[kind] = bill.usd.get(kind, Decimal(0)) + Decimal(str(line[f"billed_{kind}_usd"]))
                 continue
-            tokens = TokenCounts(*(line[f"{kind}_tokens"] for kind in TOKEN_KINDS), line.requests)
+            tokens = TokenCounts(**{kind: line[f"{kind}_tokens"] for kind in COUNTED_KINDS}, requests=line.requests)
             if keys_known and line.api_key_id not in our_keys:
                 bill.others += tokens
                 bill.other_key_ids.add(line.api_key_id or "")

@@ -1,6 +1,6 @@
 from odoo import api, fields, models
 
-from ..core.billing import TOKEN_KINDS, Reports
+from ..core.billing import COUNTED_KINDS, Reports
 from .ai_service_provider_price import PRICE_DIGITS
 
 
@@ -26,13 +26,20 @@ class AiBillingReportLine(models.Model):
     uncached_input_tokens = fields.Integer(readonly=True)
     cache_read_tokens = fields.Integer(readonly=True)
     cache_write_tokens = fields.Integer(readonly=True)
+    cache_write_1h_tokens = fields.Integer(
+        string="1-Hour Cache Write Tokens", readonly=True,
+        help="Part of the cache write tokens: those kept for an hour, which Anthropic bills higher.",
+    )
     output_tokens = fields.Integer(readonly=True)
 
     # Dollars (cost lines)
     billed_usd = fields.Float(string="Billed (USD)", digits=PRICE_DIGITS, readonly=True)
     billed_uncached_input_usd = fields.Float(string="Billed Input (USD)", digits=PRICE_DIGITS, readonly=True)
     billed_cache_read_usd = fields.Float(string="Billed Cache Read (USD)", digits=PRICE_DIGITS, readonly=True)
-    billed_cache_write_usd = fields.Float(string="Billed Cache Write (USD)", digits=PRICE_DIGITS, readonly=True)
+    billed_cache_write_usd = fields.Float(string="Billed Cache Write (USD)", digits=PRICE_DIGITS, readonly=True,
+                                          help="The cache writes other than the 1-hour ones.")
+    billed_cache_write_1h_usd = fields.Float(string="Billed 1-Hour Cache Write (USD)", digits=PRICE_DIGITS,
+                                             readonly=True)
     billed_output_usd = fields.Float(string="Billed Output (USD)", digits=PRICE_DIGITS, readonly=True)
     billed_other_usd = fields.Float(
         string="Billed Other (USD)", digits=PRICE_DIGITS, readonly=True,
@@ -47,7 +54,7 @@ class AiBillingReportLine(models.Model):
         usage = [{
             "account_id": account.id, "line_type": "usage", "date": line.day, "model": line.model,
             "api_key_id": line.api_key_id or False, "requests": line.tokens.requests or 0,
-            **{f"{kind}_tokens": getattr(line.tokens, kind) for kind in TOKEN_KINDS},
+            **{f"{kind}_tokens": getattr(line.tokens, kind) for kind in COUNTED_KINDS},
         } for line in reports.usage]
         costs = [{
             "account_id": account.id, "line_type": "cost", "date": line.day, "model": line.model,

@@ -15,8 +15,9 @@ reset times, OpenAI's ``x-ratelimit-*`` with durations), their figures set by ``
 It also serves the organization reports an admin key reads (Anthropic's ``usage_report/messages`` and
 ``cost_report``, OpenAI's ``organization/usage/completions``, ``usage/embeddings`` and ``organization/costs``),
 computed from the calls it really answered (billed at genai-prices unless ``set_billed_price`` says
-otherwise), plus what a test adds with ``add_billed_usage``; days after ``set_reported_through`` are not
-reported yet.
+otherwise; Anthropic's 1-hour cache writes at their own rate), plus what a test adds with
+``add_billed_usage``, on the day they come or on ``set_billing_day``'s; days after ``set_reported_through``
+are not reported yet.
 
     with FakeProviderServer() as server:
         server.queue_responses([{'status': 429, 'retry_after': '1'}])
@@ -38,14 +39,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ..core.pricing import lookup_price
+from ..core.pricing import lookup_price, token_rates
 from ..core.tokens import count_text_tokens
 
 ANTHROPIC_VERSION = "2023-06-01"
 VALID_KEY_PREFIX = "sk-test"
 # Admin keys (Anthropic's sk-ant-admin..., OpenAI's sk-admin-...) read the organization's reports, and only them.
 ADMIN_KEY_PREFIX = "sk-test-admin"
-BILLED_KINDS = ("uncached_input", "cache_read", "cache_write", "output")
+# The kinds of token billed apart, each at its rate: the 5-minute cache writes and the 1-hour ones apart.
+BILLED_KINDS = ("uncached_input", "cache_read", "cache_write", "cache_write_1h", "output")
 # The APIs a billed call went through: its report, and genai-prices' price list the fake bills it from.
 REPORT_APIS = {"messages": "anthropic", "completions": "openai", "embeddings": "openai"}
 SECRET_HEADERS = ("x-api-key", "authorization")
@@ -186,6 +188,8 @@ class _State:
         self.billed_prices: dict[str, dict[str, float]] = {}
         self.reported_through: date | None = None
         self.model_snapshots: dict[str, str] = {}
+        # The day the bill puts answered calls and added usage on (None: the day they come).
+        self.billing_day: date | None = None
 
     def next_fault(self) -> dict:
         with self.lock:
@@ -650,7 +654,8 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.state.lock:
             self.server.state.last_usage = reported
             model = self.server.state.model_snapshots.get(response["model"], response["model"])
-            self.server.state.billed.append(_billed_entry(api, model, api_key_id(key), usage))
+            self.server.state.billed.append(_billed_entry(api, model, api_key_id(key), usage,
+                                                          self.server.state.billing_day))
         return response
 
     # -- organization reports (admin key) ----------------------------------------------------
@@ -710,7 +715,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "context_window": "0-200k", "uncached_input_tokens": totals["uncached_input"],
                     "cache_read_input_tokens": totals["cache_read"],
                     "cache_creation": {"ephemeral_5m_input_tokens": totals["cache_write"],
-                                       "ephemeral_1h_input_tokens": 0},
+                                       "ephemeral_1h_input_tokens": totals["cache_write_1h"]},
                     "output_tokens": totals["output"], "server_tool_use": {"web_search_requests": 0},
                 })
             return {"starting_at": f"{day}T00:00:00Z", "ending_at": f"{day + timedelta(days=1)}T00:00:00Z",
@@ -721,7 +726,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _anthropic_cost_report(self, query: dict, _fault: dict) -> dict:
         by_description = "description" in query.get("group_by", [])
         token_types = {"uncached_input": "uncached_input_tokens", "cache_read": "cache_read_input_tokens",
-                       "cache_write": "cache_creation.ephemeral_5m_input_tokens", "output": "output_tokens"}
+                       "cache_write": "cache_creation.ephemeral_5m_input_tokens",
+                       "cache_write_1h": "cache_creation.ephemeral_1h_input_tokens", "output": "output_tokens"}
 
         def bucket(day: date, entries: list[dict]) -> dict:
             results = []
@@ -798,14 +804,7 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.state.lock:
             overrides = dict(self.server.state.billed_prices.get(model, {}))
         price = lookup_price(model, REPORT_APIS[api])
-        rates = {
-            "uncached_input": price.input_per_mtok if price else 0.0,
-            "cache_read": (price.cache_read_per_mtok if price and price.cache_read_per_mtok is not None
-                           else price.input_per_mtok if price else 0.0),
-            "cache_write": (price.cache_write_per_mtok if price and price.cache_write_per_mtok is not None
-                            else price.input_per_mtok if price else 0.0),
-            "output": price.output_per_mtok if price else 0.0,
-        } | overrides
+        rates = (token_rates(price) if price else dict.fromkeys(BILLED_KINDS, 0)) | overrides
         totals = _totals(entries)
         return {kind: Decimal(totals[kind]) * Decimal(str(rates[kind])) / Decimal(1_000_000) for kind in BILLED_KINDS}
 
@@ -815,12 +814,15 @@ def _billed_entry(api: str, model: str, key_id: str | None, usage: dict, day: da
     """One call on the organization's bill: its tokens of each kind billed apart, from the usage it reported
     in its API's own terms."""
     if api == "messages":
+        cache_write = usage.get("cache_creation_input_tokens") or 0
+        one_hour = min(cache_write, (usage.get("cache_creation") or {}).get("ephemeral_1h_input_tokens") or 0)
         tokens = {"uncached_input": usage.get("input_tokens", 0), "cache_read": usage.get("cache_read_input_tokens", 0),
-                  "cache_write": usage.get("cache_creation_input_tokens", 0), "output": usage.get("output_tokens", 0)}
+                  "cache_write": cache_write - one_hour, "cache_write_1h": one_hour,
+                  "output": usage.get("output_tokens", 0)}
     else:
         cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
         tokens = {"uncached_input": usage.get("prompt_tokens", 0) - cached, "cache_read": cached, "cache_write": 0,
-                  "output": usage.get("completion_tokens", 0)}
+                  "cache_write_1h": 0, "output": usage.get("completion_tokens", 0)}
     return {"day": day or _utc_today(), "api": api, "model": model, "key_id": key_id, "requests": requests,
             **{kind: int(tokens[kind] or 0) for kind in BILLED_KINDS}}
 
@@ -1005,13 +1007,15 @@ class FakeProviderServer:
     def add_billed_usage(self, api: str, model: str, key: str, usage: dict, day: date | None = None,
                          requests: int = 1) -> None:
         """Usage the organization's reports show besides the calls answered here (another key's, another
-        day's): ``api`` messages, completions or embeddings, ``usage`` in that API's own terms."""
+        day's: ``day``, else the billing day): ``api`` messages, completions or embeddings, ``usage`` in that
+        API's own terms."""
         with self._state.lock:
+            day = day or self._state.billing_day
             self._state.billed.append(_billed_entry(api, model, api_key_id(key), usage, day, requests))
 
     def set_billed_price(self, model: str, kind: str, usd_per_mtok: float) -> None:
-        """Bill ``kind`` tokens (uncached_input, cache_read, cache_write, output) of ``model`` at this rate
-        instead of genai-prices'."""
+        """Bill ``kind`` tokens (uncached_input, cache_read, cache_write: the 5-minute writes, cache_write_1h,
+        output) of ``model`` at this rate instead of genai-prices'."""
         if kind not in BILLED_KINDS:
             raise ValueError(f"kind must be one of {', '.join(BILLED_KINDS)}")
         with self._state.lock:
@@ -1021,6 +1025,12 @@ class FakeProviderServer:
         """Report the calls to the model ``alias`` under ``snapshot``, as providers resolve their aliases."""
         with self._state.lock:
             self._state.model_snapshots[alias] = snapshot
+
+    def set_billing_day(self, day: date | None) -> None:
+        """Bill the following answered calls, and the usage added without a day, on ``day`` (None: the day
+        they come), as a call answered before midnight UTC is on the bill of the day before."""
+        with self._state.lock:
+            self._state.billing_day = day
 
     def set_reported_through(self, day: date | None) -> None:
         """The last day the reports cover (None: today); later days are not reported yet."""

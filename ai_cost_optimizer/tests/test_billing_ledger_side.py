@@ -30,22 +30,23 @@ def raw_ledger_days(account, date_from, date_to):
         ],
         groupby=["create_date:day", "model", "status", "cost_unknown"],
         aggregates=["__count", "input_tokens:sum", "cache_read_tokens:sum", "cache_write_tokens:sum",
-                    "output_tokens:sum", "cost_usd:sum"],
+                    "cache_write_1h_tokens:sum", "output_tokens:sum", "cost_usd:sum"],
     )
-    figures = defaultdict(lambda: [0, 0, 0, 0, 0, 0.0, 0, 0])
-    for day, model, status, unknown, count, prompt, read, write, output, cost in groups:
+    figures = defaultdict(lambda: [0, 0, 0, 0, 0, 0, 0.0, 0, 0])
+    for day, model, status, unknown, count, prompt, read, write, one_hour, output, cost in groups:
         figure = figures[fields.Date.to_date(day), account._model_key(model)]
-        for index, value in enumerate((count, prompt - read - write, read, write, output, cost,
+        for index, value in enumerate((count, prompt - read - write, read, write, one_hour, output, cost,
                                        count if unknown else 0, count if status == "error" else 0)):
             figure[index] += value
-    return {key: (*figure[:5], round(figure[5], 8), *figure[6:]) for key, figure in figures.items()}
+    return {key: (*figure[:6], round(figure[6], 8), *figure[7:]) for key, figure in figures.items()}
 
 
 def as_figures(days: dict[tuple, LedgerDay]):
     """`_ledger_days`' answer in raw_ledger_days' shape."""
     return {
         key: (held.calls, held.tokens.uncached_input, held.tokens.cache_read, held.tokens.cache_write,
-              held.tokens.output, round(held.cost_usd, 8), held.cost_unknown_calls, held.failed_attempts)
+              held.tokens.cache_write_1h, held.tokens.output, round(held.cost_usd, 8), held.cost_unknown_calls,
+              held.failed_attempts)
         for key, held in days.items()
     }
 
@@ -143,8 +144,8 @@ class TestLedgerSideFromTheRollup(TransactionCase):
         # Every kind of call reached the account: the comparison is not an empty one.
         self.assertEqual(set(usages.mapped("status")), {"ok", "error", "blocked"})
         figures = as_figures(self.account._ledger_days(today, today))
-        self.assertTrue(all(sum(figure[index] for figure in figures.values()) for index in range(8)),
-                        "calls, each kind of token, dollars, unknown costs and failed attempts")
+        self.assertTrue(all(sum(figure[index] for figure in figures.values()) for index in range(9)),
+                        "calls, each kind of token (1-hour cache writes too), dollars, unknown costs, failed attempts")
         # The alias and the snapshot of Haiku meet under genai-prices' one id of them.
         haiku = {self.account._model_key(model) for model in ("claude-3-5-haiku-latest", "claude-3-5-haiku-20241022")}
         self.assertEqual(len(haiku), 1)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import KW_ONLY, dataclass, field, replace
 from datetime import datetime, timezone
+from typing import Protocol, TypeVar
 
 from ..tokens import count_message_tokens, count_text_tokens
 from ..usage import Usage
@@ -33,6 +34,25 @@ _CONNECTION_CAUSES = (
     (TimeoutError, "timed out"),
     (OSError, "network error"),
 )
+_Result = TypeVar("_Result")
+
+
+class CallConfig(Protocol):
+    """What the shared error and retry functions read of a configuration: the key to mask out of error
+    details, and the retry policy. ProviderConfig is one; billing's ReportSource (the providers' own usage
+    and cost reports, read with an admin key) is another."""
+
+    @property
+    def api_key(self) -> str: ...
+
+    @property
+    def max_retries(self) -> int: ...
+
+    @property
+    def backoff_base(self) -> float: ...
+
+    @property
+    def max_backoff(self) -> float: ...
 
 
 @dataclass
@@ -355,7 +375,7 @@ def status_error(
     status: int,
     detail: str,
     headers: Mapping[str, str],
-    config: ProviderConfig,
+    config: CallConfig,
     rate_limits: Callable[[Mapping[str, str], datetime], RateLimits | None] | None = None,
 ) -> ProviderError:
     """The ProviderError for an HTTP error response; ``rate_limits`` reads the provider's rate-limit headers
@@ -377,7 +397,7 @@ def status_error(
     )
 
 
-def retry_delay(error: ProviderError, attempt: int, config: ProviderConfig) -> float:
+def retry_delay(error: ProviderError, attempt: int, config: CallConfig) -> float:
     """Seconds to sleep after failed ``attempt`` (1-based), never more than max_backoff.
 
     The provider's Retry-After wins when given. Otherwise exponential backoff with jitter in
@@ -389,24 +409,25 @@ def retry_delay(error: ProviderError, attempt: int, config: ProviderConfig) -> f
     return backoff / 2 + random.uniform(0, backoff / 2)
 
 
-def call_with_retries(
-    fn: Callable[[], ChatResult | ChatStream],
-    config: ProviderConfig,
+def retry(
+    fn: Callable[[], _Result],
+    config: CallConfig,
     sleep: Callable[[float], None] = time.sleep,
     on_attempt_failed: Callable[[ProviderError], None] | None = None,
-) -> ChatResult:
-    """Call ``fn`` until it succeeds, at most ``config.max_retries`` + 1 times.
+) -> tuple[_Result, int]:
+    """Call ``fn`` until it succeeds, at most ``config.max_retries`` + 1 times: its result and the number of
+    attempts it took.
 
-    Only retryable ProviderErrors (connection, timeout, 429, 5xx, 529) are retried; others
-    propagate at once. The returned result and every error carry their attempt number, and
-    ``on_attempt_failed`` is told of each failed attempt (the last one included) before the
-    retry or the raise, so a caller can account for every request sent.
+    Only retryable ProviderErrors (connection, timeout, 429, 5xx, 529) are retried, after ``retry_delay``;
+    others, and any other exception, propagate at once. Every error carries its attempt number, and
+    ``on_attempt_failed`` is told of each failed attempt (the last one included) before the retry or the
+    raise, so a caller can account for every request sent.
     """
     attempt = 0
     while True:
         attempt += 1
         try:
-            result = fn()
+            return fn(), attempt
         except ProviderError as error:
             error.attempts = attempt
             if on_attempt_failed is not None:
@@ -414,6 +435,15 @@ def call_with_retries(
             if not error.retryable or attempt > max(0, config.max_retries):
                 raise
             sleep(retry_delay(error, attempt, config))
-        else:
-            result.attempts = attempt
-            return result
+
+
+def call_with_retries(
+    fn: Callable[[], ChatResult | ChatStream],
+    config: ProviderConfig,
+    sleep: Callable[[float], None] = time.sleep,
+    on_attempt_failed: Callable[[ProviderError], None] | None = None,
+) -> ChatResult:
+    """A provider call made with ``retry``: the returned result carries its attempt number too."""
+    result, attempts = retry(fn, config, sleep, on_attempt_failed)
+    result.attempts = attempts
+    return result
