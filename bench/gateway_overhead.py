@@ -191,6 +191,13 @@ def measure_all(args, registry, litellm, drain_litellm, litellm_background_ms, c
     from odoo.fields import Command
 
     with fake_provider_process() as (anthropic_base_url, openai_base_url), environment(registry) as env:
+        # The database outlives a run: a budget or rate limit left in it (by a run stopped half-way) would apply
+        # to the calls of the setting without a budget.
+        leftovers = [*env["ai.cost.budget"].search([]).mapped("display_name"),
+                     *env["ai.cost.rate.limit"].search([]).mapped("display_name")]
+        if leftovers:
+            raise SystemExit(f"gateway_overhead: the benchmark database holds {', '.join(leftovers)}, which would "
+                             "apply to the setting without a budget: delete them first.")
         Provider = env["ai.service.provider"]
         provider = Provider.create({
             "name": "bench (OpenAI-compatible)", "kind": "openai_compatible", "base_url": openai_base_url,
