@@ -63,11 +63,11 @@ def ensure_rows(env, company) -> tuple[datetime.date, datetime.date]:
     env.cr.execute(
         """
         INSERT INTO ai_token_usage (create_date, write_date, create_uid, write_uid, user_id, company_id,
-            provider_id, model, mode, operation, task_type, status, input_tokens, output_tokens, total_tokens,
+            provider_id, model, mode, operation, task_type, status, input_tokens, output_tokens,
             cost_usd, cost_unknown, cache_hit, res_model, res_id, optimization_score, attempts, usage_reported, kind,
             provider_called)
         SELECT ts, ts, 1, 1, users[1 + g %% array_length(users, 1)], %(company)s, p.id, p.model, 'passthrough',
-               'op_' || (g %% %(operations)s), 'chat', 'ok', tin, 200, tin + 200,
+               'op_' || (g %% %(operations)s), 'chat', 'ok', tin, 200,
                tin * p.input_price / 1e6 + 200 * p.output_price / 1e6, FALSE, FALSE,
                CASE WHEN g %% 4 = 0 THEN 'res.partner' END, CASE WHEN g %% 4 = 0 THEN 1 + g %% 50 END,
                100, 1, TRUE, 'chat', TRUE

@@ -30,10 +30,10 @@ def insert_rows(env, provider, users, start, rows: int, seconds: int) -> float:
     env.cr.execute(
         """
         INSERT INTO ai_token_usage (create_date, write_date, create_uid, write_uid, user_id, company_id, provider_id,
-            model, mode, operation, task_type, status, input_tokens, output_tokens, total_tokens, cost_usd,
+            model, mode, operation, task_type, status, input_tokens, output_tokens, cost_usd,
             cost_unknown, cache_hit, provider_called, latency_ms, attempts, usage_reported, kind)
         SELECT ts, ts, 1, 1, (%(users)s::int[])[1 + g %% %(user_count)s], %(company)s, %(provider)s, %(model)s,
-               'passthrough', 'bench_anomaly_' || (g %% %(operations)s), 'chat', 'ok', 1000, 200, 1200,
+               'passthrough', 'bench_anomaly_' || (g %% %(operations)s), 'chat', 'ok', 1000, 200,
                0.008 + (g %% 5) * 0.001, FALSE, FALSE, TRUE, 900, 1, TRUE, 'chat'
           FROM (SELECT g, %(start)s::timestamp + (g::float8 * %(seconds)s / %(rows)s) * interval '1 second' AS ts
                   FROM generate_series(0, %(rows)s - 1) g) s
@@ -49,10 +49,10 @@ def loop(env, provider, user, hour) -> None:
     env.cr.execute(
         """
         INSERT INTO ai_token_usage (create_date, write_date, create_uid, write_uid, user_id, company_id, provider_id,
-            model, mode, operation, task_type, status, input_tokens, output_tokens, total_tokens, cost_usd,
+            model, mode, operation, task_type, status, input_tokens, output_tokens, cost_usd,
             cost_unknown, cache_hit, provider_called, latency_ms, attempts, usage_reported, kind)
         SELECT ts, ts, 1, 1, %(user)s, %(company)s, %(provider)s, %(model)s, 'passthrough', 'bench_anomaly_loop',
-               'chat', 'ok', 5000, 1000, 6000, 0.05, FALSE, FALSE, TRUE, 900, 1, TRUE, 'chat'
+               'chat', 'ok', 5000, 1000, 0.05, FALSE, FALSE, TRUE, 900, 1, TRUE, 'chat'
           FROM (SELECT %(hour)s::timestamp + g * interval '5 seconds' AS ts FROM generate_series(0, %(calls)s - 1) g) s
         """,
         {"user": user.id, "company": provider.company_id.id, "provider": provider.id, "model": provider.model,

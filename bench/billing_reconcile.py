@@ -32,11 +32,11 @@ def fill_ledger(env, provider, calls_per_day: int, price, users) -> None:
     env.cr.execute(
         """
         INSERT INTO ai_token_usage (create_date, write_date, create_uid, write_uid, user_id, company_id, provider_id,
-            model, mode, operation, task_type, status, input_tokens, output_tokens, cache_read_tokens, total_tokens,
+            model, mode, operation, task_type, status, input_tokens, output_tokens, cache_read_tokens,
             cost_usd, cost_unknown, cache_hit, provider_called, latency_ms, session_id, attempts, usage_reported, kind)
         SELECT ts, ts, 1, 1, (%(users)s::int[])[1 + g %% %(user_count)s], %(company)s, %(provider)s, %(model)s,
                'passthrough', 'bench_billing_' || (g / 7) %% %(operations)s, 'chat',
-               CASE WHEN failed THEN 'error' ELSE 'ok' END, tin, tout, tcache, tin + tout,
+               CASE WHEN failed THEN 'error' ELSE 'ok' END, tin, tout, tcache,
                CASE WHEN failed OR hit THEN 0
                     ELSE ((tin - tcache) * %(input)s + tcache * %(cache_read)s + tout * %(output)s) / 1e6 END,
                FALSE, hit, NOT hit, 900, 'bench_billing', 1, TRUE, 'chat'

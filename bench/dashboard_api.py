@@ -61,11 +61,11 @@ def ensure_rows(env, rows: int) -> None:
         """
         INSERT INTO ai_token_usage (create_date, write_date, create_uid, write_uid, user_id, company_id,
             provider_id, model, mode, operation, res_model, res_id, task_type, status, input_tokens, output_tokens,
-            total_tokens, cost_usd, cost_unknown, cache_hit, latency_ms, prompt_cache_savings_usd, waste_detected,
+            cost_usd, cost_unknown, cache_hit, latency_ms, prompt_cache_savings_usd, waste_detected,
             waste_reason, could_have_saved_usd, session_id, attempts, usage_reported, kind, provider_called)
         SELECT ts, ts, 1, 1, (%(users)s::int[])[1 + b %% 6], %(company)s, (%(providers)s::int[])[1 + op %% 5],
                'bench', 'passthrough', (%(ops)s::text[])[1 + op], 'res.partner', 1 + (b * 7919) %% 20000, 'chat',
-               CASE WHEN g %% 40 = 0 THEN 'error' ELSE 'ok' END, tin, tout, tin + tout,
+               CASE WHEN g %% 40 = 0 THEN 'error' ELSE 'ok' END, tin, tout,
                CASE WHEN g %% 40 = 0 OR g %% 15 = 0 THEN 0 ELSE tin * 0.00000015 + tout * 0.0000006 END,
                FALSE, g %% 15 = 0, 400 + g %% 1500, (g %% 3) * 0.00001, g %% 9 = 0,
                CASE WHEN g %% 9 = 0 THEN 'duplicate_query' END, CASE WHEN g %% 9 = 0 THEN 0.0001 ELSE 0 END,

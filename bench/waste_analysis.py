@@ -34,13 +34,13 @@ def ensure_rows(env, rows: int) -> int:
     env.cr.execute(
         """
         INSERT INTO ai_token_usage (create_date, write_date, create_uid, write_uid, user_id, company_id,
-            provider_id, model, mode, operation, task_type, status, input_tokens, output_tokens, total_tokens,
+            provider_id, model, mode, operation, task_type, status, input_tokens, output_tokens,
             cost_usd, cost_unknown, cache_hit, price_id, prompt_hash, static_prefix_hash, static_prefix_tokens,
             redundant_context_tokens, history_tokens, optimization_score, session_id, attempts, usage_reported, kind,
             provider_called, recommended_provider_id)
         SELECT ts, ts, 1, 1, 1, %(company)s, p.id, p.model, 'passthrough', 'op_' || (g %% 8),
                CASE WHEN g %% 10 = 0 THEN 'classify' ELSE 'chat' END, 'ok',
-               tin, 200, tin + 200, tin * p.input_price / 1e6 + 200 * p.output_price / 1e6, FALSE, FALSE,
+               tin, 200, tin * p.input_price / 1e6 + 200 * p.output_price / 1e6, FALSE, FALSE,
                (SELECT max(id) FROM ai_service_provider_price WHERE provider_id = p.id),
                md5((g %% %(prompts)s)::text), CASE WHEN g %% 2 = 0 THEN md5((g %% %(prefixes)s)::text) END,
                3000, CASE WHEN g %% 20 = 0 THEN 120 ELSE 0 END, (g %% 5) * 100, 100, %(session)s, 1, TRUE, 'chat', TRUE,
