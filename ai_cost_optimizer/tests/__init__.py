@@ -34,6 +34,7 @@ from . import test_gateway_stream
 from . import test_gateway_tools
 from . import test_gateway_caches
 from . import test_rate_limits
+from . import test_rate_limit_housekeeping
 from . import test_gateway_embeddings
 from . import test_gateway_pricing
 from . import test_cost_api_embeddings
