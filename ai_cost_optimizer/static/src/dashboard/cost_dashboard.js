@@ -5,13 +5,26 @@ import { loadBundle } from "@web/core/assets";
 import { getColor } from "@web/core/colors/colors";
 import { _t } from "@web/core/l10n/translation";
 import { registry } from "@web/core/registry";
-import { deserializeDateTime } from "@web/core/l10n/dates";
+import { deserializeDate, deserializeDateTime, formatDate } from "@web/core/l10n/dates";
 import { useService } from "@web/core/utils/hooks";
 import { formatInteger } from "@web/views/fields/formatters";
 import { formatUsd } from "@ai_cost_optimizer/fields/format_usd";
 
 const CHARTS = ["daily", "operation", "user"];
 const DEFAULT_PERIOD = "30d";
+
+/**
+ * Days (ISO, as the server sends them) named as Odoo's graph view names day groups ("07 Nov 2026", the month in
+ * the user's language), without the year when all the days fall in one year: the year would only repeat itself.
+ *
+ * @param {string[]} days ISO dates (yyyy-MM-dd)
+ * @returns {string[]} one label per day, in the same order
+ */
+export function dayLabels(days) {
+    const dates = days.map((day) => deserializeDate(day));
+    const format = new Set(dates.map((date) => date.year)).size > 1 ? "dd MMM yyyy" : "dd MMM";
+    return dates.map((date) => formatDate(date, { format }));
+}
 
 export class CostDashboard extends Component {
     static template = "ai_cost_optimizer.CostDashboard";
@@ -249,8 +262,11 @@ export class CostDashboard extends Component {
         }
         this.destroyCharts();
         const money = { callbacks: { label: (ctx) => `${ctx.dataset.label || ctx.label}: ${formatUsd(ctx.parsed.y ?? ctx.parsed)}` } };
+        // The chart keeps the ISO days as its labels (a click opens that day's records); it only shows them named.
+        const dayNames = dayLabels(data.daily.labels);
         const dailyTooltip = {
             callbacks: {
+                title: (items) => (items.length ? dayNames[items[0].dataIndex] : ""),
                 label: (ctx) => (ctx.dataset.anomaly ? this.anomalyTooltip(ctx.label) : money.callbacks.label(ctx)),
             },
         };
@@ -267,7 +283,8 @@ export class CostDashboard extends Component {
             },
             options: {
                 scales: {
-                    x: { stacked: true },
+                    // Level, as a person reads dates: days that do not fit side by side are skipped, not tilted.
+                    x: { stacked: true, ticks: { callback: (index) => dayNames[index], maxRotation: 0, autoSkipPadding: 8 } },
                     y: { stacked: true, beginAtZero: true, ticks: dollarTicks, title: { display: true, text: _t("Cost (USD)") } },
                 },
                 plugins: { tooltip: dailyTooltip },

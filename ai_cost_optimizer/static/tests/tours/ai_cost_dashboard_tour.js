@@ -1,6 +1,18 @@
 /** @odoo-module **/
 
 import { registry } from "@web/core/registry";
+import { dayLabels } from "@ai_cost_optimizer/dashboard/cost_dashboard";
+
+const ISO_DAY = /^\d{4}-\d{2}-\d{2}$/;
+// The test user's language is English: a day reads "07 Nov", as Odoo's graph view names it without the year.
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const englishDay = (iso) => `${iso.slice(8, 10)} ${MONTHS[parseInt(iso.slice(5, 7)) - 1]}`;
+
+function expectEqual(actual, expected, what) {
+    if (JSON.stringify(actual) !== JSON.stringify(expected)) {
+        throw new Error(`${what} reads ${JSON.stringify(actual)}, not ${JSON.stringify(expected)}`);
+    }
+}
 
 registry.category("web_tour.tours").add("ai_cost_dashboard_tour", {
     steps: () => [
@@ -18,6 +30,32 @@ registry.category("web_tour.tours").add("ai_cost_dashboard_tour", {
                         throw new Error(`The ${name} chart is not drawn`);
                     }
                 }
+            },
+        },
+        {
+            content: "The daily chart shows its days as the user reads dates, level, and keeps the ISO days to open them",
+            trigger: ".o_ai_cost_dashboard canvas.o_ai_cost_chart_daily",
+            run: () => {
+                const chart = window.Chart.getChart(document.querySelector("canvas.o_ai_cost_chart_daily"));
+                const days = chart.data.labels;
+                if (!days.every((day) => ISO_DAY.test(day))) {
+                    throw new Error(`The chart's days, which its clicks open, are not ISO days: ${days}`);
+                }
+                const shown = chart.scales.x.ticks.map((tick) => tick.label);
+                if (!shown.length || shown.some((label) => /\d{4}-\d{2}-\d{2}/.test(label))) {
+                    throw new Error(`The daily chart's axis reads ${shown.join(" | ")}`);
+                }
+                const today = days.length - 1;
+                expectEqual(chart.scales.x.getLabelForValue(today), days[today], "The last day's data label");
+                expectEqual(chart.options.scales.x.ticks.callback(today), englishDay(days[today]), "Today's tick");
+                expectEqual(chart.options.plugins.tooltip.callbacks.title([{ dataIndex: today }]),
+                    englishDay(days[today]), "Today's tooltip title");
+                if (chart.scales.x.labelRotation !== 0) {
+                    throw new Error(`The days are tilted by ${chart.scales.x.labelRotation}°`);
+                }
+                expectEqual(dayLabels(["2026-11-07", "2026-11-08"]), ["07 Nov", "08 Nov"], "Two days of one year");
+                expectEqual(dayLabels(["2026-12-31", "2027-01-01"]), ["31 Dec 2026", "01 Jan 2027"],
+                    "Days across New Year");
             },
         },
         {
