@@ -168,7 +168,7 @@ export class CostDashboard extends Component {
         const domain = [...this.state.data.anomalies.domain, ...(day ? [["day", "=", day]] : [])];
         this.action.doAction({
             type: "ir.actions.act_window",
-            name: day ? _t("Spend anomalies on %s", day) : _t("Spend anomalies"),
+            name: day ? _t("Spend anomalies on %s", formatDate(deserializeDate(day))) : _t("Spend anomalies"),
             res_model: "ai.cost.anomaly",
             views: [[false, "list"], [false, "form"]],
             domain,
@@ -297,7 +297,7 @@ export class CostDashboard extends Component {
                         const providerId = data.daily.datasets[items[0].datasetIndex].provider_id;
                         this.openUsage(
                             [["create_date", ">=", `${day} 00:00:00`], ["create_date", "<=", `${day} 23:59:59`], ["provider_id", "=", providerId]],
-                            _t("AI Usage on %s", day)
+                            _t("AI Usage on %s", formatDate(deserializeDate(day)))
                         );
                     } else {
                         this.openDaily([], _t("Cost per Day"), { pivot_row_groupby: ["day:day"] });

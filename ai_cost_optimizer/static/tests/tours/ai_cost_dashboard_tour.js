@@ -8,6 +8,9 @@ const ISO_DAY = /^\d{4}-\d{2}-\d{2}$/;
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 const englishDay = (iso) => `${iso.slice(8, 10)} ${MONTHS[parseInt(iso.slice(5, 7)) - 1]}`;
 
+// The ISO day whose bar the tour clicks, to read back in the window it opens.
+let clickedDay;
+
 function expectEqual(actual, expected, what) {
     if (JSON.stringify(actual) !== JSON.stringify(expected)) {
         throw new Error(`${what} reads ${JSON.stringify(actual)}, not ${JSON.stringify(expected)}`);
@@ -117,6 +120,30 @@ registry.category("web_tour.tours").add("ai_cost_dashboard_tour", {
                     throw new Error(`After a reload the period is ${period} with ${days.length} days, not the last 7 days`);
                 }
             },
+        },
+        {
+            content: "A click on a day's bar opens that day's calls",
+            trigger: ".o_ai_cost_dashboard canvas.o_ai_cost_chart_daily",
+            run: () => {
+                const chart = window.Chart.getChart(document.querySelector("canvas.o_ai_cost_chart_daily"));
+                const today = chart.data.labels.length - 1;
+                clickedDay = chart.data.labels[today];
+                chart.options.onClick(null, [{ index: today, datasetIndex: 0 }], chart);
+            },
+        },
+        {
+            content: "Their window names the day as the user reads dates (en_US: month/day/year), not in ISO",
+            trigger: ".o_list_view .o_breadcrumb .active:contains('AI Usage on')",
+            run: () => {
+                const [year, month, day] = clickedDay.split("-");
+                const title = document.querySelector(".o_breadcrumb .active").textContent.trim();
+                expectEqual(title, `AI Usage on ${month}/${day}/${year}`, "The window's title");
+            },
+        },
+        {
+            content: "Back to the dashboard",
+            trigger: ".o_breadcrumb a",
+            run: "click",
         },
         {
             content: "Open the calls of the period",
