@@ -45,3 +45,6 @@ from . import test_reads_like_a_person
 from . import test_billing
 from . import test_rule_sources
 from . import test_billing_ledger_side
+from . import test_cost_budget_calibrated
+from . import test_provider_rate_limits
+from . import test_spend_anomaly
