@@ -105,10 +105,10 @@ class AiServiceBudget(models.AbstractModel):
 
     def _add_budget_settle(self, call, ledger):
         """Add to `ledger` (the LedgerStatement of the call's rows) the statement that replaces the call's budget
-        reservations with its actual cost (the cost the usage row is written with). Added before the other
-        parts: it locks the periods the calls of a budget share, and every call's statement must take those
-        locks before the rows it may share with other calls (a response-cache entry), or two calls could each
-        hold what the other waits for."""
+        reservations with its actual cost (the cost the usage row is written with). Added after the rollups and
+        before the other parts: it locks the periods the calls of a budget share, and every call's statement must
+        take its locks in one order (rollup rows, periods, then the rows it may share with other calls, such as
+        a response-cache entry), or two calls could each hold what the other waits for."""
         if not call.budget_periods:
             return
         periods = self.env["ai.cost.budget.period"].sudo().browse(call.budget_periods)
