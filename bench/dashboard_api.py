@@ -108,10 +108,11 @@ def vacuum(env) -> None:
 def naive_costs(env, start, end, operation=None):
     """The API's figures aggregated over the raw ledger: what the rollups spare."""
     cr = env.cr
-    where = "create_date >= %(start)s AND create_date < %(end)s"
+    # The company's rows, as the API reads them: other benchmarks keep companies of their own in the database.
+    where = "company_id = %(company)s AND create_date >= %(start)s AND create_date < %(end)s"
     if operation:
         where += " AND operation = %(operation)s"
-    params = {"start": start, "end": end + timedelta(days=1), "operation": operation}
+    params = {"company": env.company.id, "start": start, "end": end + timedelta(days=1), "operation": operation}
     out = {}
     for name, query in {
         "total": f"SELECT sum(cost_usd), count(*), count(*) FILTER (WHERE cache_hit) FROM ai_token_usage WHERE {where}",
@@ -131,8 +132,8 @@ def naive_user_summary(env, start, end):
     """The per-user summary aggregated over the raw ledger."""
     env.cr.execute(
         """SELECT user_id, count(*), min(cost_usd), avg(cost_usd), max(cost_usd) FROM ai_token_usage
-            WHERE create_date >= %s AND create_date < %s GROUP BY 1""",
-        [start, end + timedelta(days=1)],
+            WHERE company_id = %s AND create_date >= %s AND create_date < %s GROUP BY 1""",
+        [env.company.id, start, end + timedelta(days=1)],
     )
     return env.cr.fetchall()
 
@@ -140,8 +141,8 @@ def naive_user_summary(env, start, end):
 def naive_dashboard(env, start, end):
     """The dashboard's aggregations over the raw ledger."""
     cr = env.cr
-    where = "create_date >= %(start)s AND create_date < %(end)s"
-    params = {"start": start, "end": end + timedelta(days=1)}
+    where = "company_id = %(company)s AND create_date >= %(start)s AND create_date < %(end)s"
+    params = {"company": env.company.id, "start": start, "end": end + timedelta(days=1)}
     for query in [
         f"SELECT sum(cost_usd), count(*), sum(prompt_cache_savings_usd), sum(could_have_saved_usd) "
         f"FROM ai_token_usage WHERE {where}",
