@@ -72,7 +72,6 @@ def fields_date(env, days_ago: int):
 def store_bill(env, account, date_from, date_to) -> None:
     """The provider's reports of the period as a fetch stores them, made from the ledger at genai-prices'
     rates: every day matches."""
-    from decimal import Decimal
 
     from odoo.addons.ai_cost_optimizer.core import billing, pricing
     from odoo.addons.ai_cost_optimizer.models.ai_billing_account import PRICE_LISTS
@@ -81,12 +80,7 @@ def store_bill(env, account, date_from, date_to) -> None:
     for (day, model), held in sorted(account._ledger_days(date_from, date_to).items()):
         usage.append(billing.UsageLine(day, model, "", held.tokens))
         price = pricing.lookup_price(model, PRICE_LISTS[account.kind])
-        line = billing.CostLine(day, model)
-        for kind in billing.TOKEN_KINDS:
-            if getattr(held.tokens, kind):
-                one_kind = billing.TokenCounts(**{kind: getattr(held.tokens, kind)})
-                line.usd[kind] = Decimal(str(pricing.compute_cost(one_kind.as_usage(), price)))
-        costs.append(line)
+        costs.append(billing.CostLine(day, model, billing.billed_at_genai_prices(held.tokens, price)))
     days = {date_from + timedelta(days=offset) for offset in range((date_to - date_from).days + 1)}
     account._store_reports(date_from, date_to, billing.Reports(usage, costs, days))
 

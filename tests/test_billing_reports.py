@@ -14,12 +14,13 @@ from ai_cost_optimizer.core.billing import (
     ReportSource,
     TokenCounts,
     Tolerance,
+    billed_at_genai_prices,
     fetch_reports,
     reconcile_day,
 )
 from ai_cost_optimizer.core.clients import ChatRequest, chat
 from ai_cost_optimizer.core.clients.base import RETRYABLE_KINDS, kind_for_status
-from ai_cost_optimizer.core.pricing import compute_cost, format_usd, lookup_price, token_rates
+from ai_cost_optimizer.core.pricing import call_cost, compute_cost, format_usd, lookup_price, token_rates
 from ai_cost_optimizer.tests.fake_provider import api_key_id
 
 ADMIN_KEY = "sk-test-admin-0123456789abcdef"
@@ -293,6 +294,17 @@ def test_one_hour_cache_writes_are_priced_at_their_own_rate():
                 + 10_000 * HAIKU.output_per_mtok) / 1e6
     assert compute_cost(CACHED.as_usage(), HAIKU) == pytest.approx(expected, rel=1e-12)
     assert (CACHED + CACHED).cache_write_1h == 120_000 and (CACHED - CACHED).cache_write_1h == 0
+
+
+def test_a_bill_at_genai_prices_is_genai_prices_own_price_of_the_tokens():
+    """billed_at_genai_prices (the demo's and the benchmark's bills): each kind with tokens at its own rate, the
+    1-hour cache writes apart, in all what genai-prices' own calculation gives for those tokens."""
+    usd = billed_at_genai_prices(CACHED, HAIKU)
+    assert list(usd) == ["uncached_input", "cache_read", "cache_write", "cache_write_1h", "output"]
+    assert usd["cache_write_1h"] == Decimal(60_000) * Decimal(str(HAIKU.cache_write_1h_per_mtok)) / 1_000_000
+    assert usd["cache_write"] == Decimal(40_000) * Decimal(str(HAIKU.cache_write_per_mtok)) / 1_000_000
+    assert float(sum(usd.values())) == pytest.approx(call_cost(CACHED.as_usage(), HAIKU, datetime.now()), rel=1e-9)
+    assert list(billed_at_genai_prices(TokenCounts(output=5), HAIKU)) == ["output"]
 
 
 def test_a_bill_with_one_hour_cache_writes_matches_the_ledger():

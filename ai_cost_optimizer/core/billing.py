@@ -460,14 +460,23 @@ class Outcome:
     diff_usd: float = 0.0
 
 
+def billed_at_genai_prices(tokens: TokenCounts, price: ModelPrice) -> dict[str, Decimal]:
+    """What a provider billing at genai-prices' rates (``price``) bills for ``tokens``: the dollars of each kind
+    of PRICED_KINDS that has tokens, as a cost report gives them."""
+    rates = token_rates(price)
+    return {kind: count * rates[kind] / 1_000_000 for kind, count in tokens.priced().items() if count}
+
+
 def price_differences(bill: BillDay, price: ModelPrice | None, tolerance: Tolerance) -> list[str]:
     """Sentences naming each kind of token billed at a price other than genai-prices', beyond tolerance:
     the dollars it makes and the implied price per million tokens. The bill and the tokens both cover every
     key of the organization, so other keys' usage leaves the implied price intact."""
     if price is None:
         return []
-    counts = (bill.ours + bill.others).priced()
+    tokens = bill.ours + bill.others
+    counts = tokens.priced()
     rates = token_rates(price)
+    at_genai_prices = billed_at_genai_prices(tokens, price)
     found = []
     for kind in PRICED_KINDS:
         count = counts[kind]
@@ -475,7 +484,7 @@ def price_differences(bill: BillDay, price: ModelPrice | None, tolerance: Tolera
             continue
         billed = float(bill.usd[kind])
         rate = float(rates[kind])
-        expected = count * rate / 1e6
+        expected = float(at_genai_prices[kind])
         if tolerance.allows(billed - expected, expected):
             continue
         implied = billed / count * 1e6

@@ -536,11 +536,9 @@ class AiCostDemo(models.AbstractModel):
         costs = []
         for (day, model), tokens in sorted(billed.items()):
             price = pricing.lookup_price(model, PRICE_LISTS[account.kind])
-            line = billing.CostLine(day, model)
-            for token_kind in billing.TOKEN_KINDS:
-                if getattr(tokens, token_kind):
-                    one_kind = billing.TokenCounts(**{token_kind: getattr(tokens, token_kind)})
-                    usd = Decimal(str(pricing.compute_cost(one_kind.as_usage(), price)))
-                    line.usd[token_kind] = usd * (factor if (day, model, token_kind) == overbilled else 1)
-            costs.append(line)
+            usd = billing.billed_at_genai_prices(tokens, price)
+            costs.append(billing.CostLine(day, model, {
+                token_kind: amount * (factor if (day, model, token_kind) == overbilled else 1)
+                for token_kind, amount in usd.items()
+            }))
         return billing.Reports(usage, costs, reported)
