@@ -18,7 +18,7 @@ from __future__ import annotations
 import operator
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -30,11 +30,6 @@ from .pricing import ModelPrice, compute_cost, format_usd, token_rates
 from .usage import Usage
 
 KINDS = ("anthropic", "openai")
-# The kinds of token that add up to every token of a report (the 1-hour cache writes are a part of the cache
-# writes, as in core.usage.Usage).
-TOKEN_KINDS = ("uncached_input", "cache_read", "cache_write", "output")
-# Every count of a TokenCounts but its requests.
-COUNTED_KINDS = (*TOKEN_KINDS, "cache_write_1h")
 # The kinds of token billed at a rate of their own, as core.pricing.token_rates names them: there
 # "cache_write" is the cache writes other than the 1-hour ones, which Anthropic bills higher.
 PRICED_KINDS = ("uncached_input", "cache_read", "cache_write", "cache_write_1h", "output")
@@ -128,6 +123,11 @@ class TokenCounts:
         prompt = self.uncached_input + self.cache_read + self.cache_write
         return Usage(input_tokens=prompt, output_tokens=self.output, cache_read_tokens=self.cache_read,
                      cache_write_tokens=self.cache_write, cache_write_1h_tokens=self.cache_write_1h)
+
+
+# Every count of a TokenCounts but its requests (the 1-hour cache writes are a part of the cache writes, as in
+# core.usage.Usage).
+COUNTED_KINDS = tuple(count.name for count in fields(TokenCounts) if count.name != "requests")
 
 
 @dataclass
